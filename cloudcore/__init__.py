@@ -1,0 +1,1 @@
+"""cloudcore package."""
