@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     # name: ("module:function", one-line help)
+    "nodegroup-controller": ("nodegroup.app:cli", "run the NodeGroup and EdgeApplication controllers"),
 }
 
 
