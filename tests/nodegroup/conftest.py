@@ -59,6 +59,7 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         [sys.executable, "-m", "kubeshore.cli", "apiserver", "--data-dir", str(data), "--port", "0"],
         stdout=log,
         stderr=subprocess.STDOUT,
+        cwd=data,
         start_new_session=True,
     )
     kubeconfig = data / "admin.kubeconfig"
