@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -64,10 +63,10 @@ def _is_default_kubernetes(obj: Obj) -> bool:
     return owning_service_name(obj) == "kubernetes" or metadata.get("name") == "kubernetes"
 
 
-def _same_group(node: str | None, target: str, group_of: GroupOf) -> bool:
+def _same_group(node: str | None, target: str, target_group: str | None, group_of: GroupOf) -> bool:
     if not node:
         return False
-    return node == target or group_of(node) == group_of(target)
+    return node == target or group_of(node) == target_group
 
 
 def filter_endpoint_slice(
@@ -77,13 +76,17 @@ def filter_endpoint_slice(
     group_of: GroupOf,
     metaserver_port: int | None = None,
 ) -> dict[str, Any]:
-    """A copy of ``slice_`` as ``target_node`` should hold it."""
-    out: dict[str, Any] = copy.deepcopy(dict(slice_))
+    """``slice_`` as ``target_node`` should hold it: a new top-level dict (nested values may be shared
+    with the input, which is never modified; treat the result as read-only)."""
+    out: dict[str, Any] = dict(slice_)
     if metaserver_port is not None and _is_default_kubernetes(out):
         return _point_slice_at_metaserver(out, metaserver_port)
     if is_group_scoped(service):
+        group = group_of(target_node)
         out["endpoints"] = [
-            ep for ep in out.get("endpoints") or [] if _same_group(ep.get("nodeName"), target_node, group_of)
+            ep
+            for ep in out.get("endpoints") or []
+            if _same_group(ep.get("nodeName"), target_node, group, group_of)
         ]
     return out
 
@@ -95,16 +98,22 @@ def filter_endpoints(
     group_of: GroupOf,
     metaserver_port: int | None = None,
 ) -> dict[str, Any]:
-    """A copy of a v1 Endpoints as ``target_node`` should hold it."""
-    out: dict[str, Any] = copy.deepcopy(dict(endpoints))
+    """A v1 Endpoints as ``target_node`` should hold it (read-only result, as for slices)."""
+    out: dict[str, Any] = dict(endpoints)
     if metaserver_port is not None and _is_default_kubernetes(out):
         return _point_endpoints_at_metaserver(out, metaserver_port)
     if not is_group_scoped(service):
         return out
+    group = group_of(target_node)
     subsets = []
-    for subset in out.get("subsets") or []:
+    for original in out.get("subsets") or []:
+        subset = dict(original)
         for key in ("addresses", "notReadyAddresses"):
-            kept = [a for a in subset.get(key) or [] if _same_group(a.get("nodeName"), target_node, group_of)]
+            kept = [
+                a
+                for a in subset.get(key) or []
+                if _same_group(a.get("nodeName"), target_node, group, group_of)
+            ]
             if kept:
                 subset[key] = kept
             else:
