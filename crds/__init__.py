@@ -106,6 +106,7 @@ from crds._reliablesyncs import (
     ObjectSyncSpec,
     ObjectSyncStatus,
 )
+from crds._schema import crd_manifest, openapi_schema, to_json_schema
 
 RESOURCES: tuple[type[Resource], ...] = (
     Device,
@@ -225,6 +226,9 @@ __all__ = [
     "WorkloadCondition",
     "WorkloadScope",
     "WorkloadTemplate",
+    "crd_manifest",
     "model_for",
+    "openapi_schema",
     "parse_object",
+    "to_json_schema",
 ]

@@ -57,6 +57,8 @@ class WorkloadCondition(StrEnum):
 
 
 class NodeGroupSpec(KubeModel):
+    """Members: the listed nodes plus nodes carrying all matchLabels."""
+
     nodes: list[str] | None = Field(default=None, description="Names of nodes in the group.")
     match_labels: dict[str, str] | None = Field(
         default=None, description="Nodes with all these labels are in the group too."
@@ -74,6 +76,8 @@ class NodeStatus(KubeModel):
 
 
 class NodeGroupStatus(KubeModel):
+    """Selection and readiness of each member node."""
+
     node_statuses: list[NodeStatus] | None = None
 
 
@@ -146,6 +150,8 @@ class ResourcesOverrider(KubeModel):
 
 
 class Overriders(KubeModel):
+    """Changes applied to the Deployment generated for one target."""
+
     replicas: int | None = Field(default=None, description="Replicas of the Deployment in this group.")
     image_overriders: list[ImageOverrider] | None = None
     env_overriders: list[EnvOverrider] | None = None
@@ -178,6 +184,8 @@ class WorkloadTemplate(KubeModel):
 
 
 class EdgeApplicationSpec(KubeModel):
+    """The manifests to deploy and the node groups (or node labels) to deploy them to."""
+
     workload_template: WorkloadTemplate | None = None
     workload_scope: WorkloadScope
 
@@ -198,6 +206,8 @@ class ManifestStatus(KubeModel):
 
 
 class EdgeApplicationStatus(KubeModel):
+    """Status of the workloads generated for each target."""
+
     workload_status: list[ManifestStatus] | None = None
 
 

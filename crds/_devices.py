@@ -188,11 +188,15 @@ class DeviceMethod(KubeModel):
 
 
 class StateReport(KubeModel):
+    """Whether and how often the mapper reports the device state (wins over status.reportCycle)."""
+
     report_to_cloud: bool | None = Field(default=None, description="Report the device state to the cloud.")
     report_cycle: Int64 | None = Field(default=None, description="State report interval in milliseconds.")
 
 
 class DeviceSpec(KubeModel):
+    """The desired state of a device: its model, node, protocol, properties and methods."""
+
     device_model_ref: LocalObjectReference = Field(
         description="The DeviceModel (same namespace) this device instantiates."
     )
@@ -260,6 +264,8 @@ class ModelProperty(KubeModel):
 
 
 class DeviceModelSpec(KubeModel):
+    """The protocol and properties shared by the devices of this model."""
+
     protocol: str | None = Field(default=None, description="Protocol name (the mapper's protocol).")
     protocol_config_data: FreeForm | None = Field(
         default=None, description="Default protocol configData; a Device's configData keys override it."
@@ -308,6 +314,8 @@ class DeviceStatusSpec(KubeModel):
 
 
 class DeviceStatusStatus(KubeModel):
+    """Twins and state reported from the edge."""
+
     twins: list[Twin] | None = None
     state: str | None = Field(default=None, description="Device state: ok, online, offline, unhealthy ...")
     last_online_time: str | None = Field(

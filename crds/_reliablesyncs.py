@@ -28,12 +28,16 @@ _COLUMNS = (
 
 
 class ObjectSyncSpec(KubeModel):
+    """The object whose delivery to the node is recorded."""
+
     object_api_version: str | None = Field(default=None, alias="objectAPIVersion")
     object_kind: str | None = None
     object_name: str | None = None
 
 
 class ObjectSyncStatus(KubeModel):
+    """What the node has acknowledged."""
+
     object_resource_version: str | None = Field(
         default=None, description="resourceVersion of the object the edge node has persisted."
     )
