@@ -9,6 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
+from crds import TargetNodeGroup, TargetNodeLabels
 from nodegroup._naming import SERVICE_TOPOLOGY_ANNOTATION, SERVICE_TOPOLOGY_RANGE_NODEGROUP
 from nodegroup._overriders import Manifest, OverrideError, Target, stamp_deployment
 
@@ -37,17 +40,56 @@ class Rendered:
     problems: list[Problem] = field(default_factory=list)
 
 
-def targets_of(spec: Mapping[str, Any]) -> list[Target]:
+@dataclass(frozen=True)
+class InvalidTarget:
+    """A target whose own fields do not validate; ``target`` still names what it would produce."""
+
+    target: Target
+    message: str
+
+
+def _validation_message(err: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in err.errors(include_url=False)
+    )
+
+
+def parse_targets(spec: Mapping[str, Any]) -> tuple[list[Target], list[InvalidTarget]]:
+    """Targets validated one by one against the CRD models, so one bad target spoils only itself."""
     scope = spec.get("workloadScope") or {}
-    targets = [
-        Target(group=str(t.get("name", "")), overriders=t.get("overriders") or {})
-        for t in scope.get("targetNodeGroups") or []
-    ]
-    for t in scope.get("targetNodeLabels") or []:
-        selector = t.get("labelSelector") or {}
-        labels = {str(k): str(v) for k, v in (selector.get("matchLabels") or {}).items()}
-        targets.append(Target(match_labels=labels, overriders=t.get("overriders") or {}))
-    return targets
+    targets: list[Target] = []
+    invalid: list[InvalidTarget] = []
+    for raw in scope.get("targetNodeGroups") or []:
+        raw = raw if isinstance(raw, dict) else {}
+        try:
+            group = TargetNodeGroup.model_validate(raw)
+        except ValidationError as exc:
+            where = Target(group=str(raw.get("name") or "?"))
+            invalid.append(InvalidTarget(where, _validation_message(exc)))
+            continue
+        overriders = group.overriders.to_dict() if group.overriders else {}
+        targets.append(Target(group=group.name, overriders=overriders))
+    for raw in scope.get("targetNodeLabels") or []:
+        raw = raw if isinstance(raw, dict) else {}
+        try:
+            labels_target = TargetNodeLabels.model_validate(raw)
+        except ValidationError as exc:
+            selector = raw.get("labelSelector")
+            match = selector.get("matchLabels") if isinstance(selector, dict) else None
+            match = match if isinstance(match, dict) else {}
+            where = Target(match_labels={str(k): str(v) for k, v in match.items()})
+            invalid.append(InvalidTarget(where, _validation_message(exc)))
+            continue
+        selector_model = labels_target.label_selector
+        labels = dict(selector_model.match_labels or {}) if selector_model else {}
+        if not labels:
+            invalid.append(
+                InvalidTarget(Target(), "a targetNodeLabels entry needs labelSelector.matchLabels")
+            )
+            continue
+        overriders = labels_target.overriders.to_dict() if labels_target.overriders else {}
+        targets.append(Target(match_labels=labels, overriders=overriders))
+    return targets, invalid
 
 
 def _check_manifest(ordinal: int, manifest: Any) -> str | None:
@@ -66,7 +108,7 @@ def render(edge_app: Mapping[str, Any]) -> Rendered:
     spec = edge_app.get("spec") or {}
     namespace = str(edge_app.get("metadata", {}).get("namespace") or "default")
     manifests = (spec.get("workloadTemplate") or {}).get("manifests") or []
-    targets = targets_of(spec)
+    targets, invalid = parse_targets(spec)
     out = Rendered()
     for ordinal, raw in enumerate(manifests):
         problem = _check_manifest(ordinal, raw)
@@ -88,6 +130,11 @@ def render(edge_app: Mapping[str, Any]) -> Rendered:
                 except OverrideError as exc:
                     name = target.generated_name(metadata["name"])
                     out.problems.append(Problem(ordinal, f"Deployment {metadata['name']}: {exc}", name))
+            for bad in invalid:
+                where = bad.target
+                kept = where.generated_name(metadata["name"]) if where.group or where.match_labels else None
+                message = f"Deployment {metadata['name']}: {where.describe()}: {bad.message}"
+                out.problems.append(Problem(ordinal, message, kept))
             continue
         if kind == "Service" and api_version == "v1":
             annotations = metadata.get("annotations") or {}

@@ -67,3 +67,46 @@ def test_bad_input_is_reported_and_the_rest_rendered() -> None:
     assert "node group 'east'" in out.problems[0].message
     assert "has no apiVersion" in out.problems[1].message
     assert "not an object" in out.problems[2].message
+
+
+def test_invalid_target_spoils_only_itself() -> None:
+    out = render(
+        edge_app(
+            [DEPLOYMENT],
+            [
+                {"name": "east", "overriders": {"replicas": "many"}},
+                {
+                    "name": "west",
+                    "overriders": {"imageOverriders": [{"component": "Size", "operator": "add"}]},
+                },
+                {"name": "north"},
+            ],
+            [{"labelSelector": {}}],
+        )
+    )
+    assert [g.manifest["metadata"]["name"] for g in out.generated] == ["web-north"]
+    by_name = {p.name: p.message for p in out.problems}
+    assert "overriders.replicas" in by_name["web-east"]
+    assert "imageOverriders.0.component" in by_name["web-west"]
+    assert "labelSelector.matchLabels" in by_name[None]
+
+
+def test_example_edgeapplication_renders() -> None:
+    import pathlib
+
+    import yaml
+
+    example = yaml.safe_load(
+        (pathlib.Path(__file__).parents[2] / "examples" / "edgeapplication.yaml").read_text()
+    )
+    out = render(example)
+    assert out.problems == []
+    by_name = {g.manifest["metadata"]["name"]: g.manifest for g in out.generated}
+    site_a, site_b = by_name["hello-edge-site-a"], by_name["hello-edge-site-b"]
+    container_a = site_a["spec"]["template"]["spec"]["containers"][0]
+    container_b = site_b["spec"]["template"]["spec"]["containers"][0]
+    assert site_a["spec"]["replicas"] == 2 and container_a["image"] == "docker.io/library/nginx:1.27-alpine"
+    assert container_a["env"] == [{"name": "SITE", "value": "a"}]
+    assert container_b["args"] == ["-g", "daemon off;"]
+    assert container_b["resources"] == {"limits": {"cpu": "250m", "memory": "64Mi"}}
+    assert by_name["hello-edge"]["kind"] == "Service"
