@@ -240,7 +240,11 @@ class EdgeApplicationController:
             if info not in contained:
                 await self._delete(info)
 
-        await self._record(edge_app, contained, problems)
+        for info in kept:
+            kept_resource = await self.kube.resource(info.api_version, info.kind)
+            if kept_resource is not None:
+                resources[info] = kept_resource
+        await self._record(edge_app, contained, problems, resources)
 
     async def _apply(self, edge_app: Obj, resource: Resource, manifest: Obj) -> None:
         metadata = manifest["metadata"]
@@ -299,7 +303,13 @@ class EdgeApplicationController:
         ready = (deployment.get("status") or {}).get("readyReplicas", 0) or 0
         return AVAILABLE if ready == wanted else PROCESSING
 
-    async def _record(self, edge_app: Obj, contained: list[ResourceInfo], problems: list[Problem]) -> None:
+    async def _record(
+        self,
+        edge_app: Obj,
+        contained: list[ResourceInfo],
+        problems: list[Problem],
+        resources: dict[ResourceInfo, Resource],
+    ) -> None:
         name = edge_app["metadata"]["name"]
         namespace = edge_app["metadata"].get("namespace") or "default"
         path = f"{APPS_KUBEEDGE_PATH}/namespaces/{quote(namespace)}/edgeapplications/{quote(name)}"
@@ -310,6 +320,7 @@ class EdgeApplicationController:
                 path, {"metadata": {"annotations": {LAST_CONTAINED_RESOURCES_ANNOTATION: annotation}}}
             )
 
+        plurals = {info: resource.plural for info, resource in resources.items()}
         entries: list[dict[str, Any]] = []
         for info in contained:
             entries.append(
@@ -319,6 +330,7 @@ class EdgeApplicationController:
                         "group": info.group,
                         "version": info.version,
                         "kind": info.kind,
+                        "resource": plurals.get(info, ""),
                         "namespace": info.namespace,
                         "name": info.name,
                     },

@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 NODES_PATH = "/api/v1/nodes"
 NODEGROUPS_PATH = "/apis/apps.kubeedge.io/v1alpha1/nodegroups"
+PODS_PATH = "/api/v1/pods"
 
 
 def group_spec(obj: Obj) -> GroupSpec:
@@ -73,8 +74,10 @@ class NodeGroupController:
             )
         nodes = {str(n["metadata"]["name"]): n for n in self.nodes.values()}
         plan = plan_group(group_spec(group), nodes)
-        for node_name, changes in sorted(plan.label_changes.items()):
-            await self._patch_labels(nodes[node_name], changes)
+        await self._apply_labels(nodes, plan.label_changes)
+        for node_name, changes in plan.label_changes.items():
+            if changes.get(BELONGING_TO_LABEL, "") is None:
+                await self._evict_group_pods(node_name, name)
         current = (group.get("status") or {}).get("nodeStatuses") or []
         if current != plan.node_statuses:
             await self.kube.patch(
@@ -82,10 +85,54 @@ class NodeGroupController:
                 {"status": {"nodeStatuses": plan.node_statuses}},
             )
 
+    async def _apply_labels(self, nodes: dict[str, Obj], changes: dict[str, dict[str, str | None]]) -> None:
+        # Independent nodes, so patch them side by side; the first failure is re-raised for a retry.
+        results = await asyncio.gather(
+            *(self._patch_labels(nodes[name], change) for name, change in sorted(changes.items())),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
     async def _release_all(self, name: str) -> None:
-        for node in self.nodes.values():
-            if node_labels(node).get(BELONGING_TO_LABEL) == name:
-                await self._patch_labels(node, release_labels(node, name))
+        nodes = {str(n["metadata"]["name"]): n for n in self.nodes.values()}
+        leaving = {
+            node_name: release_labels(node, name)
+            for node_name, node in nodes.items()
+            if node_labels(node).get(BELONGING_TO_LABEL) == name
+        }
+        await self._apply_labels(nodes, leaving)
+        for node_name in leaving:
+            await self._evict_group_pods(node_name, name)
+
+    async def _evict_group_pods(self, node_name: str, group: str) -> None:
+        """Delete the pods on a node that left ``group`` and were placed there for that group.
+
+        As KubeEdge does: their controllers recreate them on the group's remaining nodes.
+        """
+        query = [("fieldSelector", f"spec.nodeName={node_name}")]
+        try:
+            pods = (await self.kube.request("GET", PODS_PATH, query=query)).get("items") or []
+        except ApiError as exc:
+            if exc.status != 400:
+                raise
+            everything = (await self.kube.request("GET", PODS_PATH)).get("items") or []
+            pods = [p for p in everything if (p.get("spec") or {}).get("nodeName") == node_name]
+        for pod in pods:
+            selector = (pod.get("spec") or {}).get("nodeSelector") or {}
+            if selector.get(BELONGING_TO_LABEL) != group:
+                continue
+            metadata = pod["metadata"]
+            path = f"/api/v1/namespaces/{quote(metadata['namespace'])}/pods/{quote(metadata['name'])}"
+            if await self.kube.delete(path):
+                log.info(
+                    "node %s left group %s: deleted pod %s/%s",
+                    node_name,
+                    group,
+                    metadata["namespace"],
+                    metadata["name"],
+                )
 
     async def _drop_finalizer(self, group: Obj) -> None:
         finalizers = list(group.get("metadata", {}).get("finalizers") or [])

@@ -13,6 +13,7 @@ from nodegroup._naming import BELONGING_TO_LABEL, NODEGROUP_FINALIZER, ZONE_LABE
 pytestmark = [requires_apiserver, pytest.mark.timeout(120)]
 
 NG = "/apis/apps.kubeedge.io/v1alpha1/nodegroups"
+PODS = "/api/v1/namespaces/default/pods"
 
 
 def ea_path(name: str, namespace: str = "default") -> str:
@@ -129,8 +130,22 @@ async def test_node_moves_between_groups(kube: Any, controllers: None) -> None:
         assert await statuses(kube, other) == []
 
     await eventually(lambda: in_group("mv-a", "mv-b"))
+    # A pod placed on mv-x for group mv-a, and one placed there for no group.
+    for pod, selector in (("mv-grouped", {BELONGING_TO_LABEL: "mv-a"}), ("mv-plain", {})):
+        spec = {
+            "nodeName": "mv-x",
+            "nodeSelector": selector,
+            "containers": [{"name": "c", "image": "busybox"}],
+        }
+        await kube.create(PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod}, "spec": spec})
     await kube.patch("/api/v1/nodes/mv-x", {"metadata": {"labels": {"site": "b"}}})
     await eventually(lambda: in_group("mv-b", "mv-a"))
+
+    async def evicted() -> None:
+        assert await kube.get_or_none(f"{PODS}/mv-grouped") is None
+        assert await kube.get_or_none(f"{PODS}/mv-plain") is not None
+
+    await eventually(evicted)
 
     # A group naming a node that belongs elsewhere reports why it cannot have it.
     await kube.create(NG, nodegroup("mv-c", nodes=["mv-x"]))
