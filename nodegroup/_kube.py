@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+# Watches are renewed every 2.5 to 5 minutes (spread so that informers do not relist in step).
+WATCH_SECONDS = 300
+WATCH_READ_TIMEOUT = WATCH_SECONDS + 60
 
 
 class ApiError(Exception):
@@ -80,6 +83,7 @@ class Kube:
         self._discovery_lock = asyncio.Lock()
         self._open_streams: set[Any] = set()
         self._streams_lock = threading.Lock()
+        self._closed = False
 
     # -- plumbing -----------------------------------------------------------------------------
     def _request_sync(
@@ -188,6 +192,8 @@ class Kube:
     # -- watch --------------------------------------------------------------------------------
     def watch_lines(self, path: str, query: list[tuple[str, Any]]) -> Iterator[Obj]:
         """Blocking iterator over watch events; ends when the server closes or ``close_streams``."""
+        if self._closed:
+            return
         headers = {"Accept": "application/json"}
         request = self.api_client.param_serialize(
             method="GET",
@@ -196,12 +202,18 @@ class Kube:
             header_params=headers,
             auth_settings=["BearerToken"],
         )
-        response: Any = self.api_client.call_api(*request, _request_timeout=(10, 120))
+        # The server ends a watch after its timeoutSeconds; the read timeout only catches dead peers.
+        response: Any = self.api_client.call_api(*request, _request_timeout=(10, WATCH_READ_TIMEOUT))
         if not 200 <= response.status <= 299:
             raise _error_from(response.status, response.read())
         raw = response.response
         with self._streams_lock:
             self._open_streams.add(raw)
+            closed = self._closed
+        if closed:
+            # close_streams ran while this request was being made: do not start reading.
+            raw.release_conn()
+            return
         try:
             pending = b""
             for chunk in raw.stream(8192, decode_content=True):
@@ -219,7 +231,9 @@ class Kube:
                 raw.release_conn()
 
     def close_streams(self) -> None:
+        """End every watch now and refuse new ones (threads blocked in reads return at once)."""
         with self._streams_lock:
+            self._closed = True
             streams = list(self._open_streams)
         for raw in streams:
             with contextlib.suppress(Exception):
@@ -347,7 +361,7 @@ class Informer:
                     *self._query(),
                     ("resourceVersion", rv),
                     ("allowWatchBookmarks", "true"),
-                    ("timeoutSeconds", str(random.randint(240, 360))),
+                    ("timeoutSeconds", str(random.randint(WATCH_SECONDS // 2, WATCH_SECONDS))),
                 ]
                 self.kube.run_in_thread(lambda q=queue, qs=query: self._pump(loop, q, qs))  # type: ignore[misc]
                 while True:
