@@ -175,3 +175,33 @@ def test_delete_waits_for_finalizer(apiserver: APIServerProcess) -> None:
     assert deleting.returncode == 0, err
     assert "deleted" in out
     assert apiserver.kubectl("get", "wd", "f1", check=False).returncode != 0
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_apply_kubeedge_crds_and_examples(apiserver: APIServerProcess) -> None:
+    apiserver.kubectl("apply", "-f", str(REPO / "crds"))
+    apiserver.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=10s")
+    apiserver.kubectl("apply", "-f", str(REPO / "examples"))
+    assert "unchanged" in apiserver.kubectl("apply", "-f", str(REPO / "examples")).stdout
+    devices = apiserver.kubectl("get", "devices", "-o", "name").stdout.split()
+    assert "device.devices.kubeedge.io/thermometer-1" in devices
+    assert apiserver.kubectl("get", "devices", "-l", "site=a", "-o", "name").stdout.split() == [
+        "device.devices.kubeedge.io/thermometer-1"
+    ]
+    assert apiserver.kubectl("get", "ng", "-o", "name").stdout.split() == [
+        "nodegroup.apps.kubeedge.io/site-a",
+        "nodegroup.apps.kubeedge.io/site-b",
+    ]
+    assert "hello-edge" in apiserver.kubectl("get", "eapp").stdout
+    node = apiserver.kubectl_json("get", "device", "thermometer-1")["spec"]["nodeName"]
+    assert node == "edge-1"
+    # The older served version shares the stored objects (no conversion, as in KubeEdge's CRDs).
+    old = apiserver.kubectl(
+        "get", "devices.v1alpha2.devices.kubeedge.io", "thermometer-1", "-o", "json", check=False
+    )
+    if old.returncode == 0:
+        assert '"apiVersion": "devices.kubeedge.io/v1alpha2"' in old.stdout
+    resources = apiserver.kubectl("api-resources", "--api-group=devices.kubeedge.io").stdout
+    assert "devicestatuses" in resources
