@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 
 from cloudcore._kube import CLUSTEROBJECTSYNCS, OBJECTSYNCS, Kube, KubeError, Obj
+from crds import ClusterObjectSync, ObjectMeta, ObjectSync, ObjectSyncSpec
 
 log = logging.getLogger(__name__)
 
@@ -161,16 +162,11 @@ class ObjectSyncStore:
         except KubeError as exc:
             if exc.status != 404:
                 raise
-        body = {
-            "apiVersion": res.api_version,
-            "kind": res.kind,
-            "metadata": {"name": name, **({"namespace": synced.namespace} if synced.namespace else {})},
-            "spec": {
-                "objectAPIVersion": synced.api_version,
-                "objectKind": synced.kind,
-                "objectName": synced.name,
-            },
-        }
+        spec = ObjectSyncSpec(
+            object_api_version=synced.api_version, object_kind=synced.kind, object_name=synced.name
+        )
+        model = ObjectSync if synced.namespace else ClusterObjectSync
+        body = model(metadata=ObjectMeta(name=name, namespace=synced.namespace), spec=spec).to_dict()
         try:
             self.kube.create(res, body, synced.namespace)
         except KubeError as exc:
