@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import multiprocessing as mp
 import os
@@ -98,6 +99,14 @@ async def _node_loop(
     node.connected = False
 
 
+async def _poll(done: Any, deadline: float) -> None:
+    """Poll the simulated nodes' state (cheap, and there is no single event to wait on)."""
+    for _ in itertools.count():
+        if done() or time.time() > deadline:
+            return
+        await asyncio.sleep(0.05)
+
+
 def _tcp_counters(ws: Any) -> tuple[int, int, int]:
     """(bytes_acked, bytes_received, segs_out) from the kernel's tcp_info."""
     sock = ws.transport.get_extra_info("socket")
@@ -166,17 +175,18 @@ async def _worker_main(
         elif cmd == "await_rv":
             uid, rv, timeout = args
             deadline = time.time() + timeout
-            while time.time() < deadline and any(n.seen.get(uid, (0, 0.0))[0] < rv for n in nodes.values()):
-                await asyncio.sleep(0.05)  # noqa: ASYNC110 - polling many nodes' state
+            await _poll(lambda: all(n.seen.get(uid, (0, 0.0))[0] >= rv for n in nodes.values()), deadline)
             conn.send([n.seen.get(uid, (0, 0.0)) for n in nodes.values()])
         elif cmd == "await_state":
             want, timeout = args  # {uid: rv}
             deadline = time.time() + timeout
-            while time.time() < deadline and not all(
-                n.connected and all(n.seen.get(u, (0, 0.0))[0] >= r for u, r in want.items())
-                for n in nodes.values()
-            ):
-                await asyncio.sleep(0.05)  # noqa: ASYNC110
+            await _poll(
+                lambda: all(
+                    n.connected and all(n.seen.get(u, (0, 0.0))[0] >= r for u, r in want.items())
+                    for n in nodes.values()
+                ),
+                deadline,
+            )
             ok = sum(
                 1
                 for n in nodes.values()
