@@ -175,13 +175,15 @@ async def _worker_main(
         elif cmd == "await_rv":
             uid, rv, timeout = args
             deadline = time.time() + timeout
-            await _poll(lambda: all(n.seen.get(uid, (0, 0.0))[0] >= rv for n in nodes.values()), deadline)
+            await _poll(
+                lambda u=uid, r=rv: all(n.seen.get(u, (0, 0.0))[0] >= r for n in nodes.values()), deadline
+            )
             conn.send([n.seen.get(uid, (0, 0.0)) for n in nodes.values()])
         elif cmd == "await_state":
             want, timeout = args  # {uid: rv}
             deadline = time.time() + timeout
             await _poll(
-                lambda: all(
+                lambda want=want: all(
                     n.connected and all(n.seen.get(u, (0, 0.0))[0] >= r for u, r in want.items())
                     for n in nodes.values()
                 ),
