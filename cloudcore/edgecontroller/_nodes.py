@@ -27,6 +27,9 @@ from kubeshore.message import (
 
 log = logging.getLogger(__name__)
 
+# The port of the node's MetaServer as the edge reports it (node groups point default/kubernetes at it).
+METASERVER_PORT_ANNOTATION = "kubeshore.io/metaserver-port"
+
 EDGE_ROLE_LABEL = "node-role.kubernetes.io/edge"
 _REPORTED_FIELDS = ("addresses", "capacity", "allocatable", "nodeInfo", "daemonEndpoints")
 
@@ -66,6 +69,7 @@ class NodeLifecycle:
         self.ready: dict[str, str] = {}
         self.last_written: dict[str, float] = {}
         self.reported: dict[str, dict[str, Any]] = {}
+        self.metaserver_ports: dict[str, int] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._transition: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
@@ -103,6 +107,9 @@ class NodeLifecycle:
             log.warning("node %s: nodestatus without a status object ignored", node)
             return True
         self.reported[node] = {k: status[k] for k in _REPORTED_FIELDS if k in status}
+        port = data.get("metaServerPort")
+        if isinstance(port, int) and 0 < port < 65536:
+            self.metaserver_ports[node] = port
         async with self._lock(node):
             await self.kube.run(self._write, node, "True", True)
         return True
@@ -145,8 +152,18 @@ class NodeLifecycle:
                 except KubeError as exc:
                     if exc.status != 409:
                         raise
-            elif any((existing["metadata"].get("labels") or {}).get(k) != v for k, v in labels.items()):
-                self.kube.patch(NODES, node, {"metadata": {"labels": labels}})
+            annotations = {}
+            if node in self.metaserver_ports:
+                annotations[METASERVER_PORT_ANNOTATION] = str(self.metaserver_ports[node])
+            current = existing or {"metadata": {}}
+            stale_labels = any(
+                (current["metadata"].get("labels") or {}).get(k) != v for k, v in labels.items()
+            )
+            stale_annotations = any(
+                (current["metadata"].get("annotations") or {}).get(k) != v for k, v in annotations.items()
+            )
+            if (existing is not None and stale_labels) or stale_annotations:
+                self.kube.patch(NODES, node, {"metadata": {"labels": labels, "annotations": annotations}})
         previous = self.ready.get(node)
         reason, message = (
             ("EdgeReady", "edge node is connected to cloudcore")
