@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import eventually, requires_apiserver
+from nodegroup_testing import eventually, requires_apiserver
 
 from nodegroup._naming import BELONGING_TO_LABEL
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import eventually, kubectl, requires_apiserver
+from nodegroup_testing import eventually, kubectl, requires_apiserver
 
 from nodegroup._naming import BELONGING_TO_LABEL, NODEGROUP_FINALIZER, ZONE_LABEL
 
