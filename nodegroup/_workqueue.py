@@ -60,11 +60,15 @@ class WorkQueue:
                 try:
                     await self._reconcile(key)
                     self._failures.pop(key, None)
-                except Exception:
+                except Exception as exc:
                     failures = self._failures.get(key, 0) + 1
                     self._failures[key] = failures
                     delay = min(0.1 * 2**failures, self._max_backoff)
-                    log.exception("%s: reconciling %s failed (retry in %.1fs)", self.name, key, delay)
+                    if getattr(exc, "status", None) == 409:
+                        # Optimistic concurrency lost a race: routine, retried with fresh data.
+                        log.debug("%s: %s changed meanwhile (retry in %.1fs)", self.name, key, delay)
+                    else:
+                        log.exception("%s: reconciling %s failed (retry in %.1fs)", self.name, key, delay)
                     self.add_after(key, delay)
                 finally:
                     self._running.discard(key)

@@ -160,6 +160,12 @@ class NodeGroupController:
         except ApiError as exc:
             if exc.status == 404:
                 return
+            if exc.status == 409:
+                # Changed since the cache saw it (heartbeats do that often): plan again on the
+                # fresh node rather than wait for the watch to bring it.
+                fresh = await self.kube.get_or_none(f"{NODES_PATH}/{quote(name)}")
+                if fresh is not None:
+                    self.nodes.store[name] = fresh
             raise
         log.info("node %s labels %s", name, changes)
         # Keep the cache ahead of the watch so the rest of this pass plans on what it just wrote,
