@@ -116,43 +116,30 @@ def _step(node: Any, segment: str, path: str) -> Any:
     raise OverrideError(f"image predicate path {path!r} does not exist in the manifest")
 
 
+_IMAGE_OPERATORS = ("add", "remove", "replace")
+_NAME_COMPONENTS = {"Registry": "registry", "Repository": "repository"}
+
+
 def _new_image(current: str, rule: Mapping[str, Any]) -> str:
     component = rule.get("component")
     operator = rule.get("operator")
     value = str(rule.get("value") or "")
+    if operator not in _IMAGE_OPERATORS:
+        raise OverrideError(f"image overrider: unknown operator {operator!r}")
+    if component not in (*_NAME_COMPONENTS, "Tag"):
+        raise OverrideError(f"image overrider: unknown component {component!r} (Registry, Repository or Tag)")
     try:
         image = parse_image(current)
-        if component == "Registry":
-            if operator == "add":
-                image.registry += value
-            elif operator == "replace":
-                image.registry = value
-            elif operator == "remove":
-                image.registry = ""
-            else:
-                raise OverrideError(f"image overrider: unknown operator {operator!r}")
-        elif component == "Repository":
-            if operator == "add":
-                image.repository += value
-            elif operator == "replace":
-                image.repository = value
-            elif operator == "remove":
-                image.repository = ""
-            else:
-                raise OverrideError(f"image overrider: unknown operator {operator!r}")
-        elif component == "Tag":
-            if operator == "add":
-                image.set_tag_or_digest(image.tag_or_digest() + value)
-            elif operator == "replace":
-                image.set_tag_or_digest(value)
-            elif operator == "remove":
+        if component == "Tag":
+            if operator == "remove":
                 image.remove_tag_or_digest()
             else:
-                raise OverrideError(f"image overrider: unknown operator {operator!r}")
+                image.set_tag_or_digest(image.tag_or_digest() + value if operator == "add" else value)
         else:
-            raise OverrideError(
-                f"image overrider: unknown component {component!r} (Registry, Repository or Tag)"
-            )
+            attribute = _NAME_COMPONENTS[str(component)]
+            before = str(getattr(image, attribute))
+            after = {"add": before + value, "replace": value, "remove": ""}[str(operator)]
+            setattr(image, attribute, after)
         result = str(image)
         parse_image(result)
     except ImageReferenceError as exc:
