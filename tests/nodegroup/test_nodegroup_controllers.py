@@ -368,3 +368,37 @@ async def test_unknown_kind_is_reported(kube: Any, controllers: None) -> None:
         assert {"identifier": {"ordinal": 0}, "conditions": "Processing"} in status["workloadStatus"]
 
     await eventually(reported)
+
+
+async def test_label_set_target(kube: Any, controllers: None) -> None:
+    from nodegroup._naming import label_set_suffix
+
+    labels = {"arch": "arm64", "site": "lab"}
+    manifest = web_manifests()[0] | {"metadata": {"name": "lbl"}}
+    body = edge_application("lbl", [manifest], [])
+    body["spec"]["workloadScope"]["targetNodeLabels"] = [
+        {"labelSelector": {"matchLabels": labels}, "overriders": {"replicas": 2}}
+    ]
+    await kube.create("/apis/apps.kubeedge.io/v1alpha1/namespaces/default/edgeapplications", body)
+    name = f"lbl-{label_set_suffix(labels)}"
+
+    async def stamped() -> dict[str, Any]:
+        obj = await kube.get_or_none(f"{DEPLOY}/{name}")
+        assert obj is not None
+        return obj
+
+    deployment = await eventually(stamped)
+    pod = deployment["spec"]["template"]["spec"]
+    assert deployment["spec"]["replicas"] == 2
+    assert pod["nodeSelector"] == {"disk": "ssd"}, "the template's own selector is kept"
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"
+    ]
+    assert terms == [
+        {
+            "matchExpressions": [
+                {"key": "arch", "operator": "In", "values": ["arm64"]},
+                {"key": "site", "operator": "In", "values": ["lab"]},
+            ]
+        }
+    ]
