@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from _fake_apiserver import FakeAPIServer
 
 from kubeapi.openapi import (
@@ -686,3 +687,36 @@ async def test_kubectl_builtin_kind_patch_flows(kubectl: Kubectl, tmp_path: Path
         'The request is invalid: operation 0 ({"op":"test","path":"/spec/replicas","value":9}): '
         "testing value /spec/replicas failed: test failed: have 3, want 9"
     )
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def project_kubectl(kubectl_binary: str, tmp_path: Path) -> AsyncIterator[Kubectl]:
+    """kubectl against the project's own CRDs (crds/*.yaml)."""
+    resources = list(BUILTIN_RESOURCES)
+    for path in sorted((ROOT / "crds").glob("*.yaml")):
+        resources.extend(resources_from_crd(yaml.safe_load(path.read_text())))
+    server = FakeAPIServer(resources)
+    kubeconfig = tmp_path / "kubeconfig"
+    await server.start(kubeconfig)
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "KUBECONFIG": str(kubeconfig)}
+    try:
+        yield Kubectl(env, tmp_path / "cache", server)
+    finally:
+        await server.stop()
+
+
+async def test_kubectl_with_project_crds_and_examples(project_kubectl: Kubectl) -> None:
+    out = await project_kubectl.ok("apply", "-f", str(ROOT / "examples"))
+    created = sorted(line for line in out.splitlines() if line)
+    assert created and all(line.endswith(" created") for line in created), out
+    assert any(line.startswith("device.devices.kubeedge.io/") for line in created)
+    assert any(line.startswith("nodegroup.apps.kubeedge.io/") for line in created)
+    again = await project_kubectl.ok("apply", "-f", str(ROOT / "examples"))
+    assert all(line.endswith(" unchanged") for line in again.splitlines() if line), again
+    out = await project_kubectl.ok("explain", "devices.spec.properties")
+    assert "KIND:       Device" in out and re.search(r"collectCycle\s+<integer>", out)
+    out = await project_kubectl.ok("explain", "nodegroups.spec")
+    assert "KIND:       NodeGroup" in out and "VERSION:    v1alpha1" in out
