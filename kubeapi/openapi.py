@@ -26,10 +26,11 @@ Details kubectl depends on:
 - ``kubectl explain`` reads the group-version document: ``components.schemas`` are named like
   kube-apiserver's (``io.kubeedge.devices.v1beta1.Device``, ``io.k8s.api.core.v1.Pod``) and carry
   ``x-kubernetes-group-version-kind``; ``$ref``s point at ``#/components/schemas/...``.
-- PATCH operations advertise ``application/json-patch+json`` and ``application/merge-patch+json``
-  only. The server also accepts strategic merge patches for built-in kinds, but advertising it would
-  make ``kubectl apply`` compute them from these deliberately minimal schemas; without it kubectl
-  uses its compiled-in patch metadata, which is complete and matches :mod:`kubeapi.patch`.
+- PATCH operations advertise ``application/json-patch+json``, ``application/merge-patch+json`` and
+  ``application/apply-patch+yaml``, not strategic merge patch. The server accepts strategic merge
+  patches for built-in kinds, but advertising them would make ``kubectl apply`` compute them from these
+  deliberately minimal schemas; without it kubectl uses its compiled-in patch metadata, which is
+  complete and matches :mod:`kubeapi.patch`.
 
 Custom resources get their CRD version's ``openAPIV3Schema`` with ``metadata`` replaced by a
 reference to ``ObjectMeta``; :func:`resources_from_crd` turns a CRD object into descriptions.
@@ -319,7 +320,7 @@ _DELETE_PARAMS = (
     ("gracePeriodSeconds", "integer", "The duration in seconds before the object should be deleted."),
     ("propagationPolicy", "string", "Orphan, Background or Foreground garbage collection of dependents."),
 )
-_PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json")
+_PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml")
 _PRODUCES = ("application/json", "application/yaml")
 
 

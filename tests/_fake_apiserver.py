@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from kubeapi.openapi import ResourceDescription, build_openapi
-from kubeapi.patch import PatchError, apply_patch, strategic_merge_lists
+from kubeapi.patch import APPLY_PATCH, PatchError, apply_patch, patch_options_status, strategic_merge_lists
 from kubeapi.schema import admit, invalid_status, strict_decoding_status, unknown_field_warnings
 
 
@@ -189,15 +189,22 @@ class FakeAPIServer:
                 return status(409, "AlreadyExists", f'{res.plural} "{name}" already exists')
             return self.save(request, res, key, namespace, obj, 201)
         if request.method == "PATCH" and name:
-            if key not in self.store:
+            content_type = request.headers.get("Content-Type", "")
+            invalid = patch_options_status(
+                content_type, request.query.get("fieldManager"), request.query.get("force")
+            )
+            if invalid is not None:
+                return web.json_response(invalid, status=422)
+            apply = content_type.startswith(APPLY_PATCH)
+            if key not in self.store and not apply:
                 return status(404, "NotFound", f'{res.plural} "{name}" not found')
-            live = self.store[key]
+            live = self.store.get(key, {})
             lists = strategic_merge_lists(res.group, res.version, res.kind) if res.builtin else None
             try:
-                patched = apply_patch(request.headers.get("Content-Type", ""), live, body, merge_lists=lists)
+                patched = apply_patch(content_type, live, body, merge_lists=lists, schema=res.schema)
             except PatchError as err:
                 return web.json_response(err.status(), status=err.code)
-            return self.save(request, res, key, namespace, patched, 200)
+            return self.save(request, res, key, namespace, patched, 200 if live else 201)
         return status(405, "MethodNotAllowed", f"{request.method} is not supported here")
 
     def save(

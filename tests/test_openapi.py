@@ -278,6 +278,7 @@ def test_v3_paths_of_a_namespaced_custom_resource(docs: OpenAPIDocuments) -> Non
     assert set(patch["requestBody"]["content"]) == {
         "application/json-patch+json",
         "application/merge-patch+json",
+        "application/apply-patch+yaml",
     }
     collection = paths[f"{base}/namespaces/{{namespace}}/devices"]
     assert collection["get"]["x-kubernetes-action"] == "list"
@@ -380,7 +381,11 @@ def test_v2_document(docs: OpenAPIDocuments) -> None:
     }
     assert device["x-kubernetes-group-version-kind"][0]["kind"] == "Device"
     patch = v2["paths"]["/apis/devices.kubeedge.io/v1beta1/namespaces/{namespace}/devices/{name}"]["patch"]
-    assert patch["consumes"] == ["application/json-patch+json", "application/merge-patch+json"]
+    assert patch["consumes"] == [
+        "application/json-patch+json",
+        "application/merge-patch+json",
+        "application/apply-patch+yaml",
+    ]
     assert patch["parameters"][0] == {
         "name": "body",
         "in": "body",
@@ -530,7 +535,7 @@ async def test_kubectl_apply_custom_resource(kubectl: Kubectl, tmp_path: Path) -
     assert err.strip() == (
         "error: application/strategic-merge-patch+json is not supported by devices.kubeedge.io/v1beta1, "
         "Kind=Device: the body of the request was in an unknown format - accepted media types include: "
-        "application/json-patch+json, application/merge-patch+json"
+        "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
     )
     await kubectl.ok("patch", "devices", "d1", "--type", "merge", "-p", '{"spec":{"nodeName":"edge-3"}}')
     assert kubectl.server.store["devices.kubeedge.io/devices/default/d1"]["spec"]["nodeName"] == "edge-3"
@@ -720,3 +725,21 @@ async def test_kubectl_with_project_crds_and_examples(project_kubectl: Kubectl) 
     assert "KIND:       Device" in out and re.search(r"collectCycle\s+<integer>", out)
     out = await project_kubectl.ok("explain", "nodegroups.spec")
     assert "KIND:       NodeGroup" in out and "VERSION:    v1alpha1" in out
+
+
+async def test_kubectl_server_side_apply(kubectl: Kubectl, tmp_path: Path) -> None:
+    first = device_file(tmp_path, "ssa")
+    out = await kubectl.ok("apply", "--server-side", "-f", first)
+    assert out.strip() == "device.devices.kubeedge.io/ssa serverside-applied"
+    changed = device_file(tmp_path, "ssa", node="edge-9", cycle="500")
+    out = await kubectl.ok("apply", "--server-side", "-f", changed)
+    assert out.strip() == "device.devices.kubeedge.io/ssa serverside-applied"
+    live = kubectl.server.store["devices.kubeedge.io/devices/default/ssa"]
+    assert live["spec"]["nodeName"] == "edge-9"
+    assert live["spec"]["properties"] == [{"name": "temperature", "collectCycle": 500}]
+    applies = [r for r in kubectl.server.requests if r[0] == "PATCH"]
+    assert all(
+        r[2].startswith("application/apply-patch+yaml") and "fieldManager=kubectl" in r[1] for r in applies
+    )
+    rc, _, err = await kubectl("apply", "--server-side", "-f", device_file(tmp_path, "ssa", cycle='"x"'))
+    assert rc == 1 and "spec.properties[0].collectCycle in body must be of type integer" in err
