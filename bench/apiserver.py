@@ -73,7 +73,10 @@ def _pct(values: list[float], p: float) -> float:
 
 async def _creates(data_dir: Path, start: int, count: int, clients: int, namespaces: int) -> dict[str, float]:
     conn = _Conn(data_dir)
-    bodies = [(f"ns-{i % namespaces}", _device(f"dev-{i}", f"ns-{i % namespaces}")) for i in range(start, start + count)]
+    bodies = [
+        (f"ns-{i % namespaces}", _device(f"dev-{i}", f"ns-{i % namespaces}"))
+        for i in range(start, start + count)
+    ]
     next_index = 0
     failures = 0
 
@@ -83,7 +86,9 @@ async def _creates(data_dir: Path, start: int, count: int, clients: int, namespa
             while next_index < len(bodies):
                 ns, body = bodies[next_index]
                 next_index += 1
-                async with session.post(f"{conn.url}{DEVICES}/namespaces/{ns}/devices", data=body, headers=conn.headers) as r:
+                async with session.post(
+                    f"{conn.url}{DEVICES}/namespaces/{ns}/devices", data=body, headers=conn.headers
+                ) as r:
                     await r.read()
                     if r.status != 201:
                         failures += 1
@@ -91,8 +96,12 @@ async def _creates(data_dir: Path, start: int, count: int, clients: int, namespa
     cpu0, t0 = _cpu(), time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
     elapsed = time.perf_counter() - t0
-    return {"elapsed_s": elapsed, "creates_per_s": count / elapsed, "failures": failures,
-            "client_cpu_fraction": (_cpu() - cpu0) / elapsed}
+    return {
+        "elapsed_s": elapsed,
+        "creates_per_s": count / elapsed,
+        "failures": failures,
+        "client_cpu_fraction": (_cpu() - cpu0) / elapsed,
+    }
 
 
 def _run_creates(data_dir: Path, start: int, count: int, clients: int, namespaces: int, out: Any) -> None:
@@ -109,7 +118,9 @@ async def _lists(data_dir: Path, namespace: str, runs: int) -> dict[str, Any]:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=conn.ssl)) as session:
         for _ in range(runs):
             t0 = time.perf_counter()
-            async with session.get(f"{conn.url}{DEVICES}/namespaces/{namespace}/devices", headers=conn.headers) as r:
+            async with session.get(
+                f"{conn.url}{DEVICES}/namespaces/{namespace}/devices", headers=conn.headers
+            ) as r:
                 doc = json.loads(await r.read())
             times.append(time.perf_counter() - t0)
             count = len(doc["items"])
@@ -130,7 +141,9 @@ async def _watchers(data_dir: Path, paths: list[str], duration: float, ready: An
 
     async def watcher(session: aiohttp.ClientSession, path: str) -> None:
         nonlocal events
-        async with session.get(f"{conn.url}{path}", headers=conn.headers, timeout=aiohttp.ClientTimeout(total=None)) as r:
+        async with session.get(
+            f"{conn.url}{path}", headers=conn.headers, timeout=aiohttp.ClientTimeout(total=None)
+        ) as r:
             buf = b""
             async for chunk in r.content.iter_any():
                 now = time.time()
@@ -171,7 +184,9 @@ async def _writer(data_dir: Path, rate: float, duration: float, namespaces: list
         async def create(i: int) -> None:
             ns = namespaces[i % len(namespaces)]
             body = _device(f"lat-{os.getpid()}-{i}", ns, time.time())
-            async with session.post(f"{conn.url}{DEVICES}/namespaces/{ns}/devices", data=body, headers=conn.headers) as r:
+            async with session.post(
+                f"{conn.url}{DEVICES}/namespaces/{ns}/devices", data=body, headers=conn.headers
+            ) as r:
                 await r.read()
 
         while (elapsed := time.perf_counter() - t0) < duration:
@@ -183,7 +198,11 @@ async def _writer(data_dir: Path, rate: float, duration: float, namespaces: list
                 sent += 1
             await asyncio.sleep(0.002)
         await asyncio.gather(*inflight)
-    return {"writes": sent, "writes_per_s": sent / (time.perf_counter() - t0), "client_cpu_fraction": (_cpu() - cpu0) / duration}
+    return {
+        "writes": sent,
+        "writes_per_s": sent / (time.perf_counter() - t0),
+        "client_cpu_fraction": (_cpu() - cpu0) / duration,
+    }
 
 
 def _run_writer(data_dir: Path, rate: float, duration: float, namespaces: list[str], out: Any) -> None:
@@ -203,12 +222,16 @@ def _in_process(target: Any, *args: Any) -> Any:
     return result
 
 
-def _watch_round(data_dir: Path, watcher_paths: list[list[str]], namespaces: list[str], rate: float, duration: float) -> dict[str, Any]:
+def _watch_round(
+    data_dir: Path, watcher_paths: list[list[str]], namespaces: list[str], rate: float, duration: float
+) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     readies = [ctx.Event() for _ in watcher_paths]
-    procs = [ctx.Process(target=_run_watchers, args=(data_dir, paths, duration + 2, ready, out))
-             for paths, ready in zip(watcher_paths, readies, strict=True)]
+    procs = [
+        ctx.Process(target=_run_watchers, args=(data_dir, paths, duration + 2, ready, out))
+        for paths, ready in zip(watcher_paths, readies, strict=True)
+    ]
     for p in procs:
         p.start()
     for r in readies:
@@ -222,8 +245,12 @@ def _watch_round(data_dir: Path, watcher_paths: list[list[str]], namespaces: lis
         "watchers": sum(len(p) for p in watcher_paths),
         "events_delivered": sum(r["events"] for r in results),
         "writer": writer,
-        "latency_ms": {"p50": _pct(lat, 0.5) * 1000, "p90": _pct(lat, 0.9) * 1000, "p99": _pct(lat, 0.99) * 1000,
-                       "max": max(lat) * 1000 if lat else float("nan")},
+        "latency_ms": {
+            "p50": _pct(lat, 0.5) * 1000,
+            "p90": _pct(lat, 0.9) * 1000,
+            "p99": _pct(lat, 0.99) * 1000,
+            "max": max(lat) * 1000 if lat else float("nan"),
+        },
         "watcher_client_cpu_fraction": [round(r["client_cpu_fraction"], 3) for r in results],
     }
 
@@ -236,12 +263,18 @@ def _rss_mb(pid: int) -> float:
 
 
 def _kubectl(data_dir: Path, *args: str) -> None:
-    subprocess.run(["kubectl", *args], check=True, capture_output=True,
-                   env={**os.environ, "KUBECONFIG": str(data_dir / "admin.kubeconfig")})
+    subprocess.run(
+        ["kubectl", *args],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "KUBECONFIG": str(data_dir / "admin.kubeconfig")},
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--objects", type=int, default=100_000, help="objects held when RSS is measured")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of each watch round")
     parser.add_argument("--no-write", action="store_true", help="do not write bench/results/apiserver.json")
@@ -250,8 +283,20 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
         server = subprocess.Popen(
-            [sys.executable, "-m", "kubeshore.cli", "apiserver", "--data-dir", str(data_dir), "--port", "0",
-             "--log-level", "warning"], stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "kubeshore.cli",
+                "apiserver",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                "0",
+                "--log-level",
+                "warning",
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             assert server.stderr is not None
@@ -261,14 +306,26 @@ def main(argv: list[str] | None = None) -> int:
             _kubectl(data_dir, "apply", "-f", str(REPO / "crds"))
             _kubectl(data_dir, "wait", "--for=condition=Established", "crd", "--all", "--timeout=30s")
             ns_names = ["bench"] + [f"ns-{i}" for i in range(101)]
-            manifest = "\n---\n".join(f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {n}}}" for n in ns_names)
-            subprocess.run(["kubectl", "apply", "-f", "-"], input=manifest, text=True, check=True, capture_output=True,
-                           env={**os.environ, "KUBECONFIG": str(data_dir / "admin.kubeconfig")})
+            manifest = "\n---\n".join(
+                f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {n}}}" for n in ns_names
+            )
+            subprocess.run(
+                ["kubectl", "apply", "-f", "-"],
+                input=manifest,
+                text=True,
+                check=True,
+                capture_output=True,
+                env={**os.environ, "KUBECONFIG": str(data_dir / "admin.kubeconfig")},
+            )
 
             print("creates: 10,000 Devices, 8 concurrent clients ...", flush=True)
             creates = _in_process(_run_creates, data_dir, 0, 10_000, 8, 1)
             results["creates"] = {"objects": 10_000, "clients": 8, **creates}
-            print(f"  {creates['creates_per_s']:.0f} creates/s (client CPU {creates['client_cpu_fraction']:.0%})", flush=True)
+            print(
+                f"  {creates['creates_per_s']:.0f} creates/s "
+                f"(client CPU {creates['client_cpu_fraction']:.0%})",
+                flush=True,
+            )
 
             print("list: 10,000 Devices ...", flush=True)
             results["list_10000"] = _in_process(_run_lists, data_dir, "ns-0", 7)
@@ -285,7 +342,11 @@ def main(argv: list[str] | None = None) -> int:
             print("watch: 10 watchers of everything, 500 writes/s ...", flush=True)
             rv_path = f"{DEVICES}/namespaces/bench/devices?watch=1"
             results["watch_10_all_events"] = _watch_round(
-                data_dir, [[rv_path] * 5, [rv_path] * 5], ["bench"], 500, args.duration,
+                data_dir,
+                [[rv_path] * 5, [rv_path] * 5],
+                ["bench"],
+                500,
+                args.duration,
             )
             print(f"  {results['watch_10_all_events']['latency_ms']}", flush=True)
 
