@@ -21,8 +21,8 @@ class App:
         self.got: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self.client.subscribe("$hw/events/#", lambda t, p: self.got.put_nowait((t, json.loads(p))))
 
-    async def expect(self, topic: str, timeout: float = 5) -> dict[str, Any]:
-        async with asyncio.timeout(timeout):
+    async def expect(self, topic: str) -> dict[str, Any]:
+        async with asyncio.timeout(5):
             while True:
                 t, doc = await self.got.get()
                 if t == topic:
