@@ -2,58 +2,49 @@
 
 from __future__ import annotations
 
-import json
-import uuid
+import itertools
+import os
 from typing import Any
+
+import orjson
 
 from edgecore.devicetwin._state import Change, Device, Twin, now_ms
 
 
-def _side(value: str | None, ts: int) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    return {"value": value, "metadata": {"timestamp": ts}}
+def msg_twin(twin: Twin) -> dict[str, Any]:
+    return twin.render()
 
 
-def msg_twin(twin: Twin, *, versions: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    expected = _side(twin.expected, twin.expected_ts)
-    actual = _side(twin.actual, twin.actual_ts)
-    if expected is not None:
-        out["expected"] = expected
-    if actual is not None:
-        out["actual"] = actual
-    out["optional"] = twin.optional
-    out["metadata"] = {"type": twin.attr_type}
-    if versions:
-        out["expected_version"] = {"cloud": twin.cloud_version, "edge": twin.expected_version}
-        out["actual_version"] = {"cloud": 0, "edge": twin.actual_version}
-    return out
+# Event ids only need to be unique; a uuid4 per published document costs a getrandom() each.
+_EVENT_PREFIX = os.urandom(6).hex()
+_event_seq = itertools.count(1)
+
+
+def new_event_id() -> str:
+    return f"{_EVENT_PREFIX}-{next(_event_seq)}"
 
 
 def header(event_id: str | None = None) -> dict[str, Any]:
-    return {"event_id": event_id if event_id is not None else str(uuid.uuid4()), "timestamp": now_ms()}
+    return {"event_id": event_id if event_id is not None else new_event_id(), "timestamp": now_ms()}
 
 
 def dumps(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode()
+    return orjson.dumps(doc)
+
+
+def loads(data: bytes | str) -> Any:
+    return orjson.loads(data)
 
 
 def update_result(event_id: str, changes: list[Change]) -> dict[str, Any]:
     doc = header(event_id)
-    doc["twin"] = {c.name: msg_twin(c.current) for c in changes if c.current is not None}
+    doc["twin"] = {c.name: c.current for c in changes if c.current is not None}
     return doc
 
 
 def twin_document(changes: list[Change]) -> dict[str, Any]:
     doc = header()
-    doc["twin"] = {
-        c.name: {
-            "last": msg_twin(c.last) if c.last is not None else None,
-            "current": msg_twin(c.current) if c.current is not None else None,
-        }
-        for c in changes
-    }
+    doc["twin"] = {c.name: {"last": c.last, "current": c.current} for c in changes}
     return doc
 
 

@@ -118,6 +118,7 @@ class DeviceTwin:
         self._sync_task: asyncio.Task[None] | None = None
         self._sync_wake = asyncio.Event()
         self._bg: set[asyncio.Task[Any]] = set()
+        self._types: dict[str, dict[str, str]] = {}
 
     async def start(self) -> None:
         for dev in self.store.devices.values():
@@ -146,6 +147,13 @@ class DeviceTwin:
 
     def model_of(self, device: Device) -> dict[str, Any] | None:
         return self.store.models.get(device.model_id)
+
+    def types_of(self, device: Device) -> dict[str, str]:
+        """Property name -> twin value type, from the device's model (cached per model)."""
+        types = self._types.get(device.model_id)
+        if types is None:
+            types = self._types[device.model_id] = model_types(self.model_of(device))
+        return types
 
     async def upsert_device(self, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") or {}
@@ -200,6 +208,7 @@ class DeviceTwin:
         old = self.store.models.get(model_id)
         changed = old is None or old.get("spec") != obj.get("spec")
         self.store.put_model(model_id, obj, _rv(obj))
+        self._types.pop(model_id, None)
         if changed:
             # Property types come from the model: re-derive them for the devices that use it.
             for dev in self.store.devices.values():
@@ -213,6 +222,7 @@ class DeviceTwin:
     async def remove_model(self, model_id: str) -> None:
         body = self.store.models.get(model_id)
         self.store.remove_model(model_id)
+        self._types.pop(model_id, None)
         await self.store.sync()
         if body is not None:
             for listener in self.listeners:
@@ -290,9 +300,9 @@ class DeviceTwin:
         twins: list[tuple[str, str | None, dict[str, str], str | None]],
     ) -> list[Change]:
         device = self._device(namespace, name)
-        changes = apply_report(device, twins, model_types(self.model_of(device)))
+        changes = apply_report(device, twins, self.types_of(device))
         if changes:
-            self._after_update(device, changes, "")
+            self._after_update(device, changes, None)
         return changes
 
     def report_state(self, namespace: str, name: str, state: str) -> Device:
@@ -332,7 +342,7 @@ class DeviceTwin:
 
     def _event(self, payload: bytes) -> tuple[str, dict[str, Any]]:
         try:
-            doc = json.loads(payload) if payload else {}
+            doc = fmt.loads(payload) if payload else {}
         except ValueError as exc:
             raise TwinError(400, f"payload is not valid JSON: {exc}") from None
         if not isinstance(doc, dict):
@@ -348,7 +358,7 @@ class DeviceTwin:
             if not isinstance(twins, dict):
                 raise TwinError(400, "twin must be an object of property name -> twin")
             device = self._device(ns, name)
-            changes = apply_twin_update(device, twins, model_types(self.model_of(device)))
+            changes = apply_twin_update(device, twins, self.types_of(device))
         except TwinError as err:
             self._publish(base + "/twin/update/result", fmt.error_result(event_id, err.code, err.reason))
             return
@@ -386,12 +396,14 @@ class DeviceTwin:
         self._publish(base + "/state/update/result", fmt.state_result(event_id, device))
         self._sync_wake.set()
 
-    def _after_update(self, device: Device, changes: list[Change], event_id: str) -> None:
+    def _after_update(self, device: Device, changes: list[Change], event_id: str | None) -> None:
+        """``event_id`` None: a DMI report, whose sender got its answer over gRPC (no /result)."""
         self.store.twins_changed(device.id, [c.name for c in changes])
         if any(c.current is not None for c in changes):
             self._cloud_dirty.add(device.id)
         base = f"{TOPIC_PREFIX}{device.namespace}/{device.name}"
-        self._publish(base + "/twin/update/result", fmt.update_result(event_id, changes))
+        if event_id is not None:
+            self._publish(base + "/twin/update/result", fmt.update_result(event_id, changes))
         self._publish_document(device, changes)
         for hook in self.on_report:
             hook(device.id, changes)

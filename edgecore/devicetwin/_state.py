@@ -68,8 +68,16 @@ class Twin:
     synced_expected: int = 0
     synced_actual: int = 0
 
-    def snapshot(self) -> Twin:
-        return Twin(**{f: getattr(self, f) for f in self.__slots__})
+    def render(self) -> dict[str, Any]:
+        """The twin in KubeEdge's MsgTwin JSON shape (without versions)."""
+        out: dict[str, Any] = {}
+        if self.expected is not None:
+            out["expected"] = {"value": self.expected, "metadata": {"timestamp": self.expected_ts}}
+        if self.actual is not None:
+            out["actual"] = {"value": self.actual, "metadata": {"timestamp": self.actual_ts}}
+        out["optional"] = self.optional
+        out["metadata"] = {"type": self.attr_type}
+        return out
 
     @property
     def unsynced(self) -> bool:
@@ -212,11 +220,11 @@ def parse_side(name: str, raw: Any, what: str) -> SideUpdate | None:
 
 @dataclass(slots=True)
 class Change:
-    """One twin changed by an update: its value before and after (None = absent)."""
+    """One twin changed by an update: its MsgTwin JSON before and after (None = absent)."""
 
     name: str
-    last: Twin | None
-    current: Twin | None
+    last: dict[str, Any] | None
+    current: dict[str, Any] | None
     desired_changed: bool = False
 
 
@@ -284,10 +292,10 @@ def apply_twin_update(
         if delete:
             if existing is not None:
                 del device.twins[name]
-                changes.append(Change(name, existing.snapshot(), None))
+                changes.append(Change(name, existing.render(), None))
             continue
         twin = existing or Twin(name=name, attr_type=attr_type or "string")
-        last = existing.snapshot() if existing is not None else None
+        last = existing.render() if existing is not None else None
         touched = desired_changed = False
         if expected is not None:
             ts = expected.ts if expected.ts is not None else max(now, twin.expected_ts)
@@ -311,7 +319,7 @@ def apply_twin_update(
                 touched = True
         if touched:
             device.twins[name] = twin
-            changes.append(Change(name, last, twin.snapshot(), desired_changed))
+            changes.append(Change(name, last, twin.render(), desired_changed))
     return changes
 
 
@@ -327,7 +335,7 @@ def apply_report(
     changes: list[Change] = []
     for name, reported, meta, observed in reports:
         twin = device.twins.get(name)
-        last = twin.snapshot() if twin is not None else None
+        last = twin.render() if twin is not None else None
         if twin is None:
             twin = device.twins[name] = Twin(name=name, attr_type=types.get(name, "string"))
         touched = False
@@ -343,7 +351,7 @@ def apply_report(
             twin.observed_ts = ts
             touched = True
         if touched:
-            changes.append(Change(name, last, twin.snapshot()))
+            changes.append(Change(name, last, twin.render()))
     return changes
 
 

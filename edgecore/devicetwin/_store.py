@@ -16,9 +16,9 @@ import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, delete, event, select
+from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -79,17 +79,19 @@ def _device_row(d: Device) -> dict[str, Any]:
     }
 
 
-def _upsert(session: Session, model: type[Base], keys: list[str], rows: list[dict[str, Any]]) -> None:
+def _upsert(conn: Connection, model: type[Base], keys: list[str], rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    stmt = sqlite_insert(model)
+    # Core on the table (not the ORM bulk path): one executemany, no per-row ORM bookkeeping.
+    table = cast(Table, model.__table__)
+    stmt = sqlite_insert(table)
     cols = [c for c in rows[0] if c not in keys]
     stmt = stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in cols})
-    session.execute(stmt, rows)
+    conn.execute(stmt, rows)
 
 
 class TwinStore:
-    def __init__(self, path: str | Path, *, flush_interval: float = 0.2) -> None:
+    def __init__(self, path: str | Path, *, flush_interval: float = 1.0) -> None:
         self.path = Path(path)
         self.flush_interval = flush_interval
         self.devices: dict[str, Device] = {}
@@ -339,7 +341,7 @@ class TwinStore:
 
     def _write(self, batch: dict[str, Any]) -> None:
         assert self._engine is not None
-        with Session(self._engine) as s, s.begin():
+        with self._engine.begin() as s:
             for dev_id in batch["gone_devices"]:
                 s.execute(delete(TwinRow).where(TwinRow.device_id == dev_id))
                 s.execute(delete(DeviceRow).where(DeviceRow.id == dev_id))
