@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     # name: ("module:function", one-line help)
+    "join": ("edgecore.join:main", "join this machine to cloudcore as an edge node"),
+    "token": ("cloudcore.token:main", "create edge join tokens"),
 }
 
 
