@@ -61,7 +61,8 @@ class CloudSender(Protocol):
     def connected(self) -> bool: ...
 
     async def send(self, *, resource: str, operation: str, group: str, content: Any) -> str:
-        """Send a message to the cloud; returns its msg_id (the cloud's reply carries it as parent)."""
+        """Send a message to the cloud; returns its msg_id (the cloud's reply carries it as parent),
+        or "" when it could not be sent (it is then sent again at a later sync)."""
         ...
 
 
@@ -465,9 +466,11 @@ class DeviceTwin:
                     msg_id = await cloud.send(
                         resource=f"device/{device.namespace}/{device.name}/twin/edge_updated",
                         operation="update",
-                        group="twin",
+                        group="resource",
                         content=content,
                     )
+                    if not msg_id:
+                        return sent
                     versions = {n: (t.expected_version, t.actual_version) for n, t in pending.items()}
                     self._track(msg_id, _InFlight(device_id, "twin", versions, 0, now))
                     sent += 1
@@ -479,9 +482,11 @@ class DeviceTwin:
                     msg_id = await cloud.send(
                         resource=f"device/{device.namespace}/{device.name}/state/update",
                         operation="update",
-                        group="twin",
+                        group="resource",
                         content=json.dumps(doc),
                     )
+                    if not msg_id:
+                        return sent
                     self._track(msg_id, _InFlight(device_id, "state", {}, device.state_version, now))
                     sent += 1
             else:

@@ -91,8 +91,12 @@ def _upsert(conn: Connection, model: type[Base], keys: list[str], rows: list[dic
 
 
 class TwinStore:
-    def __init__(self, path: str | Path, *, flush_interval: float = 1.0) -> None:
+    def __init__(
+        self, path: str | Path, *, flush_interval: float = 1.0, engine: Engine | None = None
+    ) -> None:
+        """``engine``: share an existing database (edgecore's store), else open ``path``."""
         self.path = Path(path)
+        self._shared_engine = engine
         self.flush_interval = flush_interval
         self.devices: dict[str, Device] = {}
         self.models: dict[str, dict[str, Any]] = {}
@@ -113,13 +117,14 @@ class TwinStore:
         self._flush_lock = asyncio.Lock()
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self._shared_engine is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._open_sync)
         self._flusher = asyncio.create_task(self._flush_loop(), name="twin-store-flush")
 
     def _open_sync(self) -> None:
-        self._engine = open_engine(self.path)
+        self._engine = self._shared_engine or open_engine(self.path)
         Base.metadata.create_all(self._engine)
         with Session(self._engine) as s:
             for row in s.scalars(select(DeviceRow)):
@@ -172,7 +177,7 @@ class TwinStore:
             self._flusher = None
         await self.sync()
         loop = asyncio.get_running_loop()
-        if self._engine is not None:
+        if self._engine is not None and self._shared_engine is None:
             await loop.run_in_executor(self._executor, self._engine.dispose)
         self._executor.shutdown(wait=True)
 
