@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf import json_format
+from google.protobuf import json_format, wrappers_pb2
 
 from dmi.v1beta1 import api_pb2, api_pb2_grpc
+
+_ = wrappers_pb2  # registers the wrapper types so Any values in configData decode in the record
 
 
 class ProtoMapper(api_pb2_grpc.DeviceMapperServiceServicer):
