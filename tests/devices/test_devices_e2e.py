@@ -107,8 +107,9 @@ class Stack:
     def start_cloudcore(self) -> None:
         data = self.tmp / "cloud"
         self.start(
-            "cloudcore", str(BIN / "cloudcore"), "--standalone", "--data-dir", str(data), "--bind", "127.0.0.1",
-            "--websocket-port", "0", "--https-port", "0", "--apiserver-port", "0", "--metrics-port", "0",
+            "cloudcore", str(BIN / "cloudcore"), "--standalone", "--data-dir", str(data),
+            "--bind", "127.0.0.1", "--websocket-port", "0", "--https-port", "0",
+            "--apiserver-port", "0", "--metrics-port", "0",
         )  # fmt: skip
         state = data / "cloudcore.json"
         wait_for(state.exists, 60, "cloudcore.json")
@@ -140,8 +141,9 @@ class Stack:
 
     def start_mapper(self) -> None:
         self.start(
-            "mapper", sys.executable, str(HERE / "testmapper.py"), "--edgecore-sock", str(self.edge_dir / "dmi.sock"),
-            "--socket", str(self.tmp / "virtual.sock"), "--record", str(self.calls), "--period", "0.3",
+            "mapper", sys.executable, str(HERE / "testmapper.py"),
+            "--edgecore-sock", str(self.edge_dir / "dmi.sock"), "--socket", str(self.tmp / "virtual.sock"),
+            "--record", str(self.calls), "--period", "0.3",
         )  # fmt: skip
 
     def kubectl(self, *args: str, stdin: str | None = None) -> str:
@@ -162,6 +164,14 @@ class Stack:
             if rec["call"] == call:
                 out.append(rec["msg"])
         return out
+
+    def patch_desired(self, value: str) -> None:
+        op = [{"op": "replace", "path": "/spec/properties/0/desired/value", "value": value}]
+        self.kubectl("patch", "device", "thermo-1", "-n", "default", "--type=json", "-p", json.dumps(op))
+
+    def spec_desired(self) -> str:
+        dev = json.loads(self.kubectl("get", "device", "thermo-1", "-n", "default", "-o", "json"))
+        return str(dev["spec"]["properties"][0]["desired"]["value"])
 
     def status(self) -> dict[str, Any]:
         return json.loads(self.kubectl("get", "devicestatus", "thermo-1", "-n", "default", "-o", "json"))
@@ -225,8 +235,8 @@ async def test_device_end_to_end(stack: Stack) -> None:
         assert set(reg["spec"]["protocol"]["configData"]["data"]) == {"interval", "seed"}
 
         # Its reports show in kubectl get devicestatus.
-        await run(wait_for, lambda: stack.reported().get("temp") == "30" and stack.reported().get("ticks"), 60,
-                  "reported values in DeviceStatus")  # fmt: skip
+        await run(wait_for, lambda: stack.reported().get("temp") == "30", 60, "reported temp")
+        await run(wait_for, lambda: stack.reported().get("ticks"), 30, "reported ticks")
         st = (await run(stack.status))["status"]
         assert st["state"] == "online" and st["lastOnlineTime"].endswith("Z")
         temp = next(t for t in st["twins"] if t["propertyName"] == "temp")
@@ -234,8 +244,7 @@ async def test_device_end_to_end(stack: Stack) -> None:
         assert temp["observedDesired"]["value"] == "30"
 
         # kubectl patch of a desired value reaches the mapper; MQTT shows update, document and delta.
-        await run(stack.kubectl, "patch", "device", "thermo-1", "-n", "default", "--type=json", "-p",
-                  json.dumps([{"op": "replace", "path": "/spec/properties/0/desired/value", "value": "35"}]))  # fmt: skip
+        await run(stack.patch_desired, "35")
         await run(wait_for, lambda: _mapper_has_device(stack, "35"), 30, "UpdateDevice with desired 35")
         await run(wait_for, lambda: stack.reported().get("temp") == "35", 30, "reported 35")
         topics = {t for t, _ in seen}
@@ -248,11 +257,13 @@ async def test_device_end_to_end(stack: Stack) -> None:
             BASE + "/twin/update",
             json.dumps({"event_id": "app-1", "twin": {"temp": {"expected": {"value": "40"}}}}),
         )
-        await run(wait_for, lambda: any(t.endswith("/update/result") and d.get("event_id") == "app-1" for t, d in seen),
-                  10, "update result")  # fmt: skip
+
+        def answered() -> bool:
+            return any(t.endswith("/update/result") and d.get("event_id") == "app-1" for t, d in seen)
+
+        await run(wait_for, answered, 10, "update result")
         await run(wait_for, lambda: _mapper_has_device(stack, "40"), 30, "UpdateDevice with desired 40")
-        await run(wait_for, lambda: json.loads(stack.kubectl("get", "device", "thermo-1", "-n", "default", "-o", "json"))
-                  ["spec"]["properties"][0]["desired"]["value"] == "40", 30, "desired 40 in the Device spec")  # fmt: skip
+        await run(wait_for, lambda: stack.spec_desired() == "40", 30, "desired 40 in the Device spec")
 
         # Mapper killed and restarted: it registers again and its device is served without user action.
         stack.kill9("mapper")
@@ -266,13 +277,13 @@ async def test_device_end_to_end(stack: Stack) -> None:
         ticks = (await run(stack.reported))["ticks"]
         await run(wait_for, lambda: stack.reported()["ticks"] != ticks, 30, "reports after mapper restart")
 
-        # edgecore killed and restarted: mapper registration restored, reports land again, changes reach the mapper.
+        # edgecore killed and restarted: the mapper registration is restored, reports land again and
+        # changes reach the mapper.
         stack.kill9("edgecore")
         stack.start_edgecore()
         ticks = (await run(stack.reported))["ticks"]
         await run(wait_for, lambda: stack.reported()["ticks"] != ticks, 60, "reports after edgecore restart")
-        await run(stack.kubectl, "patch", "device", "thermo-1", "-n", "default", "--type=json", "-p",
-                  json.dumps([{"op": "replace", "path": "/spec/properties/0/desired/value", "value": "45"}]))  # fmt: skip
+        await run(stack.patch_desired, "45")
         await run(
             wait_for, lambda: _mapper_has_device(stack, "45"), 30, "UpdateDevice after edgecore restart"
         )
