@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import socket
 import tempfile
@@ -24,7 +25,12 @@ Until = Callable[..., Coroutine[Any, Any, None]]
 async def _until(cond: Callable[[], object], within: float = 10.0, what: str = "condition") -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + within
-    while not cond():
+    while True:
+        result = cond()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
         if loop.time() > end:
             raise AssertionError(f"{what} not met within {within}s")
         await asyncio.sleep(0.02)
@@ -32,7 +38,7 @@ async def _until(cond: Callable[[], object], within: float = 10.0, what: str = "
 
 @pytest.fixture
 def until() -> Until:
-    """``await until(lambda: ..., within=s)``: poll a condition of a real peer."""
+    """``await until(lambda: ..., within=s)``: poll a condition (sync or async) of a real peer."""
     return _until
 
 
