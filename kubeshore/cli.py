@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     # name: ("module:function", one-line help)
+    "up": ("kubeshore.up.command:up", "run the whole platform on this machine (--detach for scripts)"),
+    "down": ("kubeshore.up.command:down", "stop what `kubeshore up --detach` started"),
 }
 
 
