@@ -55,10 +55,16 @@ class Ports:
     apiserver: int
     websocket: int
     https: int
+    metrics: int
     nodes: dict[str, NodePorts] = field(default_factory=dict)
 
     def all(self) -> dict[str, int]:
-        out = {"apiserver": self.apiserver, "websocket": self.websocket, "https": self.https}
+        out = {
+            "apiserver": self.apiserver,
+            "websocket": self.websocket,
+            "https": self.https,
+            "cloudcore metrics": self.metrics,
+        }
         for node, p in self.nodes.items():
             out.update({f"{node} mqtt": p.mqtt, f"{node} metaserver": p.metaserver, f"{node} rest": p.rest})
         return out
@@ -96,25 +102,18 @@ def load_or_choose_ports(data_dir: Path, nodes: tuple[str, ...] = NODES) -> Port
             apiserver=raw["apiserver"],
             websocket=raw["websocket"],
             https=raw["https"],
+            metrics=raw["metrics"],
             nodes={n: NodePorts(**p) for n, p in raw["nodes"].items()},
         )
-    picked = free_ports(3 + 3 * len(nodes))
-    ports = Ports(apiserver=picked[0], websocket=picked[1], https=picked[2])
+    picked = free_ports(4 + 3 * len(nodes))
+    ports = Ports(apiserver=picked[0], websocket=picked[1], https=picked[2], metrics=picked[3])
     for i, node in enumerate(nodes):
-        base = 3 + 3 * i
+        base = 4 + 3 * i
         ports.nodes[node] = NodePorts(mqtt=picked[base], metaserver=picked[base + 1], rest=picked[base + 2])
     data_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps(
-            {
-                "apiserver": ports.apiserver,
-                "websocket": ports.websocket,
-                "https": ports.https,
-                "nodes": {n: vars(p) for n, p in ports.nodes.items()},
-            },
-            indent=2,
-        )
-    )
+    saved = {k: v for k, v in vars(ports).items() if k != "nodes"}
+    saved["nodes"] = {n: vars(p) for n, p in ports.nodes.items()}
+    path.write_text(json.dumps(saved, indent=2))
     return ports
 
 
@@ -251,6 +250,8 @@ class Plan:
             str(self.ports.websocket),
             "--https-port",
             str(self.ports.https),
+            "--metrics-port",
+            str(self.ports.metrics),
         ]
         kubectl = self.kubectl()
 
@@ -393,6 +394,7 @@ def describe(plan: Plan) -> dict[str, Any]:
         "kubeconfig": str(plan.kubeconfig),
         "apiserver": f"https://127.0.0.1:{plan.ports.apiserver}",
         "cloudcore": f"127.0.0.1:{plan.ports.websocket}",
+        "cloudcore_metrics": f"http://127.0.0.1:{plan.ports.metrics}/metrics",
         "nodes": {
             node: {
                 "mqtt": f"127.0.0.1:{p.mqtt}",
