@@ -71,7 +71,7 @@ def up(argv: list[str]) -> int:
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for everything to be ready")
     args = p.parse_args(argv)
     data_dir: Path = args.data_dir.absolute()
-    console = Console(stderr=False)
+    console = Console(soft_wrap=True)
     if args.detach:
         return _up_detached(data_dir, args, console)
     try:
