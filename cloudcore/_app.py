@@ -1,0 +1,240 @@
+"""The cloudcore process: identity, cloudhub, certificate server, edgecontroller, sync, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import socket
+import ssl
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cloudcore._identity import current_token, load_or_create_ca
+from cloudcore._kube import CLUSTEROBJECTSYNCS, CRDS, NODES, Kube, KubeError
+from cloudcore._metrics import Metrics
+from cloudcore.cloudhub import CertServer, CloudHub, CloudHubSettings
+from cloudcore.config import CloudCoreConfig
+from cloudcore.edgecontroller import EdgeController, NodeLifecycle
+from cloudcore.sync import NodeSyncer, ObjectSyncStore
+from kubeshore import pki
+
+log = logging.getLogger("cloudcore")
+
+STATE_FILE = "cloudcore.json"
+
+
+def _server_names(cfg: CloudCoreConfig) -> list[str]:
+    names = ["localhost", "127.0.0.1", socket.gethostname(), *cfg.advertise_address]
+    if cfg.bind not in ("0.0.0.0", "::", ""):
+        names.append(cfg.bind)
+    return list(dict.fromkeys(names))
+
+
+def _ssl_contexts(
+    ca: pki.CertificateAuthority, names: list[str], workdir: Path
+) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    cert, key = ca.issue("cloudcore", organization="KubeEdge", server_names=names, server=True)
+    workdir.mkdir(parents=True, exist_ok=True)
+    cert_file, key_file = workdir / "server.crt", workdir / "server.key"
+    cert_file.write_bytes(pki.cert_to_pem(cert) + pki.cert_to_pem(ca.cert))
+    pki.write_private(key_file, pki.key_to_pem(key))
+    ca_pem = pki.cert_to_pem(ca.cert).decode()
+
+    def ctx(mode: ssl.VerifyMode) -> ssl.SSLContext:
+        c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        c.minimum_version = ssl.TLSVersion.TLSv1_2
+        c.load_cert_chain(cert_file, key_file)
+        c.load_verify_locations(cadata=ca_pem)
+        c.verify_mode = mode
+        return c
+
+    return ctx(ssl.CERT_REQUIRED), ctx(ssl.CERT_OPTIONAL)
+
+
+def install_crds(kube: Kube, timeout: float = 30.0) -> int:
+    """Create every CRD shipped in ``crds/*.yaml`` that the cluster lacks; wait for ObjectSync."""
+    import importlib.resources
+    import time
+
+    n = 0
+    for entry in sorted(importlib.resources.files("crds").iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".yaml"):
+            continue
+        for doc in yaml.safe_load_all(entry.read_text()):
+            if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
+                continue
+            try:
+                kube.create(CRDS, doc)
+                n += 1
+            except KubeError as exc:
+                if exc.status != 409:
+                    raise
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            kube.list(CLUSTEROBJECTSYNCS)
+            return n
+        except KubeError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+class CloudCore:
+    def __init__(self, cfg: CloudCoreConfig, kube: Kube) -> None:
+        self.cfg = cfg
+        self.kube = kube
+        self.ready = False
+        settings = CloudHubSettings(
+            bind=cfg.bind,
+            port=cfg.websocket_port,
+            node_limit=cfg.node_limit,
+            max_frame_bytes=cfg.max_frame_bytes,
+            keepalive_timeout=cfg.keepalive_timeout,
+            ack_timeout=cfg.ack_timeout,
+            ack_retries=cfg.ack_retries,
+        )
+        self._settings = settings
+        self.hub: CloudHub | None = None
+        self.certs: CertServer | None = None
+        self.metrics: Metrics | None = None
+        self.store = ObjectSyncStore(kube, flush_interval=cfg.sync_flush_interval, writers=cfg.sync_writers)
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.token = ""
+
+    async def start(self) -> None:
+        cfg = self.cfg
+        ca = await self.kube.run(load_or_create_ca, self.kube)
+        self.token = (
+            await self.kube.run(current_token, self.kube, ca, int(cfg.token_validity_hours * 3600))
+        ).token
+        if cfg.data_dir is not None:
+            workdir = cfg.data_dir / "cloudhub"
+        else:
+            self._tmp = tempfile.TemporaryDirectory(prefix="cloudcore-")
+            workdir = Path(self._tmp.name)
+        ws_ctx, https_ctx = _ssl_contexts(ca, _server_names(cfg), workdir)
+        hub = CloudHub(self._settings, ws_ctx)
+        self.hub = hub
+        await self.store.load()
+        syncer = NodeSyncer(hub, self.store)
+        self.syncer = syncer
+        self.nodes = NodeLifecycle(
+            self.kube,
+            hub,
+            grace_period=cfg.node_grace_period,
+            status_update_period=cfg.node_status_update_period,
+        )
+        self.edgecontroller = EdgeController(self.kube, hub, syncer)
+
+        async def default_upstream(node: str, msg: Any) -> None:
+            if not await self.nodes.handle_upstream(node, msg):
+                log.debug("node %s: unhandled upstream %s %s", node, msg.route.operation, msg.route.resource)
+
+        hub.set_default_upstream(default_upstream)
+        self.metrics = Metrics(hub, self.store, lambda: self.ready)
+        await self.metrics.start(cfg.metrics_bind, cfg.metrics_port)
+        await self.store.start()
+        await self.edgecontroller.start()
+        await self.nodes.start()
+        self.certs = CertServer(
+            ca,
+            https_ctx,
+            bind=cfg.bind,
+            port=cfg.https_port,
+            node_exists=self._node_exists,
+            cert_validity=dt.timedelta(days=cfg.edge_cert_validity_days),
+        )
+        await self.certs.start()
+        await hub.start()
+        self._tasks.append(asyncio.create_task(syncer.resync_loop(cfg.resync_period), name="resync"))
+        self.ready = True
+        log.info(
+            "cloudcore ready: websocket %d, certificates %d, metrics %d",
+            hub.port,
+            self.certs.port,
+            self.metrics.port,
+        )
+
+    async def _node_exists(self, name: str) -> bool:
+        return await self.kube.run(self.kube.get, NODES, name) is not None
+
+    def ports(self) -> dict[str, int]:
+        assert self.hub and self.certs and self.metrics
+        return {
+            "websocketPort": self.hub.port,
+            "httpsPort": self.certs.port,
+            "metricsPort": self.metrics.port,
+        }
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        if self.hub:
+            await self.hub.stop()
+        if self.certs:
+            await self.certs.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.store.flushed(), 5)
+        await self.store.stop()
+        await self.edgecontroller.stop()
+        await self.nodes.stop()
+        if self.metrics:
+            await self.metrics.stop()
+        if self._tmp:
+            self._tmp.cleanup()
+
+
+def write_state(data_dir: Path, state: dict[str, Any]) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = data_dir / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    os.replace(tmp, data_dir / STATE_FILE)
+
+
+@contextlib.asynccontextmanager
+async def kubernetes_access(cfg: CloudCoreConfig) -> AsyncIterator[tuple[Kube, str, int | None]]:
+    """The API server to use: the given kubeconfig, or (standalone) an embedded one in-process."""
+    if not cfg.standalone:
+        assert cfg.kubeconfig is not None
+        kube = Kube.from_kubeconfig(str(cfg.kubeconfig))
+        try:
+            yield kube, str(cfg.kubeconfig), None
+        finally:
+            kube.close()
+        return
+    assert cfg.data_dir is not None
+    from cloudcore._embedded import embedded_apiserver
+
+    async with embedded_apiserver(cfg.data_dir, cfg.bind, cfg.apiserver_port) as (kubeconfig, port):
+        kube = Kube.from_kubeconfig(kubeconfig)
+        try:
+            await kube.run(install_crds, kube)
+            yield kube, kubeconfig, port
+        finally:
+            kube.close()
+
+
+async def run(cfg: CloudCoreConfig, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    async with kubernetes_access(cfg) as (kube, kubeconfig, apiserver_port):
+        core = CloudCore(cfg, kube)
+        await core.start()
+        try:
+            if cfg.data_dir is not None:
+                state: dict[str, Any] = {"pid": os.getpid(), "kubeconfig": kubeconfig, **core.ports()}
+                if apiserver_port is not None:
+                    state["apiserverPort"] = apiserver_port
+                write_state(cfg.data_dir, state)
+            await stop.wait()
+        finally:
+            await core.stop()

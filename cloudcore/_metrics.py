@@ -1,0 +1,115 @@
+"""Prometheus metrics and health endpoints (``/metrics``, ``/healthz``, ``/readyz``).
+
+Per-node counters are plain ints on the sessions and are turned into samples only when scraped,
+so ten thousand nodes cost no Prometheus child objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from cloudcore.cloudhub import CloudHub
+from cloudcore.sync import ObjectSyncStore
+
+
+class _HubCollector(Collector):
+    def __init__(self, hub: CloudHub, store: ObjectSyncStore) -> None:
+        self.hub = hub
+        self.store = store
+
+    def collect(self) -> Iterator[Any]:
+        hub = self.hub
+        g = GaugeMetricFamily("cloudhub_connected_nodes", "Edge nodes with an open session")
+        g.add_metric([], len(hub.sessions))
+        yield g
+        msg_in = CounterMetricFamily(
+            "cloudhub_messages_received", "Messages received per node", labels=["node"]
+        )
+        msg_out = CounterMetricFamily("cloudhub_messages_sent", "Frames written per node", labels=["node"])
+        bytes_out = CounterMetricFamily(
+            "cloudhub_bytes_sent", "Payload bytes written per node", labels=["node"]
+        )
+        refused_n = CounterMetricFamily(
+            "cloudhub_node_refusals", "Refused messages per node", labels=["node"]
+        )
+        objs = CounterMetricFamily(
+            "cloudhub_objects_sent",
+            "Objects sent to nodes, by resource type and operation",
+            labels=["node", "resource", "operation"],
+        )
+        for node, st in hub.stats.items():
+            msg_in.add_metric([node], st.messages_in)
+            msg_out.add_metric([node], st.messages_out)
+            bytes_out.add_metric([node], st.bytes_out)
+            refused_n.add_metric([node], st.refused)
+            for (rtype, op), n in st.objects_sent.items():
+                objs.add_metric([node, rtype, op], n)
+        yield from (msg_in, msg_out, bytes_out, refused_n, objs)
+        q = GaugeMetricFamily("cloudhub_queue_depth", "Frames waiting to be written", labels=["node"])
+        p = GaugeMetricFamily("cloudhub_pending_acks", "Messages awaiting acknowledgement", labels=["node"])
+        for node, session in hub.sessions.items():
+            q.add_metric([node], session.queue.qsize())
+            p.add_metric([node], len(session.pending))
+        yield from (q, p)
+        r = CounterMetricFamily("cloudhub_refusals", "Refused connections and messages", labels=["reason"])
+        for reason, n in hub.refusals.items():
+            r.add_metric([reason], n)
+        yield r
+        s = GaugeMetricFamily("cloudcore_synced_objects", "Acknowledged (node, object) pairs")
+        s.add_metric([], self.store.count())
+        yield s
+        w = CounterMetricFamily("cloudcore_objectsync_writes", "ObjectSync writes to the API")
+        w.add_metric([], self.store.writes)
+        yield w
+        pw = GaugeMetricFamily("cloudcore_objectsync_pending_writes", "ObjectSync writes not yet in the API")
+        pw.add_metric([], self.store.pending_writes)
+        yield pw
+
+
+class Metrics:
+    def __init__(self, hub: CloudHub, store: ObjectSyncStore, ready: Callable[[], bool]) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(_HubCollector(hub, store))
+        self.ack_latency = Histogram(
+            "cloudhub_ack_latency_seconds",
+            "Time from first send to acknowledgement",
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        hub.on_ack_latency(self.ack_latency.observe)
+        self.ready = ready
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self, bind: str, port: int) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/livez", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, bind, port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(self.registry), content_type="text/plain", charset="utf-8")
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok") if self.ready() else web.Response(status=503, text="starting")

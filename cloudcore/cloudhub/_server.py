@@ -1,0 +1,353 @@
+"""CloudHub: the TLS websocket server every edge node keeps one connection to.
+
+Identity comes only from the client certificate (CN ``system:node:<name>``, O ``system:nodes``)
+signed by the edge CA; a ``node_id`` header or URL path naming another node is refused. Frames are
+one JSON message each. Messages from nodes are validated before dispatch: a message about another
+node is refused and counted, never applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from cloudcore.cloudhub._session import NodeSession, NodeStats, Pending, TrackingConnection
+from kubeshore.message import (
+    OP_ERROR,
+    OP_KEEPALIVE,
+    OP_RESPONSE,
+    Message,
+    MessageError,
+    is_known_operation,
+)
+
+log = logging.getLogger(__name__)
+
+NODE_CN_PREFIX = "system:node:"
+NODE_ORGANIZATION = "system:nodes"
+
+UpstreamHandler = Callable[[str, Message], Awaitable[None]]
+NodeListener = Callable[[str], Awaitable[None]]
+MessageValidator = Callable[[str, Message], str | None]
+
+
+@dataclass
+class CloudHubSettings:
+    bind: str = "0.0.0.0"
+    port: int = 10000
+    node_limit: int = 1000
+    max_frame_bytes: int = 8 * 1024 * 1024
+    keepalive_timeout: float = 30.0
+    ack_timeout: float = 5.0
+    ack_retries: int = 4
+
+
+def peer_identity(peercert: dict[str, Any] | None) -> tuple[str, str]:
+    """(CN, O) from ``ssl.getpeercert()``."""
+    cn = org = ""
+    for rdn in (peercert or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                cn = value
+            elif key == "organizationName":
+                org = value
+    return cn, org
+
+
+def node_from_certificate(peercert: dict[str, Any] | None) -> str:
+    cn, org = peer_identity(peercert)
+    if not cn.startswith(NODE_CN_PREFIX) or len(cn) == len(NODE_CN_PREFIX):
+        raise PermissionError(f"client certificate CN {cn!r} is not system:node:<name>")
+    if org != NODE_ORGANIZATION:
+        raise PermissionError(f"client certificate O {org!r} is not {NODE_ORGANIZATION}")
+    return cn[len(NODE_CN_PREFIX) :]
+
+
+class CloudHub:
+    """Sessions by node, reliable send with acknowledgements, upstream dispatch by route source."""
+
+    def __init__(self, settings: CloudHubSettings, ssl_context: ssl.SSLContext) -> None:
+        self.settings = settings
+        self.ssl_context = ssl_context
+        self.sessions: dict[str, NodeSession] = {}
+        self.stats: dict[str, NodeStats] = {}
+        self.refusals: dict[str, int] = {}
+        self.ack_latencies: list[float] = []
+        self._upstream: dict[str, UpstreamHandler] = {}
+        self._default_upstream: UpstreamHandler | None = None
+        self._validators: list[MessageValidator] = []
+        self._on_connect: list[NodeListener] = []
+        self._on_disconnect: list[NodeListener] = []
+        self._on_ack_latency: list[Callable[[float], None]] = []
+        self._server: Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.port = settings.port
+
+    # Seams for controllers ------------------------------------------------------------------
+    def register_upstream(self, source: str, handler: UpstreamHandler) -> None:
+        """Messages from nodes whose ``route.source`` is ``source`` go to ``handler(node, msg)``."""
+        self._upstream[source] = handler
+
+    def set_default_upstream(self, handler: UpstreamHandler) -> None:
+        """Messages no registered source claims (KubeEdge sends them to edgecontroller)."""
+        self._default_upstream = handler
+
+    def add_validator(self, validator: MessageValidator) -> None:
+        """``validator(node, msg)`` returns a refusal reason, or None to let the message through."""
+        self._validators.append(validator)
+
+    def on_connect(self, listener: NodeListener) -> None:
+        self._on_connect.append(listener)
+
+    def on_disconnect(self, listener: NodeListener) -> None:
+        self._on_disconnect.append(listener)
+
+    def on_ack_latency(self, observer: Callable[[float], None]) -> None:
+        self._on_ack_latency.append(observer)
+
+    def is_connected(self, node: str) -> bool:
+        return node in self.sessions
+
+    def connected_nodes(self) -> list[str]:
+        return list(self.sessions)
+
+    def send_to_node(
+        self,
+        node: str,
+        message: Message | str,
+        *,
+        msg_id: str | None = None,
+        key: str | None = None,
+        on_ack: Callable[[], None] | None = None,
+        reliable: bool = False,
+    ) -> bool:
+        """Queue a message (edge-relative resource) for ``node``; False when it is not connected.
+
+        With ``reliable`` (or ``on_ack``) the message is retransmitted with the same msg_id until the
+        node answers ``response`` to it; ``key`` (e.g. the object UID) lets a newer message replace
+        an unacknowledged older one. ``message`` may be pre-encoded JSON, then ``msg_id`` is required.
+        """
+        session = self.sessions.get(node)
+        if session is None or session.closed:
+            return False
+        if isinstance(message, Message):
+            frame = message.to_json()
+            msg_id = message.header.msg_id
+        else:
+            frame = message
+            if (reliable or on_ack) and not msg_id:
+                raise ValueError("msg_id is required for a pre-encoded reliable message")
+        if reliable or on_ack is not None:
+            assert msg_id is not None
+            session.track(msg_id, frame, key, on_ack)
+        session.enqueue(frame)
+        return True
+
+    def count_object_sent(self, node: str, resource_type: str, operation: str) -> None:
+        stats = self.stats.setdefault(node, NodeStats())
+        k = (resource_type, operation)
+        stats.objects_sent[k] = stats.objects_sent.get(k, 0) + 1
+
+    def queue_depths(self) -> dict[str, int]:
+        return {n: s.queue.qsize() for n, s in self.sessions.items()}
+
+    def pending_acks(self) -> dict[str, int]:
+        return {n: len(s.pending) for n, s in self.sessions.items()}
+
+    # Server ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        s = self.settings
+        self._server = await serve(
+            self._handle,
+            s.bind,
+            s.port,
+            ssl=self.ssl_context,
+            process_request=self._check_request,
+            create_connection=TrackingConnection,
+            max_size=s.max_frame_bytes,
+            compression=None,  # per-connection zlib state costs ~100 KiB; objects are small JSON
+            ping_interval=None,  # the edge pings; any received bytes count as liveness
+            max_queue=64,
+        )
+        sock = next(iter(self._server.sockets))
+        self.port = sock.getsockname()[1]
+        self._tasks.append(asyncio.create_task(self._housekeeping(), name="cloudhub-housekeeping"))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def _refuse(self, reason: str, node: str | None = None) -> None:
+        self.refusals[reason] = self.refusals.get(reason, 0) + 1
+        if node is not None:
+            self.stats.setdefault(node, NodeStats()).refused += 1
+
+    def _check_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        peercert = conn.transport.get_extra_info("peercert")
+        try:
+            node = node_from_certificate(peercert)
+        except PermissionError as exc:
+            log.warning("refused connection from %s: %s", conn.remote_address, exc)
+            self._refuse("bad_certificate")
+            return conn.respond(HTTPStatus.FORBIDDEN, f"{exc}\n")
+        claimed = _claimed_node(request.headers, request.path)
+        if claimed is not None and claimed != node:
+            log.warning(
+                "refused connection: certificate is for node %r but the request claims node %r", node, claimed
+            )
+            self._refuse("forged_node_name", node)
+            return conn.respond(
+                HTTPStatus.FORBIDDEN, f"certificate is for node {node!r}, request claims {claimed!r}\n"
+            )
+        if node not in self.sessions and len(self.sessions) >= self.settings.node_limit:
+            log.warning("refused node %s: node limit %d reached", node, self.settings.node_limit)
+            self._refuse("node_limit", node)
+            return conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "node limit reached\n")
+        return None
+
+    async def _handle(self, conn: ServerConnection) -> None:
+        assert isinstance(conn, TrackingConnection)
+        node = node_from_certificate(conn.transport.get_extra_info("peercert"))
+        old = self.sessions.get(node)
+        if old is not None:
+            log.info("node %s reconnected; closing its previous session", node)
+            await self._end(old, 1000, "replaced by a new connection")
+        stats = self.stats.setdefault(node, NodeStats())
+        stats.connects += 1
+        session = NodeSession(node, conn, stats)
+        self.sessions[node] = session
+        log.info("node %s connected from %s", node, conn.remote_address)
+        for listener in self._on_connect:
+            try:
+                await listener(node)
+            except Exception:
+                log.exception("connect listener failed for node %s", node)
+        try:
+            async for frame in conn:
+                if isinstance(frame, bytes):
+                    log.warning("node %s sent a binary frame; closing", node)
+                    self._refuse("binary_frame", node)
+                    await conn.close(1003, "binary frames are not accepted")
+                    break
+                stats.messages_in += 1
+                try:
+                    msg = Message.from_json(frame)
+                except MessageError as exc:
+                    log.warning("node %s sent a malformed frame (%s); closing", node, exc)
+                    self._refuse("malformed_frame", node)
+                    await conn.close(1007, f"malformed message: {exc}"[:120])
+                    break
+                await self._dispatch(session, msg)
+        except ConnectionClosed as exc:
+            if (exc.rcvd is not None and exc.rcvd.code == 1009) or (
+                exc.sent is not None and exc.sent.code == 1009
+            ):
+                log.warning("node %s sent an oversized frame; connection closed", node)
+                self._refuse("oversized_frame", node)
+        finally:
+            if self.sessions.get(node) is session:
+                await self._end(session, 1000, "")
+
+    async def _end(self, session: NodeSession, code: int, reason: str) -> None:
+        if self.sessions.get(session.node) is session:
+            del self.sessions[session.node]
+        await session.close(code, reason)
+        log.info("node %s disconnected", session.node)
+        for listener in self._on_disconnect:
+            try:
+                await listener(session.node)
+            except Exception:
+                log.exception("disconnect listener failed for node %s", session.node)
+
+    async def _dispatch(self, session: NodeSession, msg: Message) -> None:
+        node = session.node
+        op = msg.route.operation
+        if op == OP_KEEPALIVE:
+            return
+        if op == OP_RESPONSE and msg.header.parent_msg_id:
+            p = session.acknowledge(msg.header.parent_msg_id)
+            if p is not None:
+                self._acked(p)
+            return
+        if op == OP_ERROR:
+            log.warning("node %s reported an error for %s: %s", node, msg.route.resource, msg.content)
+            return
+        if not is_known_operation(op):
+            log.warning("node %s: refused message with unknown operation %r", node, op)
+            self._refuse("unknown_operation", node)
+            return
+        for validator in self._validators:
+            reason = validator(node, msg)
+            if reason:
+                log.warning("node %s: refused message %s: %s", node, msg.route.resource, reason)
+                self._refuse("invalid_message", node)
+                return
+        handler = self._upstream.get(msg.route.source, self._default_upstream)
+        if handler is None:
+            log.info("node %s: no handler for message from %r", node, msg.route.source)
+            return
+        try:
+            await handler(node, msg)
+        except Exception:
+            log.exception("node %s: handler for %s failed", node, msg.route.resource)
+
+    def _acked(self, p: Pending) -> None:
+        latency = time.monotonic() - p.first_sent
+        for observe in self._on_ack_latency:
+            observe(latency)
+        if p.on_ack is not None:
+            try:
+                p.on_ack()
+            except Exception:
+                log.exception("ack callback failed")
+
+    async def _housekeeping(self) -> None:
+        s = self.settings
+        while True:
+            await asyncio.sleep(min(1.0, s.ack_timeout / 2, s.keepalive_timeout / 4))
+            now = time.monotonic()
+            for session in list(self.sessions.values()):
+                if now - session.last_seen > s.keepalive_timeout:
+                    log.warning(
+                        "node %s silent for %.0fs; closing its session", session.node, s.keepalive_timeout
+                    )
+                    await self._end(session, 1001, "keepalive timeout")
+                    continue
+                for msg_id, p in list(session.pending.items()):
+                    if now - p.last_sent < s.ack_timeout:
+                        continue
+                    if p.tries > s.ack_retries:
+                        # The edge is not answering; a fresh session resyncs everything unacknowledged.
+                        log.warning(
+                            "node %s: message %s unacknowledged after %d tries", session.node, msg_id, p.tries
+                        )
+                        await self._end(session, 1011, "acknowledgements overdue")
+                        break
+                    p.tries += 1
+                    p.last_sent = now
+                    session.enqueue(p.frame)
+
+
+def _claimed_node(headers: Headers, path: str) -> str | None:
+    claimed = headers.get("node_id") or headers.get("node-id")
+    if claimed:
+        return claimed
+    # KubeEdge dials wss://host/<projectID>/<nodeName>/events
+    parts = [p for p in path.split("?")[0].split("/") if p]
+    if len(parts) == 3 and parts[2] == "events":
+        return parts[1]
+    return None

@@ -1,0 +1,53 @@
+"""cloudcore configuration: command-line flags and the same keys in a YAML file (``--config``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from kubeshore.config import ConfigModel
+
+
+class CloudCoreConfig(ConfigModel):
+    """Keys are camelCase in YAML (``websocketPort``); snake_case is accepted too."""
+
+    model_config = ConfigModel.model_config | {"alias_generator": to_camel}
+
+    kubeconfig: Path | None = None
+    standalone: bool = False
+    data_dir: Path | None = None
+    bind: str = "0.0.0.0"
+    advertise_address: list[str] = Field(default_factory=list)
+    websocket_port: int = Field(10000, ge=0, le=65535)
+    https_port: int = Field(10002, ge=0, le=65535)
+    apiserver_port: int = Field(6443, ge=0, le=65535)
+    metrics_port: int = Field(9091, ge=0, le=65535)
+    metrics_bind: str = "127.0.0.1"
+    node_grace_period: float = Field(40.0, gt=0, description="seconds without traffic before Ready=Unknown")
+    keepalive_timeout: float = Field(
+        30.0, gt=0, description="seconds without traffic before closing a session"
+    )
+    node_status_update_period: float = Field(60.0, gt=0, description="seconds between heartbeat-time writes")
+    node_limit: int = Field(1000, ge=1)
+    max_frame_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    ack_timeout: float = Field(5.0, gt=0)
+    ack_retries: int = Field(4, ge=0)
+    sync_flush_interval: float = Field(0.2, gt=0, description="seconds between ObjectSync write batches")
+    sync_writers: int = Field(8, ge=1, le=64)
+    resync_period: float = Field(30.0, gt=0, description="seconds between full consistency checks")
+    token_validity_hours: float = Field(24.0, gt=0)
+    edge_cert_validity_days: float = Field(365.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_mode(self) -> CloudCoreConfig:
+        if self.standalone and self.kubeconfig is not None:
+            raise ValueError("give either standalone: true (with dataDir) or kubeconfig, not both")
+        if self.standalone and self.data_dir is None:
+            raise ValueError("standalone mode needs dataDir (--data-dir)")
+        if not self.standalone and self.kubeconfig is None:
+            raise ValueError(
+                "kubeconfig is required unless standalone is true (--kubeconfig or --standalone)"
+            )
+        return self

@@ -1,0 +1,61 @@
+"""An edge node: store, module router, metamanager, node status and EdgeHub, wired together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from edgecore._nodestatus import NodeStatusReporter
+from edgecore._router import ModuleRouter
+from edgecore.config import EdgeCoreConfig
+from edgecore.edgehub import Address, EdgeHub
+from edgecore.metamanager import EdgeStore, MetaManager
+
+log = logging.getLogger("edgecore")
+
+
+class EdgeNode:
+    def __init__(self, cfg: EdgeCoreConfig) -> None:
+        self.cfg = cfg
+        self.router = ModuleRouter()
+        self.store = EdgeStore(cfg.database.path)
+        self.metamanager = MetaManager(self.store, self.router)
+        self.hub = EdgeHub(cfg, self.router, self.store)
+        self.status = NodeStatusReporter(
+            cfg.node_name, Address.parse(cfg.edge_hub.server).host, self.router, cfg.node_status_check_period
+        )
+        self.metaserver: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        if self.cfg.meta_server.enable:
+            try:
+                from edgecore.metamanager.metaserver import MetaServer  # type: ignore[import-not-found,unused-ignore]
+            except ImportError:
+                log.warning("MetaServer needs the kubeapi package, which is not installed; not serving it")
+            else:
+                self.metaserver = MetaServer(
+                    self.store, self.cfg.meta_server.address, self.cfg.meta_server.port
+                )
+                await self.metaserver.start()
+        self._tasks = [
+            asyncio.create_task(self.metamanager.run(), name="metamanager"),
+            asyncio.create_task(self.hub.run(), name="edgehub"),
+            asyncio.create_task(self.status.run(), name="nodestatus"),
+        ]
+        log.info("edgecore %s started (store %s)", self.cfg.node_name, self.cfg.database.path)
+
+    def ports(self) -> dict[str, int]:
+        return {"metaServerPort": self.metaserver.port} if self.metaserver is not None else {}
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        if self.metaserver is not None:
+            await self.metaserver.stop()
+        self.store.close()

@@ -1,0 +1,104 @@
+"""``kubeshore join``: obtain this node's certificate from cloudcore and write ``DIR/edgecore.yaml``.
+
+    kubeshore join --cloudcore HOST:PORT --token TOKEN --node-name NAME --data-dir DIR
+                   [--https-port P] [--metaserver-port P] [--mqtt-url URL] [--dmi-socket PATH]
+
+HOST:PORT is cloudcore's websocket address; certificates come from HOST:--https-port (default 10002).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from edgecore.config import (
+    CertsConfig,
+    DatabaseConfig,
+    DmiConfig,
+    EdgeCoreConfig,
+    EdgeHubConfig,
+    EventBusConfig,
+    MetaServerConfig,
+)
+from edgecore.edgehub._certificates import Address, CertificateRequestError, fetch_ca, request_certificate
+from kubeshore import pki
+from kubeshore.config import dump_config
+from kubeshore.jointoken import JoinToken, TokenError
+
+DEFAULT_HTTPS_PORT = 10002
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="kubeshore join", description="join this machine to cloudcore as an edge node"
+    )
+    p.add_argument("--cloudcore", required=True, help="cloudcore websocket address HOST:PORT")
+    p.add_argument("--token", required=True, help="join token from 'kubeshore token create'")
+    p.add_argument("--node-name", required=True)
+    p.add_argument("--data-dir", required=True, type=Path, help="where certificates, store and config live")
+    p.add_argument(
+        "--https-port", type=int, default=DEFAULT_HTTPS_PORT, help="certificate port (default 10002)"
+    )
+    p.add_argument("--metaserver-port", type=int, default=10550)
+    p.add_argument("--mqtt-url", default="tcp://127.0.0.1:1883")
+    p.add_argument("--dmi-socket", type=Path, help="DMI unix socket (default DIR/dmi.sock)")
+    ns = p.parse_args(list(sys.argv[1:] if argv is None else argv))
+
+    def fail(reason: str, code: int = 1) -> int:
+        print(f"kubeshore join: {reason}", file=sys.stderr)
+        return code
+
+    try:
+        ws_addr = Address.parse(ns.cloudcore)
+    except ValueError as exc:
+        return fail(f"--cloudcore: {exc}", 2)
+    try:
+        token = JoinToken.parse(ns.token)
+    except TokenError as exc:
+        return fail(f"--token: {exc}", 2)
+    data_dir: Path = ns.data_dir.resolve()
+    https_addr = Address(ws_addr.host, ns.https_port)
+    try:
+        ca_der = fetch_ca(https_addr)
+    except CertificateRequestError as exc:
+        return fail(str(exc))
+    if not token.matches_ca(ca_der):
+        return fail(
+            f"the CA served by {https_addr} does not match the token's CA hash: "
+            "wrong token or wrong cloudcore"
+        )
+    from cryptography import x509
+
+    ca_pem = pki.cert_to_pem(x509.load_der_x509_certificate(ca_der))
+    try:
+        cert_pem, key_pem = request_certificate(https_addr, ns.node_name, ca_pem, bearer=token.jwt)
+    except CertificateRequestError as exc:
+        return fail(str(exc))
+    certs = data_dir / "certs"
+    certs.mkdir(parents=True, exist_ok=True)
+    (certs / "ca.crt").write_bytes(ca_pem)
+    (certs / "server.crt").write_bytes(cert_pem)
+    pki.write_private(certs / "server.key", key_pem)
+    try:
+        cfg = EdgeCoreConfig(
+            node_name=ns.node_name,
+            data_dir=data_dir,
+            edge_hub=EdgeHubConfig(server=str(ws_addr), https_server=str(https_addr)),
+            certs=CertsConfig(
+                ca_file=certs / "ca.crt", cert_file=certs / "server.crt", key_file=certs / "server.key"
+            ),
+            database=DatabaseConfig(path=data_dir / "edgecore.db"),
+            meta_server=MetaServerConfig(port=ns.metaserver_port),
+            event_bus=EventBusConfig(mqtt_url=ns.mqtt_url),
+            dmi=DmiConfig(socket=ns.dmi_socket or data_dir / "dmi.sock"),
+            state_file=data_dir / "edgecore.json",
+        )
+    except ValueError as exc:
+        return fail(f"invalid settings: {exc}", 2)
+    config_path = data_dir / "edgecore.yaml"
+    dump_config(cfg, config_path)
+    print(f"node {ns.node_name} joined cloudcore {ws_addr}; configuration written to {config_path}")
+    print(f"next: edgecore --config {config_path}")
+    return 0

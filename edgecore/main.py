@@ -1,0 +1,75 @@
+"""``edgecore --config DIR/edgecore.yaml``: run an edge node in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from kubeshore.config import ConfigError, load_config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="edgecore", description="kubeshore edgecore (KubeEdge-compatible)")
+    p.add_argument("--config", required=True, type=Path, help="edgecore.yaml written by 'kubeshore join'")
+    p.add_argument("--log-level", default="INFO")
+    ns = p.parse_args(list(sys.argv[1:] if argv is None else argv))
+    logging.basicConfig(
+        level=ns.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from edgecore.config import EdgeCoreConfig
+
+    try:
+        cfg = load_config(EdgeCoreConfig, ns.config)
+    except ConfigError as exc:
+        print(f"edgecore: {exc}", file=sys.stderr)
+        return 2
+    for label, path in (
+        ("CA", cfg.certs.ca_file),
+        ("certificate", cfg.certs.cert_file),
+        ("key", cfg.certs.key_file),
+    ):
+        if not path.is_file():
+            print(
+                f"edgecore: {label} file {path} does not exist (run 'kubeshore join' first)", file=sys.stderr
+            )
+            return 2
+
+    async def runner() -> None:
+        from edgecore._node import EdgeNode
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        node = EdgeNode(cfg)
+        await node.start()
+        if cfg.state_file is not None:
+            state: dict[str, Any] = {"pid": os.getpid(), **node.ports()}
+            tmp = cfg.state_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(state) + "\n")
+            tmp.replace(cfg.state_file)
+        try:
+            await stop.wait()
+        finally:
+            await node.stop()
+
+    try:
+        asyncio.run(runner())
+    except OSError as exc:
+        print(f"edgecore: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

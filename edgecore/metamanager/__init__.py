@@ -1,0 +1,6 @@
+"""metamanager: the edge store of everything received from the cloud, and (later) its MetaServer."""
+
+from edgecore.metamanager._manager import MetaManager
+from edgecore.metamanager._store import Change, EdgeStore, gvr_of, object_key, plural_of
+
+__all__ = ["Change", "EdgeStore", "MetaManager", "gvr_of", "object_key", "plural_of"]

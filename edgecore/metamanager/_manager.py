@@ -1,0 +1,98 @@
+"""metamanager: persist every object the cloud sends, then acknowledge it (after the commit)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from edgecore._router import ModuleRouter
+from edgecore.metamanager._store import EdgeStore, Operation, Remove, Upsert, gvr_of
+from kubeshore.message import (
+    ACK_OK,
+    GROUP_RESOURCE,
+    OP_DELETE,
+    OP_ERROR,
+    OP_INSERT,
+    OP_PATCH,
+    OP_UPDATE,
+    SOURCE_METAMANAGER,
+    Message,
+    MessageError,
+    parse_edge_resource,
+)
+
+log = logging.getLogger(__name__)
+
+_BATCH = 256
+
+
+class MetaManager:
+    def __init__(self, store: EdgeStore, router: ModuleRouter) -> None:
+        self.store = store
+        self.router = router
+        self.queue: asyncio.Queue[Message] = asyncio.Queue()
+        self.applied = 0
+        self.rejected = 0
+        router.register(GROUP_RESOURCE, self.handle)
+
+    async def handle(self, msg: Message) -> None:
+        self.queue.put_nowait(msg)
+
+    def _operation(self, msg: Message) -> Operation:
+        op = msg.route.operation
+        try:
+            res = parse_edge_resource(msg.route.resource, op)
+        except MessageError as exc:
+            raise ValueError(str(exc)) from exc
+        obj = msg.content_data()
+        if not isinstance(obj, dict) or not isinstance(obj.get("metadata"), dict):
+            raise ValueError("content is not a Kubernetes object")
+        md = obj["metadata"]
+        ns = md.get("namespace") or "null"
+        if md.get("name") != res.name or ns != res.namespace:
+            raise ValueError(
+                f"resource {msg.route.resource!r} does not match the object {ns}/{md.get('name')}"
+            )
+        if res.resource_type != str(obj.get("kind", "")).lower():
+            raise ValueError(f"resource type {res.resource_type!r} does not match kind {obj.get('kind')!r}")
+        if op in (OP_INSERT, OP_UPDATE, OP_PATCH):
+            rv_text = msg.header.resourceversion or md.get("resourceVersion") or "0"
+            try:
+                rv = int(rv_text)
+            except ValueError as exc:
+                raise ValueError(f"resourceversion {rv_text!r} is not a number") from exc
+            return Upsert(obj, rv)
+        if op == OP_DELETE:
+            return Remove(gvr_of(obj), md.get("namespace"), md["name"], md.get("uid"))
+        raise ValueError(f"operation {op!r} is not supported for resources")
+
+    async def run(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < _BATCH and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            ops: list[Operation] = []
+            accepted: list[Message] = []
+            for msg in batch:
+                try:
+                    ops.append(self._operation(msg))
+                    accepted.append(msg)
+                except ValueError as exc:
+                    self.rejected += 1
+                    log.warning("refused %s %s: %s", msg.route.operation, msg.route.resource, exc)
+                    reply = msg.response(f"refused: {exc}", source=SOURCE_METAMANAGER)
+                    reply.route.operation = OP_ERROR
+                    await self.router.to_cloud(reply, queue_offline=False)
+            if not ops:
+                continue
+            try:
+                await self.store.apply(ops)
+            except Exception:
+                # Nothing is acknowledged, so the cloud retransmits; the store stays as it was.
+                log.exception("store commit failed for %d messages", len(ops))
+                continue
+            self.applied += len(ops)
+            for msg in accepted:
+                await self.router.to_cloud(
+                    msg.response(ACK_OK, source=SOURCE_METAMANAGER), queue_offline=False
+                )
