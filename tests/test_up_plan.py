@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubeshore.up._plan import Plan, PlanError, load_or_choose_ports
+from kubeshore.up._plan import REPO_EXAMPLES, Plan, PlanError, load_or_choose_ports
 from kubeshore.up._processes import Supervisor
 
 
@@ -52,9 +52,16 @@ def test_nodegroups_put_each_node_in_its_group(tmp_path: Path) -> None:
     plan = Plan(tmp_path, load_or_choose_ports(tmp_path), examples=None)
     groups = list(yaml.safe_load_all(plan.nodegroups_manifest().read_text()))
     assert {(g["metadata"]["name"], tuple(g["spec"]["nodes"])) for g in groups} == {
-        ("group-a", ("edge-1",)),
-        ("group-b", ("edge-2",)),
+        ("site-a", ("edge-1",)),
+        ("site-b", ("edge-2",)),
     }
+
+
+def test_examples_bring_the_node_groups(tmp_path: Path) -> None:
+    plan = Plan(tmp_path, load_or_choose_ports(tmp_path), examples=REPO_EXAMPLES)
+    assert ("NodeGroup", "site-a") in plan.examples_kinds()
+    titles = [s.title for s in plan.steps(Supervisor(tmp_path))]
+    assert titles[-1].startswith("examples from") and "node groups" not in titles
 
 
 def test_a_taken_port_is_named(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import shutil
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +51,26 @@ class Kubectl:
         items = loaded.get("items", []) if isinstance(loaded, dict) else []
         return [i for i in items if isinstance(i, dict)]
 
-    async def node_ready(self, name: str) -> bool:
-        out = await self.run(
-            "get", "node", name, "-o", 'jsonpath={.status.conditions[?(@.type=="Ready")].status}', within=10
-        )
-        return out.strip() == "True"
+    async def node_ready(self, name: str, since: float | None = None) -> bool:
+        """Ready=True, and (with ``since``, a wall-clock time) reported at or after ``since``: a Node
+        keeps saying Ready for a grace period after its edgecore stopped, so a restarted edgecore is
+        only known to be connected once cloudcore has written a newer heartbeat."""
+        ready = '{.status.conditions[?(@.type=="Ready")]}'
+        out = await self.run("get", "node", name, "-o", f"jsonpath={ready}", within=10)
+        if not out.strip():
+            return False
+        condition = json.loads(out)
+        if condition.get("status") != "True":
+            return False
+        if since is None:
+            return True
+        beat = condition.get("lastHeartbeatTime") or ""
+        try:
+            stamp = datetime.fromisoformat(beat.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return False
+        # Heartbeat times have whole seconds.
+        return stamp >= int(since)
 
     async def api_ready(self) -> bool:
         if not self.kubeconfig.exists():

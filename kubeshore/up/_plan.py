@@ -8,7 +8,7 @@ Layout of ``DIR`` (default ``./.kubeshore``)::
     cloud/             cloudcore's data dir: the embedded API server's store, CA, admin.kubeconfig
     nodes/<node>/      `kubeshore join`'s data dir: edgecore.yaml, the edge store, mosquitto.conf,
                        the DMI socket and the virtual mapper's socket
-    nodegroups.yaml    the two quickstart NodeGroups
+    nodegroups.yaml    two NodeGroups, written when the examples bring none
 
 The ports are chosen free once and kept because the edge configuration written by `join` names them;
 that is what lets a second `kubeshore up` resume where the first stopped.
@@ -22,17 +22,22 @@ import json
 import shutil
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from kubeshore.up._kubectl import Kubectl
 from kubeshore.up._processes import ProcessFailed, Service, Supervisor
 
 NODES: tuple[str, ...] = ("edge-1", "edge-2")
-NODE_GROUPS: dict[str, str] = {"edge-1": "group-a", "edge-2": "group-b"}
+# The same groups as examples/nodegroups.yaml, for when kubeshore runs without the repository.
+NODE_GROUPS: dict[str, str] = {"edge-1": "site-a", "edge-2": "site-b"}
+QUICKSTART = Path(__file__).with_name("quickstart.yaml")
 REPO_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
@@ -280,9 +285,12 @@ class Plan:
     def edgecore(self, node: str) -> Service:
         argv = [find_command("edgecore") or "edgecore", "--config", str(self.edgecore_config(node))]
         kubectl = self.kubectl()
+        started: list[float] = []
 
         async def ready() -> bool:
-            return await kubectl.node_ready(node)
+            if not started:
+                started.append(time.time())
+            return await kubectl.node_ready(node, since=started[0])
 
         return Service(f"edgecore-{node}", argv, env=CHILD_ENV, cwd=self.node_dir(node), ready=ready)
 
@@ -327,7 +335,19 @@ class Plan:
             str(self.dmi_socket(node)),
         )
 
+    def examples_kinds(self) -> set[tuple[str, str]]:
+        """(kind, name) of every object in the examples directory."""
+        found: set[tuple[str, str]] = set()
+        if self.examples is None or not self.examples.is_dir():
+            return found
+        for path in sorted(self.examples.glob("*.y*ml")):
+            for doc in yaml.safe_load_all(path.read_text()):
+                if isinstance(doc, dict):
+                    found.add((str(doc.get("kind")), str((doc.get("metadata") or {}).get("name"))))
+        return found
+
     def nodegroups_manifest(self) -> Path:
+        """Two NodeGroups, one node each; used when the examples bring none."""
         docs = []
         for group in sorted(set(NODE_GROUPS.values())):
             members = [n for n in self.nodes if NODE_GROUPS.get(n) == group]
@@ -367,12 +387,16 @@ class Plan:
 
             return run
 
+        kinds = self.examples_kinds()
+
         async def apply_groups() -> None:
             await self.kubectl().run("apply", "-f", str(self.nodegroups_manifest()))
 
         async def apply_examples() -> None:
             assert self.examples is not None
-            await self.kubectl().run("apply", "-R", "-f", str(self.examples), within=60)
+            await self.kubectl().run("apply", "-f", str(self.examples), within=60)
+            if ("DeviceModel", "virtual-thermometer") in kinds:
+                await self.kubectl().run("apply", "-f", str(QUICKSTART), within=30)
 
         steps = [Step("cloudcore with the embedded API server", partial(start, self.cloudcore(), 90.0))]
         for node in self.nodes:
@@ -382,9 +406,10 @@ class Plan:
             steps.append(Step(f"MQTT broker of {node}", partial(start, self.mosquitto(node))))
             steps.append(Step(f"edgecore {node} (until Ready)", partial(start, self.edgecore(node))))
             steps.append(Step(f"virtual mapper on {node}", partial(start, self.mapper(node))))
-        steps.append(Step("node groups", apply_groups))
-        if self.examples is not None and any(self.examples.glob("*.y*ml")):
+        if kinds:
             steps.append(Step(f"examples from {self.examples}", apply_examples))
+        if not any(kind == "NodeGroup" for kind, _ in kinds):
+            steps.append(Step("node groups", apply_groups))
         return steps
 
 
