@@ -22,6 +22,7 @@ from cloudcore._kube import CLUSTEROBJECTSYNCS, CRDS, NODES, Kube, KubeError
 from cloudcore._metrics import Metrics
 from cloudcore.cloudhub import CertServer, CloudHub, CloudHubSettings
 from cloudcore.config import CloudCoreConfig
+from cloudcore.devicecontroller import DeviceController
 from cloudcore.edgecontroller import EdgeController, NodeGroupViews, NodeLifecycle
 from cloudcore.sync import NodeSyncer, ObjectSyncStore
 from kubeshore import pki
@@ -136,6 +137,9 @@ class CloudCore:
         )
         self.edgecontroller = EdgeController(self.kube, hub, syncer)
         self.nodegroup_views = NodeGroupViews(self.kube, hub, syncer, self.edgecontroller)
+        self.devicecontroller = DeviceController(
+            self.kube, hub, syncer, flush_interval=cfg.device_status_flush_interval
+        )
 
         async def default_upstream(node: str, msg: Any) -> None:
             if not await self.nodes.handle_upstream(node, msg):
@@ -147,6 +151,7 @@ class CloudCore:
         await self.store.start()
         await self.nodegroup_views.start()
         await self.edgecontroller.start()
+        await self.devicecontroller.start()
         await self.nodes.start()
         self.certs = CertServer(
             ca,
@@ -190,6 +195,7 @@ class CloudCore:
         await self.store.stop()
         await self.edgecontroller.stop()
         await self.nodegroup_views.stop()
+        await self.devicecontroller.stop()
         await self.nodes.stop()
         if self.metrics:
             await self.metrics.stop()
@@ -211,6 +217,15 @@ async def kubernetes_access(cfg: CloudCoreConfig) -> AsyncIterator[tuple[Kube, s
         assert cfg.kubeconfig is not None
         kube = Kube.from_kubeconfig(str(cfg.kubeconfig))
         try:
+            try:
+                installed = await kube.run(install_crds, kube)
+            except KubeError as exc:
+                raise RuntimeError(
+                    f"the KubeEdge CRDs (ObjectSync, ClusterObjectSync, ...) are missing and could not be "
+                    f"installed ({exc}); apply crds/*.yaml to the cluster first"
+                ) from exc
+            if installed:
+                log.info("installed %d CRDs from crds/", installed)
             yield kube, str(cfg.kubeconfig), None
         finally:
             kube.close()

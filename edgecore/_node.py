@@ -7,6 +7,7 @@ import contextlib
 import logging
 from typing import Any
 
+from edgecore._devices import DeviceModule
 from edgecore._nodestatus import NodeStatusReporter
 from edgecore._router import ModuleRouter
 from edgecore.config import EdgeCoreConfig
@@ -30,6 +31,7 @@ class EdgeNode:
             cfg.node_status_check_period,
             metaserver_port=self._metaserver_port,
         )
+        self.devices = DeviceModule(cfg, self.router, self.store)
         self.metaserver: Any = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -44,6 +46,7 @@ class EdgeNode:
                     self.store, self.cfg.meta_server.address, self.cfg.meta_server.port
                 )
                 await self.metaserver.start()
+        await self.devices.start()
         self._tasks = [
             asyncio.create_task(self.metamanager.run(), name="metamanager"),
             asyncio.create_task(self.hub.run(), name="edgehub"),
@@ -67,4 +70,5 @@ class EdgeNode:
                 await t
         if self.metaserver is not None:
             await self.metaserver.stop()
+        await self.devices.stop()
         self.store.close()

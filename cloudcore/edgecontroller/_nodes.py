@@ -70,8 +70,14 @@ class NodeLifecycle:
         self.last_written: dict[str, float] = {}
         self.reported: dict[str, dict[str, Any]] = {}
         self.metaserver_ports: dict[str, int] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
         self._transition: dict[str, str] = {}
+        # Labels each Node is known to carry (from the startup list or our own writes): a reconnect
+        # then costs one status patch instead of a read and two writes.
+        self.labels_written: dict[str, dict[str, str]] = {}
+        self.annotations_written: dict[str, dict[str, str]] = {}
+        # Per-node coalescing writer: the Ready state to write next, and whether a writer runs.
+        self._want: dict[str, str] = {}
+        self._writers: dict[str, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
         hub.on_connect(self._connected)
         hub.on_disconnect(self._disconnected)
@@ -84,14 +90,38 @@ class NodeLifecycle:
             name = node["metadata"]["name"]
             self.last_seen.setdefault(name, now)
             self.ready[name] = _ready_status(node)
+            self.labels_written[name] = dict(node["metadata"].get("labels") or {})
+            self.annotations_written[name] = dict(node["metadata"].get("annotations") or {})
         self._task = asyncio.create_task(self._monitor(), name="node-lifecycle")
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
 
-    def _lock(self, node: str) -> asyncio.Lock:
-        return self._locks.setdefault(node, asyncio.Lock())
+    def request_write(self, node: str, ready: str) -> None:
+        """Write the Node soon; writes requested while one is running are coalesced into one.
+
+        Connecting never waits for the API server: the node's objects flow at once and the Node
+        object follows in the background.
+        """
+        self._want[node] = ready
+        if node not in self._writers:
+            self._writers[node] = asyncio.create_task(self._writer(node), name=f"node-writer-{node}")
+
+    async def _writer(self, node: str) -> None:
+        try:
+            while node in self._want:
+                ready = self._want.pop(node)
+                try:
+                    await self.kube.run(self._write, node, ready)
+                except Exception as exc:
+                    log.warning("node %s: writing the Node object failed: %s", node, exc)
+        finally:
+            del self._writers[node]
+
+    async def flushed(self) -> None:
+        while self._writers:
+            await asyncio.gather(*self._writers.values(), return_exceptions=True)
 
     async def handle_upstream(self, node: str, msg: Message) -> bool:
         """Node status reports (``null/nodestatus/<node>``); returns False for other messages."""
@@ -110,17 +140,12 @@ class NodeLifecycle:
         port = data.get("metaServerPort")
         if isinstance(port, int) and 0 < port < 65536:
             self.metaserver_ports[node] = port
-        async with self._lock(node):
-            await self.kube.run(self._write, node, "True", True)
+        self.request_write(node, "True")
         return True
 
     async def _connected(self, node: str) -> None:
         self.last_seen[node] = time.monotonic()
-        async with self._lock(node):
-            try:
-                await self.kube.run(self._write, node, "True", True)
-            except Exception:
-                log.exception("node %s: could not write Node object", node)
+        self.request_write(node, "True")
 
     async def _disconnected(self, node: str) -> None:
         self.last_seen[node] = time.monotonic()
@@ -137,33 +162,41 @@ class NodeLifecycle:
                 labels["kubernetes.io/hostname"] = addr["address"]
         return labels
 
-    def _write(self, node: str, ready: str, ensure: bool) -> None:
-        """Create/label the Node (when ``ensure``) and write its Ready condition and reported status."""
+    def _node_annotations(self, node: str) -> dict[str, str]:
+        port = self.metaserver_ports.get(node)
+        return {METASERVER_PORT_ANNOTATION: str(port)} if port is not None else {}
+
+    def _ensure_node(self, node: str) -> None:
+        """Create the Node, or add the labels and annotations it lacks (only when not known to carry them)."""
+        labels = self._node_labels(node)
+        annotations = self._node_annotations(node)
+        known = self.labels_written.get(node)
+        known_annotations = self.annotations_written.get(node, {})
+        if (
+            known is not None
+            and all(known.get(k) == v for k, v in labels.items())
+            and all(known_annotations.get(k) == v for k, v in annotations.items())
+        ):
+            return
+        if known is None:
+            try:
+                metadata = {"name": node, "labels": labels, "annotations": annotations}
+                self.kube.create(NODES, {"apiVersion": "v1", "kind": "Node", "metadata": metadata})
+                self.labels_written[node] = labels
+                self.annotations_written[node] = annotations
+                return
+            except KubeError as exc:
+                if exc.status != 409:
+                    raise
+        out = self.kube.patch(NODES, node, {"metadata": {"labels": labels, "annotations": annotations}})
+        self.labels_written[node] = dict(out["metadata"].get("labels") or {})
+        self.annotations_written[node] = dict(out["metadata"].get("annotations") or {})
+
+    def _write(self, node: str, ready: str) -> None:
+        """Write the Node's Ready condition and reported status (creating/labelling it if connected)."""
         now = _now()
-        if ensure:
-            existing = self.kube.get(NODES, node)
-            labels = self._node_labels(node)
-            if existing is None:
-                try:
-                    self.kube.create(
-                        NODES,
-                        {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node, "labels": labels}},
-                    )
-                except KubeError as exc:
-                    if exc.status != 409:
-                        raise
-            annotations = {}
-            if node in self.metaserver_ports:
-                annotations[METASERVER_PORT_ANNOTATION] = str(self.metaserver_ports[node])
-            current = existing or {"metadata": {}}
-            stale_labels = any(
-                (current["metadata"].get("labels") or {}).get(k) != v for k, v in labels.items()
-            )
-            stale_annotations = any(
-                (current["metadata"].get("annotations") or {}).get(k) != v for k, v in annotations.items()
-            )
-            if (existing is not None and stale_labels) or stale_annotations:
-                self.kube.patch(NODES, node, {"metadata": {"labels": labels, "annotations": annotations}})
+        if ready == "True":
+            self._ensure_node(node)
         previous = self.ready.get(node)
         reason, message = (
             ("EdgeReady", "edge node is connected to cloudcore")
@@ -188,8 +221,12 @@ class NodeLifecycle:
         except KubeError as exc:
             if exc.status != 404:
                 raise
-            log.warning("node %s: Node object is gone; recreating on next connect", node)
-            return
+            # Deleted behind our back: recreate it while the node is connected.
+            self.labels_written.pop(node, None)
+            if ready != "True":
+                return
+            self._ensure_node(node)
+            self.kube.patch(NODES, node, {"status": status}, sub="status")
         self.ready[node] = ready
         self.last_written[node] = time.monotonic()
 
@@ -204,20 +241,17 @@ class NodeLifecycle:
                 if session is not None:
                     self.last_seen[node] = seen
                 silent = now - seen
-                try:
-                    if silent > self.grace_period:
-                        if self.ready.get(node) != "Unknown":
-                            log.warning("node %s silent for %.0fs: Ready=Unknown", node, silent)
-                            async with self._lock(node):
-                                await self.kube.run(self._write, node, "Unknown", False)
-                    elif session is not None and (
-                        self.ready.get(node) != "True"
-                        or now - self.last_written.get(node, 0) > self.status_update_period
-                    ):
-                        async with self._lock(node):
-                            await self.kube.run(self._write, node, "True", False)
-                except Exception as exc:
-                    log.warning("node %s: status write failed: %s", node, exc)
+                if node in self._writers:
+                    continue
+                if silent > self.grace_period:
+                    if self.ready.get(node) != "Unknown":
+                        log.warning("node %s silent for %.0fs: Ready=Unknown", node, silent)
+                        self.request_write(node, "Unknown")
+                elif session is not None and (
+                    self.ready.get(node) != "True"
+                    or now - self.last_written.get(node, 0) > self.status_update_period
+                ):
+                    self.request_write(node, "True")
 
 
 def _ready_status(node: Obj) -> str:
