@@ -10,6 +10,8 @@ alone would skip a version the node already acknowledged (the gap of KubeEdge is
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Iterable
 
@@ -30,6 +32,12 @@ log = logging.getLogger(__name__)
 METASERVER_PORT_ANNOTATION = "kubeshore.io/metaserver-port"
 DEFAULT_METASERVER_PORT = 10550
 _VIEWED_KINDS = ("EndpointSlice", "Endpoints")
+FULL = ""  # fingerprint of an unfiltered view
+
+
+def _fingerprint(view: Obj) -> str:
+    parts = {key: view.get(key) for key in ("endpoints", "subsets", "ports")}
+    return hashlib.sha1(json.dumps(parts, sort_keys=True).encode(), usedforsecurity=False).hexdigest()
 
 
 def _group(node: Obj | None) -> str | None:
@@ -62,6 +70,11 @@ class NodeGroupViews:
         self.syncer = syncer
         self.edgecontroller = edgecontroller
         self.nodes = Informer(kube, NODES, self._on_node)
+        # node -> uid -> (resourceVersion, fingerprint) of the view last handed to the syncer, so a
+        # view is re-sent only when it really changed. Nodes connected since this process started
+        # are in ``_seen``; before that, what a node holds is unknown.
+        self._held: dict[str, dict[str, tuple[str, str]]] = {}
+        self._seen: set[str] = set()
         edgecontroller.add_filter(self.view)
         edgecontroller.add_listener(SERVICES.kind, self._on_service)
         hub.on_connect(self._connected)
@@ -84,11 +97,8 @@ class NodeGroupViews:
         namespace = obj.get("metadata", {}).get("namespace") or ""
         return self.edgecontroller.informers[SERVICES.kind].cache.get((namespace, name))
 
-    def view(self, node: str, obj: Obj) -> Obj | None:
-        """``obj`` as ``node`` should hold it; the same object when the node groups change nothing."""
-        kind = obj.get("kind")
-        if kind not in _VIEWED_KINDS:
-            return obj
+    def _compute(self, node: str, obj: Obj) -> tuple[Obj, str]:
+        """The view of an EndpointSlice/Endpoints for ``node`` and its fingerprint (FULL: unfiltered)."""
         port: int | None = None
         service: Obj | None = None
         if _is_default_kubernetes(obj):
@@ -96,14 +106,31 @@ class NodeGroupViews:
         else:
             service = self._service(obj)
             if not is_group_scoped(service):
-                return obj
-        if kind == "EndpointSlice":
-            return filter_endpoint_slice(obj, service, node, self.group_of, metaserver_port=port)
-        return filter_endpoints(obj, service, node, self.group_of, metaserver_port=port)
+                return obj, FULL
+        if obj.get("kind") == "EndpointSlice":
+            out = filter_endpoint_slice(obj, service, node, self.group_of, metaserver_port=port)
+        else:
+            out = filter_endpoints(obj, service, node, self.group_of, metaserver_port=port)
+        return out, _fingerprint(out)
+
+    def view(self, node: str, obj: Obj) -> Obj | None:
+        """``obj`` as ``node`` should hold it; the same object when the node groups change nothing."""
+        if obj.get("kind") not in _VIEWED_KINDS:
+            return obj
+        out, fingerprint = self._compute(node, obj)
+        rv = str(obj["metadata"].get("resourceVersion", ""))
+        held = self._held.setdefault(node, {})
+        uid = obj["metadata"].get("uid", "")
+        # The first view of a version is the one edgecontroller sends; later calls for the same
+        # version (resyncs) are skipped by the syncer, so they must not overwrite the record.
+        if held.get(uid, ("", ""))[0] != rv:
+            held[uid] = (rv, fingerprint)
+        return out
 
     # -- re-sends when a view changes without its object --------------------------------------
-    def _viewed_objects(self, service: Obj | None = None) -> Iterable[Obj]:
-        """EndpointSlices/Endpoints whose view depends on node groups (all, or one Service's)."""
+    def _viewed_objects(self, service: Obj | None = None) -> list[Obj]:
+        """Every EndpointSlice/Endpoints (or one Service's)."""
+        out: list[Obj] = []
         for res in (ENDPOINTSLICES, ENDPOINTS):
             for obj in list(self.edgecontroller.informers[res.kind].cache.values()):
                 if service is not None:
@@ -112,31 +139,46 @@ class NodeGroupViews:
                         "name"
                     ):
                         continue
-                elif not (_is_default_kubernetes(obj) or is_group_scoped(self._service(obj))):
-                    continue
-                yield obj
+                out.append(obj)
+        return out
 
-    def _resend(self, nodes: Iterable[str], objects: list[Obj]) -> int:
+    def _refresh(self, nodes: Iterable[str], objects: list[Obj], *, unknown: bool = False) -> int:
+        """Force-send each view that differs from the one ``nodes`` were last given.
+
+        ``unknown``: what the node holds is not known (first connect since this process started),
+        so every filtered view is sent.
+        """
         sent = 0
         for node in nodes:
             if not self.hub.is_connected(node):
-                continue  # it gets a forced resend when it connects
+                continue  # its views are refreshed when it connects
+            held = self._held.setdefault(node, {})
             for obj in objects:
-                view = self.view(node, obj)
-                if view is not None:
-                    sent += self.syncer.push(node, view, force=True)
+                out, fingerprint = self._compute(node, obj)
+                rv = str(obj["metadata"].get("resourceVersion", ""))
+                uid = obj["metadata"].get("uid", "")
+                last = held.get(uid, (rv, FULL))
+                stale = fingerprint != FULL if unknown else last != (rv, fingerprint)
+                if stale and self.syncer.push(node, out, force=True):
+                    held[uid] = (rv, fingerprint)
+                    sent += 1
         return sent
 
     async def _connected(self, node: str) -> None:
         # Its group, its peers' groups or its MetaServer port may have changed while it was away,
-        # or since cloudcore last ran; views of unchanged versions would otherwise not be re-sent.
-        sent = self._resend([node], list(self._viewed_objects()))
+        # or while cloudcore was down; views of unchanged versions would otherwise not be re-sent.
+        first = node not in self._seen
+        self._seen.add(node)
+        sent = self._refresh([node], self._viewed_objects(), unknown=first)
         log.debug("node %s: re-sent %d node-group views on connect", node, sent)
 
     async def _on_node(self, event: str, obj: Obj, old: Obj | None) -> None:
         name = obj["metadata"]["name"]
         new = None if event == "DELETED" else obj
         old_group, new_group = _group(old), _group(new)
+        if new is None:
+            self._held.pop(name, None)
+            self._seen.discard(name)
         if old_group != new_group:
             # The node itself sees another group, and its endpoints move between the old and new
             # group's views; nodes in no group form a group of their own.
@@ -145,17 +187,16 @@ class NodeGroupViews:
                 for peer in self.hub.connected_nodes()
                 if peer == name or self.group_of(peer) in (old_group, new_group)
             }
-            sent = self._resend(sorted(affected), list(self._viewed_objects()))
+            sent = self._refresh(sorted(affected), self._viewed_objects())
             log.info("node %s moved from group %s to %s: re-sent %d views", name, old_group, new_group, sent)
         elif new is not None and old is not None and _metaserver_port(old) != _metaserver_port(new):
-            kube_objects = [o for o in self._viewed_objects() if _is_default_kubernetes(o)]
-            self._resend([name], kube_objects)
+            self._refresh([name], [o for o in self._viewed_objects() if _is_default_kubernetes(o)])
 
     def _on_service(self, event: str, obj: Obj, old: Obj | None) -> None:
         was = is_group_scoped(old) if event != "ADDED" else False
         now = is_group_scoped(obj) if event != "DELETED" else False
         if was != now:
-            sent = self._resend(self.hub.connected_nodes(), list(self._viewed_objects(obj)))
+            sent = self._refresh(self.hub.connected_nodes(), self._viewed_objects(obj))
             md = obj.get("metadata", {})
             log.info(
                 "service %s/%s group scope %s: re-sent %d views",
