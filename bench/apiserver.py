@@ -39,8 +39,13 @@ RESULTS = REPO / "bench" / "results" / "apiserver.json"
 DEVICES = "/apis/devices.kubeedge.io/v1beta1"
 
 
+_TEMPLATE: dict[str, Any] = {}
+
+
 def _device(name: str, namespace: str, stamp: float | None = None) -> bytes:
-    obj = yaml.safe_load((REPO / "examples" / "device-virtual-thermometer.yaml").read_text())
+    if not _TEMPLATE:
+        _TEMPLATE.update(yaml.safe_load((REPO / "examples" / "device-virtual-thermometer.yaml").read_text()))
+    obj = dict(_TEMPLATE)
     obj["metadata"] = {"name": name, "namespace": namespace, "labels": {"site": "a", "bench": "yes"}}
     if stamp is not None:
         obj["metadata"]["annotations"] = {"bench/sent": repr(stamp)}

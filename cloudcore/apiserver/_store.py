@@ -3,6 +3,12 @@
 Reads are served from memory. Writes change memory at once (so concurrency checks are exact) and
 are acknowledged only after a group commit: concurrent writes share one SQLite transaction, and
 their watch events are published, in resourceVersion order, once it has committed.
+
+Commits run on the event loop thread on purpose: a commit in WAL mode with ``synchronous=NORMAL``
+only appends to the WAL (tens of microseconds), while handing it to a worker thread costs far more
+in GIL hand-offs (the loop stalls up to the 5 ms switch interval per batch). A committed write
+survives a crash or ``kill -9`` of the process; the WAL is checkpointed (and fsynced) from a
+worker thread every second, which bounds what a power loss can take.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import builtins
+import contextlib
 import json
 import logging
 from collections import deque
@@ -120,6 +127,8 @@ class SQLiteStore:
         self._pending: list[_Op] = []
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._checkpointer: asyncio.Task[None] | None = None
+        self._dirty = False
         self._closing = False
         self._listeners: list[Callable[[str, WatchEvent], None]] = []
 
@@ -133,7 +142,9 @@ class SQLiteStore:
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
             cur = dbapi_connection.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
 
         self._engine = engine
@@ -144,6 +155,7 @@ class SQLiteStore:
             self._put(resource, namespace, name, stored)
         self._oldest = self._rv
         self._writer = asyncio.create_task(self._write_loop())
+        self._checkpointer = asyncio.create_task(self._checkpoint_loop())
 
     def _load(self) -> list[tuple[str, str, str, int, bytes]]:
         assert self._engine is not None
@@ -169,6 +181,12 @@ class SQLiteStore:
         if self._writer is not None:
             await self._writer
             self._writer = None
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
+            await asyncio.to_thread(self._checkpoint)
         for watchers in self._watchers.values():
             for w in list(watchers):
                 w.end()
@@ -407,7 +425,8 @@ class SQLiteStore:
                     return
                 continue
             try:
-                await asyncio.to_thread(self._write_batch, batch, self._rv)
+                self._write_batch(batch, self._rv)
+                self._dirty = True
             except Exception as exc:
                 log.exception("cannot write %d objects to %s", len(batch), self.path)
                 err = APIError(500, "InternalError", f"storage error: {exc}")
@@ -419,6 +438,23 @@ class SQLiteStore:
                 self._publish(op.resource, op.event)
                 if not op.future.done():
                     op.future.set_result(None)
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            if self._dirty:
+                self._dirty = False
+                try:
+                    await asyncio.to_thread(self._checkpoint)
+                except Exception:
+                    log.exception("WAL checkpoint of %s failed", self.path)
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database file and fsync it (PASSIVE: never blocks the writer)."""
+        if self._engine is None:
+            return
+        with self._engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _write_batch(self, batch: builtins.list[_Op], rv: int) -> None:
         assert self._engine is not None
