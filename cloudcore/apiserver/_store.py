@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, select
+from sqlalchemy import Engine, bindparam, create_engine, delete, event, select
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.sqlite import insert
 
 from cloudcore.apiserver._models import Base, CounterRow, ObjectRow
@@ -35,6 +36,36 @@ from kubeapi.selectors import Selector
 from kubeapi.store import ListOptions, ListPage, StoredObject, WatchEvent, decoded, encode
 
 log = logging.getLogger(__name__)
+
+_upsert = insert(ObjectRow).values(
+    resource=bindparam("resource"),
+    namespace=bindparam("namespace"),
+    name=bindparam("name"),
+    resource_version=bindparam("resource_version"),
+    data=bindparam("data"),
+)
+_UPSERT = _upsert.on_conflict_do_update(
+    index_elements=[ObjectRow.resource, ObjectRow.namespace, ObjectRow.name],
+    set_={"resource_version": _upsert.excluded.resource_version, "data": _upsert.excluded.data},
+)
+_DELETE = delete(ObjectRow).where(
+    ObjectRow.resource == bindparam("resource"),
+    ObjectRow.namespace == bindparam("namespace"),
+    ObjectRow.name == bindparam("name"),
+)
+_counter = insert(CounterRow).values(name=bindparam("name"), value=bindparam("value"))
+_COUNTER = _counter.on_conflict_do_update(
+    index_elements=[CounterRow.name], set_={"value": _counter.excluded.value}
+)
+
+
+def _compile(stmt: Any, order: tuple[str, ...]) -> str:
+    """SQLite text of a Core statement whose positional parameters come in ``order``."""
+    compiled = stmt.compile(dialect=sqlite.dialect())
+    if tuple(compiled.positiontup or ()) != order:
+        raise AssertionError(f"unexpected parameter order {compiled.positiontup}")
+    return str(compiled)
+
 
 _RV_COUNTER = "resourceVersion"
 # A watcher this far behind is cut off; its client re-lists (as client-go does after a closed watch).
@@ -129,6 +160,8 @@ class SQLiteStore:
         self._writer: asyncio.Task[None] | None = None
         self._checkpointer: asyncio.Task[None] | None = None
         self._dirty = False
+        self._raw: Any = None
+        self._sql_upsert = self._sql_delete = self._sql_counter = ""
         self._closing = False
         self._listeners: list[Callable[[str, WatchEvent], None]] = []
 
@@ -149,6 +182,12 @@ class SQLiteStore:
 
         self._engine = engine
         rows = await asyncio.to_thread(self._load)
+        # One DBAPI connection for writes, with statements compiled once from the models: the
+        # per-statement overhead of executing Core constructs would exceed the commit itself.
+        self._raw = engine.raw_connection()
+        self._sql_upsert = _compile(_UPSERT, ("resource", "namespace", "name", "resource_version", "data"))
+        self._sql_delete = _compile(_DELETE, ("resource", "namespace", "name"))
+        self._sql_counter = _compile(_COUNTER, ("name", "value"))
         for resource, namespace, name, rv, data in rows:
             type_ = self._type_for(resource)
             stored = decoded(type_, json.loads(data), data, rv)
@@ -190,6 +229,9 @@ class SQLiteStore:
         for watchers in self._watchers.values():
             for w in list(watchers):
                 w.end()
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
@@ -462,37 +504,26 @@ class SQLiteStore:
         for op in batch:
             last[(op.resource, op.namespace, op.name)] = op
         upserts = [
-            {
-                "resource": op.resource,
-                "namespace": op.namespace,
-                "name": op.name,
-                "resource_version": op.stored.resource_version,
-                "data": op.stored.raw,
-            }
+            (op.resource, op.namespace, op.name, op.stored.resource_version, op.stored.raw)
             for op in last.values()
             if op.stored is not None
         ]
         deletes = [(op.resource, op.namespace, op.name) for op in last.values() if op.stored is None]
-        with self._engine.begin() as conn:
+        raw = self._raw
+        assert raw is not None
+        cursor = raw.cursor()
+        try:
             if upserts:
-                stmt = insert(ObjectRow)
-                conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=[ObjectRow.resource, ObjectRow.namespace, ObjectRow.name],
-                        set_={"resource_version": stmt.excluded.resource_version, "data": stmt.excluded.data},
-                    ),
-                    upserts,
-                )
-            for resource, namespace, name in deletes:
-                conn.execute(
-                    delete(ObjectRow).where(
-                        ObjectRow.resource == resource,
-                        ObjectRow.namespace == namespace,
-                        ObjectRow.name == name,
-                    )
-                )
-            stmt = insert(CounterRow).values(name=_RV_COUNTER, value=rv)
-            conn.execute(stmt.on_conflict_do_update(index_elements=[CounterRow.name], set_={"value": rv}))
+                cursor.executemany(self._sql_upsert, upserts)
+            if deletes:
+                cursor.executemany(self._sql_delete, deletes)
+            cursor.execute(self._sql_counter, (_RV_COUNTER, rv))
+            raw.commit()
+        except BaseException:
+            raw.rollback()
+            raise
+        finally:
+            cursor.close()
 
     def _publish(self, group_resource: str, ev: WatchEvent) -> None:
         self._log.append((group_resource, ev))
