@@ -214,6 +214,15 @@ async def kubernetes_access(cfg: CloudCoreConfig) -> AsyncIterator[tuple[Kube, s
         assert cfg.kubeconfig is not None
         kube = Kube.from_kubeconfig(str(cfg.kubeconfig))
         try:
+            try:
+                installed = await kube.run(install_crds, kube)
+            except KubeError as exc:
+                raise RuntimeError(
+                    f"the KubeEdge CRDs (ObjectSync, ClusterObjectSync, ...) are missing and could not be "
+                    f"installed ({exc}); apply crds/*.yaml to the cluster first"
+                ) from exc
+            if installed:
+                log.info("installed %d CRDs from crds/", installed)
             yield kube, str(cfg.kubeconfig), None
         finally:
             kube.close()

@@ -67,6 +67,9 @@ class _HubCollector(Collector):
         w = CounterMetricFamily("cloudcore_objectsync_writes", "ObjectSync writes to the API")
         w.add_metric([], self.store.writes)
         yield w
+        pw = GaugeMetricFamily("cloudcore_objectsync_pending_writes", "ObjectSync writes not yet in the API")
+        pw.add_metric([], self.store.pending_writes)
+        yield pw
 
 
 class Metrics:

@@ -15,6 +15,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "apiserver": ("cloudcore.apiserver:main", "run the embedded Kubernetes API server"),
     "join": ("edgecore.join:main", "join this machine to cloudcore as an edge node"),
     "token": ("cloudcore.token:main", "create edge join tokens"),
+    "up": ("kubeshore.up.command:up", "run the whole platform on this machine (--detach for scripts)"),
+    "down": ("kubeshore.up.command:down", "stop what `kubeshore up --detach` started"),
 }
 
 

@@ -57,6 +57,8 @@ class ObjectSyncStore:
         self._task: asyncio.Task[None] | None = None
         self.writes = 0
         self.write_errors = 0
+        self._writing = 0
+        self._persisted: set[tuple[str, str]] = set()
 
     async def load(self) -> None:
         if self.kube is None:
@@ -71,6 +73,7 @@ class ObjectSyncStore:
                     rv = int(status.get("objectResourceVersion") or 0)
                 except ValueError:
                     rv = 0
+                self._persisted.add((node, uid))
                 self.acked.setdefault(node, {})[uid] = SyncedObject(
                     uid=uid,
                     api_version=spec.get("objectAPIVersion", ""),
@@ -80,6 +83,10 @@ class ObjectSyncStore:
                     resource_version=rv,
                 )
         log.info("loaded %d acknowledged objects for %d nodes", self.count(), len(self.acked))
+
+    @property
+    def pending_writes(self) -> int:
+        return len(self._dirty) + self._writing
 
     def count(self) -> int:
         return sum(len(v) for v in self.acked.values())
@@ -127,6 +134,7 @@ class ObjectSyncStore:
             self._wake.clear()
             await asyncio.sleep(self.flush_interval)
             batch, self._dirty = self._dirty, {}
+            self._writing = len(batch)
 
             async def write(node: str, synced: SyncedObject, delete: bool) -> None:
                 async with sem:
@@ -141,6 +149,8 @@ class ObjectSyncStore:
                         )
                         self._dirty.setdefault((node, synced.uid), (synced, delete))
                         self._wake.set()
+                    finally:
+                        self._writing -= 1
 
             await asyncio.gather(*(write(n, s, d) for (n, _), (s, d) in batch.items()))
             if not self._dirty:
@@ -152,16 +162,19 @@ class ObjectSyncStore:
         assert self.kube is not None
         res = OBJECTSYNCS if synced.namespace else CLUSTEROBJECTSYNCS
         name = sync_name(node, synced.uid)
+        key = (node, synced.uid)
         if delete:
             self.kube.delete(res, name, synced.namespace)
+            self._persisted.discard(key)
             return
         status = {"status": {"objectResourceVersion": str(synced.resource_version)}}
-        try:
-            self.kube.patch(res, name, status, synced.namespace, sub="status")
-            return
-        except KubeError as exc:
-            if exc.status != 404:
-                raise
+        if key in self._persisted:
+            try:
+                self.kube.patch(res, name, status, synced.namespace, sub="status")
+                return
+            except KubeError as exc:
+                if exc.status != 404:
+                    raise
         spec = ObjectSyncSpec(
             object_api_version=synced.api_version, object_kind=synced.kind, object_name=synced.name
         )
@@ -173,6 +186,7 @@ class ObjectSyncStore:
             if exc.status != 409:
                 raise
         self.kube.patch(res, name, status, synced.namespace, sub="status")
+        self._persisted.add(key)
 
     async def forget_node(self, node: str) -> None:
         for uid in list(self.acked.get(node, {})):
