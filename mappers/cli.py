@@ -62,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     try:
-        run(driver, config)
+        run(driver, config, log_format=args.log_format)
     except (RuntimeError, ValueError, OSError) as exc:
         print(f"kubeshore mapper: {exc}", file=sys.stderr)
         return 1
@@ -92,6 +92,9 @@ def main(argv: list[str]) -> int:
     run_p.add_argument("--config", help="mapper configuration YAML")
     run_p.add_argument("--name", help="mapper name announced to edgecore")
     run_p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    run_p.add_argument(
+        "--log-format", choices=["text", "json"], help="default: text on a terminal, else json"
+    )
     run_p.set_defaults(func=_run)
     new_p = sub.add_parser("new", help="scaffold a mapper project")
     new_p.add_argument("name", help="mapper name, e.g. acme-sensor")
