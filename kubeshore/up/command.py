@@ -95,8 +95,17 @@ async def _up_foreground(data_dir: Path, args: argparse.Namespace, console: Cons
         console.print(
             f"kubeshore is already running from {data_dir} (supervisor pid {state['supervisor']['pid']})."
         )
-        console.print(f"  {_kubeconfig_line(data_dir)}", highlight=False, soft_wrap=True)
-        console.print("Stop it with: kubeshore down" + (f" --data-dir {data_dir}" if args.data_dir else ""))
+        console.print(f"  {_kubeconfig_line(data_dir)}", highlight=False)
+        console.print(f"Stop it with: kubeshore down --data-dir {data_dir}", highlight=False)
+        if view:
+            # Watching a detached platform: Ctrl-C leaves the view, not the platform.
+            from kubeshore.up._kubectl import Kubectl
+            from kubeshore.up._view import live_view
+
+            console.print("Ctrl-C leaves this view; the platform keeps running.")
+            kubeconfig = Path(state.get("kubeconfig") or data_dir / "cloud" / "admin.kubeconfig")
+            with contextlib.suppress(asyncio.CancelledError):
+                await live_view(Kubectl(kubeconfig), lambda: "", console)
         return 0
     leftovers = live_processes(state)
     if leftovers:
@@ -250,10 +259,14 @@ def down(argv: list[str]) -> int:
     if not state:
         print(f"nothing was started from {data_dir}")
         return 0
+    running = list(live_processes(state))
     stopped = asyncio.run(stop_recorded(data_dir))
     left = live_processes(state)
     if left:
         print(f"could not stop: {', '.join(f'{n} (pgid {pid})' for n, pid in left.items())}", file=sys.stderr)
         return 1
-    print(f"stopped {', '.join(stopped)}" if stopped else f"nothing was running from {data_dir}")
+    if not stopped:
+        print(f"nothing was running from {data_dir}")
+    else:
+        print(f"stopped {', '.join(running) or 'kubeshore up'}; `kubeshore up --data-dir {data_dir}` resumes")
     return 0
