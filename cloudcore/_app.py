@@ -22,6 +22,7 @@ from cloudcore._kube import CLUSTEROBJECTSYNCS, CRDS, NODES, Kube, KubeError
 from cloudcore._metrics import Metrics
 from cloudcore.cloudhub import CertServer, CloudHub, CloudHubSettings
 from cloudcore.config import CloudCoreConfig
+from cloudcore.devicecontroller import DeviceController
 from cloudcore.edgecontroller import EdgeController, NodeLifecycle
 from cloudcore.sync import NodeSyncer, ObjectSyncStore
 from kubeshore import pki
@@ -135,6 +136,9 @@ class CloudCore:
             status_update_period=cfg.node_status_update_period,
         )
         self.edgecontroller = EdgeController(self.kube, hub, syncer)
+        self.devicecontroller = DeviceController(
+            self.kube, hub, syncer, flush_interval=cfg.device_status_flush_interval
+        )
 
         async def default_upstream(node: str, msg: Any) -> None:
             if not await self.nodes.handle_upstream(node, msg):
@@ -145,6 +149,7 @@ class CloudCore:
         await self.metrics.start(cfg.metrics_bind, cfg.metrics_port)
         await self.store.start()
         await self.edgecontroller.start()
+        await self.devicecontroller.start()
         await self.nodes.start()
         self.certs = CertServer(
             ca,
@@ -187,6 +192,7 @@ class CloudCore:
             await asyncio.wait_for(self.store.flushed(), 5)
         await self.store.stop()
         await self.edgecontroller.stop()
+        await self.devicecontroller.stop()
         await self.nodes.stop()
         if self.metrics:
             await self.metrics.stop()
@@ -208,6 +214,15 @@ async def kubernetes_access(cfg: CloudCoreConfig) -> AsyncIterator[tuple[Kube, s
         assert cfg.kubeconfig is not None
         kube = Kube.from_kubeconfig(str(cfg.kubeconfig))
         try:
+            try:
+                installed = await kube.run(install_crds, kube)
+            except KubeError as exc:
+                raise RuntimeError(
+                    f"the KubeEdge CRDs (ObjectSync, ClusterObjectSync, ...) are missing and could not be "
+                    f"installed ({exc}); apply crds/*.yaml to the cluster first"
+                ) from exc
+            if installed:
+                log.info("installed %d CRDs from crds/", installed)
             yield kube, str(cfg.kubeconfig), None
         finally:
             kube.close()

@@ -14,5 +14,5 @@ async def embedded_apiserver(data_dir: Path, bind: str, port: int) -> AsyncItera
         from cloudcore.apiserver import EmbeddedAPIServer  # type: ignore[import-not-found,unused-ignore]
     except ImportError as exc:
         raise RuntimeError("standalone mode needs the embedded API server (cloudcore.apiserver)") from exc
-    async with EmbeddedAPIServer(data_dir=data_dir, port=port) as server:
+    async with EmbeddedAPIServer(data_dir, bind, port) as server:
         yield str(data_dir / "admin.kubeconfig"), int(server.port)

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from typing import Any
 
+from edgecore._devices import DeviceModule
 from edgecore._nodestatus import NodeStatusReporter
 from edgecore._router import ModuleRouter
 from edgecore.config import EdgeCoreConfig
@@ -26,6 +27,7 @@ class EdgeNode:
         self.status = NodeStatusReporter(
             cfg.node_name, Address.parse(cfg.edge_hub.server).host, self.router, cfg.node_status_check_period
         )
+        self.devices = DeviceModule(cfg, self.router, self.store)
         self.metaserver: Any = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -40,6 +42,7 @@ class EdgeNode:
                     self.store, self.cfg.meta_server.address, self.cfg.meta_server.port
                 )
                 await self.metaserver.start()
+        await self.devices.start()
         self._tasks = [
             asyncio.create_task(self.metamanager.run(), name="metamanager"),
             asyncio.create_task(self.hub.run(), name="edgehub"),
@@ -58,4 +61,5 @@ class EdgeNode:
                 await t
         if self.metaserver is not None:
             await self.metaserver.stop()
+        await self.devices.stop()
         self.store.close()

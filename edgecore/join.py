@@ -22,7 +22,13 @@ from edgecore.config import (
     EventBusConfig,
     MetaServerConfig,
 )
-from edgecore.edgehub._certificates import Address, CertificateRequestError, fetch_ca, request_certificate
+from edgecore.edgehub._certificates import (
+    Address,
+    CertificateRequestError,
+    fetch_ca,
+    request_certificate,
+    write_certificate,
+)
 from kubeshore import pki
 from kubeshore.config import dump_config
 from kubeshore.jointoken import JoinToken, TokenError
@@ -79,8 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     certs = data_dir / "certs"
     certs.mkdir(parents=True, exist_ok=True)
     (certs / "ca.crt").write_bytes(ca_pem)
-    (certs / "server.crt").write_bytes(cert_pem)
-    pki.write_private(certs / "server.key", key_pem)
+    write_certificate(certs / "server.crt", certs / "server.key", cert_pem, key_pem)
     try:
         cfg = EdgeCoreConfig(
             node_name=ns.node_name,

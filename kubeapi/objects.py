@@ -17,9 +17,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kubeapi import _standin_patch as patches
+from kubeapi import patch as patches
+from kubeapi import schema
 from kubeapi.errors import (
     APIError,
+    StatusCause,
     bad_request,
     conflict,
     field_error,
@@ -34,10 +36,10 @@ from kubeapi.store import Store, StoredObject
 # object (defaults, pruning) or raise APIError (422 Invalid).
 Admission = Callable[[ResourceType, dict[str, Any], dict[str, Any] | None], Awaitable[None]]
 
-MERGE_PATCH = "application/merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
-STRATEGIC_PATCH = "application/strategic-merge-patch+json"
-APPLY_PATCH = "application/apply-patch+yaml"
+MERGE_PATCH = patches.MERGE_PATCH
+JSON_PATCH = patches.JSON_PATCH
+STRATEGIC_PATCH = patches.STRATEGIC_MERGE_PATCH
+APPLY_PATCH = patches.APPLY_PATCH
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -220,7 +222,13 @@ class ObjectService:
     # -- writes ----------------------------------------------------------------------------
 
     async def create(
-        self, resource: ResourceType, namespace: str, obj: Any, *, dry_run: bool = False
+        self,
+        resource: ResourceType,
+        namespace: str,
+        obj: Any,
+        *,
+        dry_run: bool = False,
+        field_validation: str = "",
     ) -> StoredObject:
         if not isinstance(obj, dict):
             raise bad_request("the body of the request must be a JSON object")
@@ -273,6 +281,7 @@ class ObjectService:
         elif resource.kind == "Pod" and resource.group == "":
             obj.setdefault("status", {}).setdefault("phase", "Pending")
         storage = self._to_storage(resource, obj)
+        obj = self._validate(storage, obj, field_validation)
         if self._admit is not None:
             await self._admit(storage, obj, None)
         return await self.store.create(storage, obj, dry_run=dry_run)
@@ -286,6 +295,7 @@ class ObjectService:
         *,
         subresource: str = "",
         dry_run: bool = False,
+        field_validation: str = "",
     ) -> StoredObject:
         if not isinstance(obj, dict):
             raise bad_request("the body of the request must be a JSON object")
@@ -317,7 +327,12 @@ class ObjectService:
                 raise conflict(resource.plural, resource.group, name)
             try:
                 return await self._replace(
-                    resource, current, dict(obj), subresource=subresource, dry_run=dry_run
+                    resource,
+                    current,
+                    dict(obj),
+                    subresource=subresource,
+                    dry_run=dry_run,
+                    field_validation=field_validation,
                 )
             except APIError as exc:
                 if exc.reason != "Conflict" or expected is not None or attempt == _RETRIES - 1:
@@ -334,6 +349,7 @@ class ObjectService:
         *,
         subresource: str = "",
         dry_run: bool = False,
+        field_validation: str = "",
     ) -> StoredObject:
         if patch_type == STRATEGIC_PATCH and resource.custom:
             patch_type = "custom-strategic"
@@ -348,15 +364,16 @@ class ObjectService:
             current = await self.get(resource, namespace, name)
             obj = current.object()
             self._served_as(resource, obj)
-            if patch_type == JSON_PATCH:
-                patched = patches.json_patch(obj, patch)
-            else:
-                if not isinstance(patch, dict):
-                    raise bad_request("the patch must be a JSON object")
-                if patch_type == STRATEGIC_PATCH:
-                    patched = patches.strategic_merge_patch(obj, patch)
+            try:
+                if patch_type == JSON_PATCH:
+                    patched = patches.apply_json_patch(obj, patch)
+                elif patch_type == STRATEGIC_PATCH:
+                    lists = patches.strategic_merge_lists(resource.group, resource.version, resource.kind)
+                    patched = patches.apply_strategic_merge_patch(obj, patch, lists or {})
                 else:
-                    patched = patches.merge_patch(obj, patch)
+                    patched = patches.apply_merge_patch(obj, patch)
+            except patches.PatchError as err:
+                raise APIError(err.code, err.reason, err.message) from None
             if not isinstance(patched, dict):
                 raise bad_request("the patched object must be a JSON object")
             meta = patched.get("metadata")
@@ -373,12 +390,42 @@ class ObjectService:
             self._check_metadata(resource, patched, namespace)
             try:
                 return await self._replace(
-                    resource, current, patched, subresource=subresource, dry_run=dry_run
+                    resource,
+                    current,
+                    patched,
+                    subresource=subresource,
+                    dry_run=dry_run,
+                    field_validation=field_validation,
                 )
             except APIError as exc:
                 if exc.reason != "Conflict" or pinned or attempt == _RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
+
+    def _validate(self, resource: ResourceType, obj: dict[str, Any], field_validation: str) -> dict[str, Any]:
+        """Prune, default and validate a custom resource against its CRD schema; check CRD schemas."""
+        name = str(obj.get("metadata", {}).get("name", ""))
+        if resource.custom and resource.schema:
+            result = schema.admit(resource.schema, obj)
+            if result.errors:
+                raise _from_status(schema.invalid_status(resource.kind, resource.group, name, result.errors))
+            if result.unknown_fields and field_validation == "Strict":
+                raise _from_status(
+                    schema.strict_decoding_status(resource.kind, resource.version, result.unknown_fields)
+                )
+            admitted: dict[str, Any] = result.obj
+            return admitted
+        if resource.kind == "CustomResourceDefinition" and resource.group == "apiextensions.k8s.io":
+            errors = []
+            for i, version in enumerate((obj.get("spec") or {}).get("versions") or []):
+                if isinstance(version, dict):
+                    errors += schema.check_structural(
+                        (version.get("schema") or {}).get("openAPIV3Schema"),
+                        f"spec.versions[{i}].schema.openAPIV3Schema",
+                    )
+            if errors:
+                raise _from_status(schema.invalid_status(resource.kind, resource.group, name, errors))
+        return obj
 
     def _served_as(self, resource: ResourceType, obj: dict[str, Any]) -> None:
         obj["apiVersion"] = resource.group_version
@@ -391,6 +438,7 @@ class ObjectService:
         *,
         subresource: str,
         dry_run: bool,
+        field_validation: str = "",
     ) -> StoredObject:
         old = current.object()
         old_meta = old["metadata"]
@@ -441,6 +489,8 @@ class ObjectService:
             meta.pop("finalizers", None)
         storage = self._to_storage(resource, new)
         self._to_storage(resource, old)
+        new = self._validate(storage, new, field_validation)
+        meta = new["metadata"]
         if resource.tracks_generation and _strip_version_independent(new) != _strip_version_independent(old):
             meta["generation"] = int(old_meta.get("generation") or 1) + 1
         if new == old:
@@ -548,6 +598,19 @@ def _parse_rv(text: str) -> int:
         return int(text)
     except ValueError:
         raise bad_request(f'invalid resource version "{text}"') from None
+
+
+def _from_status(status: dict[str, Any]) -> APIError:
+    details = status.get("details") or {}
+    return APIError(
+        int(status["code"]),
+        str(status["reason"]),
+        str(status["message"]),
+        name=details.get("name", ""),
+        group=details.get("group", ""),
+        kind=details.get("kind", ""),
+        causes=[StatusCause(**c) for c in details.get("causes") or []],
+    )
 
 
 def served_bytes(resource: ResourceType, stored: StoredObject) -> bytes:

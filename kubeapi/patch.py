@@ -13,8 +13,15 @@ Content types (the ``Content-Type`` of a PATCH request):
   patch, :func:`apply_strategic_merge_patch`; only for built-in kinds (those with an entry in
   :data:`STRATEGIC_MERGE_LISTS`). ``kubectl apply``/``edit``/``patch`` (default type) and
   ``rollout restart`` send it for built-in kinds.
-- ``APPLY_PATCH`` ``application/apply-patch+yaml`` (server-side apply): not supported; answered
-  with 415 and a message saying so.
+- ``APPLY_PATCH`` ``application/apply-patch+yaml`` (server-side apply, ``kubectl apply
+  --server-side``): :func:`apply_server_side`, a simplified apply without field ownership: the applied
+  configuration is merged into the live object (maps recursively, associative lists by their keys,
+  other lists replaced); fields dropped from the configuration are *not* removed and there are no
+  conflicts. ``managedFields`` is not maintained. For an object that does not exist yet the server
+  applies to ``{}`` and creates the result.
+
+:func:`patch_options_status` checks the query options first, as kube-apiserver does (an apply needs
+``fieldManager``; ``force`` is for apply only) and gives the 422 body when they are wrong.
 
 :func:`apply_patch` dispatches on the content type and decodes the raw body, so a PATCH handler is::
 
@@ -70,7 +77,9 @@ __all__ = [
     "apply_json_patch",
     "apply_merge_patch",
     "apply_patch",
+    "apply_server_side",
     "apply_strategic_merge_patch",
+    "patch_options_status",
     "strategic_merge_lists",
     "supported_patch_types",
 ]
@@ -121,8 +130,8 @@ class PatchError(ValueError):
 def supported_patch_types(strategic: bool) -> list[str]:
     """Patch content types accepted for a resource (``strategic`` for built-in kinds)."""
     if strategic:
-        return [JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH]
-    return [JSON_PATCH, MERGE_PATCH]
+        return [JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH]
+    return [JSON_PATCH, MERGE_PATCH, APPLY_PATCH]
 
 
 def _unsupported_media_type(strategic: bool) -> PatchError:
@@ -139,39 +148,73 @@ def apply_patch(
     body: bytes | str,
     *,
     merge_lists: Mapping[str, MergeList] | None,
+    schema: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Decode a PATCH body of ``content_type`` and apply it to ``obj``.
 
     ``merge_lists`` is the strategic-merge table of the object's kind
     (:func:`strategic_merge_lists`), ``None`` when the kind has none (custom resources): strategic
-    merge patch is then refused with 415. The result must still be an object (``dict``).
+    merge patch is then refused with 415. ``schema`` is the CRD schema of a custom resource, whose
+    ``x-kubernetes-list-type`` markers server-side apply follows. The result must still be an
+    object (``dict``).
     """
     media_type = content_type.split(";", 1)[0].strip().lower()
     strategic = merge_lists is not None
-    if media_type == APPLY_PATCH:
-        raise PatchError(
-            "server-side apply (application/apply-patch+yaml) is not supported by this server; "
-            "use client-side `kubectl apply` (without --server-side)",
-            415,
-        )
-    if media_type not in (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH):
+    if media_type not in (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH):
         raise _unsupported_media_type(strategic)
     if media_type == STRATEGIC_MERGE_PATCH and merge_lists is None:
         raise _unsupported_media_type(strategic)
-    try:
-        decoded = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise PatchError(f"error decoding patch: {err}", 400) from None
+    decoded = _decode_apply(body) if media_type == APPLY_PATCH else _decode_json(body)
     if media_type == JSON_PATCH:
         result = apply_json_patch(obj, decoded)
     elif media_type == MERGE_PATCH:
         result = apply_merge_patch(obj, decoded)
+    elif media_type == APPLY_PATCH:
+        result = apply_server_side(obj, decoded, merge_lists=merge_lists, schema=schema)
     else:
         assert merge_lists is not None
         result = apply_strategic_merge_patch(obj, decoded, merge_lists)
     if not isinstance(result, dict):
         raise PatchError(f"the patched object must be a JSON object, got {_json_type(result)}")
     return result
+
+
+def patch_options_status(
+    content_type: str, field_manager: str | None, force: str | None
+) -> dict[str, Any] | None:
+    """The 422 ``Status`` for invalid PATCH query options, ``None`` when they are fine."""
+    from kubeapi.schema import FieldError, invalid_status
+
+    apply = content_type.split(";", 1)[0].strip().lower() == APPLY_PATCH
+    errors = []
+    if apply and not field_manager:
+        errors.append(FieldError.required("fieldManager", "is required for apply patch"))
+    if not apply and force is not None:
+        errors.append(FieldError.forbidden("force", "may not be specified for non-apply patch"))
+    if not errors:
+        return None
+    return invalid_status("PatchOptions", "meta.k8s.io", "", errors)
+
+
+def _decode_json(body: bytes | str) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise PatchError(f"error decoding patch: {err}", 400) from None
+
+
+def _decode_apply(body: bytes | str) -> Any:
+    """An apply configuration: JSON (what kubectl sends) or YAML."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        pass
+    import yaml  # only for the rare YAML apply body; the project depends on PyYAML anyway
+
+    try:
+        return yaml.safe_load(body)
+    except yaml.YAMLError as err:
+        raise PatchError(f"error decoding YAML: {err}", 400) from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -813,3 +856,119 @@ def _normalize_order(
                 result.append(right[j])
                 j += 1
     return result
+
+
+# --------------------------------------------------------------------------------------------------
+# Server-side apply, simplified
+
+
+def apply_server_side(
+    live: Mapping[str, Any] | None,
+    applied: Any,
+    *,
+    merge_lists: Mapping[str, MergeList] | None = None,
+    schema: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Merge an apply configuration into ``live`` (``None`` or ``{}`` when the object is new).
+
+    Maps merge recursively and the configuration's values win; ``null`` removes a field. A list is
+    merged when it is associative: by ``x-kubernetes-list-map-keys`` or as a set
+    (``x-kubernetes-list-type: set``) in a CRD ``schema``, by the merge key of ``merge_lists`` for
+    built-in kinds; other lists are replaced. Without field ownership, fields left out of the
+    configuration stay as they are.
+    """
+    if not isinstance(applied, dict):
+        raise PatchError(
+            f"an apply configuration must be a JSON or YAML object, got {_json_type(applied)}", 400
+        )
+    for key in ("apiVersion", "kind"):
+        if not isinstance(applied.get(key), str) or not applied[key]:
+            raise PatchError(f"the apply configuration must set {key}", 400)
+    merger = _ServerSideApply(merge_lists or {}, schema)
+    return merger.merge_map(_deepcopy(dict(live or {})), applied, "", schema)
+
+
+def _schema_child(schema: Mapping[str, Any] | None, key: str) -> Mapping[str, Any] | None:
+    if schema is None:
+        return None
+    properties = schema.get("properties") or {}
+    if key in properties:
+        sub = properties[key]
+        return sub if isinstance(sub, Mapping) else None
+    additional = schema.get("additionalProperties")
+    return additional if isinstance(additional, Mapping) else None
+
+
+class _ServerSideApply:
+    def __init__(self, lists: Mapping[str, MergeList], schema: Mapping[str, Any] | None) -> None:
+        self.lists = lists
+        self.schema = schema
+
+    def merge_map(
+        self, live: dict[str, Any], applied: Mapping[str, Any], path: str, schema: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        for key, value in applied.items():
+            child = _child(path, key)
+            sub = _schema_child(schema, key)
+            if value is None:
+                live.pop(key, None)
+            elif isinstance(value, dict):
+                current = live.get(key)
+                live[key] = self.merge_map(current if isinstance(current, dict) else {}, value, child, sub)
+            elif isinstance(value, list):
+                current = live.get(key)
+                live[key] = self.merge_list(current if isinstance(current, list) else [], value, child, sub)
+            else:
+                live[key] = value
+        return live
+
+    def list_keys(self, path: str, schema: Mapping[str, Any] | None) -> tuple[str, ...] | None:
+        """Keys of an associative list of objects, ``()`` for a set, ``None`` for atomic lists."""
+        if schema is not None:
+            list_type = schema.get("x-kubernetes-list-type")
+            if list_type == "map":
+                return tuple(k for k in schema.get("x-kubernetes-list-map-keys") or [] if isinstance(k, str))
+            return () if list_type == "set" else None
+        strategy = self.lists.get(path)
+        if strategy is None:
+            return None
+        return (strategy.merge_key,) if strategy.merge_key else ()
+
+    def merge_list(
+        self, live: list[Any], applied: list[Any], path: str, schema: Mapping[str, Any] | None
+    ) -> list[Any]:
+        keys = self.list_keys(path, schema)
+        if keys is None:
+            replaced: list[Any] = _deepcopy(applied)
+            return replaced
+        if not keys:
+            merged = list(live)
+            seen = {_identity(v) for v in live}
+            for value in applied:
+                if _identity(value) not in seen:
+                    seen.add(_identity(value))
+                    merged.append(_deepcopy(value))
+            return merged
+        items = schema.get("items") if schema is not None else None
+        item_schema = items if isinstance(items, Mapping) else None
+
+        def identify(item: Any) -> Any:
+            if not isinstance(item, dict):
+                return ("scalar", _identity(item))
+            return tuple(_identity(item.get(k)) for k in keys)
+
+        merged = list(live)
+        positions = {identify(v): i for i, v in enumerate(merged)}
+        for value in applied:
+            if not isinstance(value, dict):
+                raise PatchError(
+                    f"{path}: elements of an associative list must be objects, got {_json_type(value)}"
+                )
+            ident = identify(value)
+            pos = positions.get(ident)
+            if pos is None:
+                positions[ident] = len(merged)
+                merged.append(self.merge_map({}, value, path + "[]", item_schema))
+            else:
+                merged[pos] = self.merge_map(merged[pos], value, path + "[]", item_schema)
+        return merged

@@ -45,6 +45,7 @@ import ipaddress
 import json
 import math
 import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -317,162 +318,7 @@ def unknown_field_warnings(unknown: Sequence[str]) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------------
-# Pruning
-
-_ROOT_KEPT = ("apiVersion", "kind", "metadata")
-
-
-def _is_true(schema: Mapping[str, Any], key: str) -> bool:
-    return schema.get(key) is True
-
-
-def prune(schema: Mapping[str, Any], obj: Any, unknown: list[str] | None = None) -> Any:
-    """A copy of ``obj`` without the fields ``schema`` does not declare.
-
-    ``apiVersion``, ``kind`` and ``metadata`` are kept at the root (and in
-    ``x-kubernetes-embedded-resource`` objects); ``metadata`` is never pruned. Under
-    ``x-kubernetes-preserve-unknown-fields: true`` unknown fields stay (declared ones are still
-    pruned inside). Each dropped path is appended to ``unknown`` when given.
-    """
-    return _prune(schema, obj, "", True, unknown)
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _prune(
-    schema: Mapping[str, Any] | None, value: Any, path: str, root: bool, unknown: list[str] | None
-) -> Any:
-    if schema is None:
-        return _copy(value)
-    if isinstance(value, dict):
-        properties: Mapping[str, Any] = schema.get("properties") or {}
-        additional = schema.get("additionalProperties")
-        preserve = _is_true(schema, "x-kubernetes-preserve-unknown-fields")
-        keep_meta = root or _is_true(schema, "x-kubernetes-embedded-resource")
-        result: dict[str, Any] = {}
-        for key, item in value.items():
-            child = _join(path, key)
-            if keep_meta and key in _ROOT_KEPT and (key == "metadata" or key not in properties):
-                result[key] = _copy(item)
-            elif key in properties:
-                result[key] = _prune(properties[key], item, child, False, unknown)
-            elif isinstance(additional, dict):
-                result[key] = _prune(additional, item, child, False, unknown)
-            elif additional is True or preserve:
-                result[key] = _copy(item)
-            elif unknown is not None:
-                unknown.append(child)
-        return result
-    if isinstance(value, list):
-        items = schema.get("items")
-        if isinstance(items, dict):
-            return [_prune(items, v, f"{path}[{i}]", False, unknown) for i, v in enumerate(value)]
-        return _copy(value)
-    return value
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
-
-
-# --------------------------------------------------------------------------------------------------
-# Defaulting
-
-
-def apply_defaults(schema: Mapping[str, Any], obj: Any) -> Any:
-    """A copy of ``obj`` with schema ``default``s filled in, as kube-apiserver defaults.
-
-    A property that is absent, or ``null`` while not ``nullable``, gets a copy of its default
-    (defaults inside that default apply too); a non-nullable ``null`` without a default is
-    dropped. Items of arrays and values of maps (``additionalProperties``) are defaulted alike.
-    """
-    result = _copy(obj)
-    _default(result, schema)
-    return result
-
-
-def _non_nullable_null(value: Any, schema: Mapping[str, Any]) -> bool:
-    return value is None and not _is_true(schema, "nullable")
-
-
-def _default(value: Any, schema: Mapping[str, Any] | None) -> None:
-    if schema is None:
-        return
-    if isinstance(value, dict):
-        properties: Mapping[str, Any] = schema.get("properties") or {}
-        additional = schema.get("additionalProperties")
-        for key, prop in properties.items():
-            if "default" in prop and (key not in value or _non_nullable_null(value[key], prop)):
-                value[key] = _copy(prop["default"])
-        for key in list(value):
-            sub = properties.get(key)
-            if sub is None and isinstance(additional, dict):
-                sub = additional
-            if sub is None:
-                continue
-            if _non_nullable_null(value[key], sub):
-                if "default" in sub:
-                    value[key] = _copy(sub["default"])
-                else:
-                    del value[key]
-                    continue
-            _default(value[key], sub)
-    elif isinstance(value, list):
-        items = schema.get("items")
-        if isinstance(items, dict):
-            for i, item in enumerate(value):
-                if _non_nullable_null(item, items) and "default" in items:
-                    value[i] = _copy(items["default"])
-                _default(value[i], items)
-
-
-# --------------------------------------------------------------------------------------------------
-# Validation
-
-
-def _json_type(value: Any) -> str:
-    """The schema type kube-openapi infers for a decoded value."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
-def _schema_types(schema: Mapping[str, Any]) -> list[str]:
-    if _is_true(schema, "x-kubernetes-int-or-string"):
-        return ["integer", "string"]
-    declared = schema.get("type")
-    if isinstance(declared, str) and declared:
-        return [declared]
-    if isinstance(declared, list):
-        return [t for t in declared if isinstance(t, str)]
-    return []
-
-
-def _type_ok(value: Any, types: list[str]) -> bool:
-    actual = _json_type(value)
-    if actual in types:
-        return True
-    if actual == "number" and "integer" in types:
-        return math.isfinite(value) and float(value).is_integer()
-    return actual == "integer" and "number" in types
+# Formats, patterns and JSON equality
 
 
 @lru_cache(maxsize=512)
@@ -569,6 +415,309 @@ def _json_equal(a: Any, b: Any) -> bool:
     return type(a) is type(b) and bool(a == b)
 
 
+# --------------------------------------------------------------------------------------------------
+# Compiled schemas: each schema dict is read once into a tree of nodes that the three passes walk.
+
+_ROOT_KEPT = ("apiVersion", "kind", "metadata")
+_TYPE_OF = {str: "string", int: "integer", float: "number", bool: "boolean", dict: "object", list: "array"}
+
+
+def _is_true(schema: Mapping[str, Any], key: str) -> bool:
+    return schema.get(key) is True
+
+
+def _number(schema: Mapping[str, Any], key: str) -> float | int | None:
+    value = schema.get(key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    return None
+
+
+def _count(schema: Mapping[str, Any], key: str) -> int | None:
+    value = schema.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _schema_types(schema: Mapping[str, Any]) -> tuple[str, ...]:
+    if _is_true(schema, "x-kubernetes-int-or-string"):
+        return ("integer", "string")
+    declared = schema.get("type")
+    if isinstance(declared, str) and declared:
+        return (declared,)
+    if isinstance(declared, list):
+        return tuple(t for t in declared if isinstance(t, str))
+    return ()
+
+
+class _Node:
+    """One schema, read once: what every pass needs, without dict lookups on the hot path."""
+
+    __slots__ = (
+        "additional",
+        "additional_any",
+        "additional_false",
+        "all_of",
+        "any_of",
+        "default",
+        "defaults",
+        "embedded",
+        "enum",
+        "enum_texts",
+        "exclusive_maximum",
+        "exclusive_minimum",
+        "format",
+        "format_check",
+        "has_combinators",
+        "has_default",
+        "items",
+        "list_keys",
+        "list_type",
+        "max_items",
+        "max_length",
+        "max_properties",
+        "maximum",
+        "min_items",
+        "min_length",
+        "min_properties",
+        "minimum",
+        "multiple_of",
+        "not_",
+        "nullable",
+        "number_checks",
+        "one_of",
+        "pattern",
+        "preserve",
+        "properties",
+        "regex",
+        "required",
+        "string_checks",
+        "type_text",
+        "types",
+    )
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        self.types = _schema_types(schema)
+        self.type_text = ",".join(self.types)
+        self.nullable = _is_true(schema, "nullable")
+        enum = schema.get("enum")
+        self.enum: list[Any] | None = enum if isinstance(enum, list) and enum else None
+        self.enum_texts = [_enum_text(v) for v in self.enum] if self.enum else []
+        self.max_length = _count(schema, "maxLength")
+        self.min_length = _count(schema, "minLength")
+        pattern = schema.get("pattern")
+        self.pattern = pattern if isinstance(pattern, str) else ""
+        self.regex = _compile(pattern) if isinstance(pattern, str) else None
+        fmt = schema.get("format")
+        self.format = fmt if isinstance(fmt, str) else ""
+        self.format_check = _FORMATS.get(self.format) if "string" in self.types else None
+        self.string_checks = (
+            self.max_length is not None
+            or self.min_length is not None
+            or self.regex is not None
+            or self.format_check is not None
+        )
+        self.maximum = _number(schema, "maximum")
+        self.minimum = _number(schema, "minimum")
+        self.exclusive_maximum = _is_true(schema, "exclusiveMaximum")
+        self.exclusive_minimum = _is_true(schema, "exclusiveMinimum")
+        factor = _number(schema, "multipleOf")
+        self.multiple_of = factor if factor is not None and factor > 0 else None
+        self.number_checks = (
+            self.maximum is not None or self.minimum is not None or self.multiple_of is not None
+        )
+        self.max_items = _count(schema, "maxItems")
+        self.min_items = _count(schema, "minItems")
+        items = schema.get("items")
+        self.items = _Node(items) if isinstance(items, dict) else None
+        list_type = schema.get("x-kubernetes-list-type")
+        self.list_type = list_type if isinstance(list_type, str) else ""
+        self.list_keys = [k for k in schema.get("x-kubernetes-list-map-keys") or [] if isinstance(k, str)]
+        self.max_properties = _count(schema, "maxProperties")
+        self.min_properties = _count(schema, "minProperties")
+        self.embedded = _is_true(schema, "x-kubernetes-embedded-resource")
+        self.preserve = _is_true(schema, "x-kubernetes-preserve-unknown-fields")
+        self.required = tuple(k for k in schema.get("required") or [] if isinstance(k, str))
+        properties = schema.get("properties")
+        self.properties = (
+            {k: _Node(v) for k, v in properties.items() if isinstance(v, dict)}
+            if isinstance(properties, dict)
+            else {}
+        )
+        additional = schema.get("additionalProperties")
+        self.additional = _Node(additional) if isinstance(additional, dict) else None
+        self.additional_any = additional is True
+        self.additional_false = additional is False
+        self.all_of = tuple(_Node(s) for s in schema.get("allOf") or [] if isinstance(s, dict))
+        self.any_of = tuple(_Node(s) for s in schema.get("anyOf") or [] if isinstance(s, dict))
+        self.one_of = tuple(_Node(s) for s in schema.get("oneOf") or [] if isinstance(s, dict))
+        not_schema = schema.get("not")
+        self.not_ = _Node(not_schema) if isinstance(not_schema, dict) else None
+        self.has_combinators = bool(self.all_of or self.any_of or self.one_of or self.not_)
+        self.has_default = "default" in schema
+        self.default = schema.get("default")
+        self.defaults = tuple((k, p) for k, p in self.properties.items() if p.has_default)
+
+
+_COMPILED: dict[int, tuple[Mapping[str, Any], _Node]] = {}
+_COMPILED_LOCK = threading.Lock()
+_COMPILED_MAX = 256
+
+
+def _compiled(schema: Mapping[str, Any]) -> _Node:
+    """The node tree of ``schema``, cached by identity: schemas are treated as immutable."""
+    key = id(schema)
+    hit = _COMPILED.get(key)
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    node = _Node(schema)
+    with _COMPILED_LOCK:
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        # Holding the schema keeps its id from being reused while it is cached.
+        _COMPILED[key] = (schema, node)
+    return node
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------------------------------
+# Pruning
+
+
+def prune(schema: Mapping[str, Any], obj: Any, unknown: list[str] | None = None) -> Any:
+    """A copy of ``obj`` without the fields ``schema`` does not declare.
+
+    ``apiVersion``, ``kind`` and ``metadata`` are kept at the root (and in
+    ``x-kubernetes-embedded-resource`` objects); ``metadata`` is never pruned. Under
+    ``x-kubernetes-preserve-unknown-fields: true`` unknown fields stay (declared ones are still
+    pruned inside). Each dropped path is appended to ``unknown`` when given.
+    """
+    return _prune(_compiled(schema), obj, "", True, unknown)
+
+
+def _prune(node: _Node, value: Any, path: str, root: bool, unknown: list[str] | None) -> Any:
+    if isinstance(value, dict):
+        properties = node.properties
+        additional = node.additional
+        keep_any = node.additional_any or node.preserve
+        keep_meta = root or node.embedded
+        result: dict[str, Any] = {}
+        for key, item in value.items():
+            sub = properties.get(key)
+            if keep_meta and key in _ROOT_KEPT and (key == "metadata" or sub is None):
+                result[key] = _copy(item)
+            elif sub is not None or additional is not None:
+                target = sub if sub is not None else additional
+                assert target is not None
+                if isinstance(item, (dict, list)):
+                    result[key] = _prune(target, item, _join(path, key), False, unknown)
+                else:
+                    result[key] = item
+            elif keep_any:
+                result[key] = _copy(item)
+            elif unknown is not None:
+                unknown.append(_join(path, key))
+        return result
+    if isinstance(value, list):
+        items = node.items
+        if items is None:
+            return _copy(value)
+        return [
+            _prune(items, v, f"{path}[{i}]", False, unknown) if isinstance(v, (dict, list)) else v
+            for i, v in enumerate(value)
+        ]
+    return value
+
+
+# --------------------------------------------------------------------------------------------------
+# Defaulting
+
+
+def apply_defaults(schema: Mapping[str, Any], obj: Any) -> Any:
+    """A copy of ``obj`` with schema ``default``s filled in, as kube-apiserver defaults.
+
+    A property that is absent, or ``null`` while not ``nullable``, gets a copy of its default
+    (defaults inside that default apply too); a non-nullable ``null`` without a default is
+    dropped. Items of arrays and values of maps (``additionalProperties``) are defaulted alike.
+    """
+    result = _copy(obj)
+    _default(result, _compiled(schema))
+    return result
+
+
+def _default(value: Any, node: _Node) -> None:
+    """Default ``value`` in place."""
+    if isinstance(value, dict):
+        for key, prop in node.defaults:
+            if key not in value or (value[key] is None and not prop.nullable):
+                value[key] = _copy(prop.default)
+        properties = node.properties
+        additional = node.additional
+        if not properties and additional is None:
+            return
+        for key, item in list(value.items()):
+            if item is not None and not isinstance(item, (dict, list)):
+                continue
+            sub = properties.get(key, additional)
+            if sub is None:
+                continue
+            if item is None and not sub.nullable:
+                if sub.has_default:
+                    value[key] = item = _copy(sub.default)
+                else:
+                    del value[key]
+                    continue
+            if isinstance(item, (dict, list)):
+                _default(item, sub)
+    elif isinstance(value, list):
+        items = node.items
+        if items is None:
+            return
+        for i, item in enumerate(value):
+            if item is None and not items.nullable and items.has_default:
+                value[i] = item = _copy(items.default)
+            if isinstance(item, (dict, list)):
+                _default(item, items)
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation
+
+
+def _json_type(value: Any) -> str:
+    """The schema type kube-openapi infers for a decoded value."""
+    if value is None:
+        return "null"
+    return _TYPE_OF.get(type(value)) or _fallback_type(value)
+
+
+def _fallback_type(value: Any) -> str:
+    # Subclasses of the JSON types (rare: decoders return the plain ones).
+    for kind, name in _TYPE_OF.items():
+        if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+            return name
+    return type(value).__name__
+
+
+def _type_ok(value: Any, types: tuple[str, ...]) -> bool:
+    actual = _json_type(value)
+    if actual in types:
+        return True
+    if actual == "number" and "integer" in types:
+        return math.isfinite(value) and float(value).is_integer()
+    return actual == "integer" and "number" in types
+
+
 def validate(schema: Mapping[str, Any], obj: Any) -> list[FieldError]:
     """Validate ``obj`` against a structural schema; an empty list means valid.
 
@@ -576,7 +725,20 @@ def validate(schema: Mapping[str, Any], obj: Any) -> list[FieldError]:
     ``apiVersion`` and ``kind`` are left to the server's own checks.
     """
     errors: list[FieldError] = []
-    _Validator(errors).check(schema, obj, "", root=True)
+    _Validator(errors).check(_compiled(schema), obj, "", root=True)
+    return errors
+
+
+def validate_at(schema: Mapping[str, Any], value: Any, path: str) -> list[FieldError]:
+    """Validate a value found at ``path`` (used for sub-schemas and CRD ``default`` values)."""
+    errors: list[FieldError] = []
+    _Validator(errors).check(_compiled(schema), value, path)
+    return errors
+
+
+def _validate_node(node: _Node, value: Any, path: str) -> list[FieldError]:
+    errors: list[FieldError] = []
+    _Validator(errors).check(node, value, path)
     return errors
 
 
@@ -587,27 +749,39 @@ class _Validator:
     def add(self, error: FieldError) -> None:
         self.errors.append(error)
 
-    def check(self, schema: Mapping[str, Any], value: Any, path: str, root: bool = False) -> None:
-        types = _schema_types(schema)
+    def check(self, node: _Node, value: Any, path: str, root: bool = False) -> None:
         if value is None:
-            if types and not _is_true(schema, "nullable"):
-                self.type_error(path, ",".join(types), value)
-            self.check_enum(schema, value, path)
+            if node.types and not node.nullable:
+                self.type_error(path, node.type_text, value)
+            if node.enum is not None:
+                self.check_enum(node, value, path)
             return
-        if types and not _type_ok(value, types):
-            self.type_error(path, ",".join(types), value)
-            self.check_enum(schema, value, path)
+        kind = type(value)
+        if node.types and _TYPE_OF.get(kind) not in node.types and not _type_ok(value, node.types):
+            self.type_error(path, node.type_text, value)
+            if node.enum is not None:
+                self.check_enum(node, value, path)
             return
-        self.check_enum(schema, value, path)
-        if isinstance(value, str):
-            self.check_string(schema, value, path)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            self.check_number(schema, value, path)
-        elif isinstance(value, list):
-            self.check_array(schema, value, path)
+        if node.enum is not None:
+            self.check_enum(node, value, path)
+        if kind is dict:
+            self.check_object(node, value, path, root)
+        elif kind is list:
+            self.check_array(node, value, path)
+        elif kind is str:
+            if node.string_checks:
+                self.check_string(node, value, path)
+        elif kind is not bool and isinstance(value, (int, float)):
+            if node.number_checks:
+                self.check_number(node, value, path)
         elif isinstance(value, dict):
-            self.check_object(schema, value, path, root)
-        self.check_combinators(schema, value, path)
+            self.check_object(node, value, path, root)
+        elif isinstance(value, list):
+            self.check_array(node, value, path)
+        elif isinstance(value, str) and node.string_checks:
+            self.check_string(node, value, path)
+        if node.has_combinators:
+            self.check_combinators(node, value, path)
 
     def type_error(self, path: str, expected: str, value: Any) -> None:
         actual = _json_type(value)
@@ -617,44 +791,36 @@ class _Validator:
             )
         )
 
-    def check_enum(self, schema: Mapping[str, Any], value: Any, path: str) -> None:
-        allowed = schema.get("enum")
-        if not isinstance(allowed, list) or not allowed:
+    def check_enum(self, node: _Node, value: Any, path: str) -> None:
+        if value is None and node.nullable:
             return
-        if value is None and _is_true(schema, "nullable"):
+        assert node.enum is not None
+        if any(_json_equal(value, option) for option in node.enum):
             return
-        if any(_json_equal(value, option) for option in allowed):
-            return
-        self.add(FieldError.not_supported(path, value, [_enum_text(v) for v in allowed]))
+        self.add(FieldError.not_supported(path, value, node.enum_texts))
 
-    def check_string(self, schema: Mapping[str, Any], value: str, path: str) -> None:
-        max_length = schema.get("maxLength")
-        if isinstance(max_length, int) and len(value) > max_length:
-            self.add(FieldError.too_long(path, max_length))
-        min_length = schema.get("minLength")
-        if isinstance(min_length, int) and len(value) < min_length:
+    def check_string(self, node: _Node, value: str, path: str) -> None:
+        if node.max_length is not None and len(value) > node.max_length:
+            self.add(FieldError.too_long(path, node.max_length))
+        if node.min_length is not None and len(value) < node.min_length:
             self.add(
-                FieldError.invalid(path, value, f"{path} in body should be at least {min_length} chars long")
-            )
-        pattern = schema.get("pattern")
-        if isinstance(pattern, str):
-            compiled = _compile(pattern)
-            if compiled is not None and not compiled.search(value):
-                self.add(FieldError.invalid(path, value, f"{path} in body should match '{pattern}'"))
-        fmt = schema.get("format")
-        if isinstance(fmt, str) and "string" in _schema_types(schema):
-            checker = _FORMATS.get(fmt)
-            if checker is not None and not checker(value):
-                self.add(
-                    FieldError.type_invalid(
-                        path, value, f"{path} in body must be of type {fmt}: {_go_quote(value)}"
-                    )
+                FieldError.invalid(
+                    path, value, f"{path} in body should be at least {node.min_length} chars long"
                 )
+            )
+        if node.regex is not None and not node.regex.search(value):
+            self.add(FieldError.invalid(path, value, f"{path} in body should match '{node.pattern}'"))
+        if node.format_check is not None and not node.format_check(value):
+            self.add(
+                FieldError.type_invalid(
+                    path, value, f"{path} in body must be of type {node.format}: {_go_quote(value)}"
+                )
+            )
 
-    def check_number(self, schema: Mapping[str, Any], value: float, path: str) -> None:
-        maximum = schema.get("maximum")
-        if isinstance(maximum, (int, float)) and not isinstance(maximum, bool):
-            if _is_true(schema, "exclusiveMaximum") and value >= maximum:
+    def check_number(self, node: _Node, value: float, path: str) -> None:
+        maximum = node.maximum
+        if maximum is not None:
+            if node.exclusive_maximum and value >= maximum:
                 self.add(
                     FieldError.invalid(
                         path, value, f"{path} in body should be less than {_go_number(maximum)}"
@@ -666,9 +832,9 @@ class _Validator:
                         path, value, f"{path} in body should be less than or equal to {_go_number(maximum)}"
                     )
                 )
-        minimum = schema.get("minimum")
-        if isinstance(minimum, (int, float)) and not isinstance(minimum, bool):
-            if _is_true(schema, "exclusiveMinimum") and value <= minimum:
+        minimum = node.minimum
+        if minimum is not None:
+            if node.exclusive_minimum and value <= minimum:
                 self.add(
                     FieldError.invalid(
                         path, value, f"{path} in body should be greater than {_go_number(minimum)}"
@@ -682,8 +848,8 @@ class _Validator:
                         f"{path} in body should be greater than or equal to {_go_number(minimum)}",
                     )
                 )
-        factor = schema.get("multipleOf")
-        if isinstance(factor, (int, float)) and not isinstance(factor, bool) and factor > 0:
+        factor = node.multiple_of
+        if factor is not None:
             quotient = value / factor
             if not math.isclose(quotient, round(quotient), rel_tol=0, abs_tol=1e-9):
                 self.add(
@@ -692,80 +858,69 @@ class _Validator:
                     )
                 )
 
-    def check_array(self, schema: Mapping[str, Any], value: list[Any], path: str) -> None:
-        max_items = schema.get("maxItems")
-        if isinstance(max_items, int) and len(value) > max_items:
-            self.add(FieldError.too_many(path, len(value), max_items))
-        min_items = schema.get("minItems")
-        if isinstance(min_items, int) and len(value) < min_items:
+    def check_array(self, node: _Node, value: list[Any], path: str) -> None:
+        if node.max_items is not None and len(value) > node.max_items:
+            self.add(FieldError.too_many(path, len(value), node.max_items))
+        if node.min_items is not None and len(value) < node.min_items:
             self.add(
-                FieldError.invalid(path, len(value), f"{path} in body should have at least {min_items} items")
+                FieldError.invalid(
+                    path, len(value), f"{path} in body should have at least {node.min_items} items"
+                )
             )
-        items = schema.get("items")
-        if isinstance(items, dict):
+        items = node.items
+        if items is not None:
             for i, item in enumerate(value):
                 self.check(items, item, f"{path}[{i}]")
-        list_type = schema.get("x-kubernetes-list-type")
-        if list_type == "set":
+        if node.list_type == "set":
             for i, item in enumerate(value):
                 if any(_json_equal(item, earlier) for earlier in value[:i]):
                     self.add(FieldError.duplicate(f"{path}[{i}]", item))
-        elif list_type == "map":
-            keys = [k for k in schema.get("x-kubernetes-list-map-keys") or [] if isinstance(k, str)]
+        elif node.list_type == "map":
             seen: list[dict[str, Any]] = []
             for i, item in enumerate(value):
                 if not isinstance(item, dict):
                     continue
-                key = {k: item.get(k) for k in keys if k in item}
+                key = {k: item.get(k) for k in node.list_keys if k in item}
                 if any(_json_equal(key, earlier) for earlier in seen):
                     self.add(FieldError.duplicate(f"{path}[{i}]", key))
                 seen.append(key)
 
-    def check_object(self, schema: Mapping[str, Any], value: dict[str, Any], path: str, root: bool) -> None:
-        max_properties = schema.get("maxProperties")
-        if isinstance(max_properties, int) and len(value) > max_properties:
+    def check_object(self, node: _Node, value: dict[str, Any], path: str, root: bool) -> None:
+        if node.max_properties is not None and len(value) > node.max_properties:
             self.add(
-                FieldError(CAUSE_TOO_MANY, path, len(value), f"must have at most {max_properties} items")
+                FieldError(CAUSE_TOO_MANY, path, len(value), f"must have at most {node.max_properties} items")
             )
-        min_properties = schema.get("minProperties")
-        if isinstance(min_properties, int) and len(value) < min_properties:
+        if node.min_properties is not None and len(value) < node.min_properties:
             self.add(
                 FieldError.invalid(
-                    path, len(value), f"{path} in body should have at least {min_properties} properties"
+                    path, len(value), f"{path} in body should have at least {node.min_properties} properties"
                 )
             )
-        if _is_true(schema, "x-kubernetes-embedded-resource"):
+        if node.embedded:
             for key in ("apiVersion", "kind"):
                 if not value.get(key):
                     self.add(FieldError.required(_join(path, key), "must not be empty"))
-        properties: Mapping[str, Any] = schema.get("properties") or {}
-        for key in schema.get("required") or []:
-            if isinstance(key, str) and key not in value:
+        for key in node.required:
+            if key not in value:
                 self.add(FieldError.required(_join(path, key)))
-        additional = schema.get("additionalProperties")
+        properties = node.properties
+        additional = node.additional
         for key, item in value.items():
             if root and key in _ROOT_KEPT:
                 continue
-            sub = properties.get(key)
-            if sub is None and isinstance(additional, dict):
-                sub = additional
+            sub = properties.get(key, additional)
             if sub is None:
-                if additional is False and not properties.get(key):
-                    self.add(
-                        FieldError.forbidden(
-                            _join(path, key), f"{_join(path, key)} in body is a forbidden property"
-                        )
-                    )
+                if node.additional_false:
+                    child = _join(path, key)
+                    self.add(FieldError.forbidden(child, f"{child} in body is a forbidden property"))
                 continue
             self.check(sub, item, _join(path, key))
 
-    def check_combinators(self, schema: Mapping[str, Any], value: Any, path: str) -> None:
-        for sub in schema.get("allOf") or []:
-            if isinstance(sub, dict):
-                self.check(sub, value, path)
-        any_of = [s for s in schema.get("anyOf") or [] if isinstance(s, dict)]
-        if any_of:
-            results = [validate_at(s, value, path) for s in any_of]
+    def check_combinators(self, node: _Node, value: Any, path: str) -> None:
+        for sub in node.all_of:
+            self.check(sub, value, path)
+        if node.any_of:
+            results = [_validate_node(s, value, path) for s in node.any_of]
             if all(results):
                 self.add(
                     FieldError.invalid(
@@ -773,25 +928,16 @@ class _Validator:
                     )
                 )
                 self.errors.extend(results[0])
-        one_of = [s for s in schema.get("oneOf") or [] if isinstance(s, dict)]
-        if one_of:
-            passing = sum(1 for s in one_of if not validate_at(s, value, path))
+        if node.one_of:
+            passing = sum(1 for s in node.one_of if not _validate_node(s, value, path))
             if passing != 1:
                 self.add(
                     FieldError.invalid(
                         path, value, f"{path} in body must validate one and only one schema (oneOf)"
                     )
                 )
-        not_schema = schema.get("not")
-        if isinstance(not_schema, dict) and not validate_at(not_schema, value, path):
+        if node.not_ is not None and not _validate_node(node.not_, value, path):
             self.add(FieldError.invalid(path, value, f"{path} in body should not validate the schema (not)"))
-
-
-def validate_at(schema: Mapping[str, Any], value: Any, path: str) -> list[FieldError]:
-    """Validate a value found at ``path`` (used for sub-schemas and CRD ``default`` values)."""
-    errors: list[FieldError] = []
-    _Validator(errors).check(schema, value, path)
-    return errors
 
 
 # --------------------------------------------------------------------------------------------------
@@ -808,11 +954,14 @@ class Admission:
 
 
 def admit(schema: Mapping[str, Any], obj: Any) -> Admission:
-    """Prune, default and validate ``obj`` in kube-apiserver's order."""
+    """Prune, default and validate ``obj`` in kube-apiserver's order (one copy of ``obj``)."""
+    node = _compiled(schema)
     unknown: list[str] = []
-    pruned = prune(schema, obj, unknown)
-    defaulted = apply_defaults(schema, pruned)
-    return Admission(defaulted, unknown, validate(schema, defaulted))
+    result = _prune(node, obj, "", True, unknown)
+    _default(result, node)
+    errors: list[FieldError] = []
+    _Validator(errors).check(node, result, "", root=True)
+    return Admission(result, unknown, errors)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -928,12 +1077,12 @@ def _check_default(schema: Mapping[str, Any], path: str, errors: list[FieldError
     if "default" not in schema:
         return
     value = schema["default"]
+    node = _Node(schema)
     unknown: list[str] = []
-    pruned = _prune(schema, value, "", False, unknown)
+    pruned = _prune(node, value, "", False, unknown)
     if unknown:
         errors.append(FieldError.invalid(f"{path}.default", value, "must not have unknown fields"))
         return
-    for error in validate_at(
-        schema, apply_defaults({"properties": {"v": schema}}, {"v": pruned})["v"], "<default>"
-    ):
+    _default(pruned, node)
+    for error in _validate_node(node, pruned, "<default>"):
         errors.append(FieldError.invalid(f"{path}.default", value, error.message()))

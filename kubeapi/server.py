@@ -18,6 +18,7 @@ import yaml
 from aiohttp import web
 
 from kubeapi import _discovery, _tables
+from kubeapi import patch as patches
 from kubeapi.errors import (
     APIError,
     Status,
@@ -335,14 +336,23 @@ class KubeAPI:
         if verb == "watch":
             return await self._watch(request, target)
         dry_run = query.get("dryRun") == "All"
+        field_validation = query.get("fieldValidation", "")
         if verb == "create":
             body = await self._body(request)
-            stored = await self.service.create(resource, target.namespace, body, dry_run=dry_run)
+            stored = await self.service.create(
+                resource, target.namespace, body, dry_run=dry_run, field_validation=field_validation
+            )
             return _json_response(served_bytes(resource, stored), 201)
         if verb == "update":
             body = await self._body(request)
             stored = await self.service.update(
-                resource, target.namespace, target.name, body, subresource=target.subresource, dry_run=dry_run
+                resource,
+                target.namespace,
+                target.name,
+                body,
+                subresource=target.subresource,
+                dry_run=dry_run,
+                field_validation=field_validation,
             )
             return _json_response(served_bytes(resource, stored))
         if verb == "patch":
@@ -369,6 +379,7 @@ class KubeAPI:
                 body,
                 subresource=target.subresource,
                 dry_run=dry_run,
+                field_validation=field_validation,
             )
             return _json_response(served_bytes(resource, stored))
         if verb == "delete":
@@ -507,13 +518,14 @@ class KubeAPI:
         if verb in ("update", "patch"):
             body = await self._body(request, allow_yaml=verb == "update")
             if verb == "patch":
-                from kubeapi import _standin_patch as patches
-
                 current_scale = _scale_of(resource, stored.object())
-                if request.content_type == JSON_PATCH:
-                    body = patches.json_patch(current_scale, body)
-                else:
-                    body = patches.merge_patch(current_scale, body)
+                try:
+                    if request.content_type == JSON_PATCH:
+                        body = patches.apply_json_patch(current_scale, body)
+                    else:
+                        body = patches.apply_merge_patch(current_scale, body)
+                except patches.PatchError as err:
+                    raise APIError(err.code, err.reason, err.message) from None
             if not isinstance(body, dict):
                 raise bad_request("the body of the request must be a Scale object")
             replicas = (body.get("spec") or {}).get("replicas")

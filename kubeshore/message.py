@@ -210,20 +210,32 @@ class Message(BaseModel):
 
     @classmethod
     def from_json(cls, data: str | bytes) -> Message:
-        try:
-            raw = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise MessageError(f"frame is not JSON: {exc}") from exc
-        if not isinstance(raw, dict):
-            raise MessageError(f"frame must be a JSON object, not {type(raw).__name__}")
-        if not isinstance(raw.get("route"), dict):
-            raise MessageError("frame has no route object")
+        return cls.from_data(parse_frame(data))
+
+    @classmethod
+    def from_data(cls, raw: dict[str, Any]) -> Message:
+        """A message from an already parsed frame (see :func:`parse_frame`)."""
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise MessageError(f"invalid message field {where}: {first['msg']}") from exc
+
+
+def parse_frame(data: str | bytes) -> dict[str, Any]:
+    """Parse a frame into its JSON object, checking only its shape; hot paths (ACKs) read it directly."""
+    try:
+        raw = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MessageError(f"frame is not JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise MessageError(f"frame must be a JSON object, not {type(raw).__name__}")
+    if not isinstance(raw.get("route"), dict):
+        raise MessageError("frame has no route object")
+    if not isinstance(raw.get("header", {}), dict):
+        raise MessageError("frame header must be an object")
+    return raw
 
 
 def encode_with_raw_content(

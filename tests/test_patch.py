@@ -20,7 +20,9 @@ from kubeapi.patch import (
     apply_json_patch,
     apply_merge_patch,
     apply_patch,
+    apply_server_side,
     apply_strategic_merge_patch,
+    patch_options_status,
     strategic_merge_lists,
     supported_patch_types,
 )
@@ -984,15 +986,10 @@ def test_apply_patch_dispatch() -> None:
             POD,
             415,
             "accepted media types include: application/json-patch+json, application/merge-patch+json, "
-            "application/strategic-merge-patch+json",
+            "application/strategic-merge-patch+json, application/apply-patch+yaml",
         ),
-        (
-            APPLY_PATCH,
-            b"kind: Pod",
-            POD,
-            415,
-            "server-side apply (application/apply-patch+yaml) is not supported",
-        ),
+        (APPLY_PATCH, b"kind: [unclosed", POD, 400, "error decoding YAML: "),
+        (APPLY_PATCH, b"kind: Pod", POD, 400, "the apply configuration must set apiVersion"),
         (MERGE_PATCH, b"{not json", None, 400, "error decoding patch: "),
         (MERGE_PATCH, b"\xff\xfe", None, 400, "error decoding patch: "),
         (
@@ -1024,5 +1021,187 @@ def test_status_reasons() -> None:
 
 
 def test_supported_patch_types() -> None:
-    assert supported_patch_types(True) == [JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH]
-    assert supported_patch_types(False) == [JSON_PATCH, MERGE_PATCH]
+    assert supported_patch_types(True) == [JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH]
+    assert supported_patch_types(False) == [JSON_PATCH, MERGE_PATCH, APPLY_PATCH]
+
+
+# ------------------------------------------------------------------------------------------------
+# Server-side apply (simplified: no field ownership)
+
+CR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "spec": {
+            "type": "object",
+            "properties": {
+                "ports": {
+                    "type": "array",
+                    "x-kubernetes-list-type": "map",
+                    "x-kubernetes-list-map-keys": ["port", "protocol"],
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "port": {"type": "integer"},
+                            "protocol": {"type": "string"},
+                            "name": {"type": "string"},
+                        },
+                    },
+                },
+                "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+                "args": {"type": "array", "items": {"type": "string"}},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        }
+    },
+}
+
+SSA_CASES: list[tuple[str, Any, Any, Any, Any, Any]] = [
+    (
+        "new object",
+        None,
+        None,
+        None,
+        {"apiVersion": "v1", "kind": "X", "a": 1},
+        {"apiVersion": "v1", "kind": "X", "a": 1},
+    ),
+    (
+        "maps merge, config wins, absent fields stay",
+        {"apiVersion": "v1", "kind": "X", "spec": {"a": 1, "b": 2}, "status": {"s": 1}},
+        None,
+        None,
+        {"apiVersion": "v1", "kind": "X", "spec": {"a": 9}},
+        {"apiVersion": "v1", "kind": "X", "spec": {"a": 9, "b": 2}, "status": {"s": 1}},
+    ),
+    (
+        "null removes",
+        {"apiVersion": "v1", "kind": "X", "spec": {"a": 1, "b": 2}},
+        None,
+        None,
+        {"apiVersion": "v1", "kind": "X", "spec": {"b": None}},
+        {"apiVersion": "v1", "kind": "X", "spec": {"a": 1}},
+    ),
+    (
+        "built-in containers by name",
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "spec": {"template": {"spec": {C: [{"name": "a", "image": "1", "tty": True}]}}},
+        },
+        DEPLOYMENT,
+        None,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "spec": {"template": {"spec": {C: [{"name": "a", "image": "2"}, {"name": "b", "image": "3"}]}}},
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "spec": {
+                "template": {
+                    "spec": {C: [{"name": "a", "image": "2", "tty": True}, {"name": "b", "image": "3"}]}
+                }
+            },
+        },
+    ),
+    (
+        "built-in finalizers as a set",
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"finalizers": ["a"]}},
+        POD,
+        None,
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"finalizers": ["b", "a"]}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"finalizers": ["a", "b"]}},
+    ),
+    (
+        "CRD list-map keys, set and atomic lists",
+        {
+            "apiVersion": "x/v1",
+            "kind": "X",
+            "spec": {
+                "ports": [{"port": 80, "protocol": "TCP", "name": "http"}, {"port": 80, "protocol": "UDP"}],
+                "tags": ["a"],
+                "args": ["1", "2"],
+                "labels": {"k": "v"},
+            },
+        },
+        None,
+        CR_SCHEMA,
+        {
+            "apiVersion": "x/v1",
+            "kind": "X",
+            "spec": {
+                "ports": [{"port": 80, "protocol": "UDP", "name": "dns"}, {"port": 443, "protocol": "TCP"}],
+                "tags": ["b"],
+                "args": ["3"],
+                "labels": {"l": "w"},
+            },
+        },
+        {
+            "apiVersion": "x/v1",
+            "kind": "X",
+            "spec": {
+                "ports": [
+                    {"port": 80, "protocol": "TCP", "name": "http"},
+                    {"port": 80, "protocol": "UDP", "name": "dns"},
+                    {"port": 443, "protocol": "TCP"},
+                ],
+                "tags": ["a", "b"],
+                "args": ["3"],
+                "labels": {"k": "v", "l": "w"},
+            },
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "live", "lists", "schema", "applied", "want"), SSA_CASES, ids=[c[0] for c in SSA_CASES]
+)
+def test_apply_server_side(name: str, live: Any, lists: Any, schema: Any, applied: Any, want: Any) -> None:
+    before = copy.deepcopy(live)
+    assert apply_server_side(live, applied, merge_lists=lists, schema=schema) == want
+    assert live == before
+
+
+@pytest.mark.parametrize(
+    ("applied", "message"),
+    [
+        ([1], "an apply configuration must be a JSON or YAML object, got array"),
+        ({"kind": "X"}, "the apply configuration must set apiVersion"),
+        ({"apiVersion": "v1", "kind": ""}, "the apply configuration must set kind"),
+        (
+            {"apiVersion": "x/v1", "kind": "X", "spec": {"ports": ["80"]}},
+            "spec.ports: elements of an associative list must be objects, got string",
+        ),
+    ],
+)
+def test_apply_server_side_errors(applied: Any, message: str) -> None:
+    with pytest.raises(PatchError) as err:
+        apply_server_side({}, applied, schema=CR_SCHEMA)
+    assert message in err.value.message
+
+
+def test_apply_patch_server_side_yaml_body() -> None:
+    body = "apiVersion: x/v1\nkind: X\nspec:\n  tags: [b]\n"
+    result = apply_patch(APPLY_PATCH, {"spec": {"tags": ["a"]}}, body, merge_lists=None, schema=CR_SCHEMA)
+    assert result == {"apiVersion": "x/v1", "kind": "X", "spec": {"tags": ["a", "b"]}}
+
+
+def test_patch_options_status() -> None:
+    assert patch_options_status(APPLY_PATCH, "kubectl", None) is None
+    assert patch_options_status(MERGE_PATCH, None, None) is None
+    status = patch_options_status(APPLY_PATCH + "; charset=utf-8", "", None)
+    assert status is not None and status["code"] == 422
+    assert status["message"] == (
+        'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch'
+    )
+    assert status["details"]["causes"] == [
+        {
+            "reason": "FieldValueRequired",
+            "message": "Required value: is required for apply patch",
+            "field": "fieldManager",
+        }
+    ]
+    forced = patch_options_status(MERGE_PATCH, "m", "true")
+    assert forced is not None
+    assert forced["message"].endswith("force: Forbidden: may not be specified for non-apply patch")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from kubeapi.schema import (
     CAUSE_INVALID,
@@ -909,3 +911,54 @@ def test_go_float(value: float, text: str) -> None:
 )
 def test_go_value(value: Any, text: str) -> None:
     assert go_value(value) == text
+
+
+# ------------------------------------------------------------------------------------------------
+# The project's own CRDs and examples
+
+ROOT = Path(__file__).resolve().parent.parent
+CRD_FILES = sorted((ROOT / "crds").glob("*.yaml"))
+
+
+def _crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    out = {}
+    for path in CRD_FILES:
+        crd = yaml.safe_load(path.read_text())
+        for version in crd["spec"]["versions"]:
+            out[(f"{crd['spec']['group']}/{version['name']}", crd["spec"]["names"]["kind"])] = version[
+                "schema"
+            ]["openAPIV3Schema"]
+    return out
+
+
+@pytest.mark.parametrize("path", CRD_FILES, ids=lambda p: p.name)
+def test_project_crds_are_structural(path: Path) -> None:
+    crd = yaml.safe_load(path.read_text())
+    for i, version in enumerate(crd["spec"]["versions"]):
+        base = f"spec.versions[{i}].schema.openAPIV3Schema"
+        assert check_structural(version["schema"]["openAPIV3Schema"], base) == []
+
+
+def test_project_examples_are_admitted_unchanged() -> None:
+    schemas = _crd_schemas()
+    seen = 0
+    for path in sorted((ROOT / "examples").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            schema = schemas[(doc["apiVersion"], doc["kind"])]
+            result = admit(schema, doc)
+            assert result.unknown_fields == [] and result.errors == [], (path.name, result)
+            seen += 1
+    assert seen >= 4
+
+
+def test_project_device_schema_reports_kube_style_errors() -> None:
+    schema = _crd_schemas()[("devices.kubeedge.io/v1beta1", "Device")]
+    device = yaml.safe_load((ROOT / "examples" / "device-virtual-thermometer.yaml").read_text())
+    device["spec"]["properties"][0]["collectCycle"] = "string"
+    del device["spec"]["deviceModelRef"]
+    status = invalid_status("Device", "devices.kubeedge.io", "thermometer-1", admit(schema, device).errors)
+    assert (
+        'spec.properties[0].collectCycle: Invalid value: "string": '
+        'spec.properties[0].collectCycle in body must be of type integer: "string"'
+    ) in status["message"]
+    assert status["message"].startswith('Device.devices.kubeedge.io "thermometer-1" is invalid: [')

@@ -66,8 +66,13 @@ class NodeLifecycle:
         self.ready: dict[str, str] = {}
         self.last_written: dict[str, float] = {}
         self.reported: dict[str, dict[str, Any]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
         self._transition: dict[str, str] = {}
+        # Labels each Node is known to carry (from the startup list or our own writes): a reconnect
+        # then costs one status patch instead of a read and two writes.
+        self.labels_written: dict[str, dict[str, str]] = {}
+        # Per-node coalescing writer: the Ready state to write next, and whether a writer runs.
+        self._want: dict[str, str] = {}
+        self._writers: dict[str, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
         hub.on_connect(self._connected)
         hub.on_disconnect(self._disconnected)
@@ -80,14 +85,37 @@ class NodeLifecycle:
             name = node["metadata"]["name"]
             self.last_seen.setdefault(name, now)
             self.ready[name] = _ready_status(node)
+            self.labels_written[name] = dict(node["metadata"].get("labels") or {})
         self._task = asyncio.create_task(self._monitor(), name="node-lifecycle")
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
 
-    def _lock(self, node: str) -> asyncio.Lock:
-        return self._locks.setdefault(node, asyncio.Lock())
+    def request_write(self, node: str, ready: str) -> None:
+        """Write the Node soon; writes requested while one is running are coalesced into one.
+
+        Connecting never waits for the API server: the node's objects flow at once and the Node
+        object follows in the background.
+        """
+        self._want[node] = ready
+        if node not in self._writers:
+            self._writers[node] = asyncio.create_task(self._writer(node), name=f"node-writer-{node}")
+
+    async def _writer(self, node: str) -> None:
+        try:
+            while node in self._want:
+                ready = self._want.pop(node)
+                try:
+                    await self.kube.run(self._write, node, ready)
+                except Exception as exc:
+                    log.warning("node %s: writing the Node object failed: %s", node, exc)
+        finally:
+            del self._writers[node]
+
+    async def flushed(self) -> None:
+        while self._writers:
+            await asyncio.gather(*self._writers.values(), return_exceptions=True)
 
     async def handle_upstream(self, node: str, msg: Message) -> bool:
         """Node status reports (``null/nodestatus/<node>``); returns False for other messages."""
@@ -103,17 +131,12 @@ class NodeLifecycle:
             log.warning("node %s: nodestatus without a status object ignored", node)
             return True
         self.reported[node] = {k: status[k] for k in _REPORTED_FIELDS if k in status}
-        async with self._lock(node):
-            await self.kube.run(self._write, node, "True", True)
+        self.request_write(node, "True")
         return True
 
     async def _connected(self, node: str) -> None:
         self.last_seen[node] = time.monotonic()
-        async with self._lock(node):
-            try:
-                await self.kube.run(self._write, node, "True", True)
-            except Exception:
-                log.exception("node %s: could not write Node object", node)
+        self.request_write(node, "True")
 
     async def _disconnected(self, node: str) -> None:
         self.last_seen[node] = time.monotonic()
@@ -130,23 +153,30 @@ class NodeLifecycle:
                 labels["kubernetes.io/hostname"] = addr["address"]
         return labels
 
-    def _write(self, node: str, ready: str, ensure: bool) -> None:
-        """Create/label the Node (when ``ensure``) and write its Ready condition and reported status."""
+    def _ensure_node(self, node: str) -> None:
+        """Create the Node, or add the labels it lacks (only when not known to carry them)."""
+        labels = self._node_labels(node)
+        known = self.labels_written.get(node)
+        if known is not None and all(known.get(k) == v for k, v in labels.items()):
+            return
+        if known is None:
+            try:
+                self.kube.create(
+                    NODES, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node, "labels": labels}}
+                )
+                self.labels_written[node] = labels
+                return
+            except KubeError as exc:
+                if exc.status != 409:
+                    raise
+        out = self.kube.patch(NODES, node, {"metadata": {"labels": labels}})
+        self.labels_written[node] = dict(out["metadata"].get("labels") or {})
+
+    def _write(self, node: str, ready: str) -> None:
+        """Write the Node's Ready condition and reported status (creating/labelling it if connected)."""
         now = _now()
-        if ensure:
-            existing = self.kube.get(NODES, node)
-            labels = self._node_labels(node)
-            if existing is None:
-                try:
-                    self.kube.create(
-                        NODES,
-                        {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node, "labels": labels}},
-                    )
-                except KubeError as exc:
-                    if exc.status != 409:
-                        raise
-            elif any((existing["metadata"].get("labels") or {}).get(k) != v for k, v in labels.items()):
-                self.kube.patch(NODES, node, {"metadata": {"labels": labels}})
+        if ready == "True":
+            self._ensure_node(node)
         previous = self.ready.get(node)
         reason, message = (
             ("EdgeReady", "edge node is connected to cloudcore")
@@ -171,8 +201,12 @@ class NodeLifecycle:
         except KubeError as exc:
             if exc.status != 404:
                 raise
-            log.warning("node %s: Node object is gone; recreating on next connect", node)
-            return
+            # Deleted behind our back: recreate it while the node is connected.
+            self.labels_written.pop(node, None)
+            if ready != "True":
+                return
+            self._ensure_node(node)
+            self.kube.patch(NODES, node, {"status": status}, sub="status")
         self.ready[node] = ready
         self.last_written[node] = time.monotonic()
 
@@ -187,20 +221,17 @@ class NodeLifecycle:
                 if session is not None:
                     self.last_seen[node] = seen
                 silent = now - seen
-                try:
-                    if silent > self.grace_period:
-                        if self.ready.get(node) != "Unknown":
-                            log.warning("node %s silent for %.0fs: Ready=Unknown", node, silent)
-                            async with self._lock(node):
-                                await self.kube.run(self._write, node, "Unknown", False)
-                    elif session is not None and (
-                        self.ready.get(node) != "True"
-                        or now - self.last_written.get(node, 0) > self.status_update_period
-                    ):
-                        async with self._lock(node):
-                            await self.kube.run(self._write, node, "True", False)
-                except Exception as exc:
-                    log.warning("node %s: status write failed: %s", node, exc)
+                if node in self._writers:
+                    continue
+                if silent > self.grace_period:
+                    if self.ready.get(node) != "Unknown":
+                        log.warning("node %s silent for %.0fs: Ready=Unknown", node, silent)
+                        self.request_write(node, "Unknown")
+                elif session is not None and (
+                    self.ready.get(node) != "True"
+                    or now - self.last_written.get(node, 0) > self.status_update_period
+                ):
+                    self.request_write(node, "True")
 
 
 def _ready_status(node: Obj) -> str:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import http.client
+import json
 import ssl
 from dataclasses import dataclass
+from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
-from kubeshore import pki
+# cryptography (and kubeshore.pki, which uses it) is imported only when a certificate is requested:
+# it costs ~8 MB of resident memory that a running edge node does not otherwise need.
 
 NODE_ORGANIZATION = "system:nodes"
 
@@ -92,6 +92,11 @@ def request_certificate(
     client: tuple[str, str] | None = None,
 ) -> tuple[bytes, bytes]:
     """A new key and certificate for ``node``: returns (certificate PEM, key PEM)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from kubeshore import pki
+
     key = pki.new_key()
     csr = pki.new_csr(f"system:node:{node}", NODE_ORGANIZATION, key)
     headers = {"NodeName": node, "Content-Type": "application/x-pem-file"}
@@ -109,3 +114,40 @@ def request_certificate(
     except ValueError as exc:
         raise CertificateRequestError(f"{addr} returned something that is not a certificate") from exc
     return pki.cert_to_pem(cert), pki.key_to_pem(key)
+
+
+def _validity_file(cert_path: Path) -> Path:
+    return cert_path.with_name(cert_path.name + ".validity.json")
+
+
+def write_certificate(cert_path: Path, key_path: Path, cert_pem: bytes, key_pem: bytes) -> None:
+    """Replace the node certificate and key, and note its validity period next to it."""
+    from cryptography import x509
+
+    from kubeshore import pki
+
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    validity = {
+        "notBefore": cert.not_valid_before_utc.timestamp(),
+        "notAfter": cert.not_valid_after_utc.timestamp(),
+    }
+    cert_path.parent.mkdir(parents=True, exist_ok=True)
+    key_tmp = key_path.with_name(key_path.name + ".new")
+    pki.write_private(key_tmp, key_pem)
+    cert_tmp = cert_path.with_name(cert_path.name + ".new")
+    cert_tmp.write_bytes(cert_pem)
+    key_tmp.replace(key_path)
+    cert_tmp.replace(cert_path)
+    _validity_file(cert_path).write_text(json.dumps(validity))
+
+
+def certificate_validity(cert_path: Path) -> tuple[float, float]:
+    """(notBefore, notAfter) as Unix times, from the note written with the certificate if present."""
+    note = _validity_file(cert_path)
+    if note.exists() and note.stat().st_mtime >= cert_path.stat().st_mtime:
+        data = json.loads(note.read_text())
+        return float(data["notBefore"]), float(data["notAfter"])
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    return cert.not_valid_before_utc.timestamp(), cert.not_valid_after_utc.timestamp()

@@ -9,13 +9,11 @@ after reconnecting, and renews the node certificate before it expires.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import random
 import ssl
-from pathlib import Path
+import time
 
-from cryptography import x509
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
@@ -24,11 +22,12 @@ from edgecore.config import EdgeCoreConfig
 from edgecore.edgehub._certificates import (
     Address,
     CertificateRequestError,
+    certificate_validity,
     request_certificate,
     verified_context,
+    write_certificate,
 )
 from edgecore.metamanager import EdgeStore
-from kubeshore import pki
 from kubeshore.message import GROUP_RESOURCE, OP_KEEPALIVE, SOURCE_EDGEHUB, Message, MessageError
 
 log = logging.getLogger(__name__)
@@ -164,10 +163,8 @@ class EdgeHub:
 
     # Certificate rotation ---------------------------------------------------------------
     def rotation_due_in(self) -> float:
-        cert = x509.load_pem_x509_certificate(self.cfg.certs.cert_file.read_bytes())
-        start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
-        due = start + (end - start) * _ROTATE_AT
-        return (due - dt.datetime.now(dt.UTC)).total_seconds()
+        start, end = certificate_validity(self.cfg.certs.cert_file)
+        return start + (end - start) * _ROTATE_AT - time.time()
 
     async def _rotate_when_due(self, ws: ClientConnection) -> None:
         wait = self.rotation_due_in()
@@ -193,15 +190,5 @@ class EdgeHub:
             c.ca_file.read_bytes(),
             client=(str(c.cert_file), str(c.key_file)),
         )
-        _replace(c.key_file, key_pem, private=True)
-        _replace(c.cert_file, cert_pem)
+        write_certificate(c.cert_file, c.key_file, cert_pem, key_pem)
         log.info("node certificate renewed")
-
-
-def _replace(path: Path, data: bytes, private: bool = False) -> None:
-    tmp = path.with_suffix(path.suffix + ".new")
-    if private:
-        pki.write_private(tmp, data)
-    else:
-        tmp.write_bytes(data)
-    tmp.replace(path)

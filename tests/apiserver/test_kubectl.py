@@ -205,3 +205,76 @@ def test_apply_kubeedge_crds_and_examples(apiserver: APIServerProcess) -> None:
         assert '"apiVersion": "devices.kubeedge.io/v1alpha2"' in old.stdout
     resources = apiserver.kubectl("api-resources", "--api-group=devices.kubeedge.io").stdout
     assert "devicestatuses" in resources
+
+
+def test_invalid_device_is_refused_with_the_field_named(apiserver: APIServerProcess) -> None:
+    apiserver.kubectl("apply", "-f", str(REPO / "crds"))
+    apiserver.kubectl(
+        "wait", "--for=condition=Established", "crd/devices.devices.kubeedge.io", "--timeout=10s"
+    )
+    bad = """
+apiVersion: devices.kubeedge.io/v1beta1
+kind: Device
+metadata: {name: broken}
+spec:
+  deviceModelRef: {name: m}
+  nodeName: edge-1
+  properties:
+    - name: temperature
+      collectCycle: "often"
+"""
+    out = apiserver.kubectl("apply", "-f", "-", input=bad, check=False)
+    assert out.returncode != 0
+    assert 'The Device "broken" is invalid' in out.stderr
+    assert "spec.properties[0].collectCycle" in out.stderr
+    assert apiserver.kubectl("get", "device", "broken", check=False).returncode != 0
+    # kubectl validates strictly by default: an unknown field is named and refused.
+    unknown = bad.replace('collectCycle: "often"', "collectCycle: 1000\n      colour: red")
+    out = apiserver.kubectl("apply", "-f", "-", input=unknown, check=False)
+    assert out.returncode != 0 and 'unknown field "spec.properties[0].colour"' in out.stderr
+    # Without strict validation the unknown field is pruned, as kube-apiserver does.
+    apiserver.kubectl("apply", "--validate=false", "-f", "-", input=unknown)
+    props = apiserver.kubectl_json("get", "device", "broken")["spec"]["properties"]
+    assert props == [{"name": "temperature", "collectCycle": 1000}] or "colour" not in props[0]
+
+
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+        - name: web
+          image: nginx:1.27
+          env: [{name: A, value: "1"}]
+        - name: sidecar
+          image: busybox
+"""
+
+
+def test_builtin_strategic_merge_apply_and_scale(apiserver: APIServerProcess) -> None:
+    apiserver.kubectl("apply", "-f", "-", input=DEPLOYMENT)
+    # Another writer adds a container-level field kubectl apply does not own ...
+    apiserver.kubectl(
+        "patch",
+        "deployment",
+        "web",
+        "-p",
+        '{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","args":["sleep","9"]}]}}}}',
+    )
+    # ... and a changed apply merges containers by name instead of replacing the list.
+    apiserver.kubectl("apply", "-f", "-", input=DEPLOYMENT.replace("nginx:1.27", "nginx:1.28"))
+    obj = apiserver.kubectl_json("get", "deploy", "web")
+    containers = {c["name"]: c for c in obj["spec"]["template"]["spec"]["containers"]}
+    assert containers["web"]["image"] == "nginx:1.28"
+    assert containers["sidecar"]["args"] == ["sleep", "9"]
+    assert obj["metadata"]["generation"] == 3
+    apiserver.kubectl("scale", "deployment", "web", "--replicas=5")
+    assert apiserver.kubectl_json("get", "deploy", "web")["spec"]["replicas"] == 5
+    header = apiserver.kubectl("get", "deploy").stdout.splitlines()[0].split()
+    assert header == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
