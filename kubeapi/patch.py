@@ -27,7 +27,8 @@ Content types (the ``Content-Type`` of a PATCH request):
 
     try:
         patched = apply_patch(request.content_type, live_object, await request.read(),
-                              merge_lists=strategic_merge_lists(group, version, kind))
+                              merge_lists=strategic_merge_lists(group, version, kind),
+                              schema=crd_schema)  # the CRD version's openAPIV3Schema, or None
     except PatchError as err:
         return json_response(err.status(), status=err.code)
 
