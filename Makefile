@@ -42,8 +42,10 @@ generate: venv
 	$(BIN)/python -m crds.generate
 	$(BIN)/python -m dmi.generate
 
+# The platform on this machine; UP_ARGS=--detach returns once it is ready (then `make down`).
 up: venv
 	@dpkg -s mosquitto >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q mosquitto mosquitto-clients || echo "mosquitto not installed; kubeshore up will say what it needs"; }
+	@command -v kubectl >/dev/null || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -q kubernetes-client; } || echo "kubectl not installed; kubeshore up will say what it needs"
 	$(BIN)/kubeshore up $(UP_ARGS)
 
 down: venv

@@ -94,19 +94,16 @@ class NodeGroup(Resource):
         short_names=("ng",),
         categories=("kubeedge",),
         status_subresource=True,
+        # The API server shows only the first value a column's JSONPath yields: list-valued columns
+        # point at whole arrays or maps, and a filtered column names its first match.
         printer_columns=(
+            PrinterColumn("Nodes", ".spec.nodes", description="Nodes listed in spec"),
+            PrinterColumn("Match-Labels", ".spec.matchLabels", description="Labels that select more nodes"),
             PrinterColumn(
-                "Members",
-                '.status.nodeStatuses[?(@.selectionStatus=="Succeeded")].nodeName',
-                description="Nodes selected into the group",
+                "Not-Ready",
+                '.status.nodeStatuses[?(@.readyStatus!="Ready")].nodeName',
+                description="First member node that is not Ready (empty when all are)",
             ),
-            PrinterColumn(
-                "Ready",
-                '.status.nodeStatuses[?(@.readyStatus=="Ready")].nodeName',
-                description="Ready members",
-            ),
-            PrinterColumn("Nodes", ".spec.nodes", priority=1, description="Nodes listed in spec"),
-            PrinterColumn("Match-Labels", ".spec.matchLabels", priority=1),
             _AGE,
         ),
         description="NodeGroup is a group of edge nodes.",
@@ -226,18 +223,9 @@ class EdgeApplication(Resource):
         status_subresource=True,
         printer_columns=(
             PrinterColumn(
-                "Groups", ".spec.workloadScope.targetNodeGroups[*].name", description="Node groups"
-            ),
-            PrinterColumn(
-                "Workloads", ".spec.workloadTemplate.manifests[*].kind", description="Manifest kinds"
-            ),
-            PrinterColumn(
-                "Available",
-                '.status.workloadStatus[?(@.conditions=="Available")].identifier.name',
-                description="Generated workloads that are available",
-            ),
-            PrinterColumn(
-                "Node-Labels", ".spec.workloadScope.targetNodeLabels[*].labelSelector.matchLabels", priority=1
+                "Processing",
+                '.status.workloadStatus[?(@.conditions=="Processing")].identifier.name',
+                description="First generated workload not yet available (empty when all are)",
             ),
             _AGE,
         ),

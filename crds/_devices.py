@@ -235,7 +235,6 @@ class Device(Resource):
             PrinterColumn("Node", ".spec.nodeName", description="Edge node the device is bound to"),
             PrinterColumn("Model", ".spec.deviceModelRef.name", description="DeviceModel"),
             PrinterColumn("Protocol", ".spec.protocol.protocolName", description="Protocol (mapper)"),
-            PrinterColumn("Properties", ".spec.properties[*].name", priority=1),
             _AGE,
         ),
         description="Device is a device instance managed by KubeEdge mappers.",
@@ -287,7 +286,6 @@ class DeviceModel(Resource):
         categories=("kubeedge",),
         printer_columns=(
             PrinterColumn("Protocol", ".spec.protocol", description="Protocol (mapper)"),
-            PrinterColumn("Properties", ".spec.properties[*].name", priority=1),
             _AGE,
         ),
         description="DeviceModel describes the properties of a kind of device.",
@@ -341,7 +339,6 @@ class DeviceStatus(Resource):
             PrinterColumn(
                 "Last-Online", ".status.lastOnlineTime", "date", description="Time last seen online"
             ),
-            PrinterColumn("Twins", ".status.twins[*].propertyName", priority=1),
             _AGE,
         ),
         description="DeviceStatus holds the reported twins and state of a Device.",

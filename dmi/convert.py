@@ -21,9 +21,9 @@ configData, anomalyDetection and ``google.protobuf.Any``
     * ``float`` -> FloatValue (the only floating wrapper a Go mapper accepts). A Go mapper re-encodes
       the float32 as the shortest decimal that round-trips (Go's JSON encoding) before its driver
       parses it, so it sees exactly the value written when that decimal equals it: true for every
-      value with up to 7 significant digits (0.1, 1.5, 0.001, 3.3333333, 1e-05). Floats that would change
-      (more digits, beyond float32 range, NaN, infinities) raise ``ConversionError`` instead of
-      being silently altered: quote them as strings or round them;
+      value with up to 6 significant digits and nearly all with 7 (0.1, 1.5, 0.001, -273.15, 1e-05).
+      Floats that would change (some with 7 or more digits, beyond float32 range, NaN, infinities)
+      raise ``ConversionError`` instead of being silently altered: quote them as strings or round them;
     * ``None``, objects and arrays raise ``ConversionError``: the wire has no way to carry them.
 
     ``any_to_value`` reverses this; a FloatValue decodes to that shortest decimal (what the Go driver
@@ -123,7 +123,7 @@ def _checked_float32(value: float, path: str) -> float:
         raise ConversionError(
             path,
             f"{value!r} would reach a Go mapper as {float32_decimal(narrowed)!r}: DMI carries floats as "
-            "32-bit FloatValue; round it to 7 significant digits or quote it as a string",
+            "32-bit FloatValue; round it to 6 significant digits or quote it as a string",
         )
     return narrowed
 

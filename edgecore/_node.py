@@ -7,6 +7,7 @@ import contextlib
 import logging
 from typing import Any
 
+from edgecore._devices import DeviceModule
 from edgecore._nodestatus import NodeStatusReporter
 from edgecore._router import ModuleRouter
 from edgecore.config import EdgeCoreConfig
@@ -24,8 +25,13 @@ class EdgeNode:
         self.metamanager = MetaManager(self.store, self.router)
         self.hub = EdgeHub(cfg, self.router, self.store)
         self.status = NodeStatusReporter(
-            cfg.node_name, Address.parse(cfg.edge_hub.server).host, self.router, cfg.node_status_check_period
+            cfg.node_name,
+            Address.parse(cfg.edge_hub.server).host,
+            self.router,
+            cfg.node_status_check_period,
+            metaserver_port=self._metaserver_port,
         )
+        self.devices = DeviceModule(cfg, self.router, self.store)
         self.metaserver: Any = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -40,12 +46,18 @@ class EdgeNode:
                     self.store, self.cfg.meta_server.address, self.cfg.meta_server.port
                 )
                 await self.metaserver.start()
+        await self.devices.start()
         self._tasks = [
             asyncio.create_task(self.metamanager.run(), name="metamanager"),
             asyncio.create_task(self.hub.run(), name="edgehub"),
             asyncio.create_task(self.status.run(), name="nodestatus"),
         ]
         log.info("edgecore %s started (store %s)", self.cfg.node_name, self.cfg.database.path)
+
+    def _metaserver_port(self) -> int | None:
+        if self.metaserver is not None:
+            return int(self.metaserver.port)
+        return self.cfg.meta_server.port if self.cfg.meta_server.enable else None
 
     def ports(self) -> dict[str, int]:
         return {"metaServerPort": self.metaserver.port} if self.metaserver is not None else {}
@@ -58,4 +70,5 @@ class EdgeNode:
                 await t
         if self.metaserver is not None:
             await self.metaserver.stop()
+        await self.devices.stop()
         self.store.close()

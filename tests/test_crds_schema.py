@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from crd_fixtures import FIXTURES, load_fixture
-from crd_validation import CRD_DIR, committed_crds, schema_of, validation_errors
+from crd_validation import CRD_DIR, committed_crds, printer_cells, schema_of, validation_errors
 
 import crds
 from crds import generate
@@ -167,16 +167,39 @@ def test_printer_columns_point_at_real_fields(kind: str) -> None:
         assert _schema_has_path(version["schema"]["openAPIV3Schema"], column["jsonPath"]), column
 
 
-def test_printer_columns_the_issue_asks_for() -> None:
-    names = {
-        k: [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]]
-        for (_, k), crd in committed_crds().items()
+def test_printer_columns_yield_one_value_each() -> None:
+    # The API server prints only the first value of a column's JSONPath, so [*] would show one element.
+    for crd in committed_crds().values():
+        for column in crd["spec"]["versions"][0]["additionalPrinterColumns"]:
+            assert "[*]" not in column["jsonPath"], column
+
+
+def test_kubectl_get_shows_useful_columns() -> None:
+    assert printer_cells(load_fixture("device_full.yaml")) == {
+        "Node": "edge-1",
+        "Model": "full-model",
+        "Protocol": "modbus",
+        "Age": None,
     }
-    assert names["Device"][:3] == ["Node", "Model", "Protocol"]
-    assert names["DeviceModel"][0] == "Protocol"
-    assert names["DeviceStatus"][:2] == ["State", "Last-Online"]
-    assert names["NodeGroup"][:2] == ["Members", "Ready"]
-    assert names["EdgeApplication"][0] == "Groups"
+    assert printer_cells(load_fixture("devicemodel_full.yaml"))["Protocol"] == "modbus"
+    status = printer_cells(load_fixture("devicestatus_full.yaml"))
+    assert (status["State"], status["Last-Online"]) == ("online", "2026-11-22T01:00:00Z")
+    assert printer_cells(load_fixture("nodegroup_full.yaml")) == {
+        "Nodes": "[edge-1 edge-2]",
+        "Match-Labels": "map[location:hangzhou]",
+        "Not-Ready": "edge-9",
+        "Age": None,
+    }
+    app = load_fixture("edgeapplication_full.yaml")
+    assert printer_cells(app)["Processing"] is None
+    app["status"]["workloadStatus"][0]["conditions"] = "Processing"
+    assert printer_cells(app)["Processing"] == "nginx"
+    assert printer_cells(load_fixture("objectsync_full.yaml")) == {
+        "Kind": "ConfigMap",
+        "Object": "app-config",
+        "Synced-Version": "1234",
+        "Age": None,
+    }
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*_full.yaml")))

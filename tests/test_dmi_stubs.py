@@ -21,6 +21,7 @@ def test_committed_stubs_are_fresh() -> None:
 
     stale = generate.stale_stubs()
     assert stale == [], f"stale DMI stubs {stale}: run python -m dmi.generate"
+    assert generate.main(["--check"]) == 0
 
 
 def test_check_flags_a_stale_stub(tmp_path: Path) -> None:

@@ -1,0 +1,433 @@
+"""Benchmark of the embedded API server (`kubeshore apiserver` as a separate process).
+
+    python -m bench.apiserver [--objects 100000] [--duration 10] [--no-write]
+
+Against a fresh data dir it measures:
+  * creates/s with 8 concurrent clients (8 connections): KubeEdge Devices (every create is pruned,
+    defaulted and validated against the Device CRD schema) and ConfigMaps of the same size (built-in);
+  * listing 10,000 Devices (request + full JSON decode by the client), median/p99 of runs;
+  * watch delivery latency (the writer's timestamp in the object -> event decoded by the watcher)
+    while a writer creates 500 ConfigMaps/s: (a) 100 watchers, each watching its own namespace (as
+    edge nodes watch their own objects), (b) 10 watchers that all see every event;
+  * the server's RSS once it holds --objects objects (Devices and ConfigMaps).
+For each phase it also reports the server's own CPU time per operation (from /proc), which, unlike
+wall-clock rates, does not depend on what else runs on the machine, and the load average.
+The load generators are aiohttp clients in separate processes and report the CPU they used.
+Writes bench/results/apiserver.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import resource
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results" / "apiserver.json"
+PATHS = {
+    "devices": "/apis/devices.kubeedge.io/v1beta1/namespaces/{ns}/devices",
+    "configmaps": "/api/v1/namespaces/{ns}/configmaps",
+}
+_TEMPLATE: dict[str, Any] = {}
+
+
+def _body(kind: str, name: str, namespace: str, stamp: float | None = None) -> bytes:
+    if not _TEMPLATE:
+        _TEMPLATE.update(yaml.safe_load((REPO / "examples" / "device-virtual-thermometer.yaml").read_text()))
+    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": {"site": "a", "bench": "yes"}}
+    if stamp is not None:
+        meta["annotations"] = {"bench/sent": repr(stamp)}
+    if kind == "devices":
+        return json.dumps({**_TEMPLATE, "metadata": meta}).encode()
+    # A ConfigMap carrying the same payload, so both kinds store objects of the same size.
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": meta,
+            "data": {"spec": json.dumps(_TEMPLATE["spec"])},
+        }
+    ).encode()
+
+
+class _Conn:
+    def __init__(self, data_dir: Path) -> None:
+        config = yaml.safe_load((data_dir / "admin.kubeconfig").read_text())
+        self.url = config["clusters"][0]["cluster"]["server"]
+        token = (data_dir / "pki" / "admin.token").read_text().strip()
+        self.ssl = ssl.create_default_context(cafile=str(data_dir / "pki" / "ca.crt"))
+        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))]
+
+
+async def _creates(
+    data_dir: Path, kind: str, start: int, count: int, clients: int, namespaces: list[str]
+) -> dict[str, Any]:
+    conn = _Conn(data_dir)
+    bodies = [
+        (ns := namespaces[i % len(namespaces)], _body(kind, f"{kind[:3]}-{i}", ns))
+        for i in range(start, start + count)
+    ]
+    next_index = 0
+    failures: dict[int, int] = {}
+
+    async def client() -> None:
+        nonlocal next_index
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1, ssl=conn.ssl)) as session:
+            while next_index < len(bodies):
+                ns, body = bodies[next_index]
+                next_index += 1
+                url = conn.url + PATHS[kind].format(ns=ns)
+                async with session.post(url, data=body, headers=conn.headers) as r:
+                    await r.read()
+                    if r.status != 201:
+                        failures[r.status] = failures.get(r.status, 0) + 1
+
+    cpu0, t0 = _cpu(), time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    elapsed = time.perf_counter() - t0
+    return {
+        "kind": kind,
+        "objects": count,
+        "clients": clients,
+        "elapsed_s": round(elapsed, 3),
+        "creates_per_s": round(count / elapsed, 1),
+        "failures": failures,
+        "client_cpu_fraction": round((_cpu() - cpu0) / elapsed, 3),
+    }
+
+
+async def _lists(data_dir: Path, namespace: str, runs: int) -> dict[str, Any]:
+    conn = _Conn(data_dir)
+    times = []
+    count = 0
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=conn.ssl)) as session:
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            async with session.get(
+                conn.url + PATHS["devices"].format(ns=namespace), headers=conn.headers
+            ) as r:
+                doc = json.loads(await r.read())
+            times.append(time.perf_counter() - t0)
+            count = len(doc["items"])
+    return {
+        "items": count,
+        "runs": runs,
+        "median_s": round(statistics.median(times), 4),
+        "p99_s": round(_pct(times, 0.99), 4),
+    }
+
+
+async def _watchers(data_dir: Path, paths: list[str], duration: float, ready: Any) -> dict[str, Any]:
+    conn = _Conn(data_dir)
+    latencies: list[float] = []
+
+    async def watcher(session: aiohttp.ClientSession, path: str) -> None:
+        async with session.get(
+            conn.url + path, headers=conn.headers, timeout=aiohttp.ClientTimeout(total=None)
+        ) as r:
+            buf = b""
+            async for chunk in r.content.iter_any():
+                now = time.time()
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    meta = json.loads(line)["object"].get("metadata") or {}
+                    sent = (meta.get("annotations") or {}).get("bench/sent")
+                    if sent:
+                        latencies.append(now - float(sent))
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ssl=conn.ssl)) as session:
+        tasks = [asyncio.create_task(watcher(session, p)) for p in paths]
+        await asyncio.sleep(1.0)
+        ready.set()
+        cpu0 = _cpu()
+        await asyncio.sleep(duration)
+        cpu = _cpu() - cpu0
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return {"latencies": latencies, "client_cpu_fraction": cpu / duration}
+
+
+async def _writer(
+    data_dir: Path, rate: float, duration: float, namespaces: list[str], tag: str
+) -> dict[str, Any]:
+    conn = _Conn(data_dir)
+    sent = 0
+    t0 = time.perf_counter()
+    cpu0 = _cpu()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16, ssl=conn.ssl)) as session:
+        inflight: set[asyncio.Task[None]] = set()
+
+        async def create(i: int) -> None:
+            ns = namespaces[i % len(namespaces)]
+            body = _body("configmaps", f"lat-{tag}-{i}", ns, time.time())
+            async with session.post(
+                conn.url + PATHS["configmaps"].format(ns=ns), data=body, headers=conn.headers
+            ) as r:
+                await r.read()
+
+        while (elapsed := time.perf_counter() - t0) < duration:
+            while sent < int(elapsed * rate):
+                task = asyncio.create_task(create(sent))
+                inflight.add(task)
+                task.add_done_callback(inflight.discard)
+                sent += 1
+            await asyncio.sleep(0.002)
+        await asyncio.gather(*inflight)
+    elapsed = time.perf_counter() - t0
+    return {
+        "writes": sent,
+        "writes_per_s": round(sent / elapsed, 1),
+        "client_cpu_fraction": round((_cpu() - cpu0) / elapsed, 3),
+    }
+
+
+def _child(target: Any, args: tuple[Any, ...], out: Any) -> None:
+    out.put(asyncio.run(target(*args)))
+
+
+def _watch_child(args: tuple[Any, ...], out: Any) -> None:
+    out.put(asyncio.run(_watchers(*args)))
+
+
+def _in_process(target: Any, *args: Any) -> Any:
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(target, args, out))
+    proc.start()
+    result = out.get()
+    proc.join()
+    return result
+
+
+def _measured(pid: int, ops_key: str, target: Any, *args: Any) -> dict[str, Any]:
+    cpu0 = _proc_cpu(pid)
+    result: dict[str, Any] = _in_process(target, *args)
+    ops = result[ops_key] if isinstance(result[ops_key], int) else 1
+    result["server_cpu_s"] = round(_proc_cpu(pid) - cpu0, 2)
+    result["server_cpu_us_per_op"] = round(result["server_cpu_s"] / max(ops, 1) * 1e6, 1)
+    result["load_average"] = round(os.getloadavg()[0], 2)
+    return result
+
+
+def _watch_round(
+    pid: int,
+    data_dir: Path,
+    groups: list[list[str]],
+    namespaces: list[str],
+    rate: float,
+    duration: float,
+    tag: str,
+) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    readies = [ctx.Event() for _ in groups]
+    procs = [
+        ctx.Process(target=_watch_child, args=((data_dir, paths, duration + 2, ready), out))
+        for paths, ready in zip(groups, readies, strict=True)
+    ]
+    for p in procs:
+        p.start()
+    for r in readies:
+        r.wait(60)
+    cpu0 = _proc_cpu(pid)
+    writer = _in_process(_writer, data_dir, rate, duration, namespaces, tag)
+    results = [out.get() for _ in procs]
+    server_cpu = _proc_cpu(pid) - cpu0
+    for p in procs:
+        p.join()
+    lat = [x for r in results for x in r["latencies"]]
+    return {
+        "watchers": sum(len(g) for g in groups),
+        "events_delivered": len(lat),
+        "writer": writer,
+        "latency_ms": {
+            "p50": round(_pct(lat, 0.5) * 1000, 2),
+            "p90": round(_pct(lat, 0.9) * 1000, 2),
+            "p99": round(_pct(lat, 0.99) * 1000, 2),
+            "max": round(max(lat) * 1000, 2) if lat else None,
+        },
+        "server_cpu_s": round(server_cpu, 2),
+        "watcher_client_cpu_fraction": [round(r["client_cpu_fraction"], 3) for r in results],
+        "load_average": round(os.getloadavg()[0], 2),
+    }
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--objects", type=int, default=100_000, help="objects held when RSS is measured")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of each watch round")
+    parser.add_argument("--no-write", action="store_true", help="do not write bench/results/apiserver.json")
+    args = parser.parse_args(argv)
+    results: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "load_average_at_start": round(os.getloadavg()[0], 2),
+        }
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "data"
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kubeshore.cli",
+                "apiserver",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                "0",
+                "--log-level",
+                "warning",
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        env = {**os.environ, "KUBECONFIG": str(data_dir / "admin.kubeconfig")}
+        pid = server.pid
+        try:
+            assert server.stderr is not None
+            while "serving on" not in server.stderr.readline():
+                if server.poll() is not None:
+                    raise SystemExit("apiserver did not start")
+            subprocess.run(
+                ["kubectl", "apply", "-f", str(REPO / "crds")], env=env, check=True, capture_output=True
+            )
+            subprocess.run(
+                ["kubectl", "wait", "--for=condition=Established", "crd", "--all"],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+            spread = [f"ns-{i}" for i in range(1, 101)]
+            manifest = "\n---\n".join(
+                f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {n}}}"
+                for n in ["list", "cm", "all", *spread]
+            )
+            subprocess.run(
+                ["kubectl", "apply", "-f", "-"],
+                input=manifest,
+                text=True,
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+
+            print("creates: 10,000 Devices, 8 concurrent clients ...", flush=True)
+            results["creates_devices"] = _measured(
+                pid, "objects", _creates, data_dir, "devices", 0, 10_000, 8, ["list"]
+            )
+            print(f"  {results['creates_devices']}", flush=True)
+            print("creates: 10,000 ConfigMaps, 8 concurrent clients ...", flush=True)
+            results["creates_configmaps"] = _measured(
+                pid, "objects", _creates, data_dir, "configmaps", 0, 10_000, 8, ["cm"]
+            )
+            print(f"  {results['creates_configmaps']}", flush=True)
+
+            print("list: 10,000 Devices ...", flush=True)
+            results["list_10000"] = _measured(pid, "runs", _lists, data_dir, "list", 7)
+            results["list_10000"]["server_cpu_us_per_op"] = round(
+                results["list_10000"]["server_cpu_s"] / 7 * 1e6, 1
+            )
+            print(f"  {results['list_10000']}", flush=True)
+
+            print("watch: 100 watchers, one namespace each, 500 writes/s ...", flush=True)
+            paths = [PATHS["configmaps"].format(ns=ns) + "?watch=1" for ns in spread]
+            results["watch_100_own_namespace"] = _watch_round(
+                pid, data_dir, [paths[0::2], paths[1::2]], spread, 500, args.duration, "own"
+            )
+            print(f"  {results['watch_100_own_namespace']}", flush=True)
+
+            print("watch: 10 watchers of everything, 500 writes/s ...", flush=True)
+            every = PATHS["configmaps"].format(ns="all") + "?watch=1"
+            results["watch_10_all_events"] = _watch_round(
+                pid, data_dir, [[every] * 5, [every] * 5], ["all"], 500, args.duration, "all"
+            )
+            print(f"  {results['watch_10_all_events']}", flush=True)
+
+            held = 20_000 + sum(
+                results[k]["writer"]["writes"] for k in ("watch_100_own_namespace", "watch_10_all_events")
+            )
+            remaining = max(0, args.objects - held)
+            print(f"filling to {args.objects} objects (Devices and ConfigMaps, half each) ...", flush=True)
+            if remaining:
+                results["fill_devices"] = _measured(
+                    pid, "objects", _creates, data_dir, "devices", 10_000, remaining // 2, 8, spread
+                )
+                results["fill_configmaps"] = _measured(
+                    pid,
+                    "objects",
+                    _creates,
+                    data_dir,
+                    "configmaps",
+                    10_000,
+                    remaining - remaining // 2,
+                    8,
+                    spread,
+                )
+            results["rss"] = {"objects": max(args.objects, held), "server_rss_mb": round(_rss_mb(pid), 1)}
+            results["list_10000_at_full"] = _in_process(_lists, data_dir, "list", 5)
+            print(f"  {results['rss']}", flush=True)
+        finally:
+            server.terminate()
+            server.wait(60)
+    dev = results["creates_devices"]
+    results["targets"] = {
+        "creates_per_s >= 1500 (devices)": dev["creates_per_s"] >= 1500,
+        "creates_per_s >= 1500 (configmaps)": results["creates_configmaps"]["creates_per_s"] >= 1500,
+        "list_10000 < 1 s": results["list_10000"]["median_s"] < 1.0,
+        "watch p99 < 50 ms (100 watchers)": results["watch_100_own_namespace"]["latency_ms"]["p99"] < 50,
+        "rss < 500 MB": results["rss"]["server_rss_mb"] < 500,
+    }
+    results["machine"]["load_average_at_end"] = round(os.getloadavg()[0], 2)
+    print(json.dumps(results, indent=2))
+    if not args.no_write:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

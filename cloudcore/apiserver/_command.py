@@ -1,0 +1,65 @@
+"""``kubeshore apiserver``: run the embedded API server until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from kubeshore.config import ConfigError, ConfigModel, load_config
+
+
+class APIServerConfig(ConfigModel):
+    data_dir: Path
+    bind: str = "127.0.0.1"
+    port: int = 6443
+    log_level: str = "info"
+
+
+async def _serve(config: APIServerConfig) -> None:
+    from cloudcore.apiserver._server import EmbeddedAPIServer
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with EmbeddedAPIServer(config.data_dir, config.bind, config.port) as server:
+        print(
+            f"kubeshore apiserver: serving on {server.url}; kubeconfig {server.kubeconfig}",
+            file=sys.stderr,
+            flush=True,
+        )
+        await stop.wait()
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="kubeshore apiserver", description="Run the embedded Kubernetes API server."
+    )
+    parser.add_argument("--config", help="YAML configuration file (keys: data_dir, bind, port, log_level)")
+    parser.add_argument("--data-dir", help="directory for the SQLite store, CA and admin.kubeconfig")
+    parser.add_argument("--bind", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="HTTPS port (default 6443; 0 picks a free port)")
+    parser.add_argument("--log-level", help="debug, info, warning or error")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(
+            APIServerConfig,
+            args.config,
+            {"data_dir": args.data_dir, "bind": args.bind, "port": args.port, "log_level": args.log_level},
+        )
+    except ConfigError as exc:
+        print(f"kubeshore apiserver: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        asyncio.run(_serve(config))
+    except OSError as exc:
+        print(f"kubeshore apiserver: {exc}", file=sys.stderr)
+        return 1
+    return 0

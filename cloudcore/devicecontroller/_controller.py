@@ -1,0 +1,307 @@
+"""devicecontroller: Devices and their DeviceModels down to their nodes, twins and states up.
+
+Downstream goes through the reliable syncer (ObjectSync, acks, resync after reconnect) with the
+membership messages KubeEdge sends next to it. Unlike KubeEdge, a DeviceModel change reaches every
+node using the model by itself, and a node move removes the device from the old node.
+
+Upstream, ``twin/edge_updated`` and ``state/update`` messages from the edge become the
+DeviceStatus object (same name as the Device, owned by it) through the coalescing StatusWriter;
+a desired value set at the edge (KubeEdge #4166) is written into the Device spec when the spec
+still holds the value the edge replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from cloudcore._kube import ApiResource, Informer, Kube, KubeError, Obj
+from cloudcore.cloudhub import CloudHub
+from cloudcore.devicecontroller._status import StatusWriter
+from cloudcore.sync import NodeSyncer
+from kubeshore.message import ACK_OK, OP_RESPONSE, SOURCE_DEVICECONTROLLER, SOURCE_TWIN, Message, now_ms
+
+log = logging.getLogger(__name__)
+
+GROUP = "devices.kubeedge.io"
+DEVICES = ApiResource(GROUP, "v1beta1", "devices", "Device", True)
+DEVICEMODELS = ApiResource(GROUP, "v1beta1", "devicemodels", "DeviceModel", True)
+DEVICESTATUSES = ApiResource(GROUP, "v1beta1", "devicestatuses", "DeviceStatus", True)
+GROUP_TWIN = "twin"
+
+Key = tuple[str, str]
+
+
+def _key(obj: Obj) -> Key:
+    md = obj.get("metadata") or {}
+    return md.get("namespace") or "default", md["name"]
+
+
+def _node(obj: Obj | None) -> str:
+    return str(((obj or {}).get("spec") or {}).get("nodeName") or "")
+
+
+def _model_name(obj: Obj) -> str:
+    return str(((obj.get("spec") or {}).get("deviceModelRef") or {}).get("name") or "")
+
+
+def _membership_device(obj: Obj) -> dict[str, Any]:
+    md = obj.get("metadata") or {}
+    labels = md.get("labels") or {}
+    return {
+        "id": f"{md.get('namespace') or 'default'}/{md['name']}",
+        "name": md["name"],
+        "description": labels.get("description", ""),
+    }
+
+
+class DeviceController:
+    def __init__(self, kube: Kube, hub: CloudHub, syncer: NodeSyncer, *, flush_interval: float = 1.0) -> None:
+        self.kube = kube
+        self.hub = hub
+        self.syncer = syncer
+        self.models = Informer(kube, DEVICEMODELS, self._on_model)
+        self.devices = Informer(kube, DEVICES, self._on_device)
+        self.statuses = Informer(kube, DEVICESTATUSES, self._on_status)
+        self.node_of: dict[Key, str] = {}
+        self.status = StatusWriter(self._patch_status, self._cached_status, flush_interval=flush_interval)
+        syncer.add_source(SOURCE_DEVICECONTROLLER, self.objects_for)
+        hub.register_upstream(SOURCE_TWIN, self._upstream)
+
+    async def start(self) -> None:
+        for inf in (self.statuses, self.models, self.devices):
+            await inf.start()
+            await inf.wait_synced()
+        await self.status.start()
+
+    async def stop(self) -> None:
+        await self.status.stop()
+        for inf in (self.devices, self.models, self.statuses):
+            await inf.stop()
+
+    # downstream -------------------------------------------------------------------------------
+
+    def objects_for(self, node: str) -> Iterator[Obj]:
+        models: set[Key] = set()
+        for key, dev in list(self.devices.cache.items()):
+            if _node(dev) != node:
+                continue
+            model_key = (key[0], _model_name(dev))
+            model = self.models.cache.get(model_key)
+            if model is not None and model_key not in models:
+                models.add(model_key)
+                yield model
+            yield dev
+
+    def _nodes_using(self, model_key: Key) -> set[str]:
+        return {
+            _node(d)
+            for k, d in self.devices.cache.items()
+            if k[0] == model_key[0] and _model_name(d) == model_key[1] and _node(d)
+        }
+
+    def _membership(self, node: str, added: list[Obj], removed: list[Obj]) -> None:
+        content = {
+            "event_id": str(uuid.uuid4()),
+            "timestamp": now_ms(),
+            "added_devices": [_membership_device(d) for d in added] or None,
+            "removed_devices": [_membership_device(d) for d in removed] or None,
+        }
+        msg = Message.new(
+            source=SOURCE_DEVICECONTROLLER,
+            group=GROUP_TWIN,
+            operation="update",
+            resource="membership",
+            content=content,
+        )
+        self.hub.send_to_node(node, msg)
+
+    async def _on_device(self, event: str, obj: Obj, old: Obj | None) -> None:
+        key = _key(obj)
+        node = "" if event == "DELETED" else _node(obj)
+        prev = self.node_of.get(key, "")
+        if event == "DELETED":
+            self.node_of.pop(key, None)
+            self.status.forget(key)
+            await self._delete_status(key)
+        else:
+            self.node_of[key] = node
+            if (key[0], key[1]) not in self.statuses.cache:
+                await self._ensure_status(obj)
+        if prev and prev != node:
+            self._remove_from(prev, old or obj)
+        if not node:
+            return
+        if prev != node:
+            self._membership(node, [obj], [])
+        model = self.models.cache.get((key[0], _model_name(obj)))
+        if model is not None:
+            self.syncer.push(node, model, module=SOURCE_DEVICECONTROLLER)
+        self.syncer.push(node, obj, module=SOURCE_DEVICECONTROLLER)
+
+    def _remove_from(self, node: str, obj: Obj) -> None:
+        self._membership(node, [], [obj])
+        self.syncer.retract(node, obj, module=SOURCE_DEVICECONTROLLER)
+        model_key = (_key(obj)[0], _model_name(obj))
+        model = self.models.cache.get(model_key)
+        if model is not None and node not in self._nodes_using(model_key):
+            self.syncer.retract(node, model, module=SOURCE_DEVICECONTROLLER)
+
+    async def _on_model(self, event: str, obj: Obj, old: Obj | None) -> None:
+        nodes = self._nodes_using(_key(obj))
+        for node in nodes:
+            if event == "DELETED":
+                self.syncer.retract(node, obj, module=SOURCE_DEVICECONTROLLER)
+            else:
+                self.syncer.push(node, obj, module=SOURCE_DEVICECONTROLLER)
+
+    async def _on_status(self, event: str, obj: Obj, old: Obj | None) -> None:
+        if event == "DELETED":
+            key = _key(obj)
+            if key in self.devices.cache:
+                await self._ensure_status(self.devices.cache[key])
+
+    # DeviceStatus ---------------------------------------------------------------------------
+
+    def _cached_status(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.statuses.cache.get((namespace, name))
+
+    async def _ensure_status(self, device: Obj) -> bool:
+        md = device["metadata"]
+        body = {
+            "apiVersion": f"{GROUP}/v1beta1",
+            "kind": "DeviceStatus",
+            "metadata": {
+                "name": md["name"],
+                "namespace": md.get("namespace") or "default",
+                "ownerReferences": [
+                    {
+                        "apiVersion": f"{GROUP}/v1beta1",
+                        "kind": "Device",
+                        "name": md["name"],
+                        "uid": md.get("uid", ""),
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": {},
+        }
+        try:
+            await self.kube.run(self.kube.create, DEVICESTATUSES, body, md.get("namespace") or "default")
+        except KubeError as exc:
+            if exc.status != 409:
+                log.warning("cannot create DeviceStatus %s/%s: %s", md.get("namespace"), md["name"], exc)
+                return False
+        return True
+
+    async def _delete_status(self, key: Key) -> None:
+        try:
+            await self.kube.run(self.kube.delete, DEVICESTATUSES, key[1], key[0])
+        except KubeError as exc:
+            log.debug("DeviceStatus %s/%s not deleted: %s", *key, exc)
+
+    async def _patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> bool:
+        for _ in range(2):
+            try:
+                await self.kube.run(self.kube.patch, DEVICESTATUSES, name, patch, namespace)
+                return True
+            except KubeError as exc:
+                if exc.status != 404:
+                    raise
+            device = self.devices.cache.get((namespace, name))
+            if device is None or not await self._ensure_status(device):
+                return False
+        return False
+
+    # upstream --------------------------------------------------------------------------------
+
+    async def _upstream(self, node: str, msg: Message) -> None:
+        parts = msg.route.resource.split("/")
+        if len(parts) < 5 or parts[0] != "device":
+            return  # membership/detail and the like: nothing to do (as KubeEdge)
+        key = (parts[1], parts[2])
+        action = "/".join(parts[3:])
+        device = self.devices.cache.get(key)
+        if device is None or _node(device) != node:
+            log.info("node %s reported %s for device %s/%s it does not have", node, action, *key)
+            self._reply(node, msg)  # nothing to retry: the device is not (or no longer) there
+            return
+        content = msg.content_data()
+        if not isinstance(content, dict):
+            log.warning("node %s: %s content is not a JSON object", node, msg.route.resource)
+            return
+        if action == "twin/edge_updated":
+            twins = content.get("twin")
+            if not isinstance(twins, dict):
+                return
+            self.status.twin_report(key, twins, lambda: self._reply(node, msg))
+            desired = {
+                n: t["desired"]
+                for n, t in twins.items()
+                if isinstance(t, dict) and isinstance(t.get("desired"), dict)
+            }
+            if desired:
+                await self._desired_from_edge(device, desired)
+        elif action == "state/update":
+            inner = content.get("device")
+            dev: dict[str, Any] = inner if isinstance(inner, dict) else content
+            state = next((v for k, v in dev.items() if k.lower() == "state"), None)
+            if not isinstance(state, str) or not state:
+                return
+            last_online = str(dev.get("lastOnlineTime") or "")
+            self.status.state_report(key, state, last_online, lambda: self._reply(node, msg))
+
+    def _reply(self, node: str, msg: Message) -> None:
+        reply = Message.new(
+            source=SOURCE_DEVICECONTROLLER,
+            group=GROUP_TWIN,
+            operation=OP_RESPONSE,
+            resource="twin",
+            content=ACK_OK,
+            parent_msg_id=msg.msg_id,
+        )
+        self.hub.send_to_node(node, reply)
+
+    async def _desired_from_edge(self, device: Obj, desired: dict[str, dict[str, Any]]) -> None:
+        """Write desired values set at the edge into the Device spec, unless the spec moved on."""
+        props = (device.get("spec") or {}).get("properties") or []
+        ops: list[dict[str, Any]] = []
+        for i, prop in enumerate(props):
+            want = desired.get(str(prop.get("name")))
+            if want is None or want.get("value") is None:
+                continue
+            current = (prop.get("desired") or {}).get("value")
+            if current == want["value"]:
+                continue
+            ops.append({"op": "test", "path": f"/spec/properties/{i}/name", "value": prop.get("name")})
+            base = want.get("base")
+            if base is not None:
+                ops.append({"op": "test", "path": f"/spec/properties/{i}/desired/value", "value": base})
+            ops.append(
+                {"op": "add", "path": f"/spec/properties/{i}/desired", "value": {"value": str(want["value"])}}
+            )
+        if not ops:
+            return
+        md = device["metadata"]
+        ns = md.get("namespace") or "default"
+        try:
+            await self.kube.run(
+                self.kube.request,
+                "PATCH",
+                DEVICES.path(ns, md["name"]),
+                body=ops,
+                content_type="application/json-patch+json",
+            )
+            log.info(
+                "device %s/%s: desired values from the edge written to spec: %s",
+                ns,
+                md["name"],
+                json.dumps(desired),
+            )
+        except KubeError as exc:
+            # A failed test means the user changed the spec meanwhile: the user's value wins.
+            log.info("device %s/%s: desired value from the edge not written: %s", ns, md["name"], exc)

@@ -1,0 +1,195 @@
+"""Upstream: twin reports and device states from the edge -> the DeviceStatus object.
+
+Reports are coalesced per device: whatever arrives during one flush interval becomes at most one
+merge patch of that device's DeviceStatus, carrying the newest value of every property. A value
+is only ever replaced by one with a newer source timestamp, so a late or retried message never
+makes status go backwards, and no value is lost: a write that fails stays pending and is retried
+at the next flush. The edge gets its reply (which clears its retry state) once the values of its
+message are written.
+
+Unlike KubeEdge the first report of a property already carries its value (KubeEdge's
+``findOrCreateTwinByName`` pointer bug only appends the name), and state, lastOnlineTime and
+twins of a device share one write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (namespace, name)
+Patch = Callable[[str, str, dict[str, Any]], Awaitable[bool]]
+"""``patch(namespace, name, merge_patch)``: True when written, False when the DeviceStatus is gone
+(the Device was deleted: the values are dropped); raises on a transient failure (kept, retried)."""
+
+
+def _ts(side: dict[str, Any] | None) -> int:
+    if not side:
+        return -1
+    try:
+        return int((side.get("metadata") or {}).get("timestamp") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+@dataclass
+class _Pending:
+    twins: dict[str, dict[str, Any]] = field(default_factory=dict)  # property -> {reported, observedDesired}
+    state: str | None = None
+    last_online: str | None = None
+    replies: list[Callable[[], None]] = field(default_factory=list)
+
+
+class StatusWriter:
+    def __init__(
+        self,
+        patch: Patch,
+        current: Callable[[str, str], dict[str, Any] | None],
+        *,
+        flush_interval: float = 0.5,
+    ) -> None:
+        self.patch = patch
+        self.current = current  # the DeviceStatus as the informer last saw it
+        self.flush_interval = flush_interval
+        self._pending: dict[Key, _Pending] = {}
+        # What this writer last wrote, per device and property: the informer cache may lag behind.
+        self._written: dict[Key, dict[str, dict[str, Any]]] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.writes = 0
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="devicestatus-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(Exception):
+            await self.flush()
+
+    def forget(self, key: Key) -> None:
+        self._written.pop(key, None)
+
+    # input ------------------------------------------------------------------------------------
+
+    def twin_report(self, key: Key, twins: dict[str, Any], reply: Callable[[], None] | None = None) -> None:
+        """``twins`` is the ``twin`` map of a ``twin/edge_updated`` message."""
+        pending = self._pending.setdefault(key, _Pending())
+        for name, twin in twins.items():
+            if not isinstance(twin, dict):
+                continue
+            entry = pending.twins.setdefault(name, {})
+            for src, dst in (("actual", "reported"), ("expected", "observedDesired")):
+                side = twin.get(src)
+                if not isinstance(side, dict) or side.get("value") is None:
+                    continue
+                value = {
+                    "value": str(side["value"]),
+                    "metadata": {
+                        "timestamp": str(_ts(side)),
+                        "type": str((twin.get("metadata") or {}).get("type") or "string"),
+                    },
+                }
+                if _ts(value) >= _ts(entry.get(dst)):
+                    entry[dst] = value
+        if reply is not None:
+            pending.replies.append(reply)
+        self._wake.set()
+
+    def state_report(
+        self, key: Key, state: str, last_online: str, reply: Callable[[], None] | None = None
+    ) -> None:
+        pending = self._pending.setdefault(key, _Pending())
+        pending.state = state
+        if last_online:
+            pending.last_online = last_online
+        if reply is not None:
+            pending.replies.append(reply)
+        self._wake.set()
+
+    # output -----------------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("DeviceStatus flush failed")
+            await asyncio.sleep(self.flush_interval)
+
+    async def flush(self) -> None:
+        batch, self._pending = self._pending, {}
+        if not batch:
+            return
+        results = await asyncio.gather(*(self._write(k, p) for k, p in batch.items()), return_exceptions=True)
+        for (key, pending), result in zip(batch.items(), results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("DeviceStatus %s/%s not written (will retry): %s", *key, result)
+                self._requeue(key, pending)
+                continue
+            for reply in pending.replies:
+                reply()
+
+    def _requeue(self, key: Key, old: _Pending) -> None:
+        newer = self._pending.get(key)
+        if newer is None:
+            self._pending[key] = old
+        else:
+            for name, entry in old.twins.items():
+                target = newer.twins.setdefault(name, {})
+                for side, value in entry.items():
+                    if _ts(value) > _ts(target.get(side)):
+                        target[side] = value
+            if newer.state is None:
+                newer.state = old.state
+            if newer.last_online is None:
+                newer.last_online = old.last_online
+            newer.replies[:0] = old.replies
+        self._wake.set()
+
+    async def _write(self, key: Key, pending: _Pending) -> None:
+        status: dict[str, Any] = {}
+        if pending.twins:
+            merged = self._merged_twins(key)
+            changed = False
+            for name, entry in pending.twins.items():
+                twin = merged.setdefault(name, {"propertyName": name})
+                for side, value in entry.items():
+                    if _ts(value) >= _ts(twin.get(side)) and twin.get(side) != value:
+                        twin[side] = value
+                        changed = True
+            if changed:
+                status["twins"] = [merged[n] for n in sorted(merged)]
+        if pending.state is not None:
+            status["state"] = pending.state
+        if pending.last_online:
+            status["lastOnlineTime"] = pending.last_online
+        if not status:
+            return
+        written = await self.patch(key[0], key[1], {"status": status})
+        self.writes += 1
+        if written and "twins" in status:
+            self._written[key] = {t["propertyName"]: t for t in status["twins"]}
+
+    def _merged_twins(self, key: Key) -> dict[str, dict[str, Any]]:
+        cached = self.current(*key) or {}
+        out: dict[str, dict[str, Any]] = {}
+        for twin in (cached.get("status") or {}).get("twins") or []:
+            if isinstance(twin, dict) and twin.get("propertyName"):
+                out[str(twin["propertyName"])] = dict(twin)
+        for name, twin in self._written.get(key, {}).items():
+            base = out.setdefault(name, {"propertyName": name})
+            for side in ("reported", "observedDesired"):
+                if _ts(twin.get(side)) > _ts(base.get(side)):
+                    base[side] = twin[side]
+        return out

@@ -1,0 +1,128 @@
+"""Device management on an edge node: devicetwin, the DMI server and the MQTT eventbus, wired to
+metamanager (Devices and DeviceModels arrive through it, persisted and acknowledged) and to the
+cloud (membership and replies by route group ``twin``; twin and state reports out)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from edgecore._router import ModuleRouter
+from edgecore.config import EdgeCoreConfig
+from edgecore.devicetwin import DeviceTwin, TwinStore
+from edgecore.dmiserver import DmiServer
+from edgecore.eventbus import MqttClient
+from edgecore.metamanager import Change, EdgeStore
+from kubeshore.message import GROUP_TWIN, SOURCE_TWIN, Message
+
+log = logging.getLogger(__name__)
+
+DEVICE_GVR = "devices.kubeedge.io/v1beta1/devices"
+MODEL_GVR = "devices.kubeedge.io/v1beta1/devicemodels"
+
+
+class _Cloud:
+    """devicetwin's CloudSender over the module router (not queued offline: twins sync by state)."""
+
+    def __init__(self, router: ModuleRouter) -> None:
+        self.router = router
+        self.connected = False
+
+    async def send(self, *, resource: str, operation: str, group: str, content: Any) -> str:
+        msg = Message.new(
+            source=SOURCE_TWIN, group=group, operation=operation, resource=resource, content=content
+        )
+        return msg.msg_id if await self.router.to_cloud(msg, queue_offline=False) else ""
+
+
+class DeviceModule:
+    def __init__(self, cfg: EdgeCoreConfig, router: ModuleRouter, store: EdgeStore) -> None:
+        self.cfg = cfg
+        self.router = router
+        self.edge_store = store
+        self.store = TwinStore(cfg.database.path, engine=store.engine)
+        self.cloud = _Cloud(router)
+        self.mqtt = MqttClient(cfg.event_bus.mqtt_url, f"edgecore-{cfg.node_name}")
+        self.twin = DeviceTwin(self.store, cfg.node_name, mqtt=self.mqtt, cloud=self.cloud)
+        self.dmi = DmiServer(self.twin, str(cfg.dmi.socket))
+        self._changes: asyncio.Queue[Change] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        router.register(GROUP_TWIN, self._from_cloud)
+        router.on_cloud_state(self._cloud_state)
+        store.add_watcher(self._watch)
+
+    async def start(self) -> None:
+        await self.store.open()
+        await self._catch_up()
+        await self.mqtt.start()
+        await self.twin.start()
+        await self.dmi.start()
+        self._task = asyncio.create_task(self._apply_changes(), name="devicetwin-changes")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.dmi.stop()
+        await self.twin.stop()
+        await self.mqtt.stop()
+        await self.store.close()
+
+    async def _catch_up(self) -> None:
+        """Devices and models metamanager committed while devicetwin was not running."""
+        models = await self.edge_store.list_objects(MODEL_GVR)
+        devices = await self.edge_store.list_objects(DEVICE_GVR)
+        for model in models:
+            await self.twin.upsert_model(model)
+        present = set()
+        for device in devices:
+            md = device.get("metadata") or {}
+            present.add(f"{md.get('namespace') or 'default'}/{md.get('name')}")
+            await self.twin.upsert_device(device)
+        for device_id in list(self.store.devices):
+            if device_id not in present:
+                await self.twin.remove_device(device_id)
+        known_models = {
+            f"{(m.get('metadata') or {}).get('namespace') or 'default'}/{m['metadata']['name']}"
+            for m in models
+        }
+        for model_id in list(self.store.models):
+            if model_id not in known_models:
+                await self.twin.remove_model(model_id)
+
+    def _watch(self, change: Change) -> None:
+        if change.gvr in (DEVICE_GVR, MODEL_GVR):
+            self._changes.put_nowait(change)
+
+    async def _apply_changes(self) -> None:
+        while True:
+            change = await self._changes.get()
+            md = change.obj.get("metadata") or {}
+            object_id = f"{md.get('namespace') or 'default'}/{md.get('name')}"
+            try:
+                if change.gvr == MODEL_GVR:
+                    if change.type == "DELETED":
+                        await self.twin.remove_model(object_id)
+                    else:
+                        await self.twin.upsert_model(change.obj)
+                elif change.type == "DELETED":
+                    await self.twin.remove_device(object_id)
+                else:
+                    await self.twin.upsert_device(change.obj)
+            except Exception:
+                log.exception("devicetwin failed on %s %s", change.type, object_id)
+
+    async def _from_cloud(self, msg: Message) -> None:
+        await self.twin.handle_cloud_message(
+            resource=msg.route.resource,
+            operation=msg.route.operation,
+            content=msg.content,
+            parent_id=msg.header.parent_msg_id,
+        )
+
+    async def _cloud_state(self, connected: bool) -> None:
+        self.cloud.connected = connected
+        self.twin.cloud_connection_changed(connected)

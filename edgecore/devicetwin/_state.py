@@ -1,0 +1,372 @@
+"""In-memory twin state and the rules that change it.
+
+The store keeps this state authoritative in memory and writes it behind to SQLite. Every side of
+a twin (desired, reported) carries a monotonic version and the timestamp of its value at the
+source, so an update that is older than what is stored never overwrites it: reports from a mapper
+that arrive out of order, a retried MQTT message or a late cloud message are ignored for that
+side.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+VALID_STATES = frozenset({"online", "offline", "ok", "unknown", "unhealthy", "disconnected"})
+ONLINE_STATES = frozenset({"online", "ok"})
+_NAME_RE = re.compile(r"^[a-zA-Z0-9\-_.,:/@#]{1,128}$")
+MAX_VALUE_LEN = 4096
+
+# DeviceModel property types -> twin value types (KubeEdge's metadata.type vocabulary).
+MODEL_TYPE_TO_TWIN = {
+    "INT": "int",
+    "FLOAT": "float",
+    "DOUBLE": "float",
+    "BOOLEAN": "boolean",
+    "STRING": "string",
+    "BYTES": "string",
+    "STREAM": "string",
+}
+
+
+class TwinError(Exception):
+    """A rejected request: ``code`` follows KubeEdge's result codes (400, 404, 409, 500)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def rfc3339_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@dataclass(slots=True)
+class Twin:
+    name: str
+    attr_type: str = "string"
+    optional: bool = True
+    expected: str | None = None
+    expected_ts: int = 0
+    expected_version: int = 0
+    expected_from_edge: bool = False  # set at the edge and not yet in the Device spec
+    spec_desired: str | None = None  # the desired value last seen in the Device spec
+    cloud_version: int = 0  # resourceVersion of the Device that spec_desired came from
+    actual: str | None = None
+    actual_ts: int = 0
+    actual_version: int = 0
+    actual_meta: dict[str, str] = field(default_factory=dict)
+    observed: str | None = None
+    observed_ts: int = 0
+    synced_expected: int = 0
+    synced_actual: int = 0
+
+    def render(self) -> dict[str, Any]:
+        """The twin in KubeEdge's MsgTwin JSON shape (without versions)."""
+        out: dict[str, Any] = {}
+        if self.expected is not None:
+            out["expected"] = {"value": self.expected, "metadata": {"timestamp": self.expected_ts}}
+        if self.actual is not None:
+            out["actual"] = {"value": self.actual, "metadata": {"timestamp": self.actual_ts}}
+        out["optional"] = self.optional
+        out["metadata"] = {"type": self.attr_type}
+        return out
+
+    @property
+    def unsynced(self) -> bool:
+        return self.actual_version > self.synced_actual or self.expected_version > self.synced_expected
+
+
+@dataclass(slots=True)
+class Device:
+    id: str
+    namespace: str
+    name: str
+    body: dict[str, Any]
+    resource_version: int = 0
+    description: str = ""
+    state: str = ""
+    last_online: str = ""
+    state_version: int = 0
+    state_synced: int = 0
+    twins: dict[str, Twin] = field(default_factory=dict)
+
+    @property
+    def model_id(self) -> str:
+        ref = (self.body.get("spec") or {}).get("deviceModelRef") or {}
+        return f"{self.namespace}/{ref.get('name', '')}"
+
+    @property
+    def protocol(self) -> str:
+        return str(((self.body.get("spec") or {}).get("protocol") or {}).get("protocolName") or "")
+
+
+def validate_value(name: str, value: str, attr_type: str) -> None:
+    if len(value) > MAX_VALUE_LEN:
+        raise TwinError(400, f"twin {name!r}: value longer than {MAX_VALUE_LEN} characters")
+    try:
+        if attr_type in ("int", "integer"):
+            int(value)
+        elif attr_type in ("float", "double"):
+            float(value)
+        elif attr_type == "boolean" and value not in ("true", "false"):
+            raise ValueError
+    except ValueError:
+        raise TwinError(400, f"twin {name!r}: value {value!r} is not of type {attr_type}") from None
+
+
+def validate_name(name: str) -> None:
+    if not _NAME_RE.match(name):
+        raise TwinError(400, f"twin name {name!r} is not allowed (1-128 of [a-zA-Z0-9-_.,:/@#])")
+
+
+def model_types(model: dict[str, Any] | None) -> dict[str, str]:
+    if not model:
+        return {}
+    props = (model.get("spec") or {}).get("properties") or []
+    return {
+        str(p.get("name")): MODEL_TYPE_TO_TWIN.get(str(p.get("type", "")).upper(), "string")
+        for p in props
+        if isinstance(p, dict) and p.get("name")
+    }
+
+
+def apply_spec(device: Device, model: dict[str, Any] | None) -> list[str]:
+    """Bring the twins in line with the Device spec; returns names whose desired value changed.
+
+    Every property of the spec gets a twin at once (KubeEdge creates them only on the first report,
+    so a property that never reported is invisible). A desired value changes only when the spec's
+    value itself changed: a value set at the edge since stays until the user edits the spec.
+    """
+    types = model_types(model)
+    changed: list[str] = []
+    props = (device.body.get("spec") or {}).get("properties") or []
+    in_spec: set[str] = set()
+    for prop in props:
+        if not isinstance(prop, dict) or not prop.get("name"):
+            continue
+        name = str(prop["name"])
+        in_spec.add(name)
+        twin = device.twins.get(name)
+        if twin is None:
+            twin = device.twins[name] = Twin(name=name)
+        twin.optional = False
+        twin.attr_type = types.get(name, twin.attr_type)
+        desired = prop.get("desired") or {}
+        value = desired.get("value") if isinstance(desired, dict) else None
+        spec_value = None if value is None else str(value)
+        if spec_value != twin.spec_desired:
+            twin.spec_desired = spec_value
+            twin.cloud_version = device.resource_version
+            if spec_value is not None and spec_value != twin.expected:
+                twin.expected = spec_value
+                twin.expected_ts = max(now_ms(), twin.expected_ts)
+                twin.expected_version += 1
+                changed.append(name)
+            twin.expected_from_edge = False
+        elif twin.expected_from_edge and twin.expected == spec_value:
+            twin.expected_from_edge = False
+    for name, twin in device.twins.items():
+        if name not in in_spec:
+            twin.optional = True
+    return changed
+
+
+@dataclass(slots=True)
+class SideUpdate:
+    value: str
+    ts: int | None  # explicit source timestamp, if the sender gave one
+    version: int | None  # explicit version the sender based its update on
+    meta: dict[str, str]
+
+
+def _int_or_none(v: Any) -> int | None:
+    if v is None:
+        return None
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_side(name: str, raw: Any, what: str) -> SideUpdate | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise TwinError(400, f"twin {name!r}: {what} must be an object with a value")
+    if "value" not in raw or raw["value"] is None:
+        raise TwinError(400, f"twin {name!r}: {what}.value is missing")
+    value = raw["value"]
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    elif isinstance(value, (int, float)):
+        value = str(value)
+    elif not isinstance(value, str):
+        raise TwinError(400, f"twin {name!r}: {what}.value must be a string")
+    meta_raw = raw.get("metadata") or {}
+    if not isinstance(meta_raw, dict):
+        raise TwinError(400, f"twin {name!r}: {what}.metadata must be an object")
+    ts = _int_or_none(meta_raw.get("timestamp"))
+    meta = {str(k): str(v) for k, v in meta_raw.items() if k != "timestamp"}
+    return SideUpdate(value=value, ts=ts, version=None, meta=meta)
+
+
+@dataclass(slots=True)
+class Change:
+    """One twin changed by an update: its MsgTwin JSON before and after (None = absent)."""
+
+    name: str
+    last: dict[str, Any] | None
+    current: dict[str, Any] | None
+    desired_changed: bool = False
+
+
+def apply_twin_update(
+    device: Device, twins: dict[str, Any], types: dict[str, str], *, from_mapper: bool = False
+) -> list[Change]:
+    """Apply a KubeEdge TwinUpdate ``twin`` map; raises TwinError before changing anything if invalid."""
+    now = now_ms()
+    planned: list[tuple[str, SideUpdate | None, SideUpdate | None, str | None, bool]] = []
+    for name, raw in twins.items():
+        validate_name(name)
+        if raw is None:
+            existing = device.twins.get(name)
+            if existing is not None and not existing.optional:
+                raise TwinError(400, f"twin {name!r} is a property of the device and cannot be deleted")
+            planned.append((name, None, None, None, True))
+            continue
+        if not isinstance(raw, dict):
+            raise TwinError(400, f"twin {name!r} must be an object")
+        expected = parse_side(name, raw.get("expected"), "expected")
+        actual = parse_side(name, raw.get("actual"), "actual")
+        meta = raw.get("metadata") or {}
+        if not isinstance(meta, dict):
+            raise TwinError(400, f"twin {name!r}: metadata must be an object")
+        sent_type = meta.get("type")
+        existing = device.twins.get(name)
+        attr_type = types.get(name) or (existing.attr_type if existing else None) or sent_type or "string"
+        if not isinstance(attr_type, str):
+            raise TwinError(400, f"twin {name!r}: metadata.type must be a string")
+        if attr_type not in ("string", "int", "integer", "float", "double", "boolean", ""):
+            raise TwinError(400, f"twin {name!r}: value type {attr_type!r} is not allowed")
+        for side in (expected, actual):
+            if side is not None:
+                validate_value(name, side.value, attr_type or "string")
+        for key, side in (("expected_version", expected), ("actual_version", actual)):
+            ver = raw.get(key)
+            if side is not None and isinstance(ver, dict):
+                side.version = _int_or_none(ver.get("edge"))
+        if (
+            expected is not None
+            and expected.version is not None
+            and existing is not None
+            and expected.version < existing.expected_version
+        ):
+            raise TwinError(
+                409,
+                f"twin {name!r}: expected_version {expected.version} is older than "
+                f"{existing.expected_version}",
+            )
+        if (
+            actual is not None
+            and actual.version is not None
+            and existing is not None
+            and actual.version < existing.actual_version
+        ):
+            raise TwinError(
+                409,
+                f"twin {name!r}: actual_version {actual.version} is older than {existing.actual_version}",
+            )
+        planned.append((name, expected, actual, attr_type or "string", False))
+
+    changes: list[Change] = []
+    for name, expected, actual, attr_type, delete in planned:
+        existing = device.twins.get(name)
+        if delete:
+            if existing is not None:
+                del device.twins[name]
+                changes.append(Change(name, existing.render(), None))
+            continue
+        twin = existing or Twin(name=name, attr_type=attr_type or "string")
+        last = existing.render() if existing is not None else None
+        touched = desired_changed = False
+        if expected is not None:
+            ts = expected.ts if expected.ts is not None else max(now, twin.expected_ts)
+            if ts >= twin.expected_ts:
+                desired_changed = expected.value != twin.expected
+                twin.expected = expected.value
+                twin.expected_ts = ts
+                twin.expected_version += 1
+                # A mapper's "expected" is what it applied, not a new wish.
+                twin.expected_from_edge = not from_mapper and (
+                    twin.expected_from_edge or expected.value != twin.spec_desired
+                )
+                touched = True
+        if actual is not None:
+            ts = actual.ts if actual.ts is not None else max(now, twin.actual_ts)
+            if ts >= twin.actual_ts:
+                twin.actual = actual.value
+                twin.actual_ts = ts
+                twin.actual_version += 1
+                twin.actual_meta = actual.meta
+                touched = True
+        if touched:
+            device.twins[name] = twin
+            changes.append(Change(name, last, twin.render(), desired_changed))
+    return changes
+
+
+def apply_report(
+    device: Device, reports: list[tuple[str, str | None, dict[str, str], str | None]], types: dict[str, str]
+) -> list[Change]:
+    """Apply DMI ReportDeviceStatus twins: (name, reported, reported metadata, observedDesired)."""
+    now = now_ms()
+    for name, reported, _meta, _observed in reports:
+        validate_name(name)
+        if reported is not None:
+            validate_value(name, reported, types.get(name) or _twin_type(device, name))
+    changes: list[Change] = []
+    for name, reported, meta, observed in reports:
+        twin = device.twins.get(name)
+        last = twin.render() if twin is not None else None
+        if twin is None:
+            twin = device.twins[name] = Twin(name=name, attr_type=types.get(name, "string"))
+        touched = False
+        ts = _int_or_none(meta.get("timestamp")) or max(now, twin.actual_ts)
+        if reported is not None and ts >= twin.actual_ts:
+            twin.actual = reported
+            twin.actual_ts = ts
+            twin.actual_version += 1
+            twin.actual_meta = {k: v for k, v in meta.items() if k != "timestamp"}
+            touched = True
+        if observed is not None and observed != twin.observed and ts >= twin.observed_ts:
+            twin.observed = observed
+            twin.observed_ts = ts
+            touched = True
+        if touched:
+            changes.append(Change(name, last, twin.render()))
+    return changes
+
+
+def _twin_type(device: Device, name: str) -> str:
+    twin = device.twins.get(name)
+    return twin.attr_type if twin is not None else "string"
+
+
+def apply_state(device: Device, state: str) -> bool:
+    """Record a device state; returns False for a state KubeEdge does not know."""
+    state = state.lower()
+    if state not in VALID_STATES:
+        return False
+    device.state = state
+    if state in ONLINE_STATES:
+        device.last_online = rfc3339_now()
+    device.state_version += 1
+    return True

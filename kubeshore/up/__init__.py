@@ -1,0 +1,1 @@
+"""`kubeshore up` / `kubeshore down`: run the whole platform on one machine (see docs/quickstart.md)."""

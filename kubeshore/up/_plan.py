@@ -1,0 +1,457 @@
+"""What `kubeshore up` starts, where everything lives in the data directory, and in which order.
+
+Layout of ``DIR`` (default ``./.kubeshore``)::
+
+    up.json            what runs now (supervisor pid, services, phase)
+    ports.json         the ports chosen on the first run, reused on every later run
+    logs/<name>.log    one log per service and per one-shot command
+    cloud/             cloudcore's data dir: the embedded API server's store, CA, admin.kubeconfig
+    nodes/<node>/      `kubeshore join`'s data dir: edgecore.yaml, the edge store, mosquitto.conf,
+                       the DMI socket and the virtual mapper's socket
+    nodegroups.yaml    two NodeGroups, written when the examples bring none
+
+The ports are chosen free once and kept because the edge configuration written by `join` names them;
+that is what lets a second `kubeshore up` resume where the first stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kubeshore.up._kubectl import Kubectl
+from kubeshore.up._processes import ProcessFailed, Service, Supervisor
+
+NODES: tuple[str, ...] = ("edge-1", "edge-2")
+# The same groups as examples/nodegroups.yaml, for when kubeshore runs without the repository.
+NODE_GROUPS: dict[str, str] = {"edge-1": "site-a", "edge-2": "site-b"}
+QUICKSTART = Path(__file__).with_name("quickstart.yaml")
+REPO_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+class PlanError(Exception):
+    """Something `kubeshore up` needs is missing or in the way; the message says what to do."""
+
+
+# --- ports ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class NodePorts:
+    mqtt: int
+    metaserver: int
+    rest: int
+
+
+@dataclass
+class Ports:
+    apiserver: int
+    websocket: int
+    https: int
+    metrics: int
+    nodes: dict[str, NodePorts] = field(default_factory=dict)
+
+    def all(self) -> dict[str, int]:
+        out = {
+            "apiserver": self.apiserver,
+            "websocket": self.websocket,
+            "https": self.https,
+            "cloudcore metrics": self.metrics,
+        }
+        for node, p in self.nodes.items():
+            out.update({f"{node} mqtt": p.mqtt, f"{node} metaserver": p.metaserver, f"{node} rest": p.rest})
+        return out
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports free on 127.0.0.1 right now (held open together so none repeats)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def preferred_ports(nodes: tuple[str, ...]) -> dict[str, int]:
+    """KubeEdge's well-known ports (the n-th node's shifted by n), so the tour's commands work as
+    written on a machine where they are free."""
+    out = {"apiserver": 6443, "websocket": 10000, "https": 10002, "metrics": 9091}
+    for i, node in enumerate(nodes):
+        out[f"{node}.mqtt"] = 1884 + i  # 1883 is left to a system-wide mosquitto
+        out[f"{node}.metaserver"] = 10550 + i
+        out[f"{node}.rest"] = 7777 + i
+    return out
+
+
+def load_or_choose_ports(data_dir: Path, nodes: tuple[str, ...] = NODES, well_known: bool = True) -> Ports:
+    path = data_dir / "ports.json"
+    if path.exists():
+        raw = json.loads(path.read_text())
+        return Ports(
+            apiserver=raw["apiserver"],
+            websocket=raw["websocket"],
+            https=raw["https"],
+            metrics=raw["metrics"],
+            nodes={n: NodePorts(**p) for n, p in raw["nodes"].items()},
+        )
+    wanted = preferred_ports(nodes)
+    spare = iter(free_ports(len(wanted)))
+    chosen: dict[str, int] = {}
+    for key, port in wanted.items():
+        if not well_known or port_in_use(port):
+            port = next(spare)
+            while port in wanted.values() or port in chosen.values():
+                port = free_ports(1)[0]
+        chosen[key] = port
+    ports = Ports(
+        apiserver=chosen["apiserver"],
+        websocket=chosen["websocket"],
+        https=chosen["https"],
+        metrics=chosen["metrics"],
+    )
+    for node in nodes:
+        ports.nodes[node] = NodePorts(
+            mqtt=chosen[f"{node}.mqtt"], metaserver=chosen[f"{node}.metaserver"], rest=chosen[f"{node}.rest"]
+        )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    saved = {k: v for k, v in vars(ports).items() if k != "nodes"}
+    saved["nodes"] = {n: vars(p) for n, p in ports.nodes.items()}
+    path.write_text(json.dumps(saved, indent=2))
+    return ports
+
+
+# --- readiness checks ---------------------------------------------------------------------------------
+
+
+async def tcp_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+async def http_ok(port: int, path: str, host: str = "127.0.0.1") -> bool:
+    """A plain-HTTP GET answered with a 2xx status (enough for health and ping endpoints)."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+    except (OSError, TimeoutError):
+        return False
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 2.0)
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    parts = status_line.split()
+    return len(parts) >= 2 and parts[1].startswith(b"2")
+
+
+# --- commands -----------------------------------------------------------------------------------------
+
+
+def find_command(name: str) -> str | None:
+    """A console script from the environment kubeshore runs in, else from PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    return shutil.which(name)
+
+
+def kubeshore_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "kubeshore.cli", *args]
+
+
+CHILD_ENV = {"PYTHONUNBUFFERED": "1"}
+
+
+# --- the plan -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Step:
+    title: str
+    run: Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Plan:
+    data_dir: Path
+    ports: Ports
+    examples: Path | None = REPO_EXAMPLES
+    nodes: tuple[str, ...] = NODES
+    ready_timeout: float = 60.0
+
+    @property
+    def cloud_dir(self) -> Path:
+        return self.data_dir / "cloud"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.cloud_dir / "admin.kubeconfig"
+
+    def node_dir(self, node: str) -> Path:
+        return self.data_dir / "nodes" / node
+
+    def edgecore_config(self, node: str) -> Path:
+        return self.node_dir(node) / "edgecore.yaml"
+
+    def dmi_socket(self, node: str) -> Path:
+        return self.node_dir(node) / "dmi.sock"
+
+    def mapper_socket(self, node: str) -> Path:
+        return self.node_dir(node) / "virtual-mapper.sock"
+
+    def kubectl(self) -> Kubectl:
+        return Kubectl(self.kubeconfig)
+
+    def joined(self, node: str) -> bool:
+        return self.edgecore_config(node).exists()
+
+    # prerequisites --------------------------------------------------------------------------------
+
+    def missing(self) -> list[str]:
+        """Everything that must be installed first, each with how to get it."""
+        out = []
+        if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+            out.append("mosquitto (the MQTT broker): apt-get install mosquitto, or run `make up` as root")
+        if not Kubectl.available():
+            out.append("kubectl: install it from your distribution (kubernetes-client) or kubernetes.io")
+        for name in ("cloudcore", "edgecore"):
+            if find_command(name) is None:
+                out.append(f"{name}: not installed in this environment (pip install -e . in the repository)")
+        return out
+
+    def check_ports(self) -> None:
+        busy = [f"{what} {port}" for what, port in self.ports.all().items() if port_in_use(port)]
+        if busy:
+            raise PlanError(
+                "ports chosen for this data directory are taken by other programs: "
+                + ", ".join(busy)
+                + f"; stop them, or use another --data-dir (or delete {self.data_dir / 'ports.json'} "
+                "and the nodes/ directory to join afresh)"
+            )
+
+    # services -------------------------------------------------------------------------------------
+
+    def cloudcore(self) -> Service:
+        argv = [
+            find_command("cloudcore") or "cloudcore",
+            "--standalone",
+            "--data-dir",
+            str(self.cloud_dir),
+            "--apiserver-port",
+            str(self.ports.apiserver),
+            "--websocket-port",
+            str(self.ports.websocket),
+            "--https-port",
+            str(self.ports.https),
+            "--metrics-port",
+            str(self.ports.metrics),
+        ]
+        kubectl = self.kubectl()
+
+        async def ready() -> bool:
+            return await tcp_open(self.ports.websocket) and await kubectl.api_ready()
+
+        return Service("cloudcore", argv, env=CHILD_ENV, ready=ready)
+
+    def mosquitto(self, node: str) -> Service:
+        conf = self.node_dir(node) / "mosquitto.conf"
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text(
+            f"# written by kubeshore up: the MQTT broker of edge node {node}\n"
+            f"listener {self.ports.nodes[node].mqtt} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence false\n"
+        )
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        port = self.ports.nodes[node].mqtt
+
+        async def ready() -> bool:
+            return await tcp_open(port)
+
+        return Service(f"mosquitto-{node}", [binary, "-c", str(conf)], ready=ready)
+
+    def edgecore(self, node: str) -> Service:
+        argv = [find_command("edgecore") or "edgecore", "--config", str(self.edgecore_config(node))]
+        kubectl = self.kubectl()
+        started: list[float] = []
+
+        async def ready() -> bool:
+            if not started:
+                started.append(time.time())
+            return await kubectl.node_ready(node, since=started[0])
+
+        return Service(f"edgecore-{node}", argv, env=CHILD_ENV, cwd=self.node_dir(node), ready=ready)
+
+    def mapper(self, node: str) -> Service:
+        rest = self.ports.nodes[node].rest
+        argv = kubeshore_argv(
+            "mapper",
+            "run",
+            "virtual",
+            "--edgecore-sock",
+            str(self.dmi_socket(node)),
+            "--socket",
+            str(self.mapper_socket(node)),
+            "--rest-port",
+            str(rest),
+        )
+
+        async def ready() -> bool:
+            return await http_ok(rest, "/api/v1/ping")
+
+        return Service(f"mapper-{node}", argv, env=CHILD_ENV, cwd=self.node_dir(node), ready=ready)
+
+    def join_argv(self, node: str, token: str) -> list[str]:
+        p = self.ports.nodes[node]
+        return kubeshore_argv(
+            "join",
+            "--cloudcore",
+            f"127.0.0.1:{self.ports.websocket}",
+            "--https-port",
+            str(self.ports.https),
+            "--token",
+            token,
+            "--node-name",
+            node,
+            "--data-dir",
+            str(self.node_dir(node)),
+            "--metaserver-port",
+            str(p.metaserver),
+            "--mqtt-url",
+            f"tcp://127.0.0.1:{p.mqtt}",
+            "--dmi-socket",
+            str(self.dmi_socket(node)),
+        )
+
+    def examples_kinds(self) -> set[tuple[str, str]]:
+        """(kind, name) of every object in the examples directory."""
+        found: set[tuple[str, str]] = set()
+        if self.examples is None or not self.examples.is_dir():
+            return found
+        for path in sorted(self.examples.glob("*.y*ml")):
+            for doc in yaml.safe_load_all(path.read_text()):
+                if isinstance(doc, dict):
+                    found.add((str(doc.get("kind")), str((doc.get("metadata") or {}).get("name"))))
+        return found
+
+    def nodegroups_manifest(self) -> Path:
+        """Two NodeGroups, one node each; used when the examples bring none."""
+        docs = []
+        for group in sorted(set(NODE_GROUPS.values())):
+            members = [n for n in self.nodes if NODE_GROUPS.get(n) == group]
+            docs.append(
+                "apiVersion: apps.kubeedge.io/v1alpha1\nkind: NodeGroup\n"
+                f"metadata:\n  name: {group}\n  labels:\n    app.kubernetes.io/managed-by: kubeshore-up\n"
+                f"spec:\n  nodes: [{', '.join(members)}]\n"
+            )
+        path = self.data_dir / "nodegroups.yaml"
+        path.write_text("---\n".join(docs))
+        return path
+
+    # the steps ------------------------------------------------------------------------------------
+
+    def steps(self, sup: Supervisor) -> list[Step]:
+        token: dict[str, str] = {}
+
+        async def start(service: Service, within: float | None = None) -> None:
+            await sup.start(service)
+            await sup.wait_ready(service.name, within or self.ready_timeout)
+
+        async def create_token() -> None:
+            out = await sup.run_once(
+                "token", kubeshore_argv("token", "create", "--data-dir", str(self.cloud_dir))
+            )
+            lines = [line.strip() for line in out.splitlines() if line.strip()]
+            if not lines:
+                raise ProcessFailed("kubeshore token create printed no token")
+            token["value"] = lines[-1]
+
+        def join(node: str) -> Callable[[], Awaitable[None]]:
+            async def run() -> None:
+                if "value" not in token:
+                    await create_token()
+                self.node_dir(node).mkdir(parents=True, exist_ok=True)
+                await sup.run_once(f"join-{node}", self.join_argv(node, token["value"]))
+
+            return run
+
+        kinds = self.examples_kinds()
+
+        async def apply_groups() -> None:
+            await self.kubectl().run("apply", "-f", str(self.nodegroups_manifest()))
+
+        async def apply_examples() -> None:
+            assert self.examples is not None
+            await self.kubectl().run("apply", "-f", str(self.examples), within=60)
+            if ("DeviceModel", "virtual-thermometer") in kinds:
+                await self.kubectl().run("apply", "-f", str(QUICKSTART), within=30)
+
+        steps = [Step("cloudcore with the embedded API server", partial(start, self.cloudcore(), 90.0))]
+        for node in self.nodes:
+            if not self.joined(node):
+                steps.append(Step(f"join {node}", join(node)))
+        for node in self.nodes:
+            steps.append(Step(f"MQTT broker of {node}", partial(start, self.mosquitto(node))))
+            steps.append(Step(f"edgecore {node} (until Ready)", partial(start, self.edgecore(node))))
+            steps.append(Step(f"virtual mapper on {node}", partial(start, self.mapper(node))))
+        if kinds:
+            steps.append(Step(f"examples from {self.examples}", apply_examples))
+        if not any(kind == "NodeGroup" for kind, _ in kinds):
+            steps.append(Step("node groups", apply_groups))
+        return steps
+
+
+def describe(plan: Plan) -> dict[str, Any]:
+    """What a user needs to reach everything (printed by `up`, kept in up.json)."""
+    return {
+        "kubeconfig": str(plan.kubeconfig),
+        "apiserver": f"https://127.0.0.1:{plan.ports.apiserver}",
+        "cloudcore": f"127.0.0.1:{plan.ports.websocket}",
+        "cloudcore_metrics": f"http://127.0.0.1:{plan.ports.metrics}/metrics",
+        "nodes": {
+            node: {
+                "mqtt": f"127.0.0.1:{p.mqtt}",
+                "metaserver": f"http://127.0.0.1:{p.metaserver}",
+                "mapper_rest": f"http://127.0.0.1:{p.rest}",
+                "dmi_socket": str(plan.dmi_socket(node)),
+            }
+            for node, p in plan.ports.nodes.items()
+        },
+    }

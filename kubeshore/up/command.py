@@ -1,0 +1,279 @@
+"""`kubeshore up` and `kubeshore down`: the whole platform on this machine in one command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from kubeshore.up._plan import REPO_EXAMPLES, Plan, PlanError, describe, load_or_choose_ports
+from kubeshore.up._processes import (
+    LOG_DIR,
+    ProcessFailed,
+    Supervisor,
+    live_processes,
+    log_tail,
+    read_state,
+    stop_recorded,
+    supervisor_alive,
+)
+
+DEFAULT_DATA_DIR = ".kubeshore"
+
+
+def _parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"kubeshore {prog}")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("KUBESHORE_DATA_DIR", DEFAULT_DATA_DIR)),
+        help=f"where everything is kept (default ./{DEFAULT_DATA_DIR}); running again resumes from it",
+    )
+    return p
+
+
+def _kubeconfig_line(data_dir: Path) -> str:
+    return f"export KUBECONFIG={(data_dir / 'cloud' / 'admin.kubeconfig').resolve()}"
+
+
+def _summary(console: Console, plan: Plan) -> None:
+    info = describe(plan)
+    console.print(f"[bold green]kubeshore is up[/] (data in {plan.data_dir.resolve()})")
+    console.print(f"  API server   {info['apiserver']}   cloudcore {info['cloudcore']}")
+    for node, n in info["nodes"].items():
+        console.print(f"  {node:<12} MQTT {n['mqtt']}   mapper REST {n['mapper_rest']}")
+    console.print(f"  logs         {(plan.data_dir / LOG_DIR).resolve()}/")
+    console.print("Use it with:")
+    console.print(f"  {_kubeconfig_line(plan.data_dir)}", highlight=False, soft_wrap=True)
+
+
+# --- up ---------------------------------------------------------------------------------------------
+
+
+def up(argv: list[str]) -> int:
+    p = _parser("up")
+    p.add_argument("--detach", action="store_true", help="start in the background and return once ready")
+    p.add_argument("--no-view", action="store_true", help="run in the foreground without the live view")
+    p.add_argument(
+        "--examples",
+        type=Path,
+        default=REPO_EXAMPLES,
+        help="directory of manifests to apply once the nodes are up (default: the repository's examples/)",
+    )
+    p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for everything to be ready")
+    p.add_argument(
+        "--random-ports",
+        action="store_true",
+        help="on the first run, pick any free ports instead of KubeEdge's well-known ones (for tests and CI)",
+    )
+    args = p.parse_args(argv)
+    data_dir: Path = args.data_dir.absolute()
+    console = Console(soft_wrap=True)
+    if args.detach:
+        return _up_detached(data_dir, args, console)
+    try:
+        return asyncio.run(_up_foreground(data_dir, args, console, view=not args.no_view))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _prepare(data_dir: Path, args: argparse.Namespace) -> Plan:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    plan = Plan(
+        data_dir, load_or_choose_ports(data_dir, well_known=not args.random_ports), examples=args.examples
+    )
+    missing = plan.missing()
+    if missing:
+        raise PlanError("kubeshore up needs:\n  " + "\n  ".join(missing))
+    return plan
+
+
+async def _up_foreground(data_dir: Path, args: argparse.Namespace, console: Console, view: bool) -> int:
+    state = read_state(data_dir)
+    if supervisor_alive(state):
+        console.print(
+            f"kubeshore is already running from {data_dir} (supervisor pid {state['supervisor']['pid']})."
+        )
+        console.print(f"  {_kubeconfig_line(data_dir)}", highlight=False)
+        console.print(f"Stop it with: kubeshore down --data-dir {data_dir}", highlight=False)
+        if view:
+            # Watching a detached platform: Ctrl-C leaves the view, not the platform.
+            from kubeshore.up._kubectl import Kubectl
+            from kubeshore.up._view import live_view
+
+            console.print("Ctrl-C leaves this view; the platform keeps running.")
+            kubeconfig = Path(state.get("kubeconfig") or data_dir / "cloud" / "admin.kubeconfig")
+            with contextlib.suppress(asyncio.CancelledError):
+                await live_view(Kubectl(kubeconfig), lambda: "", console)
+        return 0
+    leftovers = live_processes(state)
+    if leftovers:
+        console.print(f"stopping what a previous run left behind: {', '.join(leftovers)}")
+        await stop_recorded(data_dir)
+    try:
+        plan = _prepare(data_dir, args)
+        plan.check_ports()
+    except PlanError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        return 1
+
+    sup = Supervisor(data_dir)
+    sup.claim()
+    main = asyncio.current_task()
+    assert main is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, main.cancel)
+    steps = plan.steps(sup)
+    code = 0
+    try:
+        started = time.monotonic()
+        async with asyncio.timeout(args.timeout):
+            for i, step in enumerate(steps, 1):
+                label = f"[{i}/{len(steps)}] {step.title}"
+                sup.update(phase=step.title, step=i, steps=len(steps))
+                t0 = time.monotonic()
+                if view:
+                    with console.status(f"{label}…"):
+                        await step.run()
+                else:
+                    console.print(f"{label}…", highlight=False)
+                    await step.run()
+                console.print(f"[green]✓[/] {label} ({time.monotonic() - t0:.1f} s)", highlight=False)
+        sup.update(phase="running", ready=True, **describe(plan))
+        console.print(f"ready in {time.monotonic() - started:.1f} s")
+        _summary(console, plan)
+        sup.watch()
+        if view:
+            from kubeshore.up._view import live_view
+
+            console.print("Ctrl-C stops everything.")
+
+            def header() -> str:
+                failed = "".join(f"\n[red]{msg}[/]" for msg in sup.failures.values())
+                return f"[dim]{_kubeconfig_line(data_dir)}[/]{failed}"
+
+            await live_view(plan.kubectl(), header, console)
+        else:
+            reported: set[str] = set()
+            while True:
+                await asyncio.sleep(1)
+                for name, msg in sup.failures.items():
+                    if name not in reported:
+                        reported.add(name)
+                        console.print(f"[red]{msg}[/]", highlight=False)
+    except asyncio.CancelledError:
+        console.print("stopping…")
+    except TimeoutError:
+        console.print(
+            f"[red]error:[/] not ready within {args.timeout:.0f} s; logs are in {data_dir / LOG_DIR}"
+        )
+        code = 1
+    except (ProcessFailed, PlanError, OSError) as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        code = 1
+    except Exception as exc:  # the user must still get every process stopped
+        console.print(f"[red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
+        code = 1
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        # A second Ctrl-C while stopping must not leave services behind.
+        with _ignoring_interrupts():
+            await sup.stop_all()
+            sup.update(phase="stopped", ready=False, supervisor={})
+    if code == 0:
+        console.print(f"stopped; `kubeshore up --data-dir {data_dir}` resumes.")
+    return code
+
+
+@contextlib.contextmanager
+def _ignoring_interrupts():  # type: ignore[no-untyped-def]
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _up_detached(data_dir: Path, args: argparse.Namespace, console: Console) -> int:
+    state = read_state(data_dir)
+    if supervisor_alive(state):
+        console.print(f"kubeshore is already running from {data_dir}.")
+        console.print(_kubeconfig_line(data_dir), highlight=False, soft_wrap=True)
+        return 0
+    try:
+        _prepare(data_dir, args)
+    except PlanError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        return 1
+    (data_dir / LOG_DIR).mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / LOG_DIR / "up.log"
+    argv = [sys.executable, "-m", "kubeshore.cli", "up", "--data-dir", str(data_dir), "--no-view"]
+    argv += ["--examples", str(args.examples)]
+    argv += ["--timeout", str(args.timeout)]
+    with log_path.open("ab") as log:
+        child = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    deadline = time.monotonic() + args.timeout
+    with console.status("starting…") as status:
+        while True:
+            time.sleep(0.2)
+            state = read_state(data_dir)
+            mine = (state.get("supervisor") or {}).get("pid") == child.pid
+            if mine and state.get("ready"):
+                break
+            if mine and state.get("phase") not in (None, "starting"):
+                status.update(f"[{state.get('step', '?')}/{state.get('steps', '?')}] {state['phase']}…")
+            if child.poll() is not None:
+                console.print(f"[red]kubeshore up failed[/] (exit {child.returncode}); end of {log_path}:")
+                console.print(log_tail(log_path, 30), highlight=False, markup=False)
+                return 1
+            if time.monotonic() > deadline:
+                console.print(f"[red]not ready within {args.timeout:.0f} s[/]; stopping. End of {log_path}:")
+                console.print(log_tail(log_path, 30), highlight=False, markup=False)
+                asyncio.run(stop_recorded(data_dir))
+                return 1
+    plan = Plan(data_dir, load_or_choose_ports(data_dir))
+    _summary(console, plan)
+    console.print(
+        f"Running in the background (pid {child.pid}); stop it with: kubeshore down --data-dir {data_dir}"
+    )
+    return 0
+
+
+# --- down -------------------------------------------------------------------------------------------
+
+
+def down(argv: list[str]) -> int:
+    args = _parser("down").parse_args(argv)
+    data_dir: Path = args.data_dir.absolute()
+    state = read_state(data_dir)
+    if not state:
+        print(f"nothing was started from {data_dir}")
+        return 0
+    running = list(live_processes(state))
+    stopped = asyncio.run(stop_recorded(data_dir))
+    left = live_processes(state)
+    if left:
+        print(f"could not stop: {', '.join(f'{n} (pgid {pid})' for n, pid in left.items())}", file=sys.stderr)
+        return 1
+    if not stopped:
+        print(f"nothing was running from {data_dir}")
+    else:
+        print(f"stopped {', '.join(running) or 'kubeshore up'}; `kubeshore up --data-dir {data_dir}` resumes")
+    return 0

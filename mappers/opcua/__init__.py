@@ -1,0 +1,7 @@
+"""The OPC UA mapper (asyncua): node reads and writes, subscriptions where the server offers them."""
+
+from mappers.opcua.driver import OpcUaDriver
+
+Driver = OpcUaDriver
+
+__all__ = ["Driver", "OpcUaDriver"]

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from cloudcore.devicecontroller import StatusWriter
+
+
+def twin(actual: str, ts: int, expected: str | None = None) -> dict[str, Any]:
+    t: dict[str, Any] = {
+        "actual": {"value": actual, "metadata": {"timestamp": ts}},
+        "metadata": {"type": "int"},
+    }
+    if expected is not None:
+        t["expected"] = {"value": expected, "metadata": {"timestamp": ts}}
+    return t
+
+
+class Api:
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {("default", "t1"): {"status": {}}}
+        self.patches: list[dict[str, Any]] = []
+        self.fail = 0
+
+    async def patch(self, ns: str, name: str, body: dict[str, Any]) -> bool:
+        if self.fail:
+            self.fail -= 1
+            raise ConnectionError("apiserver away")
+        obj = self.objects.get((ns, name))
+        if obj is None:
+            return False
+        self.patches.append(body)
+        obj["status"].update(body["status"])
+        return True
+
+    def current(self, ns: str, name: str) -> dict[str, Any] | None:
+        return self.objects.get((ns, name))
+
+
+async def test_coalesces_to_one_write_with_newest_values() -> None:
+    api = Api()
+    w = StatusWriter(api.patch, api.current, flush_interval=0.01)
+    replies: list[int] = []
+    for i in range(100):
+        w.twin_report(
+            ("default", "t1"), {"temp": twin(str(i), 1000 + i, "30")}, lambda i=i: replies.append(i)
+        )
+    w.state_report(("default", "t1"), "online", "2026-01-01T00:00:00Z")
+    await w.flush()
+    assert len(api.patches) == 1
+    status = api.objects[("default", "t1")]["status"]
+    assert status["twins"] == [
+        {
+            "propertyName": "temp",
+            "reported": {"value": "99", "metadata": {"timestamp": "1099", "type": "int"}},
+            "observedDesired": {"value": "30", "metadata": {"timestamp": "1099", "type": "int"}},
+        }
+    ]
+    assert status["state"] == "online" and status["lastOnlineTime"] == "2026-01-01T00:00:00Z"
+    assert len(replies) == 100
+
+
+async def test_never_regresses_and_retries_failed_writes() -> None:
+    api = Api()
+    w = StatusWriter(api.patch, api.current, flush_interval=0.01)
+    w.twin_report(("default", "t1"), {"temp": twin("5", 5000), "hum": twin("40", 5000)})
+    await w.flush()
+    # A late message with an older timestamp does not overwrite; other properties are kept.
+    w.twin_report(("default", "t1"), {"temp": twin("4", 4000)})
+    await w.flush()
+    twins = {t["propertyName"]: t for t in api.objects[("default", "t1")]["status"]["twins"]}
+    assert twins["temp"]["reported"]["value"] == "5" and twins["hum"]["reported"]["value"] == "40"
+    # The API server fails once: nothing is lost, the reply waits for the write.
+    api.fail = 1
+    done = asyncio.Event()
+    w.twin_report(("default", "t1"), {"temp": twin("6", 6000)}, done.set)
+    await w.start()
+    try:
+        await asyncio.wait_for(done.wait(), 5)
+    finally:
+        await w.stop()
+    twins = {t["propertyName"]: t for t in api.objects[("default", "t1")]["status"]["twins"]}
+    assert twins["temp"]["reported"]["value"] == "6"
+
+
+async def test_deleted_device_status_drops_values_and_replies() -> None:
+    api = Api()
+    w = StatusWriter(api.patch, api.current)
+    replied: list[bool] = []
+    w.twin_report(("default", "gone"), {"temp": twin("1", 1)}, lambda: replied.append(True))
+    await w.flush()
+    assert replied == [True] and api.patches == []

@@ -1,0 +1,163 @@
+"""The OPC UA mapper against a real asyncua server, driven over DMI by the test peer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asyncua import ua
+from asyncua.server.server import Server
+
+import crds
+from mappers.opcua import OpcUaDriver
+from mappers.sdk.app import MapperApp
+from mappers.sdk.config import MapperConfig
+
+Until = Callable[..., Coroutine[Any, Any, None]]
+
+
+class Boiler:
+    """A real OPC UA server with a Temperature (Double) and a writable Setpoint (Int32)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"opc.tcp://127.0.0.1:{port}/kubeshore/"
+        self.values: dict[str, Any] = {"Temperature": 20.5, "Setpoint": 10}
+        self.server: Server | None = None
+        self.running = False
+        self.nodes: dict[str, Any] = {}
+
+    async def start(self) -> None:
+        if self.server is not None:
+            # Restart the same server: its address space (and values) survive, and init is slow.
+            await self.server.start()
+            self.running = True
+            return
+        server = Server()
+        await server.init()
+        server.set_endpoint(self.url)
+        idx = await server.register_namespace("urn:kubeshore:test")
+        boiler = await server.nodes.objects.add_object(idx, "Boiler")
+        self.nodes["Temperature"] = await boiler.add_variable(
+            ua.NodeId("Temperature", idx),
+            "Temperature",
+            ua.Variant(self.values["Temperature"], ua.VariantType.Double),
+        )
+        self.nodes["Setpoint"] = await boiler.add_variable(
+            ua.NodeId("Setpoint", idx), "Setpoint", ua.Variant(self.values["Setpoint"], ua.VariantType.Int32)
+        )
+        await self.nodes["Setpoint"].set_writable()
+        await server.start()
+        self.server = server
+        self.running = True
+
+    async def stop(self) -> None:
+        if self.server is not None and self.running:
+            await self.server.stop()
+            self.running = False
+
+    async def set(self, name: str, value: Any) -> None:
+        vtype = ua.VariantType.Double if name == "Temperature" else ua.VariantType.Int32
+        await self.nodes[name].write_value(ua.Variant(value, vtype))
+
+    async def get(self, name: str) -> Any:
+        return await self.nodes[name].read_value()
+
+
+@pytest.fixture
+async def boiler(port: Callable[[], int]) -> AsyncIterator[Boiler]:
+    logging.getLogger("asyncua").setLevel(logging.WARNING)
+    b = Boiler(port())
+    await b.start()
+    yield b
+    await b.stop()
+
+
+def boiler_device(url: str, desired: str) -> crds.Device:
+    return crds.Device.model_validate(
+        {
+            "apiVersion": "devices.kubeedge.io/v1beta1",
+            "kind": "Device",
+            "metadata": {"name": "boiler1", "namespace": "default"},
+            "spec": {
+                "deviceModelRef": {"name": "boiler"},
+                "protocol": {"protocolName": "opcua", "configData": {"url": url, "timeout": 2000}},
+                "properties": [
+                    {
+                        "name": "temperature",
+                        "collectCycle": 100,
+                        "reportToCloud": True,
+                        "visitors": {"configData": {"nodeID": "ns=2;s=Temperature"}},
+                    },
+                    {
+                        "name": "setpoint",
+                        "collectCycle": 100,
+                        "reportToCloud": True,
+                        "desired": {"value": desired},
+                        "visitors": {"configData": {"nodeID": "ns=2;s=Setpoint", "subscribe": False}},
+                    },
+                ],
+                "stateReport": {"reportToCloud": True, "reportCycle": 200},
+            },
+        }
+    )
+
+
+MODEL = {
+    "apiVersion": "devices.kubeedge.io/v1beta1",
+    "kind": "DeviceModel",
+    "metadata": {"name": "boiler", "namespace": "default"},
+    "spec": {
+        "protocol": "opcua",
+        "properties": [
+            {"name": "temperature", "type": "DOUBLE", "accessMode": "ReadOnly"},
+            {"name": "setpoint", "type": "INT", "minimum": "0", "maximum": "90"},
+        ],
+    },
+}
+
+
+async def test_opcua_mapper_end_to_end(boiler: Boiler, dmi_peer: Any, sock_dir: Path, until: Until) -> None:
+    config = MapperConfig.model_validate(
+        {
+            "grpc_server": {"socket_path": str(sock_dir / "opcua.sock")},
+            "common": {"edgecore_sock": str(sock_dir / "dmi.sock")},
+            "rest": {"enabled": False},
+            "runtime": {"reconnect_min_ms": 200, "reconnect_max_ms": 500, "read_timeout_ms": 2000},
+        }
+    )
+    app = MapperApp(OpcUaDriver, config)
+    await app.start()
+    try:
+        await until(lambda: app.client.registered.is_set())
+        await dmi_peer.create_model(crds.DeviceModel.model_validate(MODEL))
+        await dmi_peer.register_device(boiler_device(boiler.url, "25"))
+
+        await until(lambda: dmi_peer.reported("boiler1", "temperature") == "20.5", what="subscribed value")
+        rt = app.mapper.get("default", "boiler1")
+        assert rt._props["temperature"].subscribed and not rt._props["setpoint"].subscribed
+        # a change on the server arrives through the subscription
+        await boiler.set("Temperature", 71.25)
+        await until(lambda: dmi_peer.reported("boiler1", "temperature") == "71.25", what="data change")
+        # the desired value reaches the node (polled property)
+        await until(lambda: _equals(boiler.get("Setpoint"), 25), what="desired written")
+        await until(lambda: dmi_peer.reported("boiler1", "setpoint") == "25")
+
+        # server gone: offline; back: online by itself, subscription renewed
+        await boiler.stop()
+        await until(lambda: dmi_peer.state("boiler1") == "offline", what="offline", within=15)
+        await boiler.start()
+        await until(lambda: dmi_peer.state("boiler1") == "online", what="online again", within=15)
+        await boiler.set("Temperature", 33.5)
+        await until(
+            lambda: dmi_peer.reported("boiler1", "temperature") == "33.5", what="subscription renewed"
+        )
+    finally:
+        await app.stop()
+
+
+async def _equals(value: Any, expected: Any) -> bool:
+    return bool(await value == expected)

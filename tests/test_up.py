@@ -1,0 +1,166 @@
+"""The acceptance test of `kubeshore up`: the whole platform from a fresh data directory.
+
+Within 90 seconds of `kubeshore up --detach`: both edge nodes Ready, DeviceStatus values changing as
+kubectl shows them, a twin value on the node's MQTT broker and one from the mapper's REST API; then
+`kubeshore down` leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubeshore.cli import SUBCOMMANDS
+from kubeshore.up._plan import REPO_EXAMPLES, find_command
+from kubeshore.up._processes import group_members, is_alive, read_state
+
+pytestmark = pytest.mark.slow
+
+BUDGET = 90.0
+
+
+def _missing() -> list[str]:
+    missing = [c for c in ("cloudcore", "edgecore") if find_command(c) is None]
+    missing += [f"kubeshore {c}" for c in ("token", "join", "mapper") if c not in SUBCOMMANDS]
+    missing += [b for b in ("mosquitto", "mosquitto_sub", "kubectl") if shutil.which(b) is None]
+    kinds = set()
+    for path in REPO_EXAMPLES.glob("*.y*ml"):
+        kinds |= {d.get("kind") for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)}
+    if "Device" not in kinds:
+        missing.append("examples/ with a Device")
+    return missing
+
+
+def _kubeshore(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kubeshore.cli", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _kubectl_json(kubeconfig: Path, *args: str) -> dict[str, Any]:
+    out = subprocess.run(
+        ["kubectl", "--kubeconfig", str(kubeconfig), "get", *args, "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert out.returncode == 0, out.stderr
+    loaded: dict[str, Any] = json.loads(out.stdout)
+    return loaded
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> Iterator[tuple[Path, float]]:
+    missing = _missing()
+    if missing:
+        pytest.skip("waiting for: " + ", ".join(missing))
+    data = tmp_path / "ks"
+    t0 = time.monotonic()
+    try:
+        up = _kubeshore("up", "--detach", "--random-ports", "--data-dir", str(data), "--timeout", str(BUDGET))
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert f"export KUBECONFIG={data / 'cloud' / 'admin.kubeconfig'}" in up.stdout
+        yield data, t0
+    finally:
+        _kubeshore("down", "--data-dir", str(data))
+
+
+def _wait(what: str, deadline: float, probe: Any) -> Any:
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = probe()
+        except (AssertionError, OSError, subprocess.SubprocessError, ValueError) as exc:
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(0.5)
+    pytest.fail(f"{what} not seen within {BUDGET:.0f} s of `kubeshore up` (last: {last!r})")
+
+
+def test_up_runs_everything_and_down_stops_it(platform: tuple[Path, float]) -> None:
+    data, t0 = platform
+    deadline = t0 + BUDGET
+    state = read_state(data)
+    kubeconfig = Path(state["kubeconfig"])
+
+    def nodes_ready() -> bool:
+        items = _kubectl_json(kubeconfig, "nodes")["items"]
+        ready = {
+            n["metadata"]["name"]
+            for n in items
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
+        }
+        return {"edge-1", "edge-2"} <= ready
+
+    _wait("both nodes Ready", deadline, nodes_ready)
+
+    def reported() -> dict[tuple[str, str, str], str]:
+        out = {}
+        for s in _kubectl_json(kubeconfig, "devicestatuses.devices.kubeedge.io", "-A")["items"]:
+            for t in (s.get("status") or {}).get("twins") or []:
+                value = (t.get("reported") or {}).get("value")
+                if value not in (None, ""):
+                    out[(s["metadata"]["namespace"], s["metadata"]["name"], t["propertyName"])] = str(value)
+        return out
+
+    first = _wait("reported twin values in DeviceStatus", deadline, reported)
+
+    def changed() -> bool:
+        now = reported()
+        return any(now.get(k) not in (None, v) for k, v in first.items())
+
+    _wait("a DeviceStatus value changing", deadline, changed)
+
+    devices = _kubectl_json(kubeconfig, "devices.devices.kubeedge.io", "-A")["items"]
+    on_node = [d for d in devices if d["spec"].get("nodeName") in state["nodes"]]
+    assert on_node, "no example Device is bound to edge-1 or edge-2"
+    dev = on_node[0]
+    ns, name, node = dev["metadata"]["namespace"], dev["metadata"]["name"], dev["spec"]["nodeName"]
+    endpoints = state["nodes"][node]
+
+    host, port = endpoints["mqtt"].split(":")
+    remaining = max(5, int(deadline - time.monotonic()))
+    # edgecore publishes every twin change reported by the mapper on the device's twin topics.
+    topic = f"$hw/events/device/{ns}/{name}/twin/#"
+    sub = subprocess.run(
+        ["mosquitto_sub", "-h", host, "-p", port, "-C", "1", "-W", str(remaining), "-v", "-t", topic],
+        capture_output=True,
+        text=True,
+        timeout=remaining + 5,
+    )
+    assert sub.returncode == 0 and sub.stdout.startswith(f"$hw/events/device/{ns}/{name}/twin/"), sub.stderr
+    assert "twin" in json.loads(sub.stdout.split(" ", 1)[1])
+
+    prop = (
+        next(iter(k[2] for k in first if k[:2] == (ns, name)), None) or dev["spec"]["properties"][0]["name"]
+    )
+
+    def rest_value() -> Any:
+        url = f"{endpoints['mapper_rest']}/api/v1/device/{ns}/{name}/{prop}"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            body = json.loads(r.read())
+        return body["Data"]["Value"] not in (None, "") and body
+
+    _wait("a value from the mapper REST API", deadline, rest_value)
+    assert time.monotonic() - t0 < BUDGET
+
+    # `kubeshore down` stops everything it recorded, the supervisor and every service's process group.
+    recorded = [(int(r["pid"]), r.get("ticks")) for r in state["processes"].values()]
+    supervisor = (int(state["supervisor"]["pid"]), state["supervisor"].get("ticks"))
+    assert len(recorded) == 7  # cloudcore + per node: mosquitto, edgecore, mapper
+    down = _kubeshore("down", "--data-dir", str(data))
+    assert down.returncode == 0, down.stderr
+    for pid, ticks in [*recorded, supervisor]:
+        assert not is_alive(pid, ticks), f"pid {pid} survived kubeshore down"
+        assert group_members(pid) == [], f"process group {pid} has members after kubeshore down"

@@ -1,0 +1,267 @@
+"""The `kubeshore up` supervisor with real processes: start, readiness, restart, stop, no orphans."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from kubeshore.up._processes import (
+    ProcessFailed,
+    Service,
+    Supervisor,
+    group_members,
+    is_alive,
+    live_processes,
+    read_state,
+    start_ticks,
+    stop_recorded,
+)
+
+# A service that starts a grandchild (as cloudcore or a shell wrapper would), writes the grandchild's
+# pid to a file and then runs until told to stop. The grandchild must die with it.
+SERVICE = textwrap.dedent(
+    """
+    import os, signal, subprocess, sys, time
+    out = sys.argv[1]
+    mode = sys.argv[2] if len(sys.argv) > 2 else "normal"
+    if mode == "stubborn":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    with open(out + ".tmp", "w") as f:
+        f.write(f"{os.getpid()} {child.pid}")
+    os.replace(out + ".tmp", out)
+    print("service up", flush=True)
+    if mode == "crash":
+        time.sleep(0.2)
+        sys.exit(3)
+    while True:
+        time.sleep(0.1)
+    """
+)
+
+
+@pytest.fixture
+def script(tmp_path: Path) -> Path:
+    path = tmp_path / "service.py"
+    path.write_text(SERVICE)
+    return path
+
+
+@pytest.fixture
+async def sup(tmp_path: Path) -> AsyncIterator[Supervisor]:
+    s = Supervisor(tmp_path / "data", stop_timeout=1.0, max_restarts=2, restart_window=30)
+    s.claim()
+    yield s
+    await s.stop_all()
+
+
+def _pids(marker: Path) -> tuple[int, int]:
+    parent, child = marker.read_text().split()
+    return int(parent), int(child)
+
+
+def service(name: str, script: Path, marker: Path, mode: str = "normal", restart: bool = True) -> Service:
+    async def ready() -> bool:
+        return await asyncio.to_thread(marker.exists)
+
+    return Service(name, [sys.executable, str(script), str(marker), mode], ready=ready, restart=restart)
+
+
+async def test_start_ready_and_stop_leaves_nothing(sup: Supervisor, script: Path, tmp_path: Path) -> None:
+    markers = [tmp_path / "a", tmp_path / "b"]
+    for i, m in enumerate(markers):
+        await sup.start(service(f"svc-{i}", script, m))
+        await sup.wait_ready(f"svc-{i}", 10)
+    pids = [_pids(m) for m in markers]
+    assert all(is_alive(p) and is_alive(c) for p, c in pids)
+    state = read_state(sup.data_dir)
+    assert set(state["processes"]) == {"svc-0", "svc-1"}
+    assert state["processes"]["svc-0"]["pid"] == pids[0][0]
+    assert "service up" in sup.log_path("svc-0").read_text()
+
+    await sup.stop_all()
+    for p, c in pids:
+        assert not is_alive(p) and not is_alive(c), "a service or its child survived stop_all"
+        assert group_members(p) == []
+    assert read_state(sup.data_dir)["processes"] == {}
+
+
+async def test_sigterm_ignored_gets_sigkill(sup: Supervisor, script: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "m"
+    await sup.start(service("stubborn", script, marker, "stubborn"))
+    await sup.wait_ready("stubborn", 10)
+    parent, child = _pids(marker)
+    t0 = time.monotonic()
+    await sup.stop("stubborn")
+    assert time.monotonic() - t0 >= 0.9  # waited the grace period first
+    assert not is_alive(parent) and not is_alive(child)
+
+
+async def test_crashing_service_is_restarted_then_given_up(
+    sup: Supervisor, script: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "m"
+    await sup.start(service("crashy", script, marker, "crash"))
+    await sup.wait_ready("crashy", 10)
+    first = sup.pid("crashy")
+    sup.watch()
+    for _ in range(100):
+        if sup.pid("crashy") != first:
+            break
+        await asyncio.sleep(0.1)
+    assert sup.pid("crashy") != first, "a crashed service was not restarted"
+    for _ in range(150):
+        if "crashy" in sup.failures:
+            break
+        await asyncio.sleep(0.1)
+    assert "exited 3 times" in sup.failures["crashy"]
+    # A crashed service's own children are still cleaned up.
+    await sup.stop_all()
+    assert not is_alive(_pids(marker)[1])
+
+
+async def test_service_exiting_before_ready_names_its_log(sup: Supervisor, tmp_path: Path) -> None:
+    async def never() -> bool:
+        return False
+
+    await sup.start(
+        Service("broken", [sys.executable, "-c", "print('bad flag --x'); raise SystemExit(2)"], ready=never)
+    )
+    with pytest.raises(ProcessFailed, match=r"broken exited with code 2[\s\S]*bad flag --x"):
+        await sup.wait_ready("broken", 10)
+
+
+async def test_not_ready_in_time(sup: Supervisor, script: Path, tmp_path: Path) -> None:
+    async def never() -> bool:
+        return False
+
+    await sup.start(Service("slow", [sys.executable, str(script), str(tmp_path / "m")], ready=never))
+    with pytest.raises(ProcessFailed, match="slow was not ready within 1 s"):
+        await sup.wait_ready("slow", 1)
+
+
+async def test_missing_binary_is_a_clear_error(sup: Supervisor) -> None:
+    with pytest.raises(ProcessFailed, match="cannot start /nonexistent/cloudcore"):
+        await sup.start(Service("cloudcore", ["/nonexistent/cloudcore"]))
+
+
+async def test_run_once(sup: Supervisor) -> None:
+    out = await sup.run_once("echo", [sys.executable, "-c", "print('tok.en')"])
+    assert out.strip() == "tok.en"
+    with pytest.raises(ProcessFailed, match=r"join failed \(exit 1\): token expired"):
+        await sup.run_once("join", [sys.executable, "-c", "import sys; sys.exit('token expired')"])
+    assert "token expired" in sup.log_path("join").read_text()
+
+
+async def test_run_once_timeout_kills_the_group(sup: Supervisor, tmp_path: Path) -> None:
+    marker = tmp_path / "m"
+    code = (
+        "import subprocess, sys, time;"
+        "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']);"
+        f"open({str(marker)!r}, 'w').write(str(c.pid)); time.sleep(600)"
+    )
+    with pytest.raises(TimeoutError):
+        await sup.run_once("hang", [sys.executable, "-c", code], within=3)
+    assert not is_alive(int(marker.read_text()))
+
+
+# --- a supervisor killed with -9 leaves services; `down` and the next `up` must find and stop them -------
+
+SUPERVISOR = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    from kubeshore.up._processes import Service, Supervisor
+
+    async def main() -> None:
+        sup = Supervisor(Path(sys.argv[1]))
+        sup.claim()
+        for i in range(2):
+            marker = Path(sys.argv[1]) / f"m{i}"
+            async def ready(marker=marker) -> bool:
+                return marker.exists()
+            await sup.start(Service(f"svc-{i}", [sys.executable, sys.argv[2], str(marker)], ready=ready))
+            await sup.wait_ready(f"svc-{i}", 10)
+        sup.update(ready=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await sup.stop_all()
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.fixture
+def supervisor_process(tmp_path: Path, script: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    data = tmp_path / "data"
+    data.mkdir()
+    runner = tmp_path / "runner.py"
+    runner.write_text(SUPERVISOR)
+    proc = subprocess.Popen([sys.executable, str(runner), str(data), str(script)], start_new_session=True)
+    try:
+        for _ in range(200):
+            if read_state(data).get("ready"):
+                break
+            time.sleep(0.05)
+        assert read_state(data).get("ready"), "the supervisor did not start its services"
+        yield proc, data
+    finally:
+        asyncio.run(stop_recorded(data, grace=2))
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def test_stop_recorded_asks_the_supervisor(supervisor_process: tuple[subprocess.Popen[bytes], Path]) -> None:
+    proc, data = supervisor_process
+    pids = [_pids(data / f"m{i}") for i in range(2)]
+    stopped = asyncio.run(stop_recorded(data))
+    assert stopped[0] == "supervisor"
+    assert proc.wait(5) == 0 or proc.returncode is not None
+    assert not any(is_alive(p) or is_alive(c) for p, c in pids)
+    assert read_state(data)["processes"] == {}
+
+
+def test_orphans_of_a_killed_supervisor_are_stopped(
+    supervisor_process: tuple[subprocess.Popen[bytes], Path],
+) -> None:
+    proc, data = supervisor_process
+    pids = [_pids(data / f"m{i}") for i in range(2)]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    state = read_state(data)
+    assert set(live_processes(state)) == {"svc-0", "svc-1"}  # what the next `up` or `down` sees
+    stopped = asyncio.run(stop_recorded(data))
+    assert set(stopped) == {"svc-0", "svc-1"}
+    assert not any(is_alive(p) or is_alive(c) for p, c in pids)
+    assert live_processes(state) == {}
+
+
+def test_a_recycled_pid_is_never_signalled(tmp_path: Path) -> None:
+    bystander = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True
+    )
+    try:
+        data = tmp_path / "data"
+        data.mkdir()
+        ticks = start_ticks(bystander.pid)
+        assert ticks is not None
+        record = {"pid": bystander.pid, "ticks": ticks - 1}
+        (data / "up.json").write_text(json.dumps({"processes": {"old": record}, "supervisor": {}}))
+        assert asyncio.run(stop_recorded(data, grace=1)) == []
+        assert is_alive(bystander.pid)
+    finally:
+        bystander.kill()
+        bystander.wait()
