@@ -1,8 +1,8 @@
 """Two node groups of real edgecores under a real standalone cloudcore (all subprocesses).
 
 An EdgeApplication becomes per-group Deployments; an EndpointSlice for its Service (created here as
-Kubernetes' EndpointSlice controller would) reaches each edge's store holding only that group's
-endpoints; moving a node between groups moves what both sides hold; default/kubernetes points at each
+Kubernetes' EndpointSlice controller would) reaches each edge's store and MetaServer holding only that
+group's endpoints; moving a node between groups moves what both sides hold; default/kubernetes points at each
 node's MetaServer; NodeGroup status follows a killed edgecore to Unknown and back; deleting the
 EdgeApplication removes everything it made.
 """
@@ -10,7 +10,6 @@ EdgeApplication removes everything it made.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import signal
@@ -98,14 +97,15 @@ async def edge_slices(edge_dir: Path) -> dict[str, dict[str, Any]]:
     return {f"{o['metadata']['namespace']}/{o['metadata']['name']}": o for o in objs}
 
 
-def metaserver_slice(port: int, name: str) -> dict[str, Any] | None:
-    """The slice as the node's MetaServer serves it, or None while the MetaServer does not exist."""
-    if importlib.util.find_spec("edgecore.metamanager.metaserver") is None:
-        return None
+def metaserver_slice(port: int, name: str) -> dict[str, Any]:
+    """The slice as the node's MetaServer serves it (what in-cluster clients on the edge read)."""
     url = f"http://127.0.0.1:{port}/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/{name}"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        data: dict[str, Any] = json.loads(response.read())
-        return data
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            data: dict[str, Any] = json.loads(response.read())
+            return data
+    except OSError as exc:  # not listening yet, or 404 before the object arrived: poll again
+        raise AssertionError(f"MetaServer :{port} {name}: {exc}") from exc
 
 
 def slice_nodes(obj: dict[str, Any]) -> list[str]:
@@ -251,8 +251,7 @@ async def run_scenario(kube: Kube, processes: Processes, tmp_path: Path) -> None
             assert "default/web-abc12" in held, f"{name} has no slice yet"
             assert slice_nodes(held["default/web-abc12"]) == nodes, name
             served = await asyncio.to_thread(metaserver_slice, EDGES[name], "web-abc12")
-            if served is not None:
-                assert slice_nodes(served) == nodes, f"{name} MetaServer"
+            assert slice_nodes(served) == nodes, f"{name} MetaServer"
 
     await eventually(
         lambda: views({"e-a1": ["e-a1"], "e-b1": ["e-b1", "e-b2"], "e-b2": ["e-b1", "e-b2"]}), within=30
@@ -266,6 +265,8 @@ async def run_scenario(kube: Kube, processes: Processes, tmp_path: Path) -> None
             assert kube_slice is not None, f"{name} has no default/kubernetes slice"
             assert [ep["addresses"] for ep in kube_slice["endpoints"]] == [["127.0.0.1"]]
             assert {p["name"]: p["port"] for p in kube_slice["ports"]}["https"] == port
+            served = await asyncio.to_thread(metaserver_slice, port, "kubernetes")
+            assert {p["name"]: p["port"] for p in served["ports"]}["https"] == port, f"{name} MetaServer"
 
     await eventually(kubernetes_slices, within=30)
 
