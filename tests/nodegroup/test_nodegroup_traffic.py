@@ -36,7 +36,10 @@ BIN = Path(sys.executable).parent
 NG = "/apis/apps.kubeedge.io/v1alpha1/nodegroups"
 EAPPS = "/apis/apps.kubeedge.io/v1alpha1/namespaces/default/edgeapplications"
 SLICES = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
-EDGES = {"e-a1": 20551, "e-b1": 20552, "e-b2": 20553}
+
+# Edge node -> its MetaServer port. The edges bind port 0 and report the port they got; the test
+# reads it from the Node annotation cloudcore keeps, which also shows that report at work.
+EDGES: dict[str, int] = {"e-a1": 0, "e-b1": 0, "e-b2": 0}
 
 
 class Processes:
@@ -126,16 +129,16 @@ def cluster(processes: Processes, tmp_path: Path) -> dict[str, Any]:
         "--https-port", "0",
         "--metrics-port", "0",
         "--apiserver-port", "0",
-        "--node-grace-period", "2",
+        "--node-grace-period", "4",
         "--node-status-update-period", "1",
-        "--keepalive-timeout", "3",
+        "--keepalive-timeout", "6",
     )  # fmt: skip
     state = wait_file(cloud_dir / "cloudcore.json", cloud, "cloudcore")
     token = subprocess.run(
         [str(BIN / "kubeshore"), "token", "create", "--data-dir", str(cloud_dir)],
         capture_output=True, text=True, check=True, timeout=30,
     ).stdout.strip().splitlines()[-1]  # fmt: skip
-    for name, port in EDGES.items():
+    for name in EDGES:
         subprocess.run(
             [
                 str(BIN / "kubeshore"), "join",
@@ -144,7 +147,7 @@ def cluster(processes: Processes, tmp_path: Path) -> dict[str, Any]:
                 "--token", token,
                 "--node-name", name,
                 "--data-dir", str(tmp_path / name),
-                "--metaserver-port", str(port),
+                "--metaserver-port", "0",
             ],
             capture_output=True, text=True, check=True, timeout=60,
         )  # fmt: skip
@@ -174,6 +177,15 @@ async def run_scenario(kube: Kube, processes: Processes, tmp_path: Path) -> None
             assert node is not None and ready_of(node) == "True", name
 
     await eventually(nodes_ready, within=60)
+
+    async def metaserver_ports() -> None:
+        for name in EDGES:
+            node = await kube.get(f"/api/v1/nodes/{name}")
+            port = (node["metadata"].get("annotations") or {}).get("kubeshore.io/metaserver-port")
+            assert port is not None and int(port) > 0, name
+            EDGES[name] = int(port)
+
+    await eventually(metaserver_ports, within=30)
 
     group = {"apiVersion": "apps.kubeedge.io/v1alpha1", "kind": "NodeGroup"}
     await kube.create(NG, group | {"metadata": {"name": "ga"}, "spec": {"nodes": ["e-a1"]}})
@@ -333,7 +345,16 @@ async def run_scenario(kube: Kube, processes: Processes, tmp_path: Path) -> None
     await eventually(lambda: views({"e-a1": ["e-a1"], "e-b2": ["e-b1", "e-b2"]}), within=30)
     processes.start("e-b1", str(BIN / "edgecore"), "--config", str(tmp_path / "e-b1" / "edgecore.yaml"))
     await eventually(lambda: status_of("gb", "e-b1", "Ready"), within=30)
+    # Restarted on another free port: cloudcore learns it and re-points its default/kubernetes.
+    old_port = EDGES["e-b1"]
+
+    async def new_port() -> None:
+        await metaserver_ports()
+        assert EDGES["e-b1"] != old_port
+
+    await eventually(new_port, within=30)
     await eventually(lambda: views({"e-b1": ["e-b1", "e-b2"]}), within=30)
+    await eventually(kubernetes_slices, within=30)
 
     await kube.delete(f"{EAPPS}/web")
 
