@@ -247,12 +247,12 @@ def run_views(data: Path) -> dict[str, Any]:
             capture_output=True, text=True, check=True,
         ).stdout.split()[-1]  # fmt: skip
         edges = {}
-        for i, name in enumerate(("e1", "e2")):
+        for name in ("e1", "e2"):
             edge_dir = data / name
             subprocess.run(
                 [str(BIN / "kubeshore"), "join", "--cloudcore", f"127.0.0.1:{state['websocketPort']}",
                  "--https-port", str(state["httpsPort"]), "--token", token, "--node-name", name,
-                 "--data-dir", str(edge_dir), "--metaserver-port", str(20560 + i)],
+                 "--data-dir", str(edge_dir), "--metaserver-port", "0"],
                 capture_output=True, check=True,
             )  # fmt: skip
             procs.append(
