@@ -71,6 +71,8 @@ class _CollectGroup:
     cycle_ms: int
     props: dict[str, PropertyConfig] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
+    #: cleared on stop: some client libraries swallow a cancellation, the loop must still end
+    active: bool = True
 
 
 @dataclass
@@ -143,6 +145,8 @@ class DeviceRuntime:
 
     async def stop(self) -> None:
         self._stopping = True
+        for group in self._groups.values():
+            group.active = False
         # Loop: a task finishing its current step may have started another before seeing the flag.
         while tasks := self._tasks():
             for t in tasks:
@@ -203,6 +207,7 @@ class DeviceRuntime:
         tasks = [g.task for g in self._groups.values() if g.task is not None]
         for group in self._groups.values():
             group.task = None
+            group.active = False
         self._groups.clear()
         for t in tasks:
             t.cancel()
@@ -276,6 +281,7 @@ class DeviceRuntime:
     def _leave_group(self, name: str) -> None:
         for cycle, group in list(self._groups.items()):
             if group.props.pop(name, None) is not None and not group.props:
+                group.active = False
                 if group.task is not None:
                     group.task.cancel()
                 del self._groups[cycle]
@@ -306,8 +312,10 @@ class DeviceRuntime:
         loop = asyncio.get_running_loop()
         cycle = max(group.cycle_ms, 1) / 1000
         deadline = loop.time()
-        while group.props:
+        while group.props and group.active and not self._stopping:
             for name, prop in list(group.props.items()):
+                if not group.active:
+                    return
                 if group.props.get(name) is not prop:
                     continue  # changed or removed during this pass
                 try:
@@ -431,7 +439,7 @@ class DeviceRuntime:
 
     async def _state_loop(self) -> None:
         """Ask the driver for its own view on the state cycle; report changes at once."""
-        while True:
+        while not self._stopping:
             await asyncio.sleep(max(self.config.state_report_cycle_ms, 100) / 1000)
             state = self._derived_state()
             if self.driver is not None:
