@@ -25,7 +25,11 @@ class EdgeNode:
         self.metamanager = MetaManager(self.store, self.router)
         self.hub = EdgeHub(cfg, self.router, self.store)
         self.status = NodeStatusReporter(
-            cfg.node_name, Address.parse(cfg.edge_hub.server).host, self.router, cfg.node_status_check_period
+            cfg.node_name,
+            Address.parse(cfg.edge_hub.server).host,
+            self.router,
+            cfg.node_status_check_period,
+            metaserver_port=self._metaserver_port,
         )
         self.devices = DeviceModule(cfg, self.router, self.store)
         self.metaserver: Any = None
@@ -33,15 +37,11 @@ class EdgeNode:
 
     async def start(self) -> None:
         if self.cfg.meta_server.enable:
-            try:
-                from edgecore.metamanager.metaserver import MetaServer  # type: ignore[import-not-found,unused-ignore]
-            except ImportError:
-                log.warning("MetaServer needs the kubeapi package, which is not installed; not serving it")
-            else:
-                self.metaserver = MetaServer(
-                    self.store, self.cfg.meta_server.address, self.cfg.meta_server.port
-                )
-                await self.metaserver.start()
+            # Imported only when enabled: kubeapi brings aiohttp.
+            from edgecore.metamanager.metaserver import MetaServer
+
+            self.metaserver = MetaServer(self.store, self.cfg.meta_server.address, self.cfg.meta_server.port)
+            await self.metaserver.start()
         await self.devices.start()
         self._tasks = [
             asyncio.create_task(self.metamanager.run(), name="metamanager"),
@@ -49,6 +49,11 @@ class EdgeNode:
             asyncio.create_task(self.status.run(), name="nodestatus"),
         ]
         log.info("edgecore %s started (store %s)", self.cfg.node_name, self.cfg.database.path)
+
+    def _metaserver_port(self) -> int | None:
+        if self.metaserver is not None:
+            return int(self.metaserver.port)
+        return self.cfg.meta_server.port if self.cfg.meta_server.enable else None
 
     def ports(self) -> dict[str, int]:
         return {"metaServerPort": self.metaserver.port} if self.metaserver is not None else {}

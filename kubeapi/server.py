@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from kubeapi import _discovery, _tables
+from kubeapi import _discovery, _openapi_handler, _tables
 from kubeapi import patch as patches
 from kubeapi.errors import (
     APIError,
@@ -151,7 +151,7 @@ class KubeAPI:
             "compiler": "gc",
             "platform": "linux/amd64",
         }
-        self.openapi = openapi
+        self.openapi = openapi or _openapi_handler.make_handler(registry)
         self.bookmark_interval = bookmark_interval
         self.max_body = max_body
         self.ready = True
@@ -213,12 +213,6 @@ class KubeAPI:
             )
         head = parts[0]
         if head == "openapi":
-            if self.openapi is None:
-                from kubeapi import _standin_openapi
-
-                handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                handler = _standin_openapi.make_handler(self.registry)
-                return await handler(request)
             return await self.openapi(request)
         if head == "api":
             if len(parts) == 1:

@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "token": ("cloudcore.token:main", "create edge join tokens"),
     "up": ("kubeshore.up.command:up", "run the whole platform on this machine (--detach for scripts)"),
     "down": ("kubeshore.up.command:down", "stop what `kubeshore up --detach` started"),
+    "nodegroup-controller": ("nodegroup.app:cli", "run the NodeGroup and EdgeApplication controllers"),
 }
 
 

@@ -9,6 +9,7 @@ Layout of ``DIR`` (default ``./.kubeshore``)::
     nodes/<node>/      `kubeshore join`'s data dir: edgecore.yaml, the edge store, mosquitto.conf,
                        the DMI socket and the virtual mapper's socket
     nodegroups.yaml    two NodeGroups, written when the examples bring none
+    examples-applied   present once examples/ was applied (a resume does not apply it again)
 
 The ports are chosen free once and kept because the edge configuration written by `join` names them;
 that is what lets a second `kubeshore up` resume where the first stopped.
@@ -99,7 +100,18 @@ def port_in_use(port: int) -> bool:
     return False
 
 
-def load_or_choose_ports(data_dir: Path, nodes: tuple[str, ...] = NODES) -> Ports:
+def preferred_ports(nodes: tuple[str, ...]) -> dict[str, int]:
+    """KubeEdge's well-known ports (the n-th node's shifted by n), so the tour's commands work as
+    written on a machine where they are free."""
+    out = {"apiserver": 6443, "websocket": 10000, "https": 10002, "metrics": 9091}
+    for i, node in enumerate(nodes):
+        out[f"{node}.mqtt"] = 1884 + i  # 1883 is left to a system-wide mosquitto
+        out[f"{node}.metaserver"] = 10550 + i
+        out[f"{node}.rest"] = 7777 + i
+    return out
+
+
+def load_or_choose_ports(data_dir: Path, nodes: tuple[str, ...] = NODES, well_known: bool = True) -> Ports:
     path = data_dir / "ports.json"
     if path.exists():
         raw = json.loads(path.read_text())
@@ -110,11 +122,25 @@ def load_or_choose_ports(data_dir: Path, nodes: tuple[str, ...] = NODES) -> Port
             metrics=raw["metrics"],
             nodes={n: NodePorts(**p) for n, p in raw["nodes"].items()},
         )
-    picked = free_ports(4 + 3 * len(nodes))
-    ports = Ports(apiserver=picked[0], websocket=picked[1], https=picked[2], metrics=picked[3])
-    for i, node in enumerate(nodes):
-        base = 4 + 3 * i
-        ports.nodes[node] = NodePorts(mqtt=picked[base], metaserver=picked[base + 1], rest=picked[base + 2])
+    wanted = preferred_ports(nodes)
+    spare = iter(free_ports(len(wanted)))
+    chosen: dict[str, int] = {}
+    for key, port in wanted.items():
+        if not well_known or port_in_use(port):
+            port = next(spare)
+            while port in wanted.values() or port in chosen.values():
+                port = free_ports(1)[0]
+        chosen[key] = port
+    ports = Ports(
+        apiserver=chosen["apiserver"],
+        websocket=chosen["websocket"],
+        https=chosen["https"],
+        metrics=chosen["metrics"],
+    )
+    for node in nodes:
+        ports.nodes[node] = NodePorts(
+            mqtt=chosen[f"{node}.mqtt"], metaserver=chosen[f"{node}.metaserver"], rest=chosen[f"{node}.rest"]
+        )
     data_dir.mkdir(parents=True, exist_ok=True)
     saved = {k: v for k, v in vars(ports).items() if k != "nodes"}
     saved["nodes"] = {n: vars(p) for n, p in ports.nodes.items()}
@@ -210,6 +236,10 @@ class Plan:
 
     def mapper_socket(self, node: str) -> Path:
         return self.node_dir(node) / "virtual-mapper.sock"
+
+    @property
+    def examples_marker(self) -> Path:
+        return self.data_dir / "examples-applied"
 
     def kubectl(self) -> Kubectl:
         return Kubectl(self.kubeconfig)
@@ -397,6 +427,7 @@ class Plan:
             await self.kubectl().run("apply", "-f", str(self.examples), within=60)
             if ("DeviceModel", "virtual-thermometer") in kinds:
                 await self.kubectl().run("apply", "-f", str(QUICKSTART), within=30)
+            self.examples_marker.write_text(f"{self.examples}\n")
 
         steps = [Step("cloudcore with the embedded API server", partial(start, self.cloudcore(), 90.0))]
         for node in self.nodes:
@@ -406,7 +437,8 @@ class Plan:
             steps.append(Step(f"MQTT broker of {node}", partial(start, self.mosquitto(node))))
             steps.append(Step(f"edgecore {node} (until Ready)", partial(start, self.edgecore(node))))
             steps.append(Step(f"virtual mapper on {node}", partial(start, self.mapper(node))))
-        if kinds:
+        # Only once: applying them again on a resume would undo what the user changed since.
+        if kinds and not self.examples_marker.exists():
             steps.append(Step(f"examples from {self.examples}", apply_examples))
         if not any(kind == "NodeGroup" for kind, _ in kinds):
             steps.append(Step("node groups", apply_groups))
