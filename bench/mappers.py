@@ -228,16 +228,17 @@ async def bench_modbus(seconds: float) -> dict[str, Any]:
                 break
             await asyncio.sleep(0.05)
 
-        async def plain_round(secs: float) -> float:
+        async def plain_round(secs: float) -> tuple[float, float]:
             client = AsyncModbusTcpClient("127.0.0.1", port=port)
             await client.connect()
-            n, end = 0, time.monotonic() + secs
+            n, end, cpu0 = 0, time.monotonic() + secs, time.process_time()
             while time.monotonic() < end:
                 rr = await client.read_holding_registers(2, count=1, device_id=1)
                 assert not rr.isError()
                 n += 1
+            cpu = time.process_time() - cpu0
             client.close()
-            return n / secs
+            return n / secs, 1e6 * cpu / n
 
         class Count:
             n = 0
@@ -260,7 +261,7 @@ async def bench_modbus(seconds: float) -> dict[str, Any]:
         model = DeviceModel("default", "m", {p.name: ModelProperty(p.name, PropertyType.INT) for p in props})
         config = DeviceConfig("default", "plc", "m", "modbus", {"ip": "127.0.0.1", "port": port}, props)
 
-        async def sdk_round(secs: float) -> float:
+        async def sdk_round(secs: float) -> tuple[float, float]:
             events = Count()
             rt = DeviceRuntime(config, model, ModbusDriver, events, RuntimeSettings())
             rt.start()
@@ -269,24 +270,30 @@ async def bench_modbus(seconds: float) -> dict[str, Any]:
                     break
                 await asyncio.sleep(0.01)
             await asyncio.sleep(0.2)
-            start_n, start_t = events.n, time.monotonic()
+            start_n, start_t, cpu0 = events.n, time.monotonic(), time.process_time()
             await asyncio.sleep(secs)
-            rate = (events.n - start_n) / (time.monotonic() - start_t)
+            n = events.n - start_n
+            rate, cpu = n / (time.monotonic() - start_t), time.process_time() - cpu0
             await rt.stop()
-            return rate
+            return rate, 1e6 * cpu / n
 
         # Alternate short rounds: the machine is shared, so load changes between rounds hit both.
         rounds = 5
-        plain_rates, sdk_rates = [], []
+        plain, sdk = [], []
         for _ in range(rounds):
-            plain_rates.append(await plain_round(seconds / rounds))
-            sdk_rates.append(await sdk_round(seconds / rounds))
-        ratios = sorted(s / p for s, p in zip(sdk_rates, plain_rates, strict=True))
-        print(f"modbus plain {plain_rates} sdk {sdk_rates}", file=sys.stderr)
+            plain.append(await plain_round(seconds / rounds))
+            sdk.append(await sdk_round(seconds / rounds))
+        print(f"modbus (reads/s, cpu us/read) plain {plain} sdk {sdk}", file=sys.stderr)
+        ratios = [s[0] / p[0] for s, p in zip(sdk, plain, strict=True)]
+        plain_cpu = statistics.median(c for _, c in plain)
+        sdk_cpu = statistics.median(c for _, c in sdk)
         return {
-            "plain_pymodbus_reads_per_s": round(statistics.median(plain_rates)),
-            "sdk_reads_per_s": round(statistics.median(sdk_rates)),
+            "plain_pymodbus_reads_per_s": round(statistics.median(r for r, _ in plain)),
+            "sdk_reads_per_s": round(statistics.median(r for r, _ in sdk)),
             "sdk_overhead_pct": round(100 * (1 - statistics.median(ratios)), 1),
+            "plain_cpu_us_per_read": round(plain_cpu),
+            "sdk_cpu_us_per_read": round(sdk_cpu),
+            "sdk_cpu_overhead_pct": round(100 * (sdk_cpu / plain_cpu - 1), 1),
             "rounds": rounds,
             "measured_s_each": seconds,
         }
@@ -296,6 +303,7 @@ async def bench_modbus(seconds: float) -> dict[str, Any]:
 
 
 async def amain(opts: argparse.Namespace) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]
     virtual = await bench_virtual(opts.devices, opts.properties, opts.seconds)
     modbus = await bench_modbus(opts.modbus_seconds)
     return {
@@ -308,6 +316,7 @@ async def amain(opts: argparse.Namespace) -> dict[str, Any]:
         ),
         "command": f"python -m bench.mappers --devices {opts.devices} --properties {opts.properties}",
         "machine": f"{platform.machine()}, {os.cpu_count()} shared cores, Python {platform.python_version()}",
+        "load_average_1m": {"before": round(load_before, 1), "after": round(os.getloadavg()[0], 1)},
         "virtual": virtual,
         "modbus": modbus,
         "targets": {"virtual.cpu_cores": "< 0.5", "modbus.sdk_overhead_pct": "< 30"},
