@@ -278,3 +278,14 @@ def test_builtin_strategic_merge_apply_and_scale(apiserver: APIServerProcess) ->
     assert apiserver.kubectl_json("get", "deploy", "web")["spec"]["replicas"] == 5
     header = apiserver.kubectl("get", "deploy").stdout.splitlines()[0].split()
     assert header == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+
+
+def test_explain_uses_the_crd_schema(apiserver: APIServerProcess) -> None:
+    apiserver.kubectl("apply", "-f", str(REPO / "crds"))
+    apiserver.kubectl(
+        "wait", "--for=condition=Established", "crd/devices.devices.kubeedge.io", "--timeout=10s"
+    )
+    out = apiserver.kubectl("explain", "devices.spec.nodeName").stdout
+    assert "FIELD: nodeName <string>" in out
+    out = apiserver.kubectl("explain", "pods.spec").stdout
+    assert "containers" in out
