@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from kubeapi import _discovery, _tables
+from kubeapi import _discovery, _protobuf, _tables
 from kubeapi import openapi as openapi_docs
 from kubeapi import patch as patches
 from kubeapi.errors import (
@@ -444,6 +444,8 @@ class KubeAPI:
                 return None
             raise bad_request("the body of the request is empty")
         content_type = (request.content_type or JSON_TYPE).lower()
+        if content_type == "application/vnd.kubernetes.protobuf":
+            return _protobuf.decode(data)
         if "protobuf" in content_type or "cbor" in content_type:
             # client-go falls back to JSON after a 415 for protobuf.
             raise APIError(

@@ -110,8 +110,14 @@ async def test_bad_bodies_are_refused_and_nothing_is_written(embedded: EmbeddedA
             "PATCH", "/api/v1/namespaces/default/configmaps/missing", b"{}", "application/apply-patch+yaml"
         )
         assert status == 415
-        status, doc = await c.request("POST", path, b"\x0a\x02k8s", "application/vnd.kubernetes.protobuf")
+        type_meta = b"\x0a\x07apps/v1\x12\x0aDeployment"
+        envelope = b"k8s\x00\x0a" + bytes([len(type_meta)]) + type_meta
+        status, doc = await c.request("POST", path, envelope, "application/vnd.kubernetes.protobuf")
         assert status == 415 and doc["reason"] == "UnsupportedMediaType"
+        status, doc = await c.request("POST", path, b"\x0a\x02k8s", "application/vnd.kubernetes.protobuf")
+        assert status == 400 and doc["reason"] == "BadRequest"
+        status, doc = await c.request("POST", path, b"\xa0", "application/cbor")
+        assert status == 415
 
 
 async def test_authentication_and_authorization(embedded: EmbeddedAPIServer) -> None:

@@ -289,3 +289,15 @@ def test_explain_uses_the_crd_schema(apiserver: APIServerProcess) -> None:
     assert "FIELD: nodeName <string>" in out
     out = apiserver.kubectl("explain", "pods.spec").stdout
     assert "containers" in out
+
+
+def test_imperative_create_of_builtin_kinds(apiserver: APIServerProcess) -> None:
+    # kubectl sends these as protobuf.
+    apiserver.kubectl("create", "namespace", "made-by-create")
+    apiserver.kubectl("create", "configmap", "cm-create", "-n", "made-by-create", "--from-literal=a=1")
+    apiserver.kubectl("create", "secret", "generic", "s-create", "-n", "made-by-create", "--from-literal=k=v")
+    assert apiserver.kubectl_json("get", "cm", "cm-create", "-n", "made-by-create")["data"] == {"a": "1"}
+    secret = apiserver.kubectl_json("get", "secret", "s-create", "-n", "made-by-create")
+    assert secret["data"] == {"k": "dg=="} and secret["type"] == "Opaque"
+    out = apiserver.kubectl("create", "deployment", "d", "--image=nginx", check=False)
+    assert out.returncode != 0 and "kubectl apply -f" in out.stderr
