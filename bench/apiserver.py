@@ -148,7 +148,7 @@ async def _lists(data_dir: Path, namespace: str, runs: int) -> dict[str, Any]:
     }
 
 
-async def _watchers(data_dir: Path, paths: list[str], duration: float, ready: Any) -> dict[str, Any]:
+async def _watchers(data_dir: Path, paths: list[str], ready: Any, stop: Any) -> dict[str, Any]:
     conn = _Conn(data_dir)
     latencies: list[float] = []
 
@@ -171,8 +171,9 @@ async def _watchers(data_dir: Path, paths: list[str], duration: float, ready: An
         tasks = [asyncio.create_task(watcher(session, p)) for p in paths]
         await asyncio.sleep(1.0)
         ready.set()
-        cpu0 = _cpu()
-        await asyncio.sleep(duration)
+        cpu0, t0 = _cpu(), time.perf_counter()
+        await asyncio.get_running_loop().run_in_executor(None, stop.wait)
+        duration = time.perf_counter() - t0
         cpu = _cpu() - cpu0
         for t in tasks:
             t.cancel()
@@ -254,8 +255,9 @@ def _watch_round(
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     readies = [ctx.Event() for _ in groups]
+    stop = ctx.Event()
     procs = [
-        ctx.Process(target=_watch_child, args=((data_dir, paths, duration + 2, ready), out))
+        ctx.Process(target=_watch_child, args=((data_dir, paths, ready, stop), out))
         for paths, ready in zip(groups, readies, strict=True)
     ]
     for p in procs:
@@ -264,6 +266,8 @@ def _watch_round(
         r.wait(60)
     cpu0 = _proc_cpu(pid)
     writer = _in_process(_writer, data_dir, rate, duration, namespaces, tag)
+    time.sleep(3.0)  # let the last events arrive
+    stop.set()
     results = [out.get() for _ in procs]
     server_cpu = _proc_cpu(pid) - cpu0
     for p in procs:

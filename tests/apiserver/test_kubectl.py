@@ -131,7 +131,7 @@ def test_get_watch_sees_added_modified_deleted(apiserver: APIServerProcess) -> N
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={"KUBECONFIG": str(apiserver.kubeconfig), "PATH": "/usr/bin:/bin:/usr/local/bin"},
+        env=apiserver.env(),
     )
     try:
         time.sleep(1.0)
@@ -157,7 +157,7 @@ def test_delete_waits_for_finalizer(apiserver: APIServerProcess) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={"KUBECONFIG": str(apiserver.kubeconfig), "PATH": "/usr/bin:/bin:/usr/local/bin"},
+        env=apiserver.env(),
     )
     try:
         time.sleep(1.5)
