@@ -23,7 +23,7 @@ from cloudcore._metrics import Metrics
 from cloudcore.cloudhub import CertServer, CloudHub, CloudHubSettings
 from cloudcore.config import CloudCoreConfig
 from cloudcore.devicecontroller import DeviceController
-from cloudcore.edgecontroller import EdgeController, NodeLifecycle
+from cloudcore.edgecontroller import EdgeController, NodeGroupViews, NodeLifecycle
 from cloudcore.sync import NodeSyncer, ObjectSyncStore
 from kubeshore import pki
 
@@ -136,6 +136,7 @@ class CloudCore:
             status_update_period=cfg.node_status_update_period,
         )
         self.edgecontroller = EdgeController(self.kube, hub, syncer)
+        self.nodegroup_views = NodeGroupViews(self.kube, hub, syncer, self.edgecontroller)
         self.devicecontroller = DeviceController(
             self.kube, hub, syncer, flush_interval=cfg.device_status_flush_interval
         )
@@ -148,6 +149,7 @@ class CloudCore:
         self.metrics = Metrics(hub, self.store, lambda: self.ready)
         await self.metrics.start(cfg.metrics_bind, cfg.metrics_port)
         await self.store.start()
+        await self.nodegroup_views.start()
         await self.edgecontroller.start()
         await self.devicecontroller.start()
         await self.nodes.start()
@@ -192,6 +194,7 @@ class CloudCore:
             await asyncio.wait_for(self.store.flushed(), 5)
         await self.store.stop()
         await self.edgecontroller.stop()
+        await self.nodegroup_views.stop()
         await self.devicecontroller.stop()
         await self.nodes.stop()
         if self.metrics:
@@ -244,6 +247,13 @@ async def run(cfg: CloudCoreConfig, stop: asyncio.Event | None = None) -> None:
     async with kubernetes_access(cfg) as (kube, kubeconfig, apiserver_port):
         core = CloudCore(cfg, kube)
         await core.start()
+        controllers_stop = asyncio.Event()
+        controllers: asyncio.Task[None] | None = None
+        if cfg.standalone:
+            # Standalone cloudcore is the whole control plane: it runs the node-group controllers too.
+            from nodegroup import run_controllers
+
+            controllers = asyncio.create_task(run_controllers(kubeconfig, controllers_stop), name="nodegroup")
         try:
             if cfg.data_dir is not None:
                 state: dict[str, Any] = {"pid": os.getpid(), "kubeconfig": kubeconfig, **core.ports()}
@@ -252,4 +262,8 @@ async def run(cfg: CloudCoreConfig, stop: asyncio.Event | None = None) -> None:
                 write_state(cfg.data_dir, state)
             await stop.wait()
         finally:
+            controllers_stop.set()
+            if controllers is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(controllers, 10)
             await core.stop()

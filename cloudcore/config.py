@@ -38,7 +38,7 @@ class CloudCoreConfig(ConfigModel):
     sync_writers: int = Field(8, ge=1, le=64)
     resync_period: float = Field(30.0, gt=0, description="seconds between full consistency checks")
     device_status_flush_interval: float = Field(
-        0.5, gt=0, description="seconds between DeviceStatus writes of one device (reports are coalesced)"
+        1.0, gt=0, description="seconds between DeviceStatus writes of one device (reports are coalesced)"
     )
     token_validity_hours: float = Field(24.0, gt=0)
     edge_cert_validity_days: float = Field(365.0, gt=0)

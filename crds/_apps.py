@@ -202,10 +202,28 @@ class ManifestStatus(KubeModel):
     conditions: WorkloadCondition | None = Field(default=None, description="Processing or Available.")
 
 
+class StatusCondition(KubeModel):
+    """A standard Kubernetes condition (metav1.Condition)."""
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str | None = None
+    message: str | None = None
+    last_transition_time: str | None = None
+    observed_generation: int | None = None
+
+
 class EdgeApplicationStatus(KubeModel):
-    """Status of the workloads generated for each target."""
+    """Status of the workloads generated for each target.
+
+    ``conditions`` is kubeshore's addition: KubeEdge's status has no place to say why a manifest or
+    an overrider could not be applied.
+    """
 
     workload_status: list[ManifestStatus] | None = None
+    conditions: list[StatusCondition] | None = Field(
+        default=None, description="kubeshore: Applied=False names every manifest or overrider that failed."
+    )
 
 
 class EdgeApplication(Resource):

@@ -25,7 +25,11 @@ class EdgeNode:
         self.metamanager = MetaManager(self.store, self.router)
         self.hub = EdgeHub(cfg, self.router, self.store)
         self.status = NodeStatusReporter(
-            cfg.node_name, Address.parse(cfg.edge_hub.server).host, self.router, cfg.node_status_check_period
+            cfg.node_name,
+            Address.parse(cfg.edge_hub.server).host,
+            self.router,
+            cfg.node_status_check_period,
+            metaserver_port=self._metaserver_port,
         )
         self.devices = DeviceModule(cfg, self.router, self.store)
         self.metaserver: Any = None
@@ -49,6 +53,11 @@ class EdgeNode:
             asyncio.create_task(self.status.run(), name="nodestatus"),
         ]
         log.info("edgecore %s started (store %s)", self.cfg.node_name, self.cfg.database.path)
+
+    def _metaserver_port(self) -> int | None:
+        if self.metaserver is not None:
+            return int(self.metaserver.port)
+        return self.cfg.meta_server.port if self.cfg.meta_server.enable else None
 
     def ports(self) -> dict[str, int]:
         return {"metaServerPort": self.metaserver.port} if self.metaserver is not None else {}

@@ -9,6 +9,7 @@ import asyncio
 import os
 import platform
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from edgecore._router import ModuleRouter
@@ -76,8 +77,17 @@ def node_status(cloud_host: str) -> dict[str, Any]:
 
 
 class NodeStatusReporter:
-    def __init__(self, node: str, cloud_host: str, router: ModuleRouter, check_period: float) -> None:
+    def __init__(
+        self,
+        node: str,
+        cloud_host: str,
+        router: ModuleRouter,
+        check_period: float,
+        metaserver_port: Callable[[], int | None] | None = None,
+    ) -> None:
         self.node = node
+        # Where this node's MetaServer listens, so the cloud can point default/kubernetes at it.
+        self.metaserver_port = metaserver_port or (lambda: None)
         self.cloud_host = cloud_host
         self.router = router
         self.check_period = check_period
@@ -85,12 +95,16 @@ class NodeStatusReporter:
         router.on_cloud_state(self._cloud_state)
 
     def message(self, status: dict[str, Any]) -> Message:
+        content: dict[str, Any] = {"status": status}
+        port = self.metaserver_port()
+        if port:
+            content["metaServerPort"] = port
         return Message.new(
             source=SOURCE_EDGED,
             group=GROUP_RESOURCE,
             operation=OP_UPDATE,
             resource=f"{NULL_NAMESPACE}/{RT_NODESTATUS}/{self.node}",
-            content={"status": status},
+            content=content,
         )
 
     async def report(self, *, only_if_changed: bool) -> None:

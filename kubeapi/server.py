@@ -17,8 +17,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from kubeapi import _discovery, _protobuf, _tables
-from kubeapi import openapi as openapi_docs
+from kubeapi import _discovery, _openapi_handler, _protobuf, _tables
 from kubeapi import patch as patches
 from kubeapi.errors import (
     APIError,
@@ -152,13 +151,12 @@ class KubeAPI:
             "compiler": "gc",
             "platform": "linux/amd64",
         }
-        self.openapi = openapi
+        self.openapi = openapi or _openapi_handler.make_handler(registry)
         self.bookmark_interval = bookmark_interval
         self.max_body = max_body
         self.ready = True
         self._closing = asyncio.Event()
         self._discovery_cache: dict[str, tuple[int, bytes]] = {}
-        self._openapi_docs: tuple[int, openapi_docs.OpenAPIDocuments] | None = None
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_body + 1024 * 1024)
@@ -215,8 +213,6 @@ class KubeAPI:
             )
         head = parts[0]
         if head == "openapi":
-            if self.openapi is None:
-                return self._openapi(request, parts[1:])
             return await self.openapi(request)
         if head == "api":
             if len(parts) == 1:
@@ -242,44 +238,6 @@ class KubeAPI:
         if path.startswith("/readyz") and not self.ready:
             return web.Response(status=500, text="[-]ready failed: reason withheld\nreadyz check failed")
         return web.Response(text="ok", content_type="text/plain")
-
-    def _openapi_documents(self) -> openapi_docs.OpenAPIDocuments:
-        if self._openapi_docs is None or self._openapi_docs[0] != self.registry.generation:
-            generation = self.registry.generation
-            descriptions = [
-                openapi_docs.ResourceDescription(
-                    group=t.group,
-                    version=t.version,
-                    kind=t.kind,
-                    plural=t.plural,
-                    namespaced=t.namespaced,
-                    schema=t.schema,
-                    list_kind=t.list_kind,
-                    subresources=frozenset(t.subresources),
-                    builtin=not t.custom,
-                )
-                for t in sorted(self.registry.all(), key=lambda t: (t.group, t.version, t.plural))
-            ]
-            self._openapi_docs = (generation, openapi_docs.build_openapi(descriptions))
-        return self._openapi_docs[1]
-
-    def _openapi(self, request: web.Request, parts: list[str]) -> web.Response:
-        docs = self._openapi_documents()
-        if parts == ["v2"]:
-            accept = request.headers.get("Accept", "*/*")
-            if "json" not in accept and "*/*" not in accept:
-                # kubectl asks for protobuf only and carries on without it.
-                return web.Response(status=406, text="only application/json is served")
-            return _json_response(docs.v2)
-        if parts == ["v3"]:
-            return _json_response(docs.v3_discovery)
-        path = "/".join(parts[1:])
-        if parts[:1] != ["v3"] or path not in docs.v3:
-            raise unknown_resource()
-        response = _json_response(docs.v3[path])
-        immutable = request.query.get("hash") == docs.hashes[path]
-        response.headers["Cache-Control"] = "public, immutable" if immutable else "no-cache, private"
-        return response
 
     def _cached(self, key: str, build: Callable[[], Any]) -> web.Response:
         entry = self._discovery_cache.get(key)

@@ -67,7 +67,7 @@ def platform(tmp_path: Path) -> Iterator[tuple[Path, float]]:
     data = tmp_path / "ks"
     t0 = time.monotonic()
     try:
-        up = _kubeshore("up", "--detach", "--data-dir", str(data), "--timeout", str(BUDGET))
+        up = _kubeshore("up", "--detach", "--random-ports", "--data-dir", str(data), "--timeout", str(BUDGET))
         assert up.returncode == 0, up.stdout + up.stderr
         assert f"export KUBECONFIG={data / 'cloud' / 'admin.kubeconfig'}" in up.stdout
         yield data, t0

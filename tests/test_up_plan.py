@@ -8,20 +8,50 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubeshore.up._plan import REPO_EXAMPLES, Plan, PlanError, load_or_choose_ports
+from kubeshore.up._plan import (
+    REPO_EXAMPLES,
+    Plan,
+    PlanError,
+    Ports,
+    load_or_choose_ports,
+    port_in_use,
+    preferred_ports,
+)
 from kubeshore.up._processes import Supervisor
 
 
 def test_ports_are_chosen_once_and_kept(tmp_path: Path) -> None:
-    first = load_or_choose_ports(tmp_path)
-    again = load_or_choose_ports(tmp_path)
+    first = load_or_choose_ports(tmp_path / "a", well_known=False)
+    again = load_or_choose_ports(tmp_path / "a")
     assert first == again
     values = list(first.all().values())
     assert len(set(values)) == len(values) == 4 + 3 * 2
 
 
+def test_well_known_ports_when_free(tmp_path: Path) -> None:
+    ports = load_or_choose_ports(tmp_path)
+    preferred = preferred_ports(("edge-1", "edge-2"))
+    assert ports.websocket == 10000 or port_in_use(10000)
+    assert ports.nodes["edge-1"].rest == 7777 or port_in_use(7777)
+    values = list(ports.all().values())
+    assert len(set(values)) == len(values)
+    assert all(v not in preferred.values() or v == preferred[k] for k, v in _by_key(ports).items())
+
+
+def _by_key(ports: Ports) -> dict[str, int]:
+    out = {
+        "apiserver": ports.apiserver,
+        "websocket": ports.websocket,
+        "https": ports.https,
+        "metrics": ports.metrics,
+    }
+    for node, p in ports.nodes.items():
+        out |= {f"{node}.mqtt": p.mqtt, f"{node}.metaserver": p.metaserver, f"{node}.rest": p.rest}
+    return out
+
+
 def test_resume_skips_join(tmp_path: Path) -> None:
-    plan = Plan(tmp_path, load_or_choose_ports(tmp_path), examples=None)
+    plan = Plan(tmp_path, load_or_choose_ports(tmp_path, well_known=False), examples=None)
     titles = [s.title for s in plan.steps(Supervisor(tmp_path))]
     assert "join edge-1" in titles and "join edge-2" in titles
     plan.edgecore_config("edge-1").parent.mkdir(parents=True, exist_ok=True)
@@ -32,7 +62,7 @@ def test_resume_skips_join(tmp_path: Path) -> None:
 
 
 def test_join_and_services_use_the_documented_flags(tmp_path: Path) -> None:
-    plan = Plan(tmp_path, load_or_choose_ports(tmp_path), examples=None)
+    plan = Plan(tmp_path, load_or_choose_ports(tmp_path, well_known=False), examples=None)
     p = plan.ports
     argv = plan.join_argv("edge-2", "abc.def")
     assert argv[argv.index("--cloudcore") + 1] == f"127.0.0.1:{p.websocket}"
@@ -49,7 +79,7 @@ def test_join_and_services_use_the_documented_flags(tmp_path: Path) -> None:
 
 
 def test_nodegroups_put_each_node_in_its_group(tmp_path: Path) -> None:
-    plan = Plan(tmp_path, load_or_choose_ports(tmp_path), examples=None)
+    plan = Plan(tmp_path, load_or_choose_ports(tmp_path, well_known=False), examples=None)
     groups = list(yaml.safe_load_all(plan.nodegroups_manifest().read_text()))
     assert {(g["metadata"]["name"], tuple(g["spec"]["nodes"])) for g in groups} == {
         ("site-a", ("edge-1",)),
@@ -58,14 +88,14 @@ def test_nodegroups_put_each_node_in_its_group(tmp_path: Path) -> None:
 
 
 def test_examples_bring_the_node_groups(tmp_path: Path) -> None:
-    plan = Plan(tmp_path, load_or_choose_ports(tmp_path), examples=REPO_EXAMPLES)
+    plan = Plan(tmp_path, load_or_choose_ports(tmp_path, well_known=False), examples=REPO_EXAMPLES)
     assert ("NodeGroup", "site-a") in plan.examples_kinds()
     titles = [s.title for s in plan.steps(Supervisor(tmp_path))]
     assert titles[-1].startswith("examples from") and "node groups" not in titles
 
 
 def test_a_taken_port_is_named(tmp_path: Path) -> None:
-    plan = Plan(tmp_path, load_or_choose_ports(tmp_path), examples=None)
+    plan = Plan(tmp_path, load_or_choose_ports(tmp_path, well_known=False), examples=None)
     with socket.socket() as s:
         s.bind(("127.0.0.1", plan.ports.websocket))
         s.listen()

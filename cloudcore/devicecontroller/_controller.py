@@ -59,7 +59,7 @@ def _membership_device(obj: Obj) -> dict[str, Any]:
 
 
 class DeviceController:
-    def __init__(self, kube: Kube, hub: CloudHub, syncer: NodeSyncer, *, flush_interval: float = 0.5) -> None:
+    def __init__(self, kube: Kube, hub: CloudHub, syncer: NodeSyncer, *, flush_interval: float = 1.0) -> None:
         self.kube = kube
         self.hub = hub
         self.syncer = syncer

@@ -1,12 +1,15 @@
 """edgecontroller: what each edge node needs (pods, configmaps, secrets, services, endpoints) and
 the Node lifecycle (Ready/Unknown, reported status)."""
 
+from cloudcore.edgecontroller._nodegroups import NodeGroupViews
 from cloudcore.edgecontroller._nodes import EDGE_ROLE_LABEL, NodeLifecycle, validate_node_message
-from cloudcore.edgecontroller._objects import EdgeController, ObjectFilter, pod_references
+from cloudcore.edgecontroller._objects import ChangeListener, EdgeController, ObjectFilter, pod_references
 
 __all__ = [
     "EDGE_ROLE_LABEL",
+    "ChangeListener",
     "EdgeController",
+    "NodeGroupViews",
     "NodeLifecycle",
     "ObjectFilter",
     "pod_references",

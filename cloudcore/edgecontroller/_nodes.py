@@ -27,6 +27,9 @@ from kubeshore.message import (
 
 log = logging.getLogger(__name__)
 
+# The port of the node's MetaServer as the edge reports it (node groups point default/kubernetes at it).
+METASERVER_PORT_ANNOTATION = "kubeshore.io/metaserver-port"
+
 EDGE_ROLE_LABEL = "node-role.kubernetes.io/edge"
 _REPORTED_FIELDS = ("addresses", "capacity", "allocatable", "nodeInfo", "daemonEndpoints")
 
@@ -66,10 +69,12 @@ class NodeLifecycle:
         self.ready: dict[str, str] = {}
         self.last_written: dict[str, float] = {}
         self.reported: dict[str, dict[str, Any]] = {}
+        self.metaserver_ports: dict[str, int] = {}
         self._transition: dict[str, str] = {}
         # Labels each Node is known to carry (from the startup list or our own writes): a reconnect
         # then costs one status patch instead of a read and two writes.
         self.labels_written: dict[str, dict[str, str]] = {}
+        self.annotations_written: dict[str, dict[str, str]] = {}
         # Per-node coalescing writer: the Ready state to write next, and whether a writer runs.
         self._want: dict[str, str] = {}
         self._writers: dict[str, asyncio.Task[None]] = {}
@@ -86,6 +91,7 @@ class NodeLifecycle:
             self.last_seen.setdefault(name, now)
             self.ready[name] = _ready_status(node)
             self.labels_written[name] = dict(node["metadata"].get("labels") or {})
+            self.annotations_written[name] = dict(node["metadata"].get("annotations") or {})
         self._task = asyncio.create_task(self._monitor(), name="node-lifecycle")
 
     async def stop(self) -> None:
@@ -131,6 +137,9 @@ class NodeLifecycle:
             log.warning("node %s: nodestatus without a status object ignored", node)
             return True
         self.reported[node] = {k: status[k] for k in _REPORTED_FIELDS if k in status}
+        port = data.get("metaServerPort")
+        if isinstance(port, int) and 0 < port < 65536:
+            self.metaserver_ports[node] = port
         self.request_write(node, "True")
         return True
 
@@ -153,24 +162,35 @@ class NodeLifecycle:
                 labels["kubernetes.io/hostname"] = addr["address"]
         return labels
 
+    def _node_annotations(self, node: str) -> dict[str, str]:
+        port = self.metaserver_ports.get(node)
+        return {METASERVER_PORT_ANNOTATION: str(port)} if port is not None else {}
+
     def _ensure_node(self, node: str) -> None:
-        """Create the Node, or add the labels it lacks (only when not known to carry them)."""
+        """Create the Node, or add the labels and annotations it lacks (only when not known to carry them)."""
         labels = self._node_labels(node)
+        annotations = self._node_annotations(node)
         known = self.labels_written.get(node)
-        if known is not None and all(known.get(k) == v for k, v in labels.items()):
+        known_annotations = self.annotations_written.get(node, {})
+        if (
+            known is not None
+            and all(known.get(k) == v for k, v in labels.items())
+            and all(known_annotations.get(k) == v for k, v in annotations.items())
+        ):
             return
         if known is None:
             try:
-                self.kube.create(
-                    NODES, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node, "labels": labels}}
-                )
+                metadata = {"name": node, "labels": labels, "annotations": annotations}
+                self.kube.create(NODES, {"apiVersion": "v1", "kind": "Node", "metadata": metadata})
                 self.labels_written[node] = labels
+                self.annotations_written[node] = annotations
                 return
             except KubeError as exc:
                 if exc.status != 409:
                     raise
-        out = self.kube.patch(NODES, node, {"metadata": {"labels": labels}})
+        out = self.kube.patch(NODES, node, {"metadata": {"labels": labels, "annotations": annotations}})
         self.labels_written[node] = dict(out["metadata"].get("labels") or {})
+        self.annotations_written[node] = dict(out["metadata"].get("annotations") or {})
 
     def _write(self, node: str, ready: str) -> None:
         """Write the Node's Ready condition and reported status (creating/labelling it if connected)."""

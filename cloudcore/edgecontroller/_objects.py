@@ -33,6 +33,9 @@ ObjectFilter = Callable[[str, Obj], Obj | None]
 """``filter(node, obj)`` returns the object as ``node`` should see it (possibly a modified copy),
 or None when the node must not have it. Filters run for every object sent by edgecontroller."""
 
+ChangeListener = Callable[[str, Obj, Obj | None], None]
+"""``listener(event, obj, old)``: ADDED/MODIFIED/DELETED of an object edgecontroller watches."""
+
 BROADCAST = (SERVICES, ENDPOINTS, ENDPOINTSLICES)
 RefKey = tuple[str, str, str]  # (kind, namespace, name)
 
@@ -77,6 +80,7 @@ class EdgeController:
         self.hub = hub
         self.syncer = syncer
         self.filters: list[ObjectFilter] = []
+        self.listeners: dict[str, list[ChangeListener]] = {}
         self.pods_on: dict[str, dict[tuple[str, str], Obj]] = {}
         self.refs: dict[RefKey, dict[str, int]] = {}
         self.informers: dict[str, Informer] = {}
@@ -84,6 +88,11 @@ class EdgeController:
             self.informers[res.kind] = Informer(kube, res, self._handler(res))
         syncer.add_source(SOURCE_EDGECONTROLLER, self.objects_for)
         hub.on_connect(self._connected)
+
+    def add_listener(self, kind: str, fn: ChangeListener) -> None:
+        """Also tell ``fn(event, obj, old)`` of every change to ``kind``, after edgecontroller handled it
+        (node groups re-send views when a Service's scope changes)."""
+        self.listeners.setdefault(kind, []).append(fn)
 
     def add_filter(self, fn: ObjectFilter) -> None:
         """Hook a per-node view (node groups: EndpointSlice/Endpoints filtering, issue 7)."""
@@ -141,6 +150,8 @@ class EdgeController:
                 self._on_referenced(event, obj)
             else:
                 self._on_broadcast(event, obj)
+            for listener in self.listeners.get(res.kind, ()):
+                listener(event, obj, old)
 
         return handle
 

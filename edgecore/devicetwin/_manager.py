@@ -115,7 +115,8 @@ class DeviceTwin:
         self.on_report: list[Callable[[str, list[Change]], None]] = []
         self._cloud_dirty: set[str] = set()
         self._inflight: dict[str, _InFlight] = {}
-        self._inflight_by_device: dict[tuple[str, str], str] = {}
+        self._sent: dict[str, dict[str, tuple[int, int]]] = {}  # versions sent, not yet acknowledged
+        self._state_sent: dict[str, int] = {}
         self._sync_task: asyncio.Task[None] | None = None
         self._sync_wake = asyncio.Event()
         self._bg: set[asyncio.Task[Any]] = set()
@@ -285,7 +286,8 @@ class DeviceTwin:
 
     def cloud_connection_changed(self, connected: bool) -> None:
         self._inflight.clear()
-        self._inflight_by_device.clear()
+        self._sent.clear()
+        self._state_sent.clear()
         if connected:
             for dev in self.store.devices.values():
                 if dev.state_version > dev.state_synced or any(t.unsynced for t in dev.twins.values()):
@@ -442,95 +444,95 @@ class DeviceTwin:
             await asyncio.sleep(self.sync_interval)
 
     async def sync_once(self) -> int:
-        """Send each device's unacknowledged twins and state; returns the number of messages sent."""
+        """Send each device's twins and state changed since they were last sent; returns messages sent.
+
+        Messages are pipelined: a device's next message does not wait for the reply to the previous
+        one (the cloud keeps the newest value per property, so order does not matter). What was sent
+        but not acknowledged within ``retry_after`` (or before a disconnect) is sent again.
+        """
         cloud = self.cloud
         if cloud is None or not cloud.connected:
             return 0
         now = time.monotonic()
         for msg_id, inflight in list(self._inflight.items()):
             if now - inflight.sent_at > self.retry_after:
-                self._drop_inflight(msg_id)
+                self._inflight.pop(msg_id, None)
+                self._sent.pop(inflight.device_id, None)
+                self._state_sent.pop(inflight.device_id, None)
                 self._cloud_dirty.add(inflight.device_id)
         sent = 0
         for device_id in list(self._cloud_dirty):
+            self._cloud_dirty.discard(device_id)
             device = self.store.devices.get(device_id)
             if device is None:
-                self._cloud_dirty.discard(device_id)
                 continue
-            busy = False
-            if (device_id, "twin") not in self._inflight_by_device:
-                pending = {n: t for n, t in device.twins.items() if t.unsynced}
-                if pending:
-                    content = fmt.header()
-                    content["twin"] = {n: fmt.cloud_twin(t) for n, t in pending.items()}
-                    msg_id = await cloud.send(
-                        resource=f"device/{device.namespace}/{device.name}/twin/edge_updated",
-                        operation="update",
-                        group="resource",
-                        content=content,
-                    )
-                    if not msg_id:
-                        return sent
-                    versions = {n: (t.expected_version, t.actual_version) for n, t in pending.items()}
-                    self._track(msg_id, _InFlight(device_id, "twin", versions, 0, now))
-                    sent += 1
-            else:
-                busy = True
-            if (device_id, "state") not in self._inflight_by_device:
-                if device.state_version > device.state_synced:
-                    doc = fmt.state_result(fmt.header()["event_id"], device)
-                    msg_id = await cloud.send(
-                        resource=f"device/{device.namespace}/{device.name}/state/update",
-                        operation="update",
-                        group="resource",
-                        content=json.dumps(doc),
-                    )
-                    if not msg_id:
-                        return sent
-                    self._track(msg_id, _InFlight(device_id, "state", {}, device.state_version, now))
-                    sent += 1
-            else:
-                busy = True
-            if not busy:
-                self._cloud_dirty.discard(device_id)
+            was_sent = self._sent.setdefault(device_id, {})
+            pending = {}
+            for name, t in device.twins.items():
+                se, sa = was_sent.get(name, (0, 0))
+                if t.expected_version > max(se, t.synced_expected) or t.actual_version > max(
+                    sa, t.synced_actual
+                ):
+                    pending[name] = t
+            if pending:
+                content = fmt.header()
+                content["twin"] = {n: fmt.cloud_twin(t) for n, t in pending.items()}
+                msg_id = await cloud.send(
+                    resource=f"device/{device.namespace}/{device.name}/twin/edge_updated",
+                    operation="update",
+                    group="resource",
+                    content=content,
+                )
+                if not msg_id:
+                    self._cloud_dirty.add(device_id)
+                    return sent
+                versions = {n: (t.expected_version, t.actual_version) for n, t in pending.items()}
+                was_sent.update(versions)
+                self._inflight[msg_id] = _InFlight(device_id, "twin", versions, 0, now)
+                sent += 1
+            state_sent = self._state_sent.get(device_id, 0)
+            if device.state_version > max(device.state_synced, state_sent):
+                doc = fmt.state_result(fmt.header()["event_id"], device)
+                msg_id = await cloud.send(
+                    resource=f"device/{device.namespace}/{device.name}/state/update",
+                    operation="update",
+                    group="resource",
+                    content=json.dumps(doc),
+                )
+                if not msg_id:
+                    self._cloud_dirty.add(device_id)
+                    return sent
+                self._state_sent[device_id] = device.state_version
+                self._inflight[msg_id] = _InFlight(device_id, "state", {}, device.state_version, now)
+                sent += 1
         return sent
 
-    def _track(self, msg_id: str, inflight: _InFlight) -> None:
-        self._inflight[msg_id] = inflight
-        self._inflight_by_device[(inflight.device_id, inflight.kind)] = msg_id
-
-    def _drop_inflight(self, msg_id: str) -> _InFlight | None:
-        inflight = self._inflight.pop(msg_id, None)
-        if inflight is not None:
-            self._inflight_by_device.pop((inflight.device_id, inflight.kind), None)
-        return inflight
-
     def _acknowledged(self, msg_id: str, content: Any) -> None:
-        inflight = self._drop_inflight(msg_id)
+        inflight = self._inflight.pop(msg_id, None)
         if inflight is None:
             return
         device = self.store.devices.get(inflight.device_id)
         if device is None:
             return
-        ok = content in ("OK", b"OK", '"OK"')
-        if not ok:
+        if content not in ("OK", b"OK", '"OK"'):
             log.warning("cloud rejected twin sync of %s: %s", inflight.device_id, content)
-        else:
-            if inflight.kind == "state":
-                device.state_synced = max(device.state_synced, inflight.state_version)
-                self.store.device_changed(device.id)
-            else:
-                acked: list[str] = []
-                for name, (ev, av) in inflight.versions.items():
-                    twin = device.twins.get(name)
-                    if twin is None:
-                        continue
-                    twin.synced_expected = max(twin.synced_expected, ev)
-                    twin.synced_actual = max(twin.synced_actual, av)
-                    acked.append(name)
-                self.store.twins_changed(device.id, acked)
-        if device.state_version > device.state_synced or any(t.unsynced for t in device.twins.values()):
+            self._sent.pop(device.id, None)
+            self._state_sent.pop(device.id, None)
             self._cloud_dirty.add(device.id)
+            return
+        if inflight.kind == "state":
+            device.state_synced = max(device.state_synced, inflight.state_version)
+            self.store.device_changed(device.id)
+            return
+        acked: list[str] = []
+        for name, (ev, av) in inflight.versions.items():
+            twin = device.twins.get(name)
+            if twin is None:
+                continue
+            twin.synced_expected = max(twin.synced_expected, ev)
+            twin.synced_actual = max(twin.synced_actual, av)
+            acked.append(name)
+        self.store.twins_changed(device.id, acked)
 
 
 def topic_to_resource(topic: str) -> str:

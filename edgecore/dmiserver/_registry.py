@@ -45,6 +45,7 @@ class Mapper:
     models: dict[str, str] = field(default_factory=dict)  # model id -> fingerprint
     channel: grpc.aio.Channel | None = None
     stub: Any = None
+    reachable: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -233,23 +234,40 @@ class MapperRegistry:
     async def _deliver_pending(self) -> None:
         async with self._lock:
             pending, self._pending = self._pending, set()
+            down: set[str] = set()  # mappers found unreachable in this round: not called again
             for device_id in sorted(pending):
                 try:
-                    ok = await self._reconcile(device_id)
-                except grpc.aio.AioRpcError as exc:
-                    log.warning(
-                        "mapper call for device %s failed: %s %s", device_id, exc.code(), exc.details()
-                    )
+                    ok = await self._reconcile(device_id, down)
+                except _MapperCallError as err:
                     ok = False
+                    self._call_failed(err.mapper, device_id, err.cause, down)
                 if not ok:
                     self._pending.add(device_id)
 
-    async def _reconcile(self, device_id: str) -> bool:
+    def _call_failed(self, mapper: Mapper, device_id: str, exc: grpc.aio.AioRpcError, down: set[str]) -> None:
+        if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            down.add(mapper.name)
+            if mapper.reachable:
+                mapper.reachable = False
+                log.warning(
+                    "mapper %s at %s is unreachable (%s); its devices wait for it",
+                    mapper.name,
+                    mapper.address,
+                    exc.code().name,
+                )
+        else:
+            log.warning(
+                "mapper %s refused device %s: %s %s", mapper.name, device_id, exc.code(), exc.details()
+            )
+
+    async def _reconcile(self, device_id: str, down: set[str]) -> bool:
         """Make the mappers hold exactly what they should for ``device_id``; False = retry later."""
         device = self.store.devices.get(device_id)
         current = self.mapper_of(device_id)
         target = self.choose(device) if device is not None else None
         if current is not None and current is not target:
+            if current.name in down:
+                return False
             ns, name = device_id.split("/", 1)
             current.connect()
             try:
@@ -258,16 +276,30 @@ class MapperRegistry:
                 )
             except grpc.aio.AioRpcError as exc:
                 if exc.code() != grpc.StatusCode.NOT_FOUND:
-                    raise
+                    raise _MapperCallError(current, exc) from exc
             current.delivered.pop(device_id, None)
             self.store.put_mapper(current.name, current.to_json())
         if device is None:
             return True
         if target is None:
             return True  # waits for its mapper: register() looks at every device again
+        if target.name in down:
+            return False
         dmi_device = self._dmi_device(device_id)
         if dmi_device is None:
             return True  # not convertible: logged; retrying would not help
+        try:
+            await self._deliver(target, device, device_id, dmi_device)
+        except grpc.aio.AioRpcError as exc:
+            raise _MapperCallError(target, exc) from exc
+        if not target.reachable:
+            target.reachable = True
+            log.info("mapper %s is reachable again", target.name)
+        return True
+
+    async def _deliver(
+        self, target: Mapper, device: Device, device_id: str, dmi_device: api_pb2.Device
+    ) -> None:
         target.connect()
         model = self.store.models.get(device.model_id)
         if model is not None:
@@ -296,4 +328,10 @@ class MapperRegistry:
         if known != fp:
             target.delivered[device_id] = fp
             self.store.put_mapper(target.name, target.to_json())
-        return True
+
+
+class _MapperCallError(Exception):
+    def __init__(self, mapper: Mapper, cause: grpc.aio.AioRpcError) -> None:
+        super().__init__(str(cause))
+        self.mapper = mapper
+        self.cause = cause

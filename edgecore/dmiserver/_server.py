@@ -112,6 +112,11 @@ class DmiServer:
             os.unlink(self.path)  # a stale socket from a killed edgecore
         server = grpc.aio.server()
         api_pb2_grpc.add_DeviceManagerServiceServicer_to_server(_Servicer(self.twin, self.registry), server)
+        # As KubeEdge's, so grpcurl can list and call the service.
+        from grpc_reflection.v1alpha import reflection
+
+        service = api_pb2.DESCRIPTOR.services_by_name["DeviceManagerService"].full_name
+        reflection.enable_server_reflection([service, reflection.SERVICE_NAME], server)
         server.add_insecure_port(f"unix:{self.path}")
         await server.start()
         os.chmod(self.path, 0o660)

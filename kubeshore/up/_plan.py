@@ -99,7 +99,18 @@ def port_in_use(port: int) -> bool:
     return False
 
 
-def load_or_choose_ports(data_dir: Path, nodes: tuple[str, ...] = NODES) -> Ports:
+def preferred_ports(nodes: tuple[str, ...]) -> dict[str, int]:
+    """KubeEdge's well-known ports (the n-th node's shifted by n), so the tour's commands work as
+    written on a machine where they are free."""
+    out = {"apiserver": 6443, "websocket": 10000, "https": 10002, "metrics": 9091}
+    for i, node in enumerate(nodes):
+        out[f"{node}.mqtt"] = 1884 + i  # 1883 is left to a system-wide mosquitto
+        out[f"{node}.metaserver"] = 10550 + i
+        out[f"{node}.rest"] = 7777 + i
+    return out
+
+
+def load_or_choose_ports(data_dir: Path, nodes: tuple[str, ...] = NODES, well_known: bool = True) -> Ports:
     path = data_dir / "ports.json"
     if path.exists():
         raw = json.loads(path.read_text())
@@ -110,11 +121,25 @@ def load_or_choose_ports(data_dir: Path, nodes: tuple[str, ...] = NODES) -> Port
             metrics=raw["metrics"],
             nodes={n: NodePorts(**p) for n, p in raw["nodes"].items()},
         )
-    picked = free_ports(4 + 3 * len(nodes))
-    ports = Ports(apiserver=picked[0], websocket=picked[1], https=picked[2], metrics=picked[3])
-    for i, node in enumerate(nodes):
-        base = 4 + 3 * i
-        ports.nodes[node] = NodePorts(mqtt=picked[base], metaserver=picked[base + 1], rest=picked[base + 2])
+    wanted = preferred_ports(nodes)
+    spare = iter(free_ports(len(wanted)))
+    chosen: dict[str, int] = {}
+    for key, port in wanted.items():
+        if not well_known or port_in_use(port):
+            port = next(spare)
+            while port in wanted.values() or port in chosen.values():
+                port = free_ports(1)[0]
+        chosen[key] = port
+    ports = Ports(
+        apiserver=chosen["apiserver"],
+        websocket=chosen["websocket"],
+        https=chosen["https"],
+        metrics=chosen["metrics"],
+    )
+    for node in nodes:
+        ports.nodes[node] = NodePorts(
+            mqtt=chosen[f"{node}.mqtt"], metaserver=chosen[f"{node}.metaserver"], rest=chosen[f"{node}.rest"]
+        )
     data_dir.mkdir(parents=True, exist_ok=True)
     saved = {k: v for k, v in vars(ports).items() if k != "nodes"}
     saved["nodes"] = {n: vars(p) for n, p in ports.nodes.items()}

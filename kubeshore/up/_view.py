@@ -78,7 +78,7 @@ def _age(stamp: str, now_ms: float) -> str:
         seconds = max(0.0, (now_ms - float(stamp)) / 1000)
     except ValueError:
         return stamp
-    return f"{seconds:.0f}s ago" if seconds < 120 else f"{seconds / 60:.0f}m ago"
+    return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f}m"
 
 
 def build_snapshot(
@@ -159,25 +159,31 @@ def _changed(text: str, was: str | None) -> Text:
 
 def render(snap: Snapshot, previous: Snapshot | None = None, header: str = "") -> RenderableType:
     before_twins = {(t.device, t.prop): t for t in previous.twins} if previous else {}
-    nodes = Table(title="nodes", title_justify="left", expand=True)
+    nodes = Table(title="nodes", title_justify="left")
     for col in ("name", "status", "node group"):
         nodes.add_column(col)
     for n in snap.nodes:
         nodes.add_row(n.name, Text(n.ready, style=_READY_STYLE.get(n.ready, "")), n.group or "-")
-    groups = Table(title="node groups", title_justify="left", expand=True)
+    groups = Table(title="node groups", title_justify="left")
     for col in ("name", "members", "ready"):
         groups.add_column(col)
     for g in snap.groups:
         groups.add_row(g.name, g.members, g.ready)
-    twins = Table(title="devices and twins", title_justify="left", expand=True)
-    for col in ("device", "node", "state", "property", "reported", "desired", "updated"):
-        twins.add_column(col)
+    twins = Table(title="devices and twins", title_justify="left")
+    for col in ("device", "node", "state", "property", "reported", "desired", "age"):
+        values = col in ("reported", "desired")
+        twins.add_column(col, no_wrap=not values, overflow="fold", min_width=8 if values else None)
+    shown = ""
     for t in snap.twins:
         was = before_twins.get((t.device, t.prop))
+        first = t.device != shown
+        shown = t.device
+        # The namespace is left out when it is "default", and a device's columns only on its first row.
+        name = t.device.removeprefix("default/")
         twins.add_row(
-            t.device,
-            t.node,
-            Text(t.state, style=_STATE_STYLE.get(t.state.lower(), "")),
+            name if first else "",
+            t.node if first else "",
+            Text(t.state, style=_STATE_STYLE.get(t.state.lower(), "")) if first else "",
             t.prop,
             _changed(t.reported, was.reported if was else None),
             _changed(t.desired, was.desired if was else None),

@@ -69,6 +69,11 @@ def up(argv: list[str]) -> int:
         help="directory of manifests to apply once the nodes are up (default: the repository's examples/)",
     )
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for everything to be ready")
+    p.add_argument(
+        "--random-ports",
+        action="store_true",
+        help="on the first run, pick any free ports instead of KubeEdge's well-known ones (for tests and CI)",
+    )
     args = p.parse_args(argv)
     data_dir: Path = args.data_dir.absolute()
     console = Console(soft_wrap=True)
@@ -80,9 +85,11 @@ def up(argv: list[str]) -> int:
         return 130
 
 
-def _prepare(data_dir: Path, examples: Path | None, console: Console) -> Plan:
+def _prepare(data_dir: Path, args: argparse.Namespace) -> Plan:
     data_dir.mkdir(parents=True, exist_ok=True)
-    plan = Plan(data_dir, load_or_choose_ports(data_dir), examples=examples)
+    plan = Plan(
+        data_dir, load_or_choose_ports(data_dir, well_known=not args.random_ports), examples=args.examples
+    )
     missing = plan.missing()
     if missing:
         raise PlanError("kubeshore up needs:\n  " + "\n  ".join(missing))
@@ -95,15 +102,24 @@ async def _up_foreground(data_dir: Path, args: argparse.Namespace, console: Cons
         console.print(
             f"kubeshore is already running from {data_dir} (supervisor pid {state['supervisor']['pid']})."
         )
-        console.print(f"  {_kubeconfig_line(data_dir)}", highlight=False, soft_wrap=True)
-        console.print("Stop it with: kubeshore down" + (f" --data-dir {data_dir}" if args.data_dir else ""))
+        console.print(f"  {_kubeconfig_line(data_dir)}", highlight=False)
+        console.print(f"Stop it with: kubeshore down --data-dir {data_dir}", highlight=False)
+        if view:
+            # Watching a detached platform: Ctrl-C leaves the view, not the platform.
+            from kubeshore.up._kubectl import Kubectl
+            from kubeshore.up._view import live_view
+
+            console.print("Ctrl-C leaves this view; the platform keeps running.")
+            kubeconfig = Path(state.get("kubeconfig") or data_dir / "cloud" / "admin.kubeconfig")
+            with contextlib.suppress(asyncio.CancelledError):
+                await live_view(Kubectl(kubeconfig), lambda: "", console)
         return 0
     leftovers = live_processes(state)
     if leftovers:
         console.print(f"stopping what a previous run left behind: {', '.join(leftovers)}")
         await stop_recorded(data_dir)
     try:
-        plan = _prepare(data_dir, args.examples, console)
+        plan = _prepare(data_dir, args)
         plan.check_ports()
     except PlanError as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
@@ -195,7 +211,7 @@ def _up_detached(data_dir: Path, args: argparse.Namespace, console: Console) -> 
         console.print(_kubeconfig_line(data_dir), highlight=False, soft_wrap=True)
         return 0
     try:
-        _prepare(data_dir, args.examples, console)
+        _prepare(data_dir, args)
     except PlanError as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
         return 1
@@ -250,10 +266,14 @@ def down(argv: list[str]) -> int:
     if not state:
         print(f"nothing was started from {data_dir}")
         return 0
+    running = list(live_processes(state))
     stopped = asyncio.run(stop_recorded(data_dir))
     left = live_processes(state)
     if left:
         print(f"could not stop: {', '.join(f'{n} (pgid {pid})' for n, pid in left.items())}", file=sys.stderr)
         return 1
-    print(f"stopped {', '.join(stopped)}" if stopped else f"nothing was running from {data_dir}")
+    if not stopped:
+        print(f"nothing was running from {data_dir}")
+    else:
+        print(f"stopped {', '.join(running) or 'kubeshore up'}; `kubeshore up --data-dir {data_dir}` resumes")
     return 0

@@ -147,8 +147,12 @@ def _with_protocol(driver_cls: type[Driver], protocol: str) -> type[Driver]:
     return type(driver_cls.__name__, (driver_cls,), {"protocol": protocol})
 
 
-def run(driver_cls: type[Driver], config: MapperConfig | None = None) -> None:
+def run(
+    driver_cls: type[Driver], config: MapperConfig | None = None, *, log_format: str | None = None
+) -> None:
     """Run a mapper until SIGINT/SIGTERM: ``run(MyDriver)`` in a mapper's ``__main__``."""
+    from kubeshore.logs import setup_logging
+
     cfg = config or MapperConfig()
-    logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(cfg.log_level, log_format)
     asyncio.run(MapperApp(driver_cls, cfg).serve())

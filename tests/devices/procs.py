@@ -29,8 +29,14 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
+class BrokerURL(str):
+    """The broker's ``tcp://`` URL, carrying the broker's process id."""
+
+    pid: int
+
+
 @contextlib.contextmanager
-def mosquitto(port: int | None = None) -> Iterator[str]:
+def mosquitto(port: int | None = None) -> Iterator[BrokerURL]:
     """Run mosquitto on loopback with a throwaway config; yields its ``tcp://`` URL."""
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not os.path.exists(exe):
@@ -45,7 +51,9 @@ def mosquitto(port: int | None = None) -> Iterator[str]:
         proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_port(port)
-            yield f"tcp://127.0.0.1:{port}"
+            url = BrokerURL(f"tcp://127.0.0.1:{port}")
+            url.pid = proc.pid
+            yield url
         finally:
             proc.kill()
             proc.wait()

@@ -135,19 +135,26 @@ async def test_cloud_sync_sends_newest_per_property_and_clears_on_ack(tmp_path: 
     assert twin_msg["resource"] == "device/default/t1/twin/edge_updated"
     assert twin_msg["content"]["twin"]["temp"]["actual"]["value"] == "24"
     assert twin_msg["content"]["twin"]["temp"]["expected"]["value"] == "30"
-    # Not acknowledged yet: a new report waits for the in-flight message.
-    twin.report_status("default", "t1", [("temp", "99", {}, None)])
+    # Nothing new: nothing sent, even though nothing is acknowledged yet.
     assert await twin.sync_once() == 0
+    # Pipelined: a new report goes out without waiting for the reply to the previous message.
+    twin.report_status("default", "t1", [("temp", "99", {}, None)])
+    assert await twin.sync_once() == 1
+    assert cloud.sent[-1]["content"]["twin"] == {"temp": cloud.sent[-1]["content"]["twin"]["temp"]}
+    assert cloud.sent[-1]["content"]["twin"]["temp"]["actual"]["value"] == "99"
     for m in list(cloud.sent):
         await twin.handle_cloud_message(
             resource="twin", operation="response", content="OK", parent_id=m["id"]
         )
+    t = store.devices["default/t1"].twins["temp"]
+    assert not t.unsynced and store.devices["default/t1"].state_synced == 1
+    # An unacknowledged message is sent again after retry_after.
+    twin.report_status("default", "t1", [("temp", "100", {}, None)])
     assert await twin.sync_once() == 1
-    assert cloud.sent[-1]["content"]["twin"]["temp"]["actual"]["value"] == "99"
-    await twin.handle_cloud_message(
-        resource="twin", operation="response", content="OK", parent_id=cloud.sent[-1]["id"]
-    )
-    assert await twin.sync_once() == 0
+    twin.retry_after = 0.0
+    await asyncio.sleep(0.01)
+    assert await twin.sync_once() == 1
+    assert cloud.sent[-1]["content"]["twin"]["temp"]["actual"]["value"] == "100"
     await twin.stop()
     await store.close()
 

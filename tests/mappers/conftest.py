@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 import inspect
 import os
+import shutil
 import socket
+import subprocess
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
@@ -182,3 +185,129 @@ def free_port() -> int:
 @pytest.fixture
 def port() -> Callable[[], int]:
     return free_port
+
+
+# -- real servers the sinks push to ------------------------------------------------------------------
+
+
+def _wait_port(port: int, within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+class Mosquitto:
+    def __init__(self, port: int, workdir: Path) -> None:
+        self.port = port
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.proc = subprocess.Popen(
+            [exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        _wait_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+@pytest.fixture
+def mosquitto_factory(tmp_path: Path) -> Iterator[Callable[[int], Mosquitto]]:
+    brokers: list[Mosquitto] = []
+
+    def make(port: int) -> Mosquitto:
+        broker = Mosquitto(port, tmp_path)
+        brokers.append(broker)
+        return broker
+
+    yield make
+    for broker in brokers:
+        broker.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[int]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_port(port)
+        yield port
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def mariadb(tmp_path: Path) -> Iterator[tuple[int, str]]:
+    """MariaDB in a throwaway datadir on a free port; yields (port, database)."""
+    datadir = tmp_path / "mariadb"
+    run_as = ["--user=root"] if os.geteuid() == 0 else []
+    subprocess.run(
+        [
+            "mariadb-install-db",
+            f"--datadir={datadir}",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            "--skip-name-resolve",
+            *run_as,
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    port = free_port()
+    sock = tmp_path / "mariadb.sock"
+    proc = subprocess.Popen(
+        [
+            "mariadbd",
+            "--no-defaults",
+            f"--datadir={datadir}",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            f"--socket={sock}",
+            f"--pid-file={tmp_path / 'mariadb.pid'}",
+            "--skip-grant-tables",
+            *run_as,
+            "--innodb-buffer-pool-size=16M",
+            "--skip-log-bin",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_port(port, within=60)
+        import pymysql
+
+        conn = pymysql.connect(host="127.0.0.1", port=port, user="root")
+        with conn.cursor() as cur:
+            cur.execute("CREATE DATABASE kubeshore")
+        conn.close()
+        yield port, "kubeshore"
+    finally:
+        proc.kill()
+        proc.wait()

@@ -1,0 +1,439 @@
+"""Device twin throughput and latency through the real processes.
+
+Run: ``python bench/devices.py [--devices N] [--properties M] [--rate R] [--seconds S]``.
+
+One edge node: standalone cloudcore (embedded API server), ``kubeshore join`` + edgecore, mosquitto,
+and a load generator process that registers as a mapper over DMI and sends ``ReportDeviceStatus``
+for N devices x M properties at R reports/s (one report = one device's M values). Each reported
+value is the send time, so receivers compute latencies directly:
+
+* report -> MQTT: ``.../twin/update/document`` of a sample of devices, received by the load generator;
+* report -> DeviceStatus: a watch on ``devicestatuses`` (for values that land: reports of one device
+  within a flush interval are coalesced into one write, by design);
+* desired -> mapper: the desired value of sampled devices is patched through the API server every
+  0.25 s; the mapper side of the load generator timestamps UpdateDevice.
+
+Also CPU use of edgecore, cloudcore and mosquitto during the run and edgecore's RSS with all devices.
+Prints a summary and writes ``bench/results/devices.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "devices"))
+BIN = Path(sys.executable).parent
+SAMPLED = 20  # devices whose MQTT documents, statuses and desired values are timed
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def pct(samples: list[float], p: float) -> float | None:
+    if not samples:
+        return None
+    s = sorted(samples)
+    return round(s[min(len(s) - 1, int(len(s) * p))], 2)
+
+
+def summary(samples: list[float]) -> dict[str, Any]:
+    return {
+        "n": len(samples),
+        "p50_ms": pct(samples, 0.5),
+        "p99_ms": pct(samples, 0.99),
+        "max_ms": pct(samples, 1.0),
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+# ---- load generator (a separate process: a mapper reporting over DMI) ----------------------------
+
+
+async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
+    import grpc
+    from testmapper import ProtoMapper
+
+    from dmi.v1beta1 import api_pb2, api_pb2_grpc
+    from edgecore.eventbus import MqttClient
+
+    desired_lat: list[float] = []
+
+    class TimingMapper(ProtoMapper):
+        async def UpdateDevice(self, request: Any, context: Any) -> Any:
+            now = time.time_ns()
+            for p in request.device.spec.properties:
+                if p.name == "p0" and p.desired.value.isdigit():
+                    desired_lat.append((now - int(p.desired.value)) / 1e6)
+            return await super().UpdateDevice(request, context)
+
+    mapper = TimingMapper(args.mapper_sock, "bench-mapper", "bench")
+    await mapper.start()
+    while True:
+        try:
+            resp = await mapper.register(args.dmi_sock, with_data=True)
+            if len(resp.deviceList) >= args.devices:
+                break
+        except grpc.aio.AioRpcError:
+            pass
+        await asyncio.sleep(0.5)
+    mqtt_lat: list[float] = []
+
+    def on_doc(_topic: str, payload: bytes) -> None:
+        now = time.time_ns()
+        doc = json.loads(payload)
+        for twin in doc["twin"].values():
+            value = ((twin.get("current") or {}).get("actual") or {}).get("value", "")
+            if value.isdigit():
+                mqtt_lat.append((now - int(value)) / 1e6)
+            break
+
+    sub = MqttClient(args.broker, "bench-sub")
+    for i in range(SAMPLED):
+        sub.subscribe(f"$hw/events/device/default/d{i}/twin/update/document", on_doc)
+    await sub.start()
+    await sub.wait_connected()
+    await asyncio.sleep(0.5)
+
+    channel = grpc.aio.insecure_channel(f"unix:{args.dmi_sock}")
+    stub = api_pb2_grpc.DeviceManagerServiceStub(channel)
+    names = [f"p{j}" for j in range(args.properties)]
+    sent = errors = 0
+    late = 0
+    start = time.monotonic()
+    deadline = start + args.seconds
+    print("loadgen: running", flush=True)
+
+    async def worker(k: int, workers: int) -> None:
+        nonlocal sent, errors, late
+        i = k
+        while True:
+            due = start + i / args.rate
+            now = time.monotonic()
+            if due >= deadline:
+                return
+            if due > now:
+                await asyncio.sleep(due - now)
+            elif now - due > 1.0:
+                late += 1
+            value = str(time.time_ns())
+            twins = [
+                api_pb2.Twin(
+                    propertyName=n,
+                    reported=api_pb2.TwinProperty(value=value, metadata={"timestamp": value[:13]}),
+                )
+                for n in names
+            ]
+            req = api_pb2.ReportDeviceStatusRequest(
+                deviceName=f"d{i % args.devices}",
+                deviceNamespace="default",
+                reportedDevice=api_pb2.DeviceStatus(twins=twins),
+            )
+            try:
+                await stub.ReportDeviceStatus(req, timeout=10)
+                sent += 1
+            except grpc.aio.AioRpcError:
+                errors += 1
+            i += workers
+
+    cpu0 = time.process_time()
+    await asyncio.gather(*(worker(k, args.concurrency) for k in range(args.concurrency)))
+    elapsed = time.monotonic() - start
+    await asyncio.sleep(2.0)
+    await sub.stop()
+    await channel.close()
+    await mapper.stop()
+    return {
+        "sent": sent,
+        "errors": errors,
+        "elapsed_s": round(elapsed, 2),
+        "reports_per_s": round(sent / elapsed, 1),
+        "loadgen_cpu_s": round(time.process_time() - cpu0, 2),
+        "report_to_mqtt": summary(mqtt_lat),
+        "desired_to_mapper": summary(desired_lat),
+    }
+
+
+# ---- driver ---------------------------------------------------------------------------------------
+
+
+def objects(devices: int, properties: int) -> list[dict[str, Any]]:
+    model = {
+        "apiVersion": "devices.kubeedge.io/v1beta1",
+        "kind": "DeviceModel",
+        "metadata": {"name": "bench-model", "namespace": "default"},
+        "spec": {
+            "protocol": "bench",
+            "properties": [
+                {"name": f"p{j}", "type": "STRING", "accessMode": "ReadWrite"} for j in range(properties)
+            ],
+        },
+    }
+    out: list[dict[str, Any]] = [model]
+    for i in range(devices):
+        out.append(
+            {
+                "apiVersion": "devices.kubeedge.io/v1beta1",
+                "kind": "Device",
+                "metadata": {"name": f"d{i}", "namespace": "default"},
+                "spec": {
+                    "deviceModelRef": {"name": "bench-model"},
+                    "nodeName": "bench-edge",
+                    "protocol": {"protocolName": "bench"},
+                    "properties": [{"name": f"p{j}", "reportToCloud": True} for j in range(properties)],
+                },
+            }
+        )
+    return out
+
+
+class StatusWatch(threading.Thread):
+    """kubectl get devicestatuses --watch: time from a value's send time to its DeviceStatus event."""
+
+    def __init__(self, kubeconfig: str) -> None:
+        super().__init__(daemon=True)
+        self.samples: list[float] = []
+        self.proc = subprocess.Popen(
+            ["kubectl", "--kubeconfig", kubeconfig, "get", "devicestatuses", "-n", "default", "--watch",
+             "--output-watch-events", "-o", "json"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        self.sampled = {f"d{i}" for i in range(SAMPLED)}
+        self.seen: dict[tuple[str, str], str] = {}
+
+    def run(self) -> None:
+        decoder = json.JSONDecoder()
+        buf = ""
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            buf += line
+            while buf.strip():
+                try:
+                    event, end = decoder.raw_decode(buf.lstrip())
+                except ValueError:
+                    break
+                buf = buf.lstrip()[end:]
+                now = time.time_ns()
+                obj = event.get("object") or {}
+                name = (obj.get("metadata") or {}).get("name")
+                if name not in self.sampled:
+                    continue
+                for twin in (obj.get("status") or {}).get("twins") or []:
+                    value = (twin.get("reported") or {}).get("value", "")
+                    key = (name, twin.get("propertyName", ""))
+                    if value.isdigit() and self.seen.get(key) != value:
+                        self.seen[key] = value
+                        if twin.get("propertyName") == "p0":
+                            self.samples.append((now - int(value)) / 1e6)
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from procs import mosquitto, wait_port  # noqa: F401
+
+    with tempfile.TemporaryDirectory(prefix="bench-devices-") as tmp_name, mosquitto() as broker:
+        tmp = Path(tmp_name)
+        procs: list[subprocess.Popen[bytes]] = []
+
+        def start(name: str, *argv: str) -> subprocess.Popen[bytes]:
+            log = (tmp / f"{name}.log").open("ab")
+            p = subprocess.Popen(list(argv), stdout=log, stderr=log, start_new_session=True)
+            procs.append(p)
+            return p
+
+        try:
+            cloud = start(
+                "cloudcore", str(BIN / "cloudcore"), "--standalone", "--data-dir", str(tmp / "cloud"),
+                "--bind", "127.0.0.1", "--websocket-port", "0", "--https-port", "0",
+                "--apiserver-port", "0", "--metrics-port", "0", "--log-level", "WARNING",
+            )  # fmt: skip
+            state = tmp / "cloud" / "cloudcore.json"
+            deadline = time.monotonic() + 60
+            while not state.exists():
+                if time.monotonic() > deadline:
+                    raise RuntimeError("cloudcore did not start")
+                time.sleep(0.2)
+            ports = json.loads(state.read_text())
+            kubeconfig = str(tmp / "cloud" / "admin.kubeconfig")
+            token = subprocess.run(
+                [str(BIN / "kubeshore"), "token", "create", "--data-dir", str(tmp / "cloud")],
+                capture_output=True, text=True, check=True,
+            ).stdout.strip()  # fmt: skip
+            edge_dir = tmp / "bench-edge"
+            subprocess.run(
+                [str(BIN / "kubeshore"), "join", "--cloudcore", f"127.0.0.1:{ports['websocketPort']}",
+                 "--https-port", str(ports["httpsPort"]), "--token", token, "--node-name", "bench-edge",
+                 "--data-dir", str(edge_dir), "--metaserver-port", "0", "--mqtt-url", broker],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            edge = start("edgecore", str(BIN / "edgecore"), "--config", str(edge_dir / "edgecore.yaml"),
+                         "--log-level", "WARNING")  # fmt: skip
+            rss_idle = None
+            time.sleep(2)
+            rss_idle = rss_mb(edge.pid)
+            t0 = time.monotonic()
+            applied = subprocess.run(
+                ["kubectl", "--kubeconfig", kubeconfig, "apply", "-f", "-"],
+                input="\n".join(json.dumps(o) for o in objects(args.devices, args.properties)),
+                capture_output=True, text=True, timeout=600,
+            )  # fmt: skip
+            if applied.returncode != 0:
+                raise RuntimeError(f"kubectl apply failed: {applied.stderr[-2000:]}")
+            apply_s = time.monotonic() - t0
+            gen = subprocess.Popen(
+                [sys.executable, __file__, "--loadgen", "--devices", str(args.devices), "--properties",
+                 str(args.properties), "--rate", str(args.rate), "--seconds", str(args.seconds),
+                 "--concurrency", str(args.concurrency), "--dmi-sock", str(edge_dir / "dmi.sock"),
+                 "--mapper-sock", str(tmp / "bench-mapper.sock"), "--broker", broker],
+                stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            assert gen.stdout is not None
+            line = gen.stdout.readline()
+            if "running" not in line:
+                raise RuntimeError(f"load generator did not start: {line!r}")
+            ready_s = time.monotonic() - t0
+            rss_devices = rss_mb(edge.pid)
+            watch = StatusWatch(kubeconfig)
+            watch.start()
+            cpu0 = {n: cpu_seconds(p.pid) for n, p in (("edgecore", edge), ("cloudcore", cloud))}
+            mq_pid = int(
+                subprocess.run(["pgrep", "-n", "mosquitto"], capture_output=True, text=True).stdout or 0
+            )
+            mq0 = cpu_seconds(mq_pid) if mq_pid else 0.0
+            wall0 = time.monotonic()
+            patches = threading.Thread(target=patch_desired, args=(kubeconfig, args.seconds), daemon=True)
+            patches.start()
+            out, _ = gen.communicate(timeout=args.seconds + 120)
+            wall = time.monotonic() - wall0
+            cpu = {
+                n: round(cpu_seconds(p.pid) - cpu0[n], 2)
+                for n, p in (("edgecore", edge), ("cloudcore", cloud))
+            }
+            if mq_pid:
+                cpu["mosquitto"] = round(cpu_seconds(mq_pid) - mq0, 2)
+            time.sleep(3)
+            watch.stop()
+            rss_after_run = rss_mb(edge.pid)
+            rss_many = None
+            if args.rss_devices > args.devices:
+                # Memory with many devices: add the rest and wait until edgecore holds them all.
+                extra = objects(args.rss_devices, args.properties)[args.devices + 1 :]
+                stream = "\n".join(json.dumps(o) for o in extra)
+                subprocess.run(
+                    ["kubectl", "--kubeconfig", kubeconfig, "apply", "-f", "-"],
+                    input=stream, capture_output=True, text=True, timeout=600,
+                )  # fmt: skip
+                deadline = time.monotonic() + 300
+                while edge_devices(edge_dir) < args.rss_devices and time.monotonic() < deadline:
+                    time.sleep(1)
+                time.sleep(2)
+                rss_many = {"devices": edge_devices(edge_dir), "rss_mb": rss_mb(edge.pid)}
+            result = json.loads(out.strip().splitlines()[-1])
+            result.update(
+                {
+                    "devices": args.devices,
+                    "properties": args.properties,
+                    "target_rate": args.rate,
+                    "values_per_s": round(result["reports_per_s"] * args.properties, 1),
+                    "report_to_devicestatus": summary(watch.samples),
+                    "cpu_cores": {n: round(v / wall, 2) for n, v in cpu.items()},
+                    "edgecore_rss_mb": {
+                        "idle": rss_idle,
+                        "with_devices": rss_devices,
+                        "after_run": rss_after_run,
+                        "many_devices": rss_many,
+                    },
+                    "setup_s": {"kubectl_apply": round(apply_s, 1), "devices_on_mapper": round(ready_s, 1)},
+                    "machine": {"cpus": os.cpu_count(), "loadavg_1m": round(os.getloadavg()[0], 2)},
+                }
+            )
+            return result
+        finally:
+            for p in procs:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
+def edge_devices(edge_dir: Path) -> int:
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{edge_dir / 'edgecore.db'}?mode=ro", uri=True, timeout=5)
+    try:
+        return int(db.execute("select count(*) from device").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+    finally:
+        db.close()
+
+
+def patch_desired(kubeconfig: str, seconds: float) -> None:
+    from kubernetes import client, config
+
+    api = client.CustomObjectsApi(config.new_client_from_config(kubeconfig))
+    end = time.monotonic() + seconds - 1
+    i = 0
+    while time.monotonic() < end:
+        name = f"d{i % SAMPLED}"
+        # A merge patch replaces the whole list: keep the other properties of the device.
+        dev = api.get_namespaced_custom_object("devices.kubeedge.io", "v1beta1", "default", "devices", name)
+        props = dev["spec"]["properties"]
+        props[0]["desired"] = {"value": str(time.time_ns())}
+        api.patch_namespaced_custom_object(
+            "devices.kubeedge.io", "v1beta1", "default", "devices", name, {"spec": {"properties": props}}
+        )
+        i += 1
+        time.sleep(0.25)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--devices", type=int, default=200, help="devices reporting during the run")
+    p.add_argument("--rss-devices", type=int, default=1000, help="devices on the node for the memory figure")
+    p.add_argument("--properties", type=int, default=5)
+    p.add_argument("--rate", type=float, default=2000, help="device reports per second")
+    p.add_argument("--seconds", type=float, default=20)
+    p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--dmi-sock", help=argparse.SUPPRESS)
+    p.add_argument("--mapper-sock", help=argparse.SUPPRESS)
+    p.add_argument("--broker", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.loadgen:
+        print(json.dumps(asyncio.run(loadgen(args))), flush=True)
+        return 0
+    result = run(args)
+    print(json.dumps(result, indent=2))
+    out = ROOT / "bench" / "results" / "devices.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
