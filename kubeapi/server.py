@@ -592,8 +592,8 @@ class KubeAPI:
 
         last_rv = since
         try:
-            if initial:
-                await response.write(b"".join(encode("ADDED", s) for s in initial))
+            for start in range(0, len(initial), 500):
+                await response.write(b"".join(encode("ADDED", s) for s in initial[start : start + 500]))
             last_bookmark = time.monotonic()
             while not self._closing.is_set():
                 wait = 5.0
