@@ -408,25 +408,27 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "channel.json")
     ns = p.parse_args()
     counts = ns.nodes or [1000, 10000]
-    runs = []
-    for n in counts:
-        print(f"--- {n} nodes", flush=True)
-        r = run_once(n, ns.workers, ns.heartbeat, ns.idle_window)
-        print(json.dumps(r, indent=2), flush=True)
-        runs.append(r)
-    out = {
+    out: dict[str, Any] = {
         "benchmark": "channel",
         "command": "python bench/channel.py " + " ".join(sys.argv[1:]),
         "machine": {
             "cpus": os.cpu_count(),
+            "loadavg_at_start": os.getloadavg(),
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
         "targets_10000_nodes": {"rss_mib": 2048, "fanout_p99_seconds": 2.0, "idle_uplink_kbit_per_s": 0.1},
-        "runs": runs,
+        "runs": [],
     }
     ns.out.parent.mkdir(parents=True, exist_ok=True)
-    ns.out.write_text(json.dumps(out, indent=2) + "\n")
+    for n in counts:
+        print(f"--- {n} nodes", flush=True)
+        r = run_once(n, ns.workers, ns.heartbeat, ns.idle_window)
+        r["loadavg_after"] = os.getloadavg()
+        print(json.dumps(r, indent=2), flush=True)
+        out["runs"].append(r)
+        # Written after every run, so a long 10,000-node run never loses the smaller one.
+        ns.out.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {ns.out}")
     return 0
 

@@ -276,6 +276,45 @@ async def run_scenario(kube: Kube, processes: Processes, tmp_path: Path) -> None
         lambda: views({"e-a1": ["e-a1", "e-b2"], "e-b1": ["e-b1"], "e-b2": ["e-a1", "e-b2"]}), within=30
     )
 
+    # A Service of its own (not from the EdgeApplication) is sent whole until it is annotated.
+    await kube.create(
+        "/api/v1/namespaces/default/services",
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "plain"},
+            "spec": {"ports": [{"port": 81}]},
+        },
+    )
+    await kube.create(
+        SLICES,
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {"name": "plain-x1", "labels": {"kubernetes.io/service-name": "plain"}},
+            "addressType": "IPv4",
+            "endpoints": [
+                {"addresses": [f"10.1.0.{i}"], "nodeName": n} for i, n in enumerate(EDGES, start=1)
+            ],
+            "ports": [{"port": 81}],
+        },
+    )
+    everywhere = sorted(EDGES)
+
+    async def plain_views(expected: dict[str, list[str]]) -> None:
+        for name, nodes in expected.items():
+            held = await edge_slices(tmp_path / name)
+            assert "default/plain-x1" in held and slice_nodes(held["default/plain-x1"]) == nodes, name
+
+    await eventually(lambda: plain_views({name: everywhere for name in EDGES}), within=30)
+    topology = {"apps.kubeedge.io/service-topology": "range-nodegroup"}
+    await kube.patch("/api/v1/namespaces/default/services/plain", {"metadata": {"annotations": topology}})
+    scoped = {"e-a1": ["e-a1", "e-b2"], "e-b1": ["e-b1"], "e-b2": ["e-a1", "e-b2"]}
+    await eventually(lambda: plain_views(scoped), within=30)
+    unscoped = {"apps.kubeedge.io/service-topology": None}
+    await kube.patch("/api/v1/namespaces/default/services/plain", {"metadata": {"annotations": unscoped}})
+    await eventually(lambda: plain_views({name: everywhere for name in EDGES}), within=30)
+
     # A killed edgecore goes Unknown in its group's status, and Ready again once restarted.
     processes.kill("e-b1")
 
