@@ -37,15 +37,11 @@ class EdgeNode:
 
     async def start(self) -> None:
         if self.cfg.meta_server.enable:
-            try:
-                from edgecore.metamanager.metaserver import MetaServer  # type: ignore[import-not-found,unused-ignore]
-            except ImportError:
-                log.warning("MetaServer needs the kubeapi package, which is not installed; not serving it")
-            else:
-                self.metaserver = MetaServer(
-                    self.store, self.cfg.meta_server.address, self.cfg.meta_server.port
-                )
-                await self.metaserver.start()
+            # Imported only when enabled: kubeapi brings aiohttp.
+            from edgecore.metamanager.metaserver import MetaServer
+
+            self.metaserver = MetaServer(self.store, self.cfg.meta_server.address, self.cfg.meta_server.port)
+            await self.metaserver.start()
         await self.devices.start()
         self._tasks = [
             asyncio.create_task(self.metamanager.run(), name="metamanager"),

@@ -278,6 +278,8 @@ class ObjectService:
         if resource.kind == "Namespace":
             obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
             obj["status"] = {"phase": "Active"}
+        elif resource.kind == "Secret" and resource.group == "" and not obj.get("type"):
+            obj["type"] = "Opaque"
         elif resource.kind == "Pod" and resource.group == "":
             obj.setdefault("status", {}).setdefault("phase", "Pending")
         storage = self._to_storage(resource, obj)

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from kubeapi import _discovery, _openapi_handler, _tables
+from kubeapi import _discovery, _openapi_handler, _protobuf, _tables
 from kubeapi import patch as patches
 from kubeapi.errors import (
     APIError,
@@ -402,6 +402,8 @@ class KubeAPI:
                 return None
             raise bad_request("the body of the request is empty")
         content_type = (request.content_type or JSON_TYPE).lower()
+        if content_type == "application/vnd.kubernetes.protobuf":
+            return _protobuf.decode(data)
         if "protobuf" in content_type or "cbor" in content_type:
             # client-go falls back to JSON after a 415 for protobuf.
             raise APIError(
@@ -590,8 +592,8 @@ class KubeAPI:
 
         last_rv = since
         try:
-            if initial:
-                await response.write(b"".join(encode("ADDED", s) for s in initial))
+            for start in range(0, len(initial), 500):
+                await response.write(b"".join(encode("ADDED", s) for s in initial[start : start + 500]))
             last_bookmark = time.monotonic()
             while not self._closing.is_set():
                 wait = 5.0

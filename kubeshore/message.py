@@ -248,19 +248,16 @@ def encode_with_raw_content(
     resourceversion: str,
     content_json: str,
 ) -> str:
-    """Encode a message whose content is already JSON text (fan-out: serialize an object once)."""
-    head = {"msg_id": msg_id, "timestamp": now_ms()}
-    if resourceversion:
-        head["resourceversion"] = resourceversion
-    route = {"source": source, "group": group, "operation": operation, "resource": resource}
+    """Encode a message whose content is already JSON text (fan-out: serialize an object once).
+
+    ``msg_id`` and ``resourceversion`` must be plain tokens (a UUID, digits); the rest is escaped.
+    """
+    rv = f',"resourceversion":"{resourceversion}"' if resourceversion else ""
     return (
-        '{"header":'
-        + json.dumps(head, separators=(",", ":"))
-        + ',"route":'
-        + json.dumps(route, separators=(",", ":"))
-        + ',"content":'
-        + content_json
-        + "}"
+        f'{{"header":{{"msg_id":"{msg_id}","timestamp":{now_ms()}{rv}}},'
+        f'"route":{{"source":{json.dumps(source)},"group":{json.dumps(group)},'
+        f'"operation":{json.dumps(operation)},"resource":{json.dumps(resource)}}},'
+        f'"content":{content_json}}}'
     )
 
 

@@ -418,7 +418,11 @@ class SQLiteStore:
         stored = encode(resource, obj, self._rv)
         self._put(gr, namespace, name, stored)
         loop = asyncio.get_running_loop()
-        ev = WatchEvent("MODIFIED", stored, current)
+        # The event log keeps what selectors need of the previous state, not its bytes.
+        previous = StoredObject(
+            current.namespace, current.name, current.resource_version, b"", current.labels, current.fields
+        )
+        ev = WatchEvent("MODIFIED", stored, previous)
         await self._commit(_Op(gr, namespace, name, stored, ev, loop.create_future()))
         return stored
 

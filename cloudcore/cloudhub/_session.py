@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
+from websockets.protocol import State
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,24 @@ class TrackingConnection(ServerConnection):
         self.last_seen = time.monotonic()
         self.bytes_in += len(data)
         super().data_received(data)
+
+    def send_now(self, text: str) -> bool:
+        """Write a text frame without awaiting (the happy path of ``send``); False when the
+        connection is not open or its write buffer is above the limit, so the caller queues instead.
+
+        A fan-out to thousands of nodes then costs one frame write per node instead of a task wake-up
+        and a coroutine per node.
+        """
+        if self.protocol.state is not State.OPEN or self.transport.get_write_buffer_size() > _DIRECT_LIMIT:
+            return False
+        self.protocol.send_text(text.encode())
+        self.send_data()
+        return True
+
+
+# Above this many buffered bytes a node is slow: frames wait in its queue for the writer task,
+# which respects flow control.
+_DIRECT_LIMIT = 256 * 1024
 
 
 @dataclass(slots=True)
@@ -59,6 +78,7 @@ class NodeSession:
         self.pending: dict[str, Pending] = {}
         self.pending_by_key: dict[str, str] = {}
         self.closed = False
+        self._writing = False
         self.connected_at = time.time()
         self._writer = asyncio.create_task(self._write_loop(), name=f"cloudhub-writer-{node}")
 
@@ -67,8 +87,17 @@ class NodeSession:
         return self.conn.last_seen
 
     def enqueue(self, frame: str) -> None:
-        if not self.closed:
-            self.queue.put_nowait(frame)
+        if self.closed:
+            return
+        if self.queue.empty() and not self._writing:
+            try:
+                if self.conn.send_now(frame):
+                    self.stats.messages_out += 1
+                    self.stats.bytes_out += len(frame)
+                    return
+            except Exception as exc:
+                log.info("node %s: direct write failed (%s)", self.node, exc)
+        self.queue.put_nowait(frame)
 
     def track(self, msg_id: str, frame: str, key: str | None, on_ack: Callable[[], None] | None) -> None:
         now = time.monotonic()
@@ -90,7 +119,9 @@ class NodeSession:
         try:
             while True:
                 frame = await self.queue.get()
+                self._writing = True
                 await self.conn.send(frame)
+                self._writing = False
                 self.stats.messages_out += 1
                 self.stats.bytes_out += len(frame)
         except asyncio.CancelledError:

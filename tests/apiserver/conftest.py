@@ -84,7 +84,7 @@ class APIServerProcess:
         env: dict[str, str] | None = None,
         timeout: float = 30,
     ) -> subprocess.CompletedProcess[str]:
-        full_env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **(env or {})}
+        full_env = {**self.env(), **(env or {})}
         out = subprocess.run(
             ["kubectl", *args], input=input, capture_output=True, text=True, env=full_env, timeout=timeout
         )
@@ -93,6 +93,14 @@ class APIServerProcess:
                 f"kubectl {' '.join(args)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}"
             )
         return out
+
+    def env(self) -> dict[str, str]:
+        """Environment for kubectl: this server's kubeconfig and a discovery cache of its own."""
+        return {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "KUBECACHEDIR": str(self.data_dir / "kubecache"),
+        }
 
     def kubectl_json(self, *args: str) -> Any:
         return json.loads(self.kubectl(*args, "-o", "json").stdout)

@@ -22,8 +22,6 @@ from typing import Any
 import pytest
 import yaml
 
-pytest.importorskip("cloudcore.apiserver", reason="standalone mode needs the embedded API server")
-
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 
@@ -152,6 +150,10 @@ class Cluster:
         cfg_path = self.data.parent / node / "edgecore.yaml"
         cfg = yaml.safe_load(cfg_path.read_text())
         cfg["edgeHub"].update({"heartbeat": 1.0, "reconnectInitial": 0.2, "reconnectMax": 1.0})
+        state = self.data.parent / node / "edgecore.json"
+        if state.exists():
+            # Restart on the same MetaServer port: the node's view of default/kubernetes points at it.
+            cfg["metaServer"]["port"] = json.loads(state.read_text())["metaServerPort"]
         cfg_path.write_text(yaml.safe_dump(cfg))
         self.procs.start(node, "edgecore", "--config", str(cfg_path))
 
@@ -255,6 +257,19 @@ def test_two_edges_kill9_and_restart(procs: Processes, tmp_path: Path) -> None:
     wait_for(lambda: held_by(b_dir) == expected_for(cluster, "edge-b"), 20, "edge-b synced")
     assert set(held_by(a_dir)["pods"]) == {"pa"} and set(held_by(a_dir)["configmaps"]) == {"cfg-a"}
     assert set(held_by(b_dir)["pods"]) == {"pb"}
+    # What a user on the edge sees: kubectl against the node's MetaServer.
+    ms_port = json.loads((a_dir / "edgecore.json").read_text())["metaServerPort"]
+    out = subprocess.run(
+        [
+            *("kubectl", "--kubeconfig", "/dev/null", "--server", f"http://127.0.0.1:{ms_port}"),
+            *("get", "pods,configmaps", "-A", "-o", "name"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    assert sorted(out.stdout.split()) == ["configmap/cfg-a", "pod/pa"]
 
     # kill -9 an edge: Unknown after the grace period; changes while it is away, then only those are sent.
     procs.kill9("edge-a")
