@@ -236,10 +236,17 @@ def _rss_kib(pid: int) -> dict[str, int]:
 
 
 def _metric(port: int, name: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
-                return float(line.rsplit(" ", 1)[1])
+    # With 10,000 nodes /metrics is large and cloudcore may be busy: be patient, retry once.
+    for attempt in range(2):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=180) as r:
+                for line in r.read().decode().splitlines():
+                    if line.startswith(name + " ") or line.startswith(name + "{"):
+                        return float(line.rsplit(" ", 1)[1])
+            return 0.0
+        except TimeoutError:
+            if attempt:
+                raise
     return 0.0
 
 
@@ -254,7 +261,9 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     }
 
 
-def run_once(n_nodes: int, workers: int, heartbeat: float, idle_window: float) -> dict[str, Any]:
+def run_once(
+    n_nodes: int, workers: int, heartbeat: float, idle_window: float, flush_wait: float
+) -> dict[str, Any]:
     from cloudcore._identity import load_ca
     from cloudcore._kube import SERVICES, Kube
     from kubeshore import pki
@@ -285,11 +294,13 @@ def run_once(n_nodes: int, workers: int, heartbeat: float, idle_window: float) -
                 *("--bind", "127.0.0.1", "--websocket-port", "0", "--https-port", "0", "--metrics-port", "0"),
                 *("--node-limit", str(n_nodes + 100), "--keepalive-timeout", str(heartbeat * 4)),
                 *("--node-grace-period", str(heartbeat * 6), "--log-level", "WARNING"),
+                *("--node-status-update-period", "300"),
             ],
             stdout=log,
             stderr=log,
         )
         procs.append(cc)
+        result["cloudcore_args"] = [str(a) for a in cc.args[1:]]
         _wait_file(work / "cc" / "cloudcore.json", cc)
         state = json.loads((work / "cc" / "cloudcore.json").read_text())
         ws_port, metrics_port = state["websocketPort"], state["metricsPort"]
@@ -348,9 +359,12 @@ def run_once(n_nodes: int, workers: int, heartbeat: float, idle_window: float) -
         result["cloudcore_rss_mib_connected"] = round(_rss_kib(cc.pid)["VmRSS"] / 1024, 1)
         # Let the background ObjectSync writes of the initial sync finish before measuring.
         t1 = time.time()
-        while _metric(metrics_port, "cloudcore_objectsync_pending_writes") > 0 and time.time() - t1 < 1800:
-            time.sleep(5)
+        pending = _metric(metrics_port, "cloudcore_objectsync_pending_writes")
+        while pending > 0 and time.time() - t1 < flush_wait:
+            time.sleep(10)
+            pending = _metric(metrics_port, "cloudcore_objectsync_pending_writes")
         result["objectsync_initial_flush_seconds"] = round(time.time() - t1, 1)
+        result["objectsync_pending_writes_when_measuring"] = int(pending)
 
         # 2. idle uplink per node
         before = [sum(x) for x in zip(*all_send("tcp"), strict=True)]
@@ -405,6 +419,9 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=2, help="simulator processes")
     p.add_argument("--heartbeat", type=float, default=15.0, help="edge ping interval (edgecore default 15)")
     p.add_argument("--idle-window", type=float, default=45.0)
+    p.add_argument(
+        "--flush-wait", type=float, default=600.0, help="longest wait for the initial ObjectSync writes"
+    )
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "channel.json")
     ns = p.parse_args()
     counts = ns.nodes or [1000, 10000]
@@ -423,7 +440,7 @@ def main() -> int:
     ns.out.parent.mkdir(parents=True, exist_ok=True)
     for n in counts:
         print(f"--- {n} nodes", flush=True)
-        r = run_once(n, ns.workers, ns.heartbeat, ns.idle_window)
+        r = run_once(n, ns.workers, ns.heartbeat, ns.idle_window, ns.flush_wait)
         r["loadavg_after"] = os.getloadavg()
         print(json.dumps(r, indent=2), flush=True)
         out["runs"].append(r)

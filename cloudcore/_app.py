@@ -215,7 +215,7 @@ async def kubernetes_access(cfg: CloudCoreConfig) -> AsyncIterator[tuple[Kube, s
     """The API server to use: the given kubeconfig, or (standalone) an embedded one in-process."""
     if not cfg.standalone:
         assert cfg.kubeconfig is not None
-        kube = Kube.from_kubeconfig(str(cfg.kubeconfig))
+        kube = Kube.from_kubeconfig(str(cfg.kubeconfig), workers=cfg.sync_writers + 8)
         try:
             try:
                 installed = await kube.run(install_crds, kube)
@@ -234,7 +234,7 @@ async def kubernetes_access(cfg: CloudCoreConfig) -> AsyncIterator[tuple[Kube, s
     from cloudcore._embedded import embedded_apiserver
 
     async with embedded_apiserver(cfg.data_dir, cfg.bind, cfg.apiserver_port) as (kubeconfig, port):
-        kube = Kube.from_kubeconfig(kubeconfig)
+        kube = Kube.from_kubeconfig(kubeconfig, workers=cfg.sync_writers + 8)
         try:
             await kube.run(install_crds, kube)
             yield kube, kubeconfig, port

@@ -80,9 +80,14 @@ class Kube:
 
     @classmethod
     def from_kubeconfig(cls, path: str, *, workers: int = 8) -> Kube:
-        from kubernetes import config
+        from kubernetes import client, config
 
-        return cls(config.new_client_from_config(config_file=path), workers=workers)  # type: ignore[no-untyped-call]
+        configuration = client.Configuration()
+        config.load_kube_config(config_file=path, client_configuration=configuration)  # type: ignore[no-untyped-call]
+        # Every worker thread and every watch holds a connection; a smaller pool would make the
+        # client open (and TLS-handshake) a new connection for most requests.
+        configuration.connection_pool_maxsize = workers + 16
+        return cls(client.ApiClient(configuration=configuration), workers=workers)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

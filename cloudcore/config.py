@@ -35,7 +35,7 @@ class CloudCoreConfig(ConfigModel):
     ack_timeout: float = Field(5.0, gt=0)
     ack_retries: int = Field(4, ge=0)
     sync_flush_interval: float = Field(0.2, gt=0, description="seconds between ObjectSync write batches")
-    sync_writers: int = Field(8, ge=1, le=64)
+    sync_writers: int = Field(16, ge=1, le=64)
     resync_period: float = Field(30.0, gt=0, description="seconds between full consistency checks")
     device_status_flush_interval: float = Field(
         1.0, gt=0, description="seconds between DeviceStatus writes of one device (reports are coalesced)"

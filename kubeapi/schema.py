@@ -517,7 +517,8 @@ class _Node:
         self.min_properties = _count(schema, "minProperties")
         self.embedded = _is_true(schema, "x-kubernetes-embedded-resource")
         self.preserve = _is_true(schema, "x-kubernetes-preserve-unknown-fields")
-        self.required = tuple(k for k in schema.get("required") or [] if isinstance(k, str))
+        required = schema.get("required")
+        self.required = tuple(k for k in required if isinstance(k, str)) if isinstance(required, list) else ()
         properties = schema.get("properties")
         self.properties = (
             {k: _Node(v) for k, v in properties.items() if isinstance(v, dict)}
@@ -995,6 +996,20 @@ def _check_node(schema: Mapping[str, Any], path: str, level: str, errors: list[F
         )
     if declared == "array" and not isinstance(schema.get("items"), dict):
         errors.append(FieldError.required(f"{path}.items", "must be specified"))
+    pattern = schema.get("pattern")
+    if pattern is not None:
+        try:
+            re.compile(pattern if isinstance(pattern, str) else "(")
+        except re.error as err:
+            errors.append(
+                FieldError.invalid(
+                    f"{path}.pattern", pattern, f"must be a valid regular expression, but isn't: {err}"
+                )
+            )
+    if "required" in schema and not isinstance(schema["required"], list):
+        errors.append(
+            FieldError.invalid(f"{path}.required", schema["required"], "must be a list of field names")
+        )
     if "$ref" in schema:
         errors.append(FieldError.forbidden(f"{path}.$ref", "$ref is not supported"))
     if schema.get("uniqueItems") is True:

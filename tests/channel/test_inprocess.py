@@ -235,3 +235,38 @@ def _msg(op: str, resource: str, content: object) -> str:
             "content": content,
         }
     )
+
+
+async def test_node_limit_and_oversized_frames(edges: EdgeStarter, tmp_path: Path) -> None:
+    from cloudcore._app import CloudCore
+
+    from ._helpers import cloud_config
+    from .memkube import MemoryKube
+
+    kube = MemoryKube()
+    core = CloudCore(cloud_config(nodeLimit=1, maxFrameBytes=4096), kube)
+    await core.start()
+    cloud = Cloud(kube, core)
+    try:
+        assert await join(cloud, "edge-a", tmp_path / "a") == 0
+        assert await join(cloud, "edge-b", tmp_path / "b") == 0
+        a = await edges(edge_config(tmp_path / "a"))
+        await eventually(lambda: a.hub.connected.is_set())
+        url = f"wss://127.0.0.1:{cloud.ws_port}/e632aba927ea4ac2b575ec1603d56f10/edge-b/events"
+        with pytest.raises(InvalidStatus) as exc:
+            async with connect(url, ssl=_client_ctx(tmp_path / "b")):
+                pass
+        assert exc.value.response.status_code == 503
+        assert core.hub is not None
+        assert core.hub.refusals.get("node_limit") == 1
+
+        # An oversized frame closes that connection (1009); the node reconnects and is served.
+        assert a.hub.ws is not None
+        await a.hub.ws.send(_msg("update", "null/nodestatus/edge-a", {"pad": "x" * 8000}))
+        await eventually(lambda: core.hub is not None and core.hub.refusals.get("oversized_frame") == 1)
+        await eventually(lambda: a.hub.connects >= 2 and a.hub.connected.is_set())
+        kube.put(PODS, pod("after", "edge-a"))
+        await eventually(lambda: stored_names(a, "core/v1/pods"))
+    finally:
+        await core.stop()
+        kube.close()
