@@ -6,6 +6,9 @@
    time to label 200 nodes into 10 groups, latency from a node's Ready flip to the NodeGroup status
    showing it, and from creating an EdgeApplication with 10 target groups to all 10 Deployments
    existing; resident memory of the controller process.
+3. Traffic views end to end (standalone `cloudcore` and two `edgecore`s, real commands): a node moves
+   to the other group and back, 10 times; the time until both edges' stores hold the new views of a
+   range-nodegroup EndpointSlice.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from nodegroup.endpointfilter import filter_endpoint_slice
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "bench" / "results" / "nodegroup.json"
+BIN = Path(sys.executable).parent
 NODES, GROUPS = 200, 10
 
 
@@ -155,6 +159,118 @@ async def bench_controllers(kubeconfig: Path, controller_pid: int) -> dict[str, 
     }
 
 
+async def _held_nodes(edge_dir: Path, name: str) -> list[str]:
+    from edgecore.config import EdgeCoreConfig
+    from edgecore.metamanager import EdgeStore
+    from kubeshore.config import load_config
+
+    store = EdgeStore(load_config(EdgeCoreConfig, edge_dir / "edgecore.yaml").database.path)
+    try:
+        obj = await store.get("discovery.k8s.io/v1/endpointslices", "default", name)
+    finally:
+        store.close()
+    return sorted(ep.get("nodeName", "") for ep in (obj or {}).get("endpoints") or [])
+
+
+async def bench_views(kubeconfig: str, edges: dict[str, Path]) -> dict[str, Any]:
+    kube = Kube(api_client_from_kubeconfig(kubeconfig))
+    ng = "/apis/apps.kubeedge.io/v1alpha1/nodegroups"
+    await kube.create(ng, {"metadata": {"name": "ga"}, "spec": {"nodes": ["e1"]}})
+    await kube.create(ng, {"metadata": {"name": "gb"}, "spec": {"nodes": ["e2"]}})
+    annotations = {"apps.kubeedge.io/service-topology": "range-nodegroup"}
+    await kube.create(
+        "/api/v1/namespaces/default/services",
+        {"metadata": {"name": "web", "annotations": annotations}, "spec": {"ports": [{"port": 80}]}},
+    )
+    await kube.create(
+        "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+        {
+            "metadata": {"name": "web-1", "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [f"10.0.0.{i}"], "nodeName": n} for i, n in enumerate(edges, 1)],
+            "ports": [{"port": 80}],
+        },
+    )
+
+    async def views_are(expected: dict[str, list[str]]) -> bool:
+        return all([await _held_nodes(edges[n], "web-1") == want for n, want in expected.items()])
+
+    await wait_for(lambda: views_are({"e1": ["e1"], "e2": ["e2"]}))
+    moves = []
+    for i in range(10):
+        together = i % 2 == 0
+        start_time = time.perf_counter()
+        if together:
+            await kube.patch(f"{ng}/gb", {"spec": {"nodes": []}})
+            await kube.patch(f"{ng}/ga", {"spec": {"nodes": ["e1", "e2"]}})
+            expected = {"e1": ["e1", "e2"], "e2": ["e1", "e2"]}
+        else:
+            await kube.patch(f"{ng}/ga", {"spec": {"nodes": ["e1"]}})
+            await kube.patch(f"{ng}/gb", {"spec": {"nodes": ["e2"]}})
+            expected = {"e1": ["e1"], "e2": ["e2"]}
+        await wait_for(lambda expected=expected: views_are(expected))
+        moves.append((time.perf_counter() - start_time) * 1000)
+    kube.close()
+    return {
+        "group_move_to_edge_views_median_ms": statistics.median(moves),
+        "group_move_p99_ms": percentile(moves, 0.99),
+    }
+
+
+def run_views(data: Path) -> dict[str, Any]:
+    cloud_dir = data / "cloud"
+    flags = ["--bind", "127.0.0.1", "--websocket-port", "0", "--https-port", "0", "--metrics-port", "0"]
+    cloud = start(
+        [
+            str(BIN / "cloudcore"),
+            "--standalone",
+            "--data-dir",
+            str(cloud_dir),
+            "--apiserver-port",
+            "0",
+            *flags,
+        ],
+        data / "cloudcore.log",
+        data,
+    )
+    procs = [cloud]
+    try:
+        deadline = time.monotonic() + 60
+        while not (cloud_dir / "cloudcore.json").exists():
+            if time.monotonic() > deadline or cloud.poll() is not None:
+                raise SystemExit("cloudcore did not start")
+            time.sleep(0.1)
+        time.sleep(0.2)
+        state = json.loads((cloud_dir / "cloudcore.json").read_text())
+        token = subprocess.run(
+            [str(BIN / "kubeshore"), "token", "create", "--data-dir", str(cloud_dir)],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()[-1]  # fmt: skip
+        edges = {}
+        for name in ("e1", "e2"):
+            edge_dir = data / name
+            subprocess.run(
+                [str(BIN / "kubeshore"), "join", "--cloudcore", f"127.0.0.1:{state['websocketPort']}",
+                 "--https-port", str(state["httpsPort"]), "--token", token, "--node-name", name,
+                 "--data-dir", str(edge_dir), "--metaserver-port", "0"],
+                capture_output=True, check=True,
+            )  # fmt: skip
+            procs.append(
+                start(
+                    [str(BIN / "edgecore"), "--config", str(edge_dir / "edgecore.yaml")],
+                    data / f"{name}.log",
+                    data,
+                )
+            )
+            edges[name] = edge_dir
+        return asyncio.run(bench_views(state["kubeconfig"], edges))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
 def start(cmd: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
     with open(log, "w") as out:
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True)
@@ -215,6 +331,8 @@ def main() -> int:
                 if proc is not None and proc.poll() is None:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
+    with tempfile.TemporaryDirectory(prefix="bench-nodegroup-views-") as tmp:
+        result["traffic_views"] = run_views(Path(tmp))
     text = json.dumps(result, indent=2)
     print(text)
     RESULT.parent.mkdir(parents=True, exist_ok=True)

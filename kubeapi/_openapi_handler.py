@@ -1,11 +1,13 @@
 """Serves ``/openapi/v2`` and ``/openapi/v3[/...]`` from the resource registry.
 
-The documents come from :mod:`kubeapi.openapi`; they are rebuilt when the registry changes (a CRD
-created, updated or deleted) and otherwise served from memory.
+The documents come from :mod:`kubeapi.openapi`; they are rebuilt (in a worker thread) on the first
+request after the registry changes (a CRD created, updated or deleted) and otherwise served from
+memory, already encoded.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Awaitable, Callable
@@ -32,26 +34,36 @@ def describe(resource: ResourceType) -> ResourceDescription:
     )
 
 
+Encoded = dict[str, bytes]
+
+
 class _Documents:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.lock = threading.Lock()
-        self.generation = -1
-        self.docs: OpenAPIDocuments | None = None
-        self.encoded: dict[str, bytes] = {}
+        # (registry generation, documents, their encoded bodies), replaced as a whole.
+        self.state: tuple[int, OpenAPIDocuments, Encoded] | None = None
 
-    def current(self) -> tuple[OpenAPIDocuments, dict[str, bytes]]:
+    def fresh(self) -> tuple[OpenAPIDocuments, Encoded] | None:
+        state = self.state
+        if state is not None and state[0] == self.registry.generation:
+            return state[1], state[2]
+        return None
+
+    def current(self) -> tuple[OpenAPIDocuments, Encoded]:
         with self.lock:
-            if self.docs is None or self.generation != self.registry.generation:
-                generation = self.registry.generation
-                docs = build_openapi(describe(t) for t in self.registry.all())
-                self.encoded = {
-                    "v2": json.dumps(docs.v2).encode(),
-                    "v3": json.dumps(docs.v3_discovery).encode(),
-                    **{path: json.dumps(doc).encode() for path, doc in docs.v3.items()},
-                }
-                self.docs, self.generation = docs, generation
-            return self.docs, self.encoded
+            cached = self.fresh()
+            if cached is not None:
+                return cached
+            generation = self.registry.generation
+            docs = build_openapi(describe(t) for t in self.registry.all())
+            encoded = {
+                "v2": json.dumps(docs.v2).encode(),
+                "v3": json.dumps(docs.v3_discovery).encode(),
+                **{path: json.dumps(doc).encode() for path, doc in docs.v3.items()},
+            }
+            self.state = (generation, docs, encoded)
+            return docs, encoded
 
 
 def _accepts_json(accept: str) -> bool:
@@ -65,7 +77,11 @@ def make_handler(registry: Registry) -> Handler:
     documents = _Documents(registry)
 
     async def serve(request: web.Request) -> web.StreamResponse:
-        docs, encoded = documents.current()
+        # Building takes tens of milliseconds: keep it off the event loop.
+        cached = documents.fresh()
+        if cached is None:
+            cached = await asyncio.to_thread(documents.current)
+        docs, encoded = cached
         path = request.path.rstrip("/")
         if path == "/openapi/v2":
             if not _accepts_json(request.headers.get("Accept", "")):

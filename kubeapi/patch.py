@@ -27,7 +27,8 @@ Content types (the ``Content-Type`` of a PATCH request):
 
     try:
         patched = apply_patch(request.content_type, live_object, await request.read(),
-                              merge_lists=strategic_merge_lists(group, version, kind))
+                              merge_lists=strategic_merge_lists(group, version, kind),
+                              schema=crd_schema)  # the CRD version's openAPIV3Schema, or None
     except PatchError as err:
         return json_response(err.status(), status=err.code)
 
@@ -63,6 +64,8 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from kubeapi._jsonvalues import copy_json, json_equal
 
 __all__ = [
     "APPLY_PATCH",
@@ -221,15 +224,6 @@ def _decode_apply(body: bytes | str) -> Any:
 # Shared helpers
 
 
-def _deepcopy(value: Any) -> Any:
-    # JSON values only; much faster than copy.deepcopy for the objects a PATCH carries.
-    if isinstance(value, dict):
-        return {k: _deepcopy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_deepcopy(v) for v in value]
-    return value
-
-
 def _json_type(value: Any) -> str:
     if value is None:
         return "null"
@@ -244,19 +238,6 @@ def _json_type(value: Any) -> str:
     if isinstance(value, dict):
         return "object"
     return type(value).__name__
-
-
-def _json_equal(a: Any, b: Any) -> bool:
-    """Equality of JSON values: ``true`` is not ``1`` (Python says it is), ``1`` is ``1.0``."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
-    return type(a) is type(b) and bool(a == b)
 
 
 def _identity(value: Any) -> Any:
@@ -294,8 +275,8 @@ def apply_merge_patch(obj: Any, patch: Any) -> Any:
 
 def _merge_patch(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
-        return _deepcopy(patch)
-    result = _deepcopy(target) if isinstance(target, dict) else {}
+        return copy_json(patch)
+    result = copy_json(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
@@ -418,7 +399,7 @@ def apply_json_patch(obj: Any, ops: Any) -> Any:
     for index, op in enumerate(ops):
         if not isinstance(op, dict):
             raise PatchError(f"operation {index} must be a JSON object, got {_json_type(op)}", 400)
-    doc = _deepcopy(obj)
+    doc = copy_json(obj)
     for index, op in enumerate(ops):
         try:
             doc = _apply_operation(doc, op, index)
@@ -439,18 +420,18 @@ def _apply_operation(doc: Any, op: dict[str, Any], index: int) -> Any:
     if name in ("add", "replace", "test") and "value" not in op:
         raise PatchError(f'operation {index} ({name} {op["path"]}) has no "value"')
     if name == "add":
-        return _add(doc, tokens, _deepcopy(op["value"]), name)
+        return _add(doc, tokens, copy_json(op["value"]), name)
     if name == "remove":
         _remove(doc, tokens, name)
         return doc
     if name == "replace":
         if not tokens:
-            return _deepcopy(op["value"])
+            return copy_json(op["value"])
         _remove(doc, tokens, name)
-        return _add(doc, tokens, _deepcopy(op["value"]), name)
+        return _add(doc, tokens, copy_json(op["value"]), name)
     if name == "test":
         current = _walk(doc, tokens, name)
-        if not _json_equal(current, op["value"]):
+        if not json_equal(current, op["value"]):
             raise PatchError(
                 f"testing value {op['path']} failed: test failed: have {_compact(current)}, "
                 f"want {_compact(op['value'])}"
@@ -470,7 +451,7 @@ def _apply_operation(doc: Any, op: dict[str, Any], index: int) -> Any:
                 )
             value = _remove(doc, source, name)
         else:
-            value = _deepcopy(_walk(doc, source, name))
+            value = copy_json(_walk(doc, source, name))
         return _add(doc, tokens, value, name)
     raise PatchError(
         f'operation {index} has unknown op "{name}" (one of add, remove, replace, move, copy, test)'
@@ -594,8 +575,8 @@ def apply_strategic_merge_patch(obj: Any, patch: Any, schema_info: Mapping[str, 
     """
     if not isinstance(patch, dict):
         raise PatchError(f"a strategic merge patch must be a JSON object, got {_json_type(patch)}", 400)
-    original = _deepcopy(obj) if isinstance(obj, dict) else {}
-    return _StrategicMerge(schema_info).merge_map(original, _deepcopy(patch), "")
+    original = copy_json(obj) if isinstance(obj, dict) else {}
+    return _StrategicMerge(schema_info).merge_map(original, copy_json(patch), "")
 
 
 def _child(path: str, key: str) -> str:
@@ -885,7 +866,7 @@ def apply_server_side(
         if not isinstance(applied.get(key), str) or not applied[key]:
             raise PatchError(f"the apply configuration must set {key}", 400)
     merger = _ServerSideApply(merge_lists or {}, schema)
-    return merger.merge_map(_deepcopy(dict(live or {})), applied, "", schema)
+    return merger.merge_map(copy_json(dict(live or {})), applied, "", schema)
 
 
 def _schema_child(schema: Mapping[str, Any] | None, key: str) -> Mapping[str, Any] | None:
@@ -939,7 +920,7 @@ class _ServerSideApply:
     ) -> list[Any]:
         keys = self.list_keys(path, schema)
         if keys is None:
-            replaced: list[Any] = _deepcopy(applied)
+            replaced: list[Any] = copy_json(applied)
             return replaced
         if not keys:
             merged = list(live)
@@ -947,7 +928,7 @@ class _ServerSideApply:
             for value in applied:
                 if _identity(value) not in seen:
                     seen.add(_identity(value))
-                    merged.append(_deepcopy(value))
+                    merged.append(copy_json(value))
             return merged
         items = schema.get("items") if schema is not None else None
         item_schema = items if isinstance(items, Mapping) else None

@@ -52,6 +52,8 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+from kubeapi._jsonvalues import copy_json, json_equal
+
 __all__ = [
     "CAUSE_DUPLICATE",
     "CAUSE_FORBIDDEN",
@@ -249,18 +251,9 @@ def _go_syntax(value: Any) -> str:
 
 
 def go_value(value: Any) -> str:
-    """How ``field.Error`` prints a bad value: strings quoted, numbers and booleans bare."""
-    if value is None:
-        return '"null"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return go_float(value)
-    if isinstance(value, str):
-        return _go_quote(value)
-    return _go_syntax(value)
+    """How ``field.Error`` prints a bad value: strings quoted, numbers and booleans bare, ``null``
+    as the string ``"null"``, maps and slices in Go syntax."""
+    return '"null"' if value is None else _go_syntax(value)
 
 
 def _go_number(value: float | int) -> str:
@@ -403,18 +396,6 @@ def _enum_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
-def _json_equal(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
-    return type(a) is type(b) and bool(a == b)
-
-
 # --------------------------------------------------------------------------------------------------
 # Compiled schemas: each schema dict is read once into a tree of nodes that the three passes walk.
 
@@ -536,7 +517,8 @@ class _Node:
         self.min_properties = _count(schema, "minProperties")
         self.embedded = _is_true(schema, "x-kubernetes-embedded-resource")
         self.preserve = _is_true(schema, "x-kubernetes-preserve-unknown-fields")
-        self.required = tuple(k for k in schema.get("required") or [] if isinstance(k, str))
+        required = schema.get("required")
+        self.required = tuple(k for k in required if isinstance(k, str)) if isinstance(required, list) else ()
         properties = schema.get("properties")
         self.properties = (
             {k: _Node(v) for k, v in properties.items() if isinstance(v, dict)}
@@ -582,14 +564,6 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
-
-
 # --------------------------------------------------------------------------------------------------
 # Pruning
 
@@ -615,7 +589,7 @@ def _prune(node: _Node, value: Any, path: str, root: bool, unknown: list[str] | 
         for key, item in value.items():
             sub = properties.get(key)
             if keep_meta and key in _ROOT_KEPT and (key == "metadata" or sub is None):
-                result[key] = _copy(item)
+                result[key] = copy_json(item)
             elif sub is not None or additional is not None:
                 target = sub if sub is not None else additional
                 assert target is not None
@@ -624,14 +598,14 @@ def _prune(node: _Node, value: Any, path: str, root: bool, unknown: list[str] | 
                 else:
                     result[key] = item
             elif keep_any:
-                result[key] = _copy(item)
+                result[key] = copy_json(item)
             elif unknown is not None:
                 unknown.append(_join(path, key))
         return result
     if isinstance(value, list):
         items = node.items
         if items is None:
-            return _copy(value)
+            return copy_json(value)
         return [
             _prune(items, v, f"{path}[{i}]", False, unknown) if isinstance(v, (dict, list)) else v
             for i, v in enumerate(value)
@@ -650,7 +624,7 @@ def apply_defaults(schema: Mapping[str, Any], obj: Any) -> Any:
     (defaults inside that default apply too); a non-nullable ``null`` without a default is
     dropped. Items of arrays and values of maps (``additionalProperties``) are defaulted alike.
     """
-    result = _copy(obj)
+    result = copy_json(obj)
     _default(result, _compiled(schema))
     return result
 
@@ -660,7 +634,7 @@ def _default(value: Any, node: _Node) -> None:
     if isinstance(value, dict):
         for key, prop in node.defaults:
             if key not in value or (value[key] is None and not prop.nullable):
-                value[key] = _copy(prop.default)
+                value[key] = copy_json(prop.default)
         properties = node.properties
         additional = node.additional
         if not properties and additional is None:
@@ -673,7 +647,7 @@ def _default(value: Any, node: _Node) -> None:
                 continue
             if item is None and not sub.nullable:
                 if sub.has_default:
-                    value[key] = item = _copy(sub.default)
+                    value[key] = item = copy_json(sub.default)
                 else:
                     del value[key]
                     continue
@@ -685,7 +659,7 @@ def _default(value: Any, node: _Node) -> None:
             return
         for i, item in enumerate(value):
             if item is None and not items.nullable and items.has_default:
-                value[i] = item = _copy(items.default)
+                value[i] = item = copy_json(items.default)
             if isinstance(item, (dict, list)):
                 _default(item, items)
 
@@ -795,7 +769,7 @@ class _Validator:
         if value is None and node.nullable:
             return
         assert node.enum is not None
-        if any(_json_equal(value, option) for option in node.enum):
+        if any(json_equal(value, option) for option in node.enum):
             return
         self.add(FieldError.not_supported(path, value, node.enum_texts))
 
@@ -873,7 +847,7 @@ class _Validator:
                 self.check(items, item, f"{path}[{i}]")
         if node.list_type == "set":
             for i, item in enumerate(value):
-                if any(_json_equal(item, earlier) for earlier in value[:i]):
+                if any(json_equal(item, earlier) for earlier in value[:i]):
                     self.add(FieldError.duplicate(f"{path}[{i}]", item))
         elif node.list_type == "map":
             seen: list[dict[str, Any]] = []
@@ -881,7 +855,7 @@ class _Validator:
                 if not isinstance(item, dict):
                     continue
                 key = {k: item.get(k) for k in node.list_keys if k in item}
-                if any(_json_equal(key, earlier) for earlier in seen):
+                if any(json_equal(key, earlier) for earlier in seen):
                     self.add(FieldError.duplicate(f"{path}[{i}]", key))
                 seen.append(key)
 
@@ -1022,6 +996,20 @@ def _check_node(schema: Mapping[str, Any], path: str, level: str, errors: list[F
         )
     if declared == "array" and not isinstance(schema.get("items"), dict):
         errors.append(FieldError.required(f"{path}.items", "must be specified"))
+    pattern = schema.get("pattern")
+    if pattern is not None:
+        try:
+            re.compile(pattern if isinstance(pattern, str) else "(")
+        except re.error as err:
+            errors.append(
+                FieldError.invalid(
+                    f"{path}.pattern", pattern, f"must be a valid regular expression, but isn't: {err}"
+                )
+            )
+    if "required" in schema and not isinstance(schema["required"], list):
+        errors.append(
+            FieldError.invalid(f"{path}.required", schema["required"], "must be a list of field names")
+        )
     if "$ref" in schema:
         errors.append(FieldError.forbidden(f"{path}.$ref", "$ref is not supported"))
     if schema.get("uniqueItems") is True:

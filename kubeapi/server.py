@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from kubeapi import _discovery, _openapi_handler, _tables
+from kubeapi import _discovery, _openapi_handler, _protobuf, _tables
 from kubeapi import patch as patches
 from kubeapi.errors import (
     APIError,
@@ -351,20 +351,14 @@ class KubeAPI:
             return _json_response(served_bytes(resource, stored))
         if verb == "patch":
             patch_type = (request.content_type or "").lower()
-            if patch_type == APPLY_PATCH:
-                raise APIError(
-                    415,
-                    "UnsupportedMediaType",
-                    "server-side apply is not supported by this server; use client-side kubectl apply",
-                )
-            if patch_type not in (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH):
+            if patch_type not in (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH, APPLY_PATCH):
                 raise APIError(
                     415,
                     "UnsupportedMediaType",
                     f"the body of the request was in an unknown format - accepted media types include: "
-                    f"{JSON_PATCH}, {MERGE_PATCH}, {STRATEGIC_PATCH}",
+                    f"{JSON_PATCH}, {MERGE_PATCH}, {STRATEGIC_PATCH}, {APPLY_PATCH}",
                 )
-            body = await self._body(request, allow_yaml=False)
+            body = await self._body(request, allow_yaml=patch_type == APPLY_PATCH)
             stored = await self.service.patch(
                 resource,
                 target.namespace,
@@ -402,6 +396,8 @@ class KubeAPI:
                 return None
             raise bad_request("the body of the request is empty")
         content_type = (request.content_type or JSON_TYPE).lower()
+        if content_type == "application/vnd.kubernetes.protobuf":
+            return _protobuf.decode(data)
         if "protobuf" in content_type or "cbor" in content_type:
             # client-go falls back to JSON after a 415 for protobuf.
             raise APIError(
@@ -410,7 +406,12 @@ class KubeAPI:
                 f"the body of the request was in an unknown format - accepted media types include: "
                 f"{JSON_TYPE}, application/yaml (got {content_type})",
             )
-        if allow_yaml and content_type in ("application/yaml", "application/x-yaml", "text/yaml"):
+        if allow_yaml and content_type in (
+            "application/yaml",
+            "application/x-yaml",
+            "text/yaml",
+            APPLY_PATCH,
+        ):
             try:
                 return yaml.safe_load(data)
             except yaml.YAMLError as exc:
@@ -590,8 +591,8 @@ class KubeAPI:
 
         last_rv = since
         try:
-            if initial:
-                await response.write(b"".join(encode("ADDED", s) for s in initial))
+            for start in range(0, len(initial), 500):
+                await response.write(b"".join(encode("ADDED", s) for s in initial[start : start + 500]))
             last_bookmark = time.monotonic()
             while not self._closing.is_set():
                 wait = 5.0

@@ -47,6 +47,7 @@ class WatchEvent:
     object: StoredObject
     # The object before the change (MODIFIED only), so selector watches can turn a change that
     # moves an object out of (into) the selection into DELETED (ADDED), as kube-apiserver does.
+    # Only its labels and fields are needed; stores may leave its ``raw`` empty.
     previous: StoredObject | None = None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import os
 import sys
 from typing import Any
 
@@ -54,7 +55,7 @@ def _run(args: argparse.Namespace) -> int:
         "grpc_server": {"socket_path": args.socket},
         "common": {"edgecore_sock": args.edgecore_sock, "name": args.name},
         "rest": {"port": args.rest_port},
-        "log_level": args.log_level,
+        "log_level": args.log_level or os.environ.get("KUBESHORE_LOG_LEVEL"),
     }
     try:
         config = load_config(MapperConfig, args.config, overrides)
@@ -62,7 +63,7 @@ def _run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     try:
-        run(driver, config, log_format=args.log_format)
+        run(driver, config, log_format=args.log_format or os.environ.get("KUBESHORE_LOG_FORMAT"))
     except (RuntimeError, ValueError, OSError) as exc:
         print(f"kubeshore mapper: {exc}", file=sys.stderr)
         return 1

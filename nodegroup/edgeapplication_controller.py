@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from nodegroup._kube import ApiError, Informer, Kube, Obj, Resource, split_api_version, wait_synced
+from nodegroup._kube import ApiError, Informer, Kube, Obj, Resource, wait_synced
 from nodegroup._merge_patch import create_merge_patch
 from nodegroup._naming import LAST_APPLIED_TEMPLATE_ANNOTATION, LAST_CONTAINED_RESOURCES_ANNOTATION
 from nodegroup._templates import Problem, render
@@ -423,4 +423,4 @@ class _NotOurs(Exception):
     pass
 
 
-__all__ = ["EdgeApplicationController", "ResourceInfo", "split_api_version"]
+__all__ = ["EdgeApplicationController", "ResourceInfo"]

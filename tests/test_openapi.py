@@ -7,6 +7,7 @@ in-memory server in tests/_fake_apiserver.py and check what a user sees.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -449,9 +450,10 @@ def kubectl_binary() -> Iterator[str]:
     yield path
 
 
-@pytest.fixture
-async def kubectl(kubectl_binary: str, tmp_path: Path) -> AsyncIterator[Kubectl]:
-    server = FakeAPIServer(list(RESOURCES))
+@contextlib.asynccontextmanager
+async def serving(resources: list[ResourceDescription], tmp_path: Path) -> AsyncIterator[Kubectl]:
+    """A fake API server for ``resources`` and a kubectl with its own HOME and cache pointed at it."""
+    server = FakeAPIServer(resources)
     kubeconfig = tmp_path / "kubeconfig"
     await server.start(kubeconfig)
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "KUBECONFIG": str(kubeconfig)}
@@ -459,6 +461,12 @@ async def kubectl(kubectl_binary: str, tmp_path: Path) -> AsyncIterator[Kubectl]
         yield Kubectl(env, tmp_path / "cache", server)
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def kubectl(kubectl_binary: str, tmp_path: Path) -> AsyncIterator[Kubectl]:
+    async with serving(list(RESOURCES), tmp_path) as client:
+        yield client
 
 
 async def test_kubectl_explain_custom_resource(kubectl: Kubectl) -> None:
@@ -703,14 +711,8 @@ async def project_kubectl(kubectl_binary: str, tmp_path: Path) -> AsyncIterator[
     resources = list(BUILTIN_RESOURCES)
     for path in sorted((ROOT / "crds").glob("*.yaml")):
         resources.extend(resources_from_crd(yaml.safe_load(path.read_text())))
-    server = FakeAPIServer(resources)
-    kubeconfig = tmp_path / "kubeconfig"
-    await server.start(kubeconfig)
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "KUBECONFIG": str(kubeconfig)}
-    try:
-        yield Kubectl(env, tmp_path / "cache", server)
-    finally:
-        await server.stop()
+    async with serving(resources, tmp_path) as client:
+        yield client
 
 
 async def test_kubectl_with_project_crds_and_examples(project_kubectl: Kubectl) -> None:

@@ -731,6 +731,39 @@ SMP_CASES: list[tuple[str, Any, Any, Any, Any]] = [
     ),
     ("top-level $patch delete", POD, {"a": 1}, {"$patch": "delete"}, {}),
     (
+        "$setElementOrder with $deleteFromPrimitiveList",
+        POD,
+        {"metadata": {"finalizers": ["a", "b", "c"]}},
+        {
+            "metadata": {
+                "$setElementOrder/finalizers": ["c", "a"],
+                "$deleteFromPrimitiveList/finalizers": ["b"],
+            }
+        },
+        {"metadata": {"finalizers": ["c", "a"]}},
+    ),
+    (
+        "merge key compared as JSON numbers",
+        POD,
+        pod(containers=[{"name": "a", "ports": [{"containerPort": 80, "name": "x"}]}]),
+        {"spec": {C: [{"name": "a", "ports": [{"containerPort": 80.0, "protocol": "TCP"}]}]}},
+        pod(containers=[{"name": "a", "ports": [{"containerPort": 80, "name": "x", "protocol": "TCP"}]}]),
+    ),
+    (
+        "merge list over a null live value",
+        POD,
+        {"spec": {C: None}},
+        {"spec": {C: [{"name": "a"}]}},
+        {"spec": {C: [{"name": "a"}]}},
+    ),
+    (
+        "item-level $patch replace replaces the whole list",
+        POD,
+        pod(containers=[{"name": "a"}, {"name": "b"}]),
+        {"spec": {C: [{"name": "a", "$patch": "replace", "image": "x"}, {"name": "c"}]}},
+        pod(containers=[{"name": "c"}]),
+    ),
+    (
         "configmap data",
         strategic_merge_lists("", "v1", "ConfigMap"),
         {"data": {"a": "1", "b": "2"}},

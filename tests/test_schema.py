@@ -848,6 +848,19 @@ STRUCTURAL_CASES: list[tuple[str, Any, list[str]]] = [
         [],
     ),
     ("not a dict", "nope", [f"{BASE}: Required value: schemas are required"]),
+    (
+        "invalid pattern",
+        {"type": "object", "properties": {"a": {"type": "string", "pattern": "(unclosed"}}},
+        [
+            f'{BASE}.properties[a].pattern: Invalid value: "(unclosed": must be a valid regular expression, '
+            "but isn't: missing ), unterminated subpattern at position 0"
+        ],
+    ),
+    (
+        "required not a list",
+        {"type": "object", "required": "spec", "properties": {"spec": {"type": "object"}}},
+        [f'{BASE}.required: Invalid value: "spec": must be a list of field names'],
+    ),
 ]
 
 

@@ -155,6 +155,30 @@ def test_up_runs_everything_and_down_stops_it(platform: tuple[Path, float]) -> N
     _wait("a value from the mapper REST API", deadline, rest_value)
     assert time.monotonic() - t0 < BUDGET
 
+    # A change made by the user, to see that a resume keeps it (examples/ is not applied again).
+    props = dev["spec"].get("properties") or []
+    index = next(i for i, p in enumerate(props) if (p.get("desired") or {}).get("value") is not None)
+    change = json.dumps([{"op": "replace", "path": f"/spec/properties/{index}/desired/value", "value": "7"}])
+    patched = subprocess.run(
+        [
+            "kubectl",
+            "--kubeconfig",
+            str(kubeconfig),
+            "patch",
+            "device",
+            "-n",
+            ns,
+            name,
+            "--type=json",
+            "-p",
+            change,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert patched.returncode == 0, patched.stderr
+
     # `kubeshore down` stops everything it recorded, the supervisor and every service's process group.
     recorded = [(int(r["pid"]), r.get("ticks")) for r in state["processes"].values()]
     supervisor = (int(state["supervisor"]["pid"]), state["supervisor"].get("ticks"))
@@ -164,3 +188,15 @@ def test_up_runs_everything_and_down_stops_it(platform: tuple[Path, float]) -> N
     for pid, ticks in [*recorded, supervisor]:
         assert not is_alive(pid, ticks), f"pid {pid} survived kubeshore down"
         assert group_members(pid) == [], f"process group {pid} has members after kubeshore down"
+
+    # Running it again resumes from the same data directory: no second join, the user's change kept,
+    # and `up --detach` returns only once both edgecores have sent a fresh heartbeat.
+    again = _kubeshore("up", "--detach", "--data-dir", str(data), "--timeout", str(BUDGET))
+    assert again.returncode == 0, again.stdout + again.stderr
+    log = (data / "logs" / "up.log").read_text()
+    second_run = log[log.rfind("[1/") :]
+    assert "join" not in second_run and "examples from" not in second_run, second_run
+    resumed = _kubectl_json(kubeconfig, "device", "-n", ns, name)
+    assert resumed["metadata"]["uid"] == dev["metadata"]["uid"]
+    assert resumed["spec"]["properties"][index]["desired"]["value"] == "7"
+    _wait("both nodes Ready again", time.monotonic() + 30, nodes_ready)

@@ -92,6 +92,9 @@ def test_examples_bring_the_node_groups(tmp_path: Path) -> None:
     assert ("NodeGroup", "site-a") in plan.examples_kinds()
     titles = [s.title for s in plan.steps(Supervisor(tmp_path))]
     assert titles[-1].startswith("examples from") and "node groups" not in titles
+    plan.examples_marker.write_text("applied")
+    titles = [s.title for s in plan.steps(Supervisor(tmp_path))]
+    assert not any(t.startswith("examples") or t == "node groups" for t in titles)
 
 
 def test_a_taken_port_is_named(tmp_path: Path) -> None:

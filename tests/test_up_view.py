@@ -68,11 +68,18 @@ def test_device_without_status_still_listed() -> None:
 
 
 def test_render_highlights_changes() -> None:
-    before = build_snapshot([], [], [_device("t", "edge-1", "21")], [_status("t", "20.5", 0)], now_ms=0)
+    group = {
+        "metadata": {"name": "site-a"},
+        "status": {"nodeStatuses": [{"nodeName": "edge-1", "readyStatus": "Ready"}]},
+    }
+    before = build_snapshot([], [group], [_device("t", "edge-1", "21")], [_status("t", "20.5", 0)], now_ms=0)
     after = build_snapshot([], [], [_device("t", "edge-1", "21")], [_status("t", "22.0", 0)], now_ms=0)
     console = Console(record=True, width=140, color_system="truecolor", force_terminal=True)
     console.print(render(after, before, header="hello"))
     text = console.export_text()
     assert "22.0" in text and "hello" in text and "devices and twins" in text
+    assert "node groups: none" in text
+    console.print(render(before))
+    assert "site-a (edge-1; 1/1 ready)" in console.export_text()
     changed = [seg for seg in console.render(render(after, before)) if seg.text.strip() == "22.0"]
     assert changed and changed[0].style is not None and changed[0].style.bold

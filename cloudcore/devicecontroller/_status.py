@@ -118,14 +118,18 @@ class StatusWriter:
     # output -----------------------------------------------------------------------------------
 
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
+            started = loop.time()
             try:
                 await self.flush()
             except Exception:
                 log.exception("DeviceStatus flush failed")
-            await asyncio.sleep(self.flush_interval)
+            # One write per device per interval, counted from the start of the flush: a slow flush
+            # does not add its own duration to the next value's wait.
+            await asyncio.sleep(max(0.0, self.flush_interval - (loop.time() - started)))
 
     async def flush(self) -> None:
         batch, self._pending = self._pending, {}

@@ -9,6 +9,7 @@ Layout of ``DIR`` (default ``./.kubeshore``)::
     nodes/<node>/      `kubeshore join`'s data dir: edgecore.yaml, the edge store, mosquitto.conf,
                        the DMI socket and the virtual mapper's socket
     nodegroups.yaml    two NodeGroups, written when the examples bring none
+    examples-applied   present once examples/ was applied (a resume does not apply it again)
 
 The ports are chosen free once and kept because the edge configuration written by `join` names them;
 that is what lets a second `kubeshore up` resume where the first stopped.
@@ -236,6 +237,10 @@ class Plan:
     def mapper_socket(self, node: str) -> Path:
         return self.node_dir(node) / "virtual-mapper.sock"
 
+    @property
+    def examples_marker(self) -> Path:
+        return self.data_dir / "examples-applied"
+
     def kubectl(self) -> Kubectl:
         return Kubectl(self.kubeconfig)
 
@@ -288,7 +293,7 @@ class Plan:
         async def ready() -> bool:
             return await tcp_open(self.ports.websocket) and await kubectl.api_ready()
 
-        return Service("cloudcore", argv, env=CHILD_ENV, ready=ready)
+        return Service("cloudcore", argv, env=CHILD_ENV, ready=ready, stop_last=True)
 
     def mosquitto(self, node: str) -> Service:
         conf = self.node_dir(node) / "mosquitto.conf"
@@ -422,6 +427,7 @@ class Plan:
             await self.kubectl().run("apply", "-f", str(self.examples), within=60)
             if ("DeviceModel", "virtual-thermometer") in kinds:
                 await self.kubectl().run("apply", "-f", str(QUICKSTART), within=30)
+            self.examples_marker.write_text(f"{self.examples}\n")
 
         steps = [Step("cloudcore with the embedded API server", partial(start, self.cloudcore(), 90.0))]
         for node in self.nodes:
@@ -431,7 +437,8 @@ class Plan:
             steps.append(Step(f"MQTT broker of {node}", partial(start, self.mosquitto(node))))
             steps.append(Step(f"edgecore {node} (until Ready)", partial(start, self.edgecore(node))))
             steps.append(Step(f"virtual mapper on {node}", partial(start, self.mapper(node))))
-        if kinds:
+        # Only once: applying them again on a resume would undo what the user changed since.
+        if kinds and not self.examples_marker.exists():
             steps.append(Step(f"examples from {self.examples}", apply_examples))
         if not any(kind == "NodeGroup" for kind, _ in kinds):
             steps.append(Step("node groups", apply_groups))

@@ -164,11 +164,11 @@ def render(snap: Snapshot, previous: Snapshot | None = None, header: str = "") -
         nodes.add_column(col)
     for n in snap.nodes:
         nodes.add_row(n.name, Text(n.ready, style=_READY_STYLE.get(n.ready, "")), n.group or "-")
-    groups = Table(title="node groups", title_justify="left")
-    for col in ("name", "members", "ready"):
-        groups.add_column(col)
-    for g in snap.groups:
-        groups.add_row(g.name, g.members, g.ready)
+    # Node groups take one line: the nodes table already names each node's group.
+    groups = Text("node groups: ", style="bold")
+    groups.append(
+        ", ".join(f"{g.name} ({g.members or 'no members'}; {g.ready} ready)" for g in snap.groups) or "none"
+    )
     twins = Table(title="devices and twins", title_justify="left")
     for col in ("device", "node", "state", "property", "reported", "desired", "age"):
         values = col in ("reported", "desired")

@@ -64,6 +64,10 @@ def _format(data_type: str, limit: int) -> str | None:
 
 
 def decode(words: list[int], visitor: Any) -> Any:
+    if len(words) == 1 and not visitor.get("dataType") and not visitor.get("isSwap"):
+        # The common case (one unsigned register, maybe scaled) without building bytes.
+        scale = float(visitor.get("scale", 1) or 1)
+        return words[0] * scale if scale != 1 else words[0]
     data_type = str(visitor.get("dataType", "")).lower()
     raw = _words_to_bytes(words, bool(visitor.get("isSwap")), bool(visitor.get("isRegisterSwap")))
     if data_type == "string":

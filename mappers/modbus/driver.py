@@ -8,6 +8,7 @@ HoldingRegister | InputRegister, ``offset``, ``limit`` (registers or bits, defau
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
@@ -22,7 +23,11 @@ _ALIASES = {"coil": COIL, "discreteinput": DISCRETE, "holding": HOLDING, "input"
 
 
 def _register(visitor: Mapping[str, Any]) -> str:
-    name = str(visitor.get("register", HOLDING))
+    return _register_name(str(visitor.get("register", HOLDING)))
+
+
+@functools.lru_cache(maxsize=64)
+def _register_name(name: str) -> str:
     name = _ALIASES.get(name.lower().removesuffix("register"), name)
     if name not in (COIL, DISCRETE, HOLDING, INPUT):
         raise ValueError(f"visitor register {name!r} is not one of {COIL}, {DISCRETE}, {HOLDING}, {INPUT}")

@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("mappers.dmi")
 
 #: status codes meaning "edgecore is not there (any more)": re-register
-_GONE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED}
+_GONE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
+#: edgecore is there but slow or rate limiting: keep the report for the next round, do not re-register
+_BUSY = {grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
 
 OnRegistered = Callable[[list[DeviceModel], list[DeviceConfig]], Awaitable[None]]
 
@@ -179,7 +181,7 @@ class DmiClient:
             if exc.code() in _GONE:
                 self._lost.set()
                 return True
-            if "too many request" in (exc.details() or ""):
+            if exc.code() in _BUSY or "too many request" in (exc.details() or ""):
                 return True  # edgecore's rate limiter: try again with the next batch
         log.warning("edgecore rejected a report: %s", _brief(exc))
         return False
@@ -200,7 +202,7 @@ class DmiClient:
                     reported=api_pb2.TwinProperty(
                         value=r.value, metadata={"type": r.type, "timestamp": str(r.timestamp_ms)}
                     ),
-                    observedDesired=api_pb2.TwinProperty(value=desired, metadata={"type": r.type}),
+                    observedDesired=api_pb2.TwinProperty(value=desired),
                 )
             )
         request = api_pb2.ReportDeviceStatusRequest(

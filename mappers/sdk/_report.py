@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING
 
 from mappers.sdk import _metrics
@@ -33,13 +34,14 @@ class Reporter:
         on_failure: Callable[[BaseException], bool],
         *,
         window_s: float = 0.05,
-        concurrency: int = 8,
+        concurrency: int = 16,
     ) -> None:
         self._send_status = send_status
         self._send_state = send_state
         self._on_failure = on_failure
         self._window_s = window_s
-        self._semaphore = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self._failing = False
         self._twins: dict[str, dict[str, Reading]] = {}
         self._devices: dict[str, DeviceRuntime] = {}
         self._states: dict[str, DeviceRuntime] = {}
@@ -81,42 +83,65 @@ class Reporter:
             twins, self._twins = self._twins, {}
             devices, self._devices = self._devices, {}
             states, self._states = self._states, {}
-            jobs = [self._status(devices[d], readings) for d, readings in twins.items()]
-            jobs += [self._state(dev) for dev in states.values()]
-            await asyncio.gather(*jobs)
+            # States first: online/offline matters more than one more value.
+            jobs: list[Callable[[], Awaitable[None]]] = [partial(self._state, dev) for dev in states.values()]
+            jobs += [partial(self._status, devices[d], readings) for d, readings in twins.items()]
+            # A few workers rather than one task per device: flushes of thousands of devices stay cheap,
+            # and while edgecore is slow the next flush simply carries the newest values.
+            queue = iter(jobs)
+            await asyncio.gather(*(_drain(queue) for _ in range(min(self._concurrency, len(jobs)))))
 
     async def _status(self, device: DeviceRuntime, readings: dict[str, Reading]) -> None:
-        async with self._semaphore:
-            try:
-                await self._send_status(device, list(readings.values()))
-            except Exception as exc:
-                _metrics.reports.labels("ReportDeviceStatus", "error").inc()
-                if self._failed(exc):
-                    # Keep the newest values for the next attempt unless newer ones arrived meanwhile.
-                    pending = self._twins.setdefault(device.id, {})
-                    for name, reading in readings.items():
-                        pending.setdefault(name, reading)
-                    self._devices.setdefault(device.id, device)
-            else:
-                _metrics.reports.labels("ReportDeviceStatus", "ok").inc()
-                _metrics.twins_reported.inc(len(readings))
+        try:
+            await self._send_status(device, list(readings.values()))
+        except Exception as exc:
+            _metrics.reports.labels("ReportDeviceStatus", "error").inc()
+            if self._failed(exc):
+                # Keep the newest values for the next attempt unless newer ones arrived meanwhile.
+                pending = self._twins.setdefault(device.id, {})
+                for name, reading in readings.items():
+                    pending.setdefault(name, reading)
+                self._devices.setdefault(device.id, device)
+        else:
+            self._delivered()
+            _metrics.reports.labels("ReportDeviceStatus", "ok").inc()
+            _metrics.twins_reported.inc(len(readings))
 
     async def _state(self, device: DeviceRuntime) -> None:
-        async with self._semaphore:
-            try:
-                await self._send_state(device)
-            except Exception as exc:
-                _metrics.reports.labels("ReportDeviceStates", "error").inc()
-                if self._failed(exc):
-                    self._states.setdefault(device.id, device)
-            else:
-                _metrics.reports.labels("ReportDeviceStates", "ok").inc()
+        try:
+            await self._send_state(device)
+        except Exception as exc:
+            _metrics.reports.labels("ReportDeviceStates", "error").inc()
+            if self._failed(exc):
+                self._states.setdefault(device.id, device)
+        else:
+            self._delivered()
+            _metrics.reports.labels("ReportDeviceStates", "ok").inc()
+
+    def _delivered(self) -> None:
+        if self._failing:
+            self._failing = False
+            log.warning("reports reach edgecore again")
 
     def _failed(self, exc: BaseException) -> bool:
-        """Log once and ask the client whether edgecore is unreachable (then the report is retried)."""
-        if self.ready.is_set():
-            log.warning("report to edgecore failed: %s", exc)
+        """Log once per outage and ask the client whether to keep the report for the next round."""
+        if not self._failing:
+            self._failing = True
+            log.warning("report to edgecore failed (%s); keeping the newest values", _brief(exc))
         retry = self._on_failure(exc)
         if retry:
             self._wake.set()
         return retry
+
+
+async def _drain(jobs: Iterator[Callable[[], Awaitable[None]]]) -> None:
+    for job in jobs:
+        await job()
+
+
+def _brief(exc: BaseException) -> str:
+    code = getattr(exc, "code", None)
+    if callable(code):
+        details = getattr(exc, "details", lambda: "")()
+        return f"{code().name}: {details}"
+    return f"{type(exc).__name__}: {exc}"

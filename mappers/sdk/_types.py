@@ -7,6 +7,7 @@ runtime can compare an old and a new device with ``==`` and restart only what ch
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -150,11 +151,12 @@ class DeviceConfig:
     def model_key(self) -> str:
         return f"{self.namespace}/{self.model}"
 
+    @functools.cached_property
+    def _by_name(self) -> dict[str, PropertyConfig]:
+        return {p.name: p for p in self.properties}
+
     def property(self, name: str) -> PropertyConfig | None:
-        for prop in self.properties:
-            if prop.name == name:
-                return prop
-        return None
+        return self._by_name.get(name)
 
     def connection_key(self) -> tuple[Any, ...]:
         """What, when changed, needs the driver reopened."""

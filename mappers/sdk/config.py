@@ -44,7 +44,7 @@ class RuntimeConfig(ConfigModel):
     reconnect_min_ms: int = Field(500, gt=0)
     reconnect_max_ms: int = Field(10000, gt=0)
     report_batch_window_ms: int = Field(50, ge=0, description="how long twins are gathered per report")
-    report_concurrency: int = Field(8, gt=0)
+    report_concurrency: int = Field(16, gt=0)
     edgecore_timeout_ms: int = Field(5000, gt=0, description="timeout of one DMI call to edgecore")
     register_retry_max_ms: int = Field(5000, gt=0)
 

@@ -54,10 +54,20 @@ class VirtualDriver(Driver):
         self._latency = float(protocol.get("latencyMs", 0)) / 1000
         self._fail_reads = bool(protocol.get("failReads", False))
         self._values: dict[tuple[tuple[str, str], ...], Any] = {}
+        self._keys: dict[int, tuple[Mapping[str, Any], tuple[tuple[str, str], ...]]] = {}
         self._rng = random.Random(str(protocol.get("seed", self.device.id)))
         self._phase = self._rng.uniform(0, 2 * math.pi)
         if protocol.get("offline"):
             raise DeviceUnavailable("simulated device is offline")
+
+    def _key(self, visitor: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+        # The SDK passes the same visitor object on every read; computing its key once matters at
+        # thousands of reads per second.
+        cached = self._keys.get(id(visitor))
+        if cached is None or cached[0] is not visitor:
+            cached = (visitor, _key(visitor))
+            self._keys[id(visitor)] = cached
+        return cached[1]
 
     async def read(self, visitor: Mapping[str, Any]) -> Any:
         if self._latency:
@@ -68,7 +78,7 @@ class VirtualDriver(Driver):
         kind = _GENERATORS.get(name)
         if kind is None:
             raise ValueError(f"virtual generator {name!r} is not one of {', '.join(sorted(_GENERATORS))}")
-        key = _key(visitor)
+        key = self._key(visitor)
         initial = visitor.get("initial", visitor.get("value", 0))
         if kind == "sine":
             if "min" in visitor or "max" in visitor:
@@ -98,4 +108,4 @@ class VirtualDriver(Driver):
     async def write(self, visitor: Mapping[str, Any], value: Any) -> None:
         if self._latency:
             await asyncio.sleep(self._latency)
-        self._values[_key(visitor)] = value
+        self._values[self._key(visitor)] = value

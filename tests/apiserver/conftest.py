@@ -50,7 +50,7 @@ class APIServerProcess:
             text=True,
         )
         assert self.proc.stderr is not None
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             line = self.proc.stderr.readline()
             if not line:
@@ -58,7 +58,7 @@ class APIServerProcess:
             if "serving on" in line:
                 self.url = line.split("serving on ")[1].split(";")[0]
                 return
-        raise RuntimeError("apiserver did not start in 30 s")
+        raise RuntimeError("apiserver did not start in 60 s")
 
     def kill9(self) -> None:
         if self.proc is not None:
@@ -84,7 +84,7 @@ class APIServerProcess:
         env: dict[str, str] | None = None,
         timeout: float = 30,
     ) -> subprocess.CompletedProcess[str]:
-        full_env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **(env or {})}
+        full_env = {**self.env(), **(env or {})}
         out = subprocess.run(
             ["kubectl", *args], input=input, capture_output=True, text=True, env=full_env, timeout=timeout
         )
@@ -93,6 +93,14 @@ class APIServerProcess:
                 f"kubectl {' '.join(args)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}"
             )
         return out
+
+    def env(self) -> dict[str, str]:
+        """Environment for kubectl: this server's kubeconfig and a discovery cache of its own."""
+        return {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "KUBECACHEDIR": str(self.data_dir / "kubecache"),
+        }
 
     def kubectl_json(self, *args: str) -> Any:
         return json.loads(self.kubectl(*args, "-o", "json").stdout)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import ssl
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -11,6 +12,7 @@ from aiohttp import web
 
 from cloudcore.apiserver import EmbeddedAPIServer
 from kubeapi import KubeAPI, RequestAttributes
+from kubeshore import pki
 
 
 class _Client:
@@ -109,9 +111,21 @@ async def test_bad_bodies_are_refused_and_nothing_is_written(embedded: EmbeddedA
         status, doc = await c.request(
             "PATCH", "/api/v1/namespaces/default/configmaps/missing", b"{}", "application/apply-patch+yaml"
         )
+        assert status == 400 and "apiVersion" in doc["message"]
+        status, doc = await c.request(
+            "PATCH", "/api/v1/namespaces/default/configmaps/missing", b"{}", "application/x-unknown-patch"
+        )
         assert status == 415
-        status, doc = await c.request("POST", path, b"\x0a\x02k8s", "application/vnd.kubernetes.protobuf")
+        status, _ = await c.request("GET", "/api/v1/namespaces/default/configmaps/missing")
+        assert status == 404
+        type_meta = b"\x0a\x07apps/v1\x12\x0aDeployment"
+        envelope = b"k8s\x00\x0a" + bytes([len(type_meta)]) + type_meta
+        status, doc = await c.request("POST", path, envelope, "application/vnd.kubernetes.protobuf")
         assert status == 415 and doc["reason"] == "UnsupportedMediaType"
+        status, doc = await c.request("POST", path, b"\x0a\x02k8s", "application/vnd.kubernetes.protobuf")
+        assert status == 400 and doc["reason"] == "BadRequest"
+        status, doc = await c.request("POST", path, b"\xa0", "application/cbor")
+        assert status == 415
 
 
 async def test_authentication_and_authorization(embedded: EmbeddedAPIServer) -> None:
@@ -167,3 +181,33 @@ async def test_read_only_mode_and_authorizer(embedded: EmbeddedAPIServer) -> Non
     finally:
         for runner in runners:
             await runner.cleanup()
+
+
+async def test_client_certificate_identity_reaches_the_authorizer(tmp_path: Path) -> None:
+    seen: list[RequestAttributes] = []
+
+    def authorize(attrs: RequestAttributes) -> bool:
+        seen.append(attrs)
+        # An edge node may only read its own Node object.
+        if "system:nodes" in attrs.user.groups:
+            return attrs.resource == "nodes" and attrs.name == attrs.user.name.removeprefix("system:node:")
+        return True
+
+    async with EmbeddedAPIServer(tmp_path / "data", port=0, authorize=authorize) as server:
+        ca = pki.CertificateAuthority.load_or_create(
+            server.data_dir / "pki" / "ca.crt", server.data_dir / "pki" / "ca.key", "unused"
+        )
+        cert, key = ca.issue("system:node:edge-1", organization="system:nodes", client=True)
+        (tmp_path / "node.crt").write_bytes(pki.cert_to_pem(cert))
+        (tmp_path / "node.key").write_bytes(pki.key_to_pem(key))
+        ctx = ssl.create_default_context(cafile=str(server.data_dir / "pki" / "ca.crt"))
+        ctx.load_cert_chain(tmp_path / "node.crt", tmp_path / "node.key")
+        async with aiohttp.ClientSession() as session:
+            async with session.get(server.url + "/api/v1/nodes/edge-1", ssl=ctx) as resp:
+                assert resp.status == 404  # allowed; the node does not exist yet
+            async with session.get(server.url + "/api/v1/nodes/edge-2", ssl=ctx) as resp:
+                assert resp.status == 403
+                doc = await resp.json()
+                assert 'User "system:node:edge-1" cannot get resource "nodes"' in doc["message"]
+        assert seen[-1].user.name == "system:node:edge-1"
+        assert "system:nodes" in seen[-1].user.groups

@@ -131,7 +131,7 @@ def test_get_watch_sees_added_modified_deleted(apiserver: APIServerProcess) -> N
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={"KUBECONFIG": str(apiserver.kubeconfig), "PATH": "/usr/bin:/bin:/usr/local/bin"},
+        env=apiserver.env(),
     )
     try:
         time.sleep(1.0)
@@ -157,7 +157,7 @@ def test_delete_waits_for_finalizer(apiserver: APIServerProcess) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={"KUBECONFIG": str(apiserver.kubeconfig), "PATH": "/usr/bin:/bin:/usr/local/bin"},
+        env=apiserver.env(),
     )
     try:
         time.sleep(1.5)
@@ -278,3 +278,38 @@ def test_builtin_strategic_merge_apply_and_scale(apiserver: APIServerProcess) ->
     assert apiserver.kubectl_json("get", "deploy", "web")["spec"]["replicas"] == 5
     header = apiserver.kubectl("get", "deploy").stdout.splitlines()[0].split()
     assert header == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+
+
+def test_explain_uses_the_crd_schema(apiserver: APIServerProcess) -> None:
+    apiserver.kubectl("apply", "-f", str(REPO / "crds"))
+    apiserver.kubectl(
+        "wait", "--for=condition=Established", "crd/devices.devices.kubeedge.io", "--timeout=10s"
+    )
+    out = apiserver.kubectl("explain", "devices.spec.nodeName").stdout
+    assert "FIELD: nodeName <string>" in out
+    out = apiserver.kubectl("explain", "pods.spec").stdout
+    assert "containers" in out
+
+
+def test_imperative_create_of_builtin_kinds(apiserver: APIServerProcess) -> None:
+    # kubectl sends these as protobuf.
+    apiserver.kubectl("create", "namespace", "made-by-create")
+    apiserver.kubectl("create", "configmap", "cm-create", "-n", "made-by-create", "--from-literal=a=1")
+    apiserver.kubectl("create", "secret", "generic", "s-create", "-n", "made-by-create", "--from-literal=k=v")
+    assert apiserver.kubectl_json("get", "cm", "cm-create", "-n", "made-by-create")["data"] == {"a": "1"}
+    secret = apiserver.kubectl_json("get", "secret", "s-create", "-n", "made-by-create")
+    assert secret["data"] == {"k": "dg=="} and secret["type"] == "Opaque"
+    out = apiserver.kubectl("create", "deployment", "d", "--image=nginx", check=False)
+    assert out.returncode != 0 and "kubectl apply -f" in out.stderr
+
+
+def test_server_side_apply(apiserver: APIServerProcess) -> None:
+    _install_crd(apiserver)
+    out = apiserver.kubectl("apply", "--server-side", "-f", "-", input=_widget("ssa"))
+    assert "serverside-applied" in out.stdout
+    apiserver.kubectl("apply", "--server-side", "-f", "-", input=_widget("ssa", color="blue", size=6))
+    obj = apiserver.kubectl_json("get", "wd", "ssa")
+    assert obj["spec"] == {"color": "blue", "size": 6}
+    bad = _widget("ssa", color="purple")
+    out = apiserver.kubectl("apply", "--server-side", "-f", "-", input=bad, check=False)
+    assert out.returncode != 0 and "spec.color" in out.stderr

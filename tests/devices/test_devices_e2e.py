@@ -237,6 +237,8 @@ async def test_device_end_to_end(stack: Stack) -> None:
         # Its reports show in kubectl get devicestatus.
         await run(wait_for, lambda: stack.reported().get("temp") == "30", 60, "reported temp")
         await run(wait_for, lambda: stack.reported().get("ticks"), 30, "reported ticks")
+        # Twins and state reach DeviceStatus in separate coalesced writes; wait for both.
+        await run(wait_for, lambda: stack.status()["status"].get("state") == "online", 30, "state online")
         st = (await run(stack.status))["status"]
         assert st["state"] == "online" and st["lastOnlineTime"].endswith("Z")
         temp = next(t for t in st["twins"] if t["propertyName"] == "temp")

@@ -1,8 +1,8 @@
 """Two node groups of real edgecores under a real standalone cloudcore (all subprocesses).
 
 An EdgeApplication becomes per-group Deployments; an EndpointSlice for its Service (created here as
-Kubernetes' EndpointSlice controller would) reaches each edge's store holding only that group's
-endpoints; moving a node between groups moves what both sides hold; default/kubernetes points at each
+Kubernetes' EndpointSlice controller would) reaches each edge's store and MetaServer holding only that
+group's endpoints; moving a node between groups moves what both sides hold; default/kubernetes points at each
 node's MetaServer; NodeGroup status follows a killed edgecore to Unknown and back; deleting the
 EdgeApplication removes everything it made.
 """
@@ -10,7 +10,6 @@ EdgeApplication removes everything it made.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import signal
@@ -37,7 +36,10 @@ BIN = Path(sys.executable).parent
 NG = "/apis/apps.kubeedge.io/v1alpha1/nodegroups"
 EAPPS = "/apis/apps.kubeedge.io/v1alpha1/namespaces/default/edgeapplications"
 SLICES = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
-EDGES = {"e-a1": 20551, "e-b1": 20552, "e-b2": 20553}
+
+# Edge node -> its MetaServer port. The edges bind port 0 and report the port they got; the test
+# reads it from the Node annotation cloudcore keeps, which also shows that report at work.
+EDGES: dict[str, int] = {"e-a1": 0, "e-b1": 0, "e-b2": 0}
 
 
 class Processes:
@@ -98,14 +100,15 @@ async def edge_slices(edge_dir: Path) -> dict[str, dict[str, Any]]:
     return {f"{o['metadata']['namespace']}/{o['metadata']['name']}": o for o in objs}
 
 
-def metaserver_slice(port: int, name: str) -> dict[str, Any] | None:
-    """The slice as the node's MetaServer serves it, or None while the MetaServer does not exist."""
-    if importlib.util.find_spec("edgecore.metamanager.metaserver") is None:
-        return None
+def metaserver_slice(port: int, name: str) -> dict[str, Any]:
+    """The slice as the node's MetaServer serves it (what in-cluster clients on the edge read)."""
     url = f"http://127.0.0.1:{port}/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/{name}"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        data: dict[str, Any] = json.loads(response.read())
-        return data
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            data: dict[str, Any] = json.loads(response.read())
+            return data
+    except OSError as exc:  # not listening yet, or 404 before the object arrived: poll again
+        raise AssertionError(f"MetaServer :{port} {name}: {exc}") from exc
 
 
 def slice_nodes(obj: dict[str, Any]) -> list[str]:
@@ -126,16 +129,16 @@ def cluster(processes: Processes, tmp_path: Path) -> dict[str, Any]:
         "--https-port", "0",
         "--metrics-port", "0",
         "--apiserver-port", "0",
-        "--node-grace-period", "2",
+        "--node-grace-period", "4",
         "--node-status-update-period", "1",
-        "--keepalive-timeout", "3",
+        "--keepalive-timeout", "6",
     )  # fmt: skip
     state = wait_file(cloud_dir / "cloudcore.json", cloud, "cloudcore")
     token = subprocess.run(
         [str(BIN / "kubeshore"), "token", "create", "--data-dir", str(cloud_dir)],
         capture_output=True, text=True, check=True, timeout=30,
     ).stdout.strip().splitlines()[-1]  # fmt: skip
-    for name, port in EDGES.items():
+    for name in EDGES:
         subprocess.run(
             [
                 str(BIN / "kubeshore"), "join",
@@ -144,7 +147,7 @@ def cluster(processes: Processes, tmp_path: Path) -> dict[str, Any]:
                 "--token", token,
                 "--node-name", name,
                 "--data-dir", str(tmp_path / name),
-                "--metaserver-port", str(port),
+                "--metaserver-port", "0",
             ],
             capture_output=True, text=True, check=True, timeout=60,
         )  # fmt: skip
@@ -174,6 +177,15 @@ async def run_scenario(kube: Kube, processes: Processes, tmp_path: Path) -> None
             assert node is not None and ready_of(node) == "True", name
 
     await eventually(nodes_ready, within=60)
+
+    async def metaserver_ports() -> None:
+        for name in EDGES:
+            node = await kube.get(f"/api/v1/nodes/{name}")
+            port = (node["metadata"].get("annotations") or {}).get("kubeshore.io/metaserver-port")
+            assert port is not None and int(port) > 0, name
+            EDGES[name] = int(port)
+
+    await eventually(metaserver_ports, within=30)
 
     group = {"apiVersion": "apps.kubeedge.io/v1alpha1", "kind": "NodeGroup"}
     await kube.create(NG, group | {"metadata": {"name": "ga"}, "spec": {"nodes": ["e-a1"]}})
@@ -251,8 +263,7 @@ async def run_scenario(kube: Kube, processes: Processes, tmp_path: Path) -> None
             assert "default/web-abc12" in held, f"{name} has no slice yet"
             assert slice_nodes(held["default/web-abc12"]) == nodes, name
             served = await asyncio.to_thread(metaserver_slice, EDGES[name], "web-abc12")
-            if served is not None:
-                assert slice_nodes(served) == nodes, f"{name} MetaServer"
+            assert slice_nodes(served) == nodes, f"{name} MetaServer"
 
     await eventually(
         lambda: views({"e-a1": ["e-a1"], "e-b1": ["e-b1", "e-b2"], "e-b2": ["e-b1", "e-b2"]}), within=30
@@ -266,6 +277,8 @@ async def run_scenario(kube: Kube, processes: Processes, tmp_path: Path) -> None
             assert kube_slice is not None, f"{name} has no default/kubernetes slice"
             assert [ep["addresses"] for ep in kube_slice["endpoints"]] == [["127.0.0.1"]]
             assert {p["name"]: p["port"] for p in kube_slice["ports"]}["https"] == port
+            served = await asyncio.to_thread(metaserver_slice, port, "kubernetes")
+            assert {p["name"]: p["port"] for p in served["ports"]}["https"] == port, f"{name} MetaServer"
 
     await eventually(kubernetes_slices, within=30)
 
@@ -275,6 +288,45 @@ async def run_scenario(kube: Kube, processes: Processes, tmp_path: Path) -> None
     await eventually(
         lambda: views({"e-a1": ["e-a1", "e-b2"], "e-b1": ["e-b1"], "e-b2": ["e-a1", "e-b2"]}), within=30
     )
+
+    # A Service of its own (not from the EdgeApplication) is sent whole until it is annotated.
+    await kube.create(
+        "/api/v1/namespaces/default/services",
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "plain"},
+            "spec": {"ports": [{"port": 81}]},
+        },
+    )
+    await kube.create(
+        SLICES,
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {"name": "plain-x1", "labels": {"kubernetes.io/service-name": "plain"}},
+            "addressType": "IPv4",
+            "endpoints": [
+                {"addresses": [f"10.1.0.{i}"], "nodeName": n} for i, n in enumerate(EDGES, start=1)
+            ],
+            "ports": [{"port": 81}],
+        },
+    )
+    everywhere = sorted(EDGES)
+
+    async def plain_views(expected: dict[str, list[str]]) -> None:
+        for name, nodes in expected.items():
+            held = await edge_slices(tmp_path / name)
+            assert "default/plain-x1" in held and slice_nodes(held["default/plain-x1"]) == nodes, name
+
+    await eventually(lambda: plain_views({name: everywhere for name in EDGES}), within=30)
+    topology = {"apps.kubeedge.io/service-topology": "range-nodegroup"}
+    await kube.patch("/api/v1/namespaces/default/services/plain", {"metadata": {"annotations": topology}})
+    scoped = {"e-a1": ["e-a1", "e-b2"], "e-b1": ["e-b1"], "e-b2": ["e-a1", "e-b2"]}
+    await eventually(lambda: plain_views(scoped), within=30)
+    unscoped = {"apps.kubeedge.io/service-topology": None}
+    await kube.patch("/api/v1/namespaces/default/services/plain", {"metadata": {"annotations": unscoped}})
+    await eventually(lambda: plain_views({name: everywhere for name in EDGES}), within=30)
 
     # A killed edgecore goes Unknown in its group's status, and Ready again once restarted.
     processes.kill("e-b1")
@@ -293,7 +345,16 @@ async def run_scenario(kube: Kube, processes: Processes, tmp_path: Path) -> None
     await eventually(lambda: views({"e-a1": ["e-a1"], "e-b2": ["e-b1", "e-b2"]}), within=30)
     processes.start("e-b1", str(BIN / "edgecore"), "--config", str(tmp_path / "e-b1" / "edgecore.yaml"))
     await eventually(lambda: status_of("gb", "e-b1", "Ready"), within=30)
+    # Restarted on another free port: cloudcore learns it and re-points its default/kubernetes.
+    old_port = EDGES["e-b1"]
+
+    async def new_port() -> None:
+        await metaserver_ports()
+        assert EDGES["e-b1"] != old_port
+
+    await eventually(new_port, within=30)
     await eventually(lambda: views({"e-b1": ["e-b1", "e-b2"]}), within=30)
+    await eventually(kubernetes_slices, within=30)
 
     await kube.delete(f"{EAPPS}/web")
 
