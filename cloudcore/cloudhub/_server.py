@@ -82,6 +82,9 @@ class CloudHub:
         self.settings = settings
         self.ssl_context = ssl_context
         self.sessions: dict[str, NodeSession] = {}
+        # When each node whose session ended last sent anything (monotonic): its silence started then,
+        # not when the session was finally closed (a frozen peer holds the close for close_timeout).
+        self._ended_last_seen: dict[str, float] = {}
         self.stats: dict[str, NodeStats] = {}
         self.refusals: dict[str, int] = {}
         self.ack_latencies: list[float] = []
@@ -93,6 +96,7 @@ class CloudHub:
         self._on_ack_latency: list[Callable[[float], None]] = []
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing: set[asyncio.Task[None]] = set()
         self.port = settings.port
         self.last_activity = 0.0
 
@@ -123,6 +127,14 @@ class CloudHub:
 
     def connected_nodes(self) -> list[str]:
         return list(self.sessions)
+
+    def last_traffic(self, node: str) -> float | None:
+        """When (``time.monotonic()``) the node last sent any bytes, over its current session or, when
+        it has none, over its last one; None if it never connected since this cloudcore started."""
+        session = self.sessions.get(node)
+        if session is not None:
+            return session.last_seen
+        return self._ended_last_seen.get(node)
 
     def send_to_node(
         self,
@@ -189,7 +201,7 @@ class CloudHub:
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="cloudhub-housekeeping"))
 
     async def stop(self) -> None:
-        for t in self._tasks:
+        for t in [*self._tasks, *self._closing]:
             t.cancel()
         if self._server is not None:
             self._server.close()
@@ -275,16 +287,31 @@ class CloudHub:
             if self.sessions.get(node) is session:
                 await self._end(session, 1000, "")
 
-    async def _end(self, session: NodeSession, code: int, reason: str) -> None:
+    def _detach(self, session: NodeSession) -> None:
         if self.sessions.get(session.node) is session:
             del self.sessions[session.node]
+            self._ended_last_seen[session.node] = session.last_seen
+
+    async def _end(self, session: NodeSession, code: int, reason: str) -> None:
+        self._detach(session)
+        # Listeners first: closing a frozen peer takes the close handshake timeout, and by then the
+        # node may have reconnected (whose session the listeners must not treat as gone).
+        if session.node not in self.sessions:
+            for listener in self._on_disconnect:
+                try:
+                    await listener(session.node)
+                except Exception:
+                    log.exception("disconnect listener failed for node %s", session.node)
         await session.close(code, reason)
         log.info("node %s disconnected", session.node)
-        for listener in self._on_disconnect:
-            try:
-                await listener(session.node)
-            except Exception:
-                log.exception("disconnect listener failed for node %s", session.node)
+
+    def _end_soon(self, session: NodeSession, code: int, reason: str) -> None:
+        """End a session without waiting: closing a frozen peer waits out the close handshake
+        timeout (10 s), which must not hold up housekeeping of every other node."""
+        self._detach(session)
+        task = asyncio.create_task(self._end(session, code, reason), name=f"cloudhub-close-{session.node}")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def _dispatch(self, session: NodeSession, msg: Message) -> None:
         node = session.node
@@ -343,7 +370,7 @@ class CloudHub:
                     log.warning(
                         "node %s silent for %.0fs; closing its session", session.node, s.keepalive_timeout
                     )
-                    await self._end(session, 1001, "keepalive timeout")
+                    self._end_soon(session, 1001, "keepalive timeout")
                     continue
                 for msg_id, p in list(session.pending.items()):
                     if now - p.last_sent < s.ack_timeout:
@@ -353,7 +380,7 @@ class CloudHub:
                         log.warning(
                             "node %s: message %s unacknowledged after %d tries", session.node, msg_id, p.tries
                         )
-                        await self._end(session, 1011, "acknowledgements overdue")
+                        self._end_soon(session, 1011, "acknowledgements overdue")
                         break
                     p.tries += 1
                     p.last_sent = now

@@ -3,7 +3,9 @@
 On connect the Node is created or updated (edge role label, hostname, arch, OS). What the edge
 reports (addresses, capacity, node info) is written to the Node's status. While a node is connected
 its Ready condition is True and ``lastHeartbeatTime`` is refreshed every
-``status_update_period``; a node silent for ``grace_period`` becomes Ready=Unknown.
+``status_update_period``. A node whose last traffic (any bytes: pings, keepalives, messages) is
+older than ``grace_period`` becomes Ready=Unknown, whether its session is still open (a frozen
+process, a black-holed network) or already closed; fresh traffic or a reconnect makes it Ready.
 """
 
 from __future__ import annotations
@@ -148,7 +150,10 @@ class NodeLifecycle:
         self.request_write(node, "True")
 
     async def _disconnected(self, node: str) -> None:
-        self.last_seen[node] = time.monotonic()
+        # The grace period runs from the node's last traffic, not from when its session ended: a
+        # frozen node is closed only after the keepalive timeout (and the close handshake timeout).
+        seen = self.hub.last_traffic(node)
+        self.last_seen[node] = seen if seen is not None else time.monotonic()
 
     def _node_labels(self, node: str) -> dict[str, str]:
         labels = {EDGE_ROLE_LABEL: "", "node-role.kubernetes.io/agent": "", "kubernetes.io/hostname": node}
@@ -237,9 +242,10 @@ class NodeLifecycle:
             now = time.monotonic()
             for node in list(self.last_seen):
                 session = self.hub.sessions.get(node)
-                seen = session.last_seen if session is not None else self.last_seen[node]
-                if session is not None:
-                    self.last_seen[node] = seen
+                traffic = self.hub.last_traffic(node)
+                if traffic is not None:
+                    self.last_seen[node] = traffic
+                seen = self.last_seen[node]
                 silent = now - seen
                 if node in self._writers:
                     continue

@@ -79,7 +79,7 @@ class Cluster:
         self.data = data
         self.ports: dict[str, int] = {}
 
-    def start_cloudcore(self) -> None:
+    def start_cloudcore(self, grace: float = 3, keepalive: float = 3) -> None:
         ports = self.ports
         state = self.data / "cloudcore.json"
         state.unlink(missing_ok=True)
@@ -90,7 +90,8 @@ class Cluster:
             *("--https-port", str(ports.get("httpsPort", 0))),
             *("--apiserver-port", str(ports.get("apiserverPort", 0))),
             *("--metrics-port", str(ports.get("metricsPort", 0))),
-            *("--node-grace-period", "3", "--keepalive-timeout", "3", "--node-status-update-period", "2"),
+            *("--node-grace-period", str(grace), "--keepalive-timeout", str(keepalive)),
+            *("--node-status-update-period", "2"),
             *("--ack-timeout", "1", "--resync-period", "5"),
         )
         wait_for(state.exists, 60, "cloudcore.json")
@@ -146,10 +147,10 @@ class Cluster:
             timeout=60,
         )
 
-    def start_edge(self, node: str) -> None:
+    def start_edge(self, node: str, heartbeat: float = 1.0) -> None:
         cfg_path = self.data.parent / node / "edgecore.yaml"
         cfg = yaml.safe_load(cfg_path.read_text())
-        cfg["edgeHub"].update({"heartbeat": 1.0, "reconnectInitial": 0.2, "reconnectMax": 1.0})
+        cfg["edgeHub"].update({"heartbeat": heartbeat, "reconnectInitial": 0.2, "reconnectMax": 1.0})
         state = self.data.parent / node / "edgecore.json"
         if state.exists():
             # Restart on the same MetaServer port: the node's view of default/kubernetes points at it.
@@ -311,3 +312,41 @@ def test_two_edges_kill9_and_restart(procs: Processes, tmp_path: Path) -> None:
     for node, d in (("edge-a", a_dir), ("edge-b", b_dir)):
         wait_for(lambda n=node, d=d: held_by(d) == expected_for(cluster, n), 40, f"{node} equals the cluster")
     assert "pb-1" in held_by(b_dir)["pods"]
+
+
+@pytest.mark.parametrize(
+    ("grace", "keepalive"), [(3.0, 8.0), (12.0, 1.0)], ids=["session-open", "session-closed-first"]
+)
+def test_frozen_edge_turns_unknown_grace_period_after_it_stopped(
+    procs: Processes, tmp_path: Path, grace: float, keepalive: float
+) -> None:
+    """SIGSTOP leaves the TCP connection open but silent: the Node is Ready=Unknown ``grace`` after
+    the node's last heartbeat whether or not the keepalive timeout closed the session first, and
+    Ready again after SIGCONT."""
+    cluster = Cluster(procs, tmp_path / "cloud")
+    cluster.start_cloudcore(grace=grace, keepalive=keepalive)
+    token = subprocess.run(
+        [str(BIN / "kubeshore"), "token", "create", "--data-dir", str(cluster.data)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
+    out = cluster.join("edge-a", token)
+    assert out.returncode == 0, out.stderr
+    heartbeat = 0.3
+    cluster.start_edge("edge-a", heartbeat=heartbeat)
+    wait_for(lambda: cluster.ready("edge-a") == "True", 30, "edge-a Ready")
+    time.sleep(2 * heartbeat)
+    edge = procs.procs["edge-a"]
+    os.kill(edge.pid, signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        wait_for(lambda: cluster.ready("edge-a") == "Unknown", grace + 10, "edge-a Unknown")
+        took = time.monotonic() - stopped
+        # Grace period after the last heartbeat (at most one heartbeat before the stop), plus the
+        # monitor tick and a kubectl round trip.
+        assert grace - heartbeat < took < grace + 2.5, took
+    finally:
+        os.kill(edge.pid, signal.SIGCONT)
+    wait_for(lambda: cluster.ready("edge-a") == "True", 20, "edge-a Ready after SIGCONT")

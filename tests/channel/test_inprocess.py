@@ -12,12 +12,14 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from cloudcore._app import CloudCore
 from cloudcore._kube import CONFIGMAPS, NODES, OBJECTSYNCS, PODS, SECRETS
 from edgecore._node import EdgeNode
 from edgecore.config import EdgeCoreConfig
 from kubeshore import pki
 
-from ._helpers import Cloud, edge_config, eventually, join
+from ._helpers import Cloud, cloud_config, edge_config, eventually, join
+from .memkube import MemoryKube
 
 EdgeStarter = Callable[[EdgeCoreConfig], Awaitable[EdgeNode]]
 
@@ -267,6 +269,49 @@ async def test_node_limit_and_oversized_frames(edges: EdgeStarter, tmp_path: Pat
         await eventually(lambda: a.hub.connects >= 2 and a.hub.connected.is_set())
         kube.put(PODS, pod("after", "edge-a"))
         await eventually(lambda: stored_names(a, "core/v1/pods"))
+    finally:
+        await core.stop()
+        kube.close()
+
+
+@pytest.mark.parametrize("keepalive", [30.0, 1.0], ids=["session-open", "session-closed-first"])
+async def test_silent_node_turns_unknown_grace_period_after_its_last_traffic(
+    tmp_path: Path, keepalive: float
+) -> None:
+    """A node that stops sending (frozen process, black-holed network) is Ready=Unknown
+    ``nodeGracePeriod`` after its last traffic, whether its session is still open or was closed
+    by the keepalive timeout in between; traffic or a reconnect makes it Ready again."""
+    kube = MemoryKube()
+    core = CloudCore(cloud_config(nodeGracePeriod=2.0, keepaliveTimeout=keepalive), kube)
+    await core.start()
+    loop = asyncio.get_running_loop()
+    try:
+        cloud = Cloud(kube, core)
+        assert core.hub is not None
+        assert await join(cloud, "edge-a", tmp_path / "a") == 0
+        url = f"wss://127.0.0.1:{cloud.ws_port}/e632aba927ea4ac2b575ec1603d56f10/edge-a/events"
+        ctx = _client_ctx(tmp_path / "a")
+        # The client never answers a close: like a frozen peer, it holds the close handshake.
+        async with connect(url, ssl=ctx, ping_interval=None, close_timeout=0.1) as ws:
+            await eventually(lambda: ready(cloud, "edge-a") == "True")
+            await ws.send(_msg("update", "null/nodestatus/edge-a", {"status": {}}))
+            await asyncio.sleep(0.2)
+            silent_since = loop.time()
+            ws.transport.pause_reading()
+            await eventually(lambda: ready(cloud, "edge-a") == "Unknown", within=8)
+            took = loop.time() - silent_since
+            # Grace period plus one monitor tick (0.4 s) and the write; counted from the session's
+            # end (the old behaviour) it would be keepalive + close timeout + grace period.
+            assert 1.8 < took < 2.8, took
+            assert core.hub.is_connected("edge-a") == (keepalive > 2.0)
+            if keepalive > 2.0:
+                # A heartbeat on the same session makes it Ready again.
+                ws.transport.resume_reading()
+                await ws.ping()
+                await eventually(lambda: ready(cloud, "edge-a") == "True", within=3)
+        if keepalive < 2.0:
+            async with connect(url, ssl=ctx, ping_interval=None):
+                await eventually(lambda: ready(cloud, "edge-a") == "True", within=3)
     finally:
         await core.stop()
         kube.close()
