@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
@@ -17,10 +19,14 @@ from typing import Any
 
 import grpc
 import pytest
+from device_servers import Boiler, ModbusDevice
 
 import crds
 from dmi import convert
 from dmi.v1beta1 import api_pb2, api_pb2_grpc
+
+# tests/ holds the full-stack helpers (_stack.py) the kubectl end-to-end tests share with tests/devices.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 Until = Callable[..., Coroutine[Any, Any, None]]
 
@@ -311,3 +317,23 @@ def mariadb(tmp_path: Path) -> Iterator[tuple[int, str]]:
     finally:
         proc.kill()
         proc.wait()
+
+
+# -- real device servers ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def modbus(port: Callable[[], int]) -> AsyncIterator[ModbusDevice]:
+    dev = ModbusDevice(port())
+    await dev.start()
+    yield dev
+    await dev.stop()
+
+
+@pytest.fixture
+async def boiler(port: Callable[[], int]) -> AsyncIterator[Boiler]:
+    logging.getLogger("asyncua").setLevel(logging.WARNING)
+    b = Boiler(port())
+    await b.start()
+    yield b
+    await b.stop()
