@@ -302,16 +302,9 @@ class Kube:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
-    async def arequest(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: Query = None,
-        body: Any = None,
-        content_type: str = "application/json",
-    ) -> Any:
-        return await self.run(self.request, method, path, query=query, body=body, content_type=content_type)
+    async def arequest(self, method: str, path: str, **options: Any) -> Any:
+        """:meth:`request` in the pool; ``options`` are its keyword arguments."""
+        return await self.run(self.request, method, path, **options)
 
     async def aget(self, path: str) -> Obj:
         result: Obj = await self.arequest("GET", path)
