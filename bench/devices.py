@@ -91,10 +91,13 @@ async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
 
     mapper = TimingMapper(args.mapper_sock, "bench-mapper", "bench")
     await mapper.start()
-    while True:
+    registered = 0
+    give_up = time.monotonic() + 180
+    while time.monotonic() < give_up:
         try:
             resp = await mapper.register(args.dmi_sock, with_data=True)
-            if len(resp.deviceList) >= args.devices:
+            registered = len(resp.deviceList)
+            if registered >= args.devices:
                 break
         except grpc.aio.AioRpcError:
             pass
@@ -166,6 +169,7 @@ async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
     await channel.close()
     await mapper.stop()
     return {
+        "devices_given_to_mapper": registered,
         "sent": sent,
         "errors": errors,
         "elapsed_s": round(elapsed, 2),
@@ -292,7 +296,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 capture_output=True, text=True, check=True,
             )  # fmt: skip
             edge = start("edgecore", str(BIN / "edgecore"), "--config", str(edge_dir / "edgecore.yaml"),
-                         "--log-level", "WARNING")  # fmt: skip
+                         "--log-level", os.environ.get("BENCH_EDGE_LOG", "WARNING"))  # fmt: skip
             rss_idle = None
             time.sleep(2)
             rss_idle = rss_mb(edge.pid)
@@ -313,7 +317,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 stdout=subprocess.PIPE, text=True,
             )  # fmt: skip
             assert gen.stdout is not None
-            line = gen.stdout.readline()
+            line = gen.stdout.readline()  # the load generator has every device (or failed)
             if "running" not in line:
                 raise RuntimeError(f"load generator did not start: {line!r}")
             ready_s = time.monotonic() - t0

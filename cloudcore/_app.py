@@ -108,7 +108,9 @@ class CloudCore:
         self.hub: CloudHub | None = None
         self.certs: CertServer | None = None
         self.metrics: Metrics | None = None
-        self.store = ObjectSyncStore(kube, flush_interval=cfg.sync_flush_interval, writers=cfg.sync_writers)
+        self.store = ObjectSyncStore(
+            kube, flush_interval=cfg.sync_flush_interval, writers=cfg.sync_writers, busy=self._hub_busy
+        )
         self._tasks: list[asyncio.Task[Any]] = []
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.token = ""
@@ -172,6 +174,9 @@ class CloudCore:
             self.certs.port,
             self.metrics.port,
         )
+
+    def _hub_busy(self) -> bool:
+        return self.hub is not None and self.hub.busy()
 
     async def _node_exists(self, name: str) -> bool:
         return await self.kube.run(self.kube.get, NODES, name) is not None

@@ -114,6 +114,12 @@ class DeviceModule:
                     await self.twin.upsert_device(change.obj)
             except Exception:
                 log.exception("devicetwin failed on %s %s", change.type, object_id)
+            except asyncio.CancelledError:
+                # A cancelled gRPC call raises CancelledError too; only a cancel of this task stops it.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling() > 0:
+                    raise
+                log.warning("devicetwin: a call was cancelled while handling %s %s", change.type, object_id)
 
     async def _from_cloud(self, msg: Message) -> None:
         await self.twin.handle_cloud_message(

@@ -355,7 +355,7 @@ class ObjectService:
     ) -> StoredObject:
         if patch_type == STRATEGIC_PATCH and resource.custom:
             patch_type = "custom-strategic"
-        if patch_type not in (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH):
+        if patch_type not in (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH, APPLY_PATCH):
             raise APIError(
                 415,
                 "UnsupportedMediaType",
@@ -363,11 +363,41 @@ class ObjectService:
                 f"{JSON_PATCH}, {MERGE_PATCH}" + ("" if resource.custom else f", {STRATEGIC_PATCH}"),
             )
         for attempt in range(_RETRIES):
+            # Server-side apply creates what does not exist yet.
+            if (
+                patch_type == APPLY_PATCH
+                and not subresource
+                and await self.store.get(self.storage_type(resource), namespace, name) is None
+            ):
+                try:
+                    patches.apply_server_side(None, patch)
+                except patches.PatchError as err:
+                    raise APIError(err.code, err.reason, err.message) from None
+                created = dict(patch)
+                created.setdefault("metadata", {})
+                if isinstance(created["metadata"], dict) and created["metadata"].get("name", name) != name:
+                    raise bad_request(
+                        f"the name of the object ({created['metadata'].get('name')}) does not match "
+                        f"the name on the URL ({name})"
+                    )
+                if isinstance(created["metadata"], dict):
+                    created["metadata"] = {**created["metadata"], "name": name}
+                try:
+                    return await self.create(
+                        resource, namespace, created, dry_run=dry_run, field_validation=field_validation
+                    )
+                except APIError as exc:
+                    if exc.reason != "AlreadyExists" or attempt == _RETRIES - 1:
+                        raise
+                    continue
             current = await self.get(resource, namespace, name)
             obj = current.object()
             self._served_as(resource, obj)
             try:
-                if patch_type == JSON_PATCH:
+                if patch_type == APPLY_PATCH:
+                    lists = patches.strategic_merge_lists(resource.group, resource.version, resource.kind)
+                    patched = patches.apply_server_side(obj, patch, merge_lists=lists, schema=resource.schema)
+                elif patch_type == JSON_PATCH:
                     patched = patches.apply_json_patch(obj, patch)
                 elif patch_type == STRATEGIC_PATCH:
                     lists = patches.strategic_merge_lists(resource.group, resource.version, resource.kind)

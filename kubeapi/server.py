@@ -351,20 +351,14 @@ class KubeAPI:
             return _json_response(served_bytes(resource, stored))
         if verb == "patch":
             patch_type = (request.content_type or "").lower()
-            if patch_type == APPLY_PATCH:
-                raise APIError(
-                    415,
-                    "UnsupportedMediaType",
-                    "server-side apply is not supported by this server; use client-side kubectl apply",
-                )
-            if patch_type not in (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH):
+            if patch_type not in (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH, APPLY_PATCH):
                 raise APIError(
                     415,
                     "UnsupportedMediaType",
                     f"the body of the request was in an unknown format - accepted media types include: "
-                    f"{JSON_PATCH}, {MERGE_PATCH}, {STRATEGIC_PATCH}",
+                    f"{JSON_PATCH}, {MERGE_PATCH}, {STRATEGIC_PATCH}, {APPLY_PATCH}",
                 )
-            body = await self._body(request, allow_yaml=False)
+            body = await self._body(request, allow_yaml=patch_type == APPLY_PATCH)
             stored = await self.service.patch(
                 resource,
                 target.namespace,
@@ -412,7 +406,12 @@ class KubeAPI:
                 f"the body of the request was in an unknown format - accepted media types include: "
                 f"{JSON_TYPE}, application/yaml (got {content_type})",
             )
-        if allow_yaml and content_type in ("application/yaml", "application/x-yaml", "text/yaml"):
+        if allow_yaml and content_type in (
+            "application/yaml",
+            "application/x-yaml",
+            "text/yaml",
+            APPLY_PATCH,
+        ):
             try:
                 return yaml.safe_load(data)
             except yaml.YAMLError as exc:

@@ -22,6 +22,7 @@ from kubeshore.up._processes import (
     group_members,
     is_alive,
     live_processes,
+    poll_until,
     read_state,
     start_ticks,
     stop_recorded,
@@ -105,6 +106,34 @@ async def test_sigterm_ignored_gets_sigkill(sup: Supervisor, script: Path, tmp_p
     await sup.stop("stubborn")
     assert time.monotonic() - t0 >= 0.9  # waited the grace period first
     assert not is_alive(parent) and not is_alive(child)
+
+
+async def test_stop_all_stops_together_and_the_control_plane_last(
+    sup: Supervisor, script: Path, tmp_path: Path
+) -> None:
+    markers = [tmp_path / f"m{i}" for i in range(3)]
+    core = service("core", script, markers[0], "stubborn")
+    core.stop_last = True
+    await sup.start(core)
+    for i in (1, 2):
+        await sup.start(service(f"edge-{i}", script, markers[i], "stubborn"))
+    for name in sup.names:
+        await sup.wait_ready(name, 10)
+    core_pid = _pids(markers[0])[0]
+    t0 = time.monotonic()
+    stopped_while_core_ran = []
+
+    async def watch_core() -> None:
+        await poll_until(lambda: sup.names == ["core"] or not is_alive(core_pid), 10, 0.02)
+        stopped_while_core_ran.append(is_alive(core_pid))
+
+    watcher = asyncio.create_task(watch_core())
+    await sup.stop_all()
+    await watcher
+    assert stopped_while_core_ran == [True]  # the edges were gone while the core still ran
+    # Each service waits its 1 s grace: the edges together, then the core (one after the other: 3 s).
+    assert time.monotonic() - t0 < 2.8
+    assert not any(is_alive(p) for m in markers for p in _pids(m))
 
 
 async def test_crashing_service_is_restarted_then_given_up(

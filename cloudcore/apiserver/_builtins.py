@@ -340,4 +340,24 @@ def builtin_types() -> list[ResourceType]:
             tracks_generation=True,
             printer_columns=(_NAME, _c("Created At", _crd_created)),
         ),
+        # Stored and served so that manifests for a real cluster (deploy/) apply here too; the
+        # embedded server does not enforce RBAC or mint service-account tokens.
+        ResourceType("", core, "ServiceAccount", "serviceaccounts", "serviceaccount", True, ("sa",)),
+        *(
+            ResourceType(
+                "rbac.authorization.k8s.io",
+                "v1",
+                kind,
+                kind.lower() + "s",
+                kind.lower(),
+                namespaced,
+                printer_columns=(_NAME, _AGE),
+            )
+            for kind, namespaced in (
+                ("Role", True),
+                ("RoleBinding", True),
+                ("ClusterRole", False),
+                ("ClusterRoleBinding", False),
+            )
+        ),
     ]

@@ -80,6 +80,7 @@ class _Op:
     stored: StoredObject | None  # None: delete
     event: WatchEvent
     future: asyncio.Future[None]
+    prior: StoredObject | None = None  # the state before, restored if the commit fails
 
 
 class _Watcher:
@@ -396,7 +397,7 @@ class SQLiteStore:
         self._put(gr, namespace, name, stored)
         loop = asyncio.get_running_loop()
         await self._commit(
-            _Op(gr, namespace, name, stored, WatchEvent("ADDED", stored), loop.create_future())
+            _Op(gr, namespace, name, stored, WatchEvent("ADDED", stored), loop.create_future(), None)
         )
         return stored
 
@@ -423,7 +424,7 @@ class SQLiteStore:
             current.namespace, current.name, current.resource_version, b"", current.labels, current.fields
         )
         ev = WatchEvent("MODIFIED", stored, previous)
-        await self._commit(_Op(gr, namespace, name, stored, ev, loop.create_future()))
+        await self._commit(_Op(gr, namespace, name, stored, ev, loop.create_future(), current))
         return stored
 
     async def delete(
@@ -448,7 +449,9 @@ class SQLiteStore:
         final = encode(resource, current.object(), self._rv)
         self._remove(gr, namespace, name)
         loop = asyncio.get_running_loop()
-        await self._commit(_Op(gr, namespace, name, None, WatchEvent("DELETED", final), loop.create_future()))
+        await self._commit(
+            _Op(gr, namespace, name, None, WatchEvent("DELETED", final), loop.create_future(), current)
+        )
         return final
 
     async def drop_resource(self, resource: ResourceType) -> None:
@@ -475,6 +478,7 @@ class SQLiteStore:
                 self._dirty = True
             except Exception as exc:
                 log.exception("cannot write %d objects to %s", len(batch), self.path)
+                self._undo(batch)
                 err = APIError(500, "InternalError", f"storage error: {exc}")
                 for op in batch:
                     if not op.future.done():
@@ -484,6 +488,14 @@ class SQLiteStore:
                 self._publish(op.resource, op.event)
                 if not op.future.done():
                     op.future.set_result(None)
+
+    def _undo(self, batch: builtins.list[_Op]) -> None:
+        """Put memory back as it was before a batch that could not be committed, newest first."""
+        for op in reversed(batch):
+            if self._current(op.resource, op.namespace, op.name) is not None:
+                self._remove(op.resource, op.namespace, op.name)
+            if op.prior is not None:
+                self._put(op.resource, op.namespace, op.name, op.prior)
 
     async def _checkpoint_loop(self) -> None:
         while True:

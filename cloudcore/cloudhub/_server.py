@@ -94,6 +94,7 @@ class CloudHub:
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.port = settings.port
+        self.last_activity = 0.0
 
     # Seams for controllers ------------------------------------------------------------------
     def register_upstream(self, source: str, handler: UpstreamHandler) -> None:
@@ -142,6 +143,7 @@ class CloudHub:
         session = self.sessions.get(node)
         if session is None or session.closed:
             return False
+        self.last_activity = time.monotonic()
         if isinstance(message, Message):
             frame = message.to_json()
             msg_id = message.header.msg_id
@@ -316,8 +318,13 @@ class CloudHub:
         except Exception:
             log.exception("node %s: handler for %s failed", node, msg.route.resource)
 
+    def busy(self, within: float = 0.5) -> bool:
+        """Whether messages were sent or acknowledged in the last ``within`` seconds (a fan-out)."""
+        return time.monotonic() - self.last_activity < within
+
     def _acked(self, p: Pending) -> None:
-        latency = time.monotonic() - p.first_sent
+        self.last_activity = now = time.monotonic()
+        latency = now - p.first_sent
         for observe in self._on_ack_latency:
             observe(latency)
         if p.on_ack is not None:

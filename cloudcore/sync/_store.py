@@ -9,7 +9,9 @@ edge stores by resourceVersion, so a repeat is harmless.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cloudcore._resources import CLUSTEROBJECTSYNCS, OBJECTSYNCS
@@ -17,6 +19,8 @@ from crds import ClusterObjectSync, ObjectMeta, ObjectSync, ObjectSyncSpec
 from kubeclient import ApiError, Kube, Obj
 
 log = logging.getLogger(__name__)
+
+_MAX_DEFER = 10.0
 
 
 @dataclass(slots=True)
@@ -46,8 +50,18 @@ def sync_name(node: str, uid: str) -> str:
 
 
 class ObjectSyncStore:
-    def __init__(self, kube: Kube | None, *, flush_interval: float = 0.2, writers: int = 8) -> None:
+    def __init__(
+        self,
+        kube: Kube | None,
+        *,
+        flush_interval: float = 0.2,
+        writers: int = 8,
+        busy: Callable[[], bool] | None = None,
+    ) -> None:
         self.kube = kube
+        # While cloudhub is fanning out, writer threads would take the GIL from the event loop
+        # that sends the messages: writes wait for a quiet moment (at most _MAX_DEFER seconds).
+        self.busy = busy or (lambda: False)
         self.flush_interval = flush_interval
         self.writers = writers
         self.acked: dict[str, dict[str, SyncedObject]] = {}
@@ -128,6 +142,13 @@ class ObjectSyncStore:
         """Wait until every recorded change is in the API (tests, orderly shutdown)."""
         await self._idle.wait()
 
+    async def _quiet(self, until: float) -> None:
+        loop = asyncio.get_running_loop()
+        for _ in itertools.count():
+            if not self.busy() or loop.time() >= until:
+                return
+            await asyncio.sleep(0.1)
+
     async def _flush_loop(self) -> None:
         sem = asyncio.Semaphore(self.writers)
         while True:
@@ -136,9 +157,12 @@ class ObjectSyncStore:
             await asyncio.sleep(self.flush_interval)
             batch, self._dirty = self._dirty, {}
             self._writing = len(batch)
+            # A busy cloudhub delays a batch by at most _MAX_DEFER, never starves it.
+            until = asyncio.get_running_loop().time() + _MAX_DEFER
 
-            async def write(node: str, synced: SyncedObject, delete: bool) -> None:
+            async def write(node: str, synced: SyncedObject, delete: bool, until: float) -> None:
                 async with sem:
+                    await self._quiet(until)
                     try:
                         assert self.kube is not None
                         await self.kube.run(self._write, node, synced, delete)
@@ -153,7 +177,7 @@ class ObjectSyncStore:
                     finally:
                         self._writing -= 1
 
-            await asyncio.gather(*(write(n, s, d) for (n, _), (s, d) in batch.items()))
+            await asyncio.gather(*(write(n, s, d, until) for (n, _), (s, d) in batch.items()))
             if not self._dirty:
                 self._idle.set()
             else:

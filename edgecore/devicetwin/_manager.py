@@ -14,7 +14,6 @@ property once, even across an edgecore restart (acknowledged versions are in SQL
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import copy
 import json
@@ -533,8 +532,3 @@ class DeviceTwin:
             twin.synced_actual = max(twin.synced_actual, av)
             acked.append(name)
         self.store.twins_changed(device.id, acked)
-
-
-def topic_to_resource(topic: str) -> str:
-    """KubeEdge hands MQTT messages to DeviceTwin with resource = base64url(topic)."""
-    return base64.urlsafe_b64encode(topic.encode()).decode()

@@ -82,6 +82,7 @@ class MapperRegistry:
         self._lock = asyncio.Lock()
         self._retry_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         for name, info in self.store.mappers.items():
@@ -107,6 +108,8 @@ class MapperRegistry:
             self._retry_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._retry_task
+        for task in list(self._tasks):
+            task.cancel()
         for m in self.mappers.values():
             await m.close()
 
@@ -115,8 +118,6 @@ class MapperRegistry:
     async def register(self, info: api_pb2.MapperInfo, with_data: bool) -> api_pb2.MapperRegisterResponse:
         address = bytes(info.address).decode(errors="replace")
         old = self.mappers.get(info.name)
-        if old is not None:
-            await old.close()
         mapper = Mapper(
             name=info.name,
             protocol=info.protocol,
@@ -124,6 +125,13 @@ class MapperRegistry:
             registered_at=old.registered_at if old is not None else time.time(),
             info={"version": info.version, "apiVersion": info.api_version, "state": info.state},
         )
+        if old is not None:
+            if old.address == address and old.channel is not None:
+                mapper.channel, mapper.stub = old.channel, old.stub  # gRPC reconnects by itself
+            else:
+                # Closing a channel cancels its calls (grpc.aio raises CancelledError in the caller):
+                # let a delivery round that still uses it finish first.
+                self._spawn(self._close_later(old))
         self.mappers[info.name] = mapper
         response = api_pb2.MapperRegisterResponse()
         if with_data:
@@ -155,6 +163,15 @@ class MapperRegistry:
         self._pending.update(self.store.devices)
         self._wake.set()
         return response
+
+    async def _close_later(self, mapper: Mapper) -> None:
+        await asyncio.sleep(CALL_TIMEOUT + 1)
+        await mapper.close()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def choose(self, device: Device) -> Mapper | None:
         annotations = (device.body.get("metadata") or {}).get("annotations") or {}
@@ -194,6 +211,10 @@ class MapperRegistry:
         await self._deliver_pending()
 
     async def model_removed(self, model_id: str, body: dict[str, Any]) -> None:
+        async with self._lock:
+            await self._remove_model(model_id)
+
+    async def _remove_model(self, model_id: str) -> None:
         for m in list(self.mappers.values()):
             if model_id in m.models:
                 with contextlib.suppress(grpc.aio.AioRpcError):
@@ -230,6 +251,10 @@ class MapperRegistry:
                     await self._deliver_pending()
                 except Exception:
                     log.exception("DMI delivery failed")
+                except asyncio.CancelledError:
+                    if _really_cancelled():
+                        raise
+                    log.warning("a mapper call was cancelled; retrying")
 
     async def _deliver_pending(self) -> None:
         async with self._lock:
@@ -328,6 +353,12 @@ class MapperRegistry:
         if known != fp:
             target.delivered[device_id] = fp
             self.store.put_mapper(target.name, target.to_json())
+
+
+def _really_cancelled() -> bool:
+    """Whether the running task is being cancelled (not just a gRPC call cancelled under it)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 class _MapperCallError(Exception):

@@ -293,7 +293,7 @@ class Plan:
         async def ready() -> bool:
             return await tcp_open(self.ports.websocket) and await kubectl.api_ready()
 
-        return Service("cloudcore", argv, env=CHILD_ENV, ready=ready)
+        return Service("cloudcore", argv, env=CHILD_ENV, ready=ready, stop_last=True)
 
     def mosquitto(self, node: str) -> Service:
         conf = self.node_dir(node) / "mosquitto.conf"

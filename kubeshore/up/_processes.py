@@ -40,6 +40,8 @@ class Service:
     cwd: Path | None = None
     ready: ReadyCheck | None = None
     restart: bool = True
+    stop_last: bool = False
+    """Stopped only after every other service (the control plane, which the others report to)."""
 
 
 @dataclass
@@ -135,7 +137,8 @@ def read_state(data_dir: Path) -> dict[str, Any]:
 def write_state(data_dir: Path, state: Mapping[str, Any]) -> None:
     # Written whole and renamed so that a reader never sees half a file.
     tmp = data_dir / f".{STATE_FILE}.tmp"
-    tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
+    # Key order is start order: `down` stops what a dead supervisor left in reverse of it.
+    tmp.write_text(json.dumps(state, indent=2))
     tmp.replace(data_dir / STATE_FILE)
 
 
@@ -413,7 +416,8 @@ class Supervisor:
         self._record()
 
     async def stop_all(self) -> None:
-        """Stop services in reverse start order (edge before cloud), each SIGTERM then SIGKILL."""
+        """Stop every service, each SIGTERM then SIGKILL: all at once, except those marked
+        ``stop_last``, which follow in reverse start order once the others are gone."""
         if self._monitor is not None:
             self._monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -421,5 +425,7 @@ class Supervisor:
             self._monitor = None
         for running in self._running.values():
             running.stopping = True
+        first = [n for n, r in self._running.items() if not r.service.stop_last]
+        await asyncio.gather(*(self.stop(n) for n in first))
         for name in reversed(list(self._running)):
             await self.stop(name)

@@ -50,7 +50,7 @@ class APIServerProcess:
             text=True,
         )
         assert self.proc.stderr is not None
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             line = self.proc.stderr.readline()
             if not line:
@@ -58,7 +58,7 @@ class APIServerProcess:
             if "serving on" in line:
                 self.url = line.split("serving on ")[1].split(";")[0]
                 return
-        raise RuntimeError("apiserver did not start in 30 s")
+        raise RuntimeError("apiserver did not start in 60 s")
 
     def kill9(self) -> None:
         if self.proc is not None:

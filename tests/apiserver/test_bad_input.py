@@ -111,7 +111,13 @@ async def test_bad_bodies_are_refused_and_nothing_is_written(embedded: EmbeddedA
         status, doc = await c.request(
             "PATCH", "/api/v1/namespaces/default/configmaps/missing", b"{}", "application/apply-patch+yaml"
         )
+        assert status == 400 and "apiVersion" in doc["message"]
+        status, doc = await c.request(
+            "PATCH", "/api/v1/namespaces/default/configmaps/missing", b"{}", "application/x-unknown-patch"
+        )
         assert status == 415
+        status, _ = await c.request("GET", "/api/v1/namespaces/default/configmaps/missing")
+        assert status == 404
         type_meta = b"\x0a\x07apps/v1\x12\x0aDeployment"
         envelope = b"k8s\x00\x0a" + bytes([len(type_meta)]) + type_meta
         status, doc = await c.request("POST", path, envelope, "application/vnd.kubernetes.protobuf")

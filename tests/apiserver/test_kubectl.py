@@ -301,3 +301,15 @@ def test_imperative_create_of_builtin_kinds(apiserver: APIServerProcess) -> None
     assert secret["data"] == {"k": "dg=="} and secret["type"] == "Opaque"
     out = apiserver.kubectl("create", "deployment", "d", "--image=nginx", check=False)
     assert out.returncode != 0 and "kubectl apply -f" in out.stderr
+
+
+def test_server_side_apply(apiserver: APIServerProcess) -> None:
+    _install_crd(apiserver)
+    out = apiserver.kubectl("apply", "--server-side", "-f", "-", input=_widget("ssa"))
+    assert "serverside-applied" in out.stdout
+    apiserver.kubectl("apply", "--server-side", "-f", "-", input=_widget("ssa", color="blue", size=6))
+    obj = apiserver.kubectl_json("get", "wd", "ssa")
+    assert obj["spec"] == {"color": "blue", "size": 6}
+    bad = _widget("ssa", color="purple")
+    out = apiserver.kubectl("apply", "--server-side", "-f", "-", input=bad, check=False)
+    assert out.returncode != 0 and "spec.color" in out.stderr
