@@ -35,7 +35,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "devices"))
+sys.path.insert(0, str(ROOT / "tests"))
 BIN = Path(sys.executable).parent
 SAMPLED = 20  # devices whose MQTT documents, statuses and desired values are timed
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -258,7 +258,7 @@ class StatusWatch(threading.Thread):
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from procs import mosquitto, wait_port  # noqa: F401
+    from _peers import mosquitto
 
     with tempfile.TemporaryDirectory(prefix="bench-devices-") as tmp_name, mosquitto() as broker:
         tmp = Path(tmp_name)
@@ -397,22 +397,25 @@ def edge_devices(edge_dir: Path) -> int:
 
 
 def patch_desired(kubeconfig: str, seconds: float) -> None:
-    from kubernetes import client, config
+    from kubeclient import Kube, Resource
 
-    api = client.CustomObjectsApi(config.new_client_from_config(kubeconfig))
+    devices = Resource("devices.kubeedge.io", "v1beta1", "devices", "Device", True)
+    kube = Kube.from_kubeconfig(kubeconfig, workers=1)
     end = time.monotonic() + seconds - 1
     i = 0
-    while time.monotonic() < end:
-        name = f"d{i % SAMPLED}"
-        # A merge patch replaces the whole list: keep the other properties of the device.
-        dev = api.get_namespaced_custom_object("devices.kubeedge.io", "v1beta1", "default", "devices", name)
-        props = dev["spec"]["properties"]
-        props[0]["desired"] = {"value": str(time.time_ns())}
-        api.patch_namespaced_custom_object(
-            "devices.kubeedge.io", "v1beta1", "default", "devices", name, {"spec": {"properties": props}}
-        )
-        i += 1
-        time.sleep(0.25)
+    try:
+        while time.monotonic() < end:
+            name = f"d{i % SAMPLED}"
+            # A merge patch replaces the whole list: keep the other properties of the device.
+            dev = kube.get(devices, name, "default")
+            assert dev is not None, name
+            props = dev["spec"]["properties"]
+            props[0]["desired"] = {"value": str(time.time_ns())}
+            kube.patch(devices, name, {"spec": {"properties": props}}, "default")
+            i += 1
+            time.sleep(0.25)
+    finally:
+        kube.close()
 
 
 def main(argv: list[str] | None = None) -> int:

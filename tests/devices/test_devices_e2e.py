@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _peers import mosquitto
 from _stack import Stack, wait_for
-from procs import mosquitto
 
 from edgecore.eventbus import MqttClient
 
