@@ -11,6 +11,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,16 @@ DEVICE = {
 }
 
 
+def _samples(text: str) -> dict[str, float]:
+    """Prometheus text exposition as {"name{labels}": value}."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
 def wait_for(check: Callable[[], Any], within: float = 30.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + within
     last: Any = None
@@ -109,7 +121,7 @@ class Stack:
         self.start(
             "cloudcore", str(BIN / "cloudcore"), "--standalone", "--data-dir", str(data),
             "--bind", "127.0.0.1", "--websocket-port", "0", "--https-port", "0",
-            "--apiserver-port", "0", "--metrics-port", "0",
+            "--apiserver-port", "0", "--metrics-port", "0", "--log-format", "json",
         )  # fmt: skip
         state = data / "cloudcore.json"
         wait_for(state.exists, 60, "cloudcore.json")
@@ -125,7 +137,8 @@ class Stack:
         subprocess.run(
             [str(BIN / "kubeshore"), "join", "--cloudcore", f"127.0.0.1:{self.ports['websocketPort']}",
              "--https-port", str(self.ports["httpsPort"]), "--token", token, "--node-name", "edge-1",
-             "--data-dir", str(self.edge_dir), "--metaserver-port", "0", "--mqtt-url", self.broker,
+             "--data-dir", str(self.edge_dir), "--metaserver-port", "0", "--metrics-port", "0",
+             "--mqtt-url", self.broker,
              "--dmi-socket", str(self.edge_dir / "dmi.sock")],
             capture_output=True, text=True, check=True, timeout=60,
         )  # fmt: skip
@@ -137,7 +150,22 @@ class Stack:
         cfg_path.write_text(yaml.safe_dump(cfg))
 
     def start_edgecore(self) -> None:
-        self.start("edgecore", str(BIN / "edgecore"), "--config", str(self.edge_dir / "edgecore.yaml"))
+        self.start(
+            "edgecore", str(BIN / "edgecore"), "--config", str(self.edge_dir / "edgecore.yaml"),
+            "--log-format", "json",
+        )  # fmt: skip
+
+    def scrape(self, component: str, path: str = "/metrics") -> tuple[int, str]:
+        """(status, body) of ``path`` on cloudcore's or edgecore's metrics port."""
+        if component == "cloudcore":
+            port = self.ports["metricsPort"]
+        else:
+            port = json.loads((self.edge_dir / "edgecore.json").read_text())["metricsPort"]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()
 
     def start_mapper(self) -> None:
         self.start(
@@ -244,6 +272,24 @@ async def test_device_end_to_end(stack: Stack) -> None:
         temp = next(t for t in st["twins"] if t["propertyName"] == "temp")
         assert temp["reported"]["metadata"]["type"] == "int" and temp["reported"]["metadata"]["timestamp"]
         assert temp["observedDesired"]["value"] == "30"
+
+        # What an operator scrapes: both sides count the reports that just flowed.
+        edge_ready = await run(stack.scrape, "edgecore", "/readyz?verbose")
+        assert edge_ready[0] == 200 and "[+]store ok" in edge_ready[1], edge_ready
+        edge = _samples((await run(stack.scrape, "edgecore"))[1])
+        assert edge["edgecore_cloud_connected"] == 1 and edge["edgecore_devices"] == 1, edge
+        assert edge["edgecore_registered_mappers"] == 1 and edge["edgecore_twin_updates_total"] >= 1
+        assert edge['edgecore_dmi_calls_total{result="OK",rpc="ReportDeviceStatus"}'] >= 1
+        assert edge["edgecore_messages_sent_total"] >= 1 and "edgecore_outbox_depth" in edge
+        cloud = _samples((await run(stack.scrape, "cloudcore"))[1])
+        assert cloud['devicecontroller_status_writes_total{result="ok"}'] >= 1, cloud
+        assert cloud["devicecontroller_twin_updates_total"] >= 1 and cloud["cloudhub_connected_nodes"] == 1
+        assert "devicecontroller_status_queue_depth" in cloud
+        assert (await run(stack.scrape, "cloudcore", "/readyz"))[0] == 200
+        for name in ("cloudcore", "edgecore"):
+            lines = (stack.tmp / f"{name}.log").read_text().splitlines()
+            records = [json.loads(line) for line in lines if line.startswith("{")]
+            assert records and all({"ts", "level", "logger", "msg"} <= r.keys() for r in records), name
 
         # kubectl patch of a desired value reaches the mapper; MQTT shows update, document and delta.
         await run(stack.patch_desired, "35")
