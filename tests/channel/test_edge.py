@@ -117,6 +117,23 @@ async def test_metrics_and_health(cloud: Cloud, edges: EdgeStarter, tmp_path: Pa
     assert (await afetch("/livez")).strip() == "ok"
 
 
+async def test_edge_is_ready_offline(cloud: Cloud, edges: EdgeStarter, tmp_path: Path) -> None:
+    """Offline, edgecore serves from its store: still ready, the lost cloud shows in a metric."""
+    assert await join(cloud, "edge-off", tmp_path / "a") == 0
+    cfg = edge_config(tmp_path / "a")
+    cfg.edge_hub.server = "127.0.0.1:9"  # nothing listens there
+    node = await edges(cfg)
+    assert node.observability is not None
+    base = f"http://127.0.0.1:{node.observability.port}"
+
+    def fetch(path: str) -> str:
+        with urllib.request.urlopen(base + path, timeout=5) as r:
+            return str(r.read().decode())
+
+    assert (await asyncio.to_thread(fetch, "/readyz")).strip() == "ok"
+    assert "edgecore_cloud_connected 0.0" in await asyncio.to_thread(fetch, "/metrics")
+
+
 async def _contains(text: Awaitable[str], part: str) -> bool:
     return part in await text
 
