@@ -28,6 +28,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import shutil
 import socket
 import ssl
 import statistics
@@ -410,6 +411,7 @@ def run_once(
             except subprocess.TimeoutExpired:
                 p.kill()
         log.close()
+        shutil.rmtree(work, ignore_errors=True)  # 2 files per simulated node
     return result
 
 

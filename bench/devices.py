@@ -35,7 +35,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "devices"))
+sys.path.insert(0, str(ROOT / "tests"))
 BIN = Path(sys.executable).parent
 SAMPLED = 20  # devices whose MQTT documents, statuses and desired values are timed
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -258,7 +258,7 @@ class StatusWatch(threading.Thread):
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from procs import mosquitto, wait_port  # noqa: F401
+    from _peers import mosquitto
 
     with tempfile.TemporaryDirectory(prefix="bench-devices-") as tmp_name, mosquitto() as broker:
         tmp = Path(tmp_name)

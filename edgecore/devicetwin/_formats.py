@@ -51,9 +51,7 @@ def twin_document(changes: list[Change]) -> dict[str, Any]:
 def twin_delta(device: Device) -> dict[str, Any] | None:
     """All twins with a desired value, plus the ones whose desired and reported differ; None if none do."""
     delta = {
-        name: t.expected
-        for name, t in device.twins.items()
-        if t.expected is not None and t.expected != t.actual
+        name: t.expected for name, t in device.twins.items() if t.expected is not None and not t.in_sync()
     }
     if not delta:
         return None

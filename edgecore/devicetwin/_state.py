@@ -48,6 +48,9 @@ def rfc3339_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+_NUMERIC_TYPES = frozenset({"int", "integer", "float", "double", "int64", "float64"})
+
+
 @dataclass(slots=True)
 class Twin:
     name: str
@@ -67,6 +70,25 @@ class Twin:
     observed_ts: int = 0
     synced_expected: int = 0
     synced_actual: int = 0
+
+    def in_sync(self) -> bool:
+        """Whether the reported value equals the desired one, numerically for numeric twins.
+
+        Mappers report what the device returns ("19.0" for a FLOAT property whose desired value
+        is "19"); comparing text would publish a delta for ever.
+        """
+        if self.expected == self.actual:
+            return True
+        if self.expected is None or self.actual is None:
+            return False
+        if self.attr_type in _NUMERIC_TYPES:
+            try:
+                return float(self.expected) == float(self.actual)
+            except ValueError:
+                return False
+        if self.attr_type in ("boolean", "bool"):
+            return self.expected.strip().lower() == self.actual.strip().lower()
+        return False
 
     def render(self) -> dict[str, Any]:
         """The twin in KubeEdge's MsgTwin JSON shape (without versions)."""

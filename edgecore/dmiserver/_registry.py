@@ -308,6 +308,10 @@ class MapperRegistry:
             return True
         if target is None:
             return True  # waits for its mapper: register() looks at every device again
+        if self.store.models.get(device.model_id) is None:
+            # Mappers need the model before the device (KubeEdge's wait 3 s for it, then fail);
+            # model_upserted() puts the device back in the queue when the model arrives.
+            return True
         if target.name in down:
             return False
         dmi_device = self._dmi_device(device_id)

@@ -8,7 +8,7 @@ import pytest
 
 # The channel tests' helpers (in-memory API server, join) are reused here.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from procs import mosquitto
+from _peers import mosquitto
 
 
 @pytest.fixture

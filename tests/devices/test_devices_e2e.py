@@ -6,26 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from procs import mosquitto
+from _peers import mosquitto
+from _stack import Stack, wait_for
 
 from edgecore.eventbus import MqttClient
 
 pytest.importorskip("cloudcore.apiserver", reason="standalone mode needs the embedded API server")
 pytestmark = pytest.mark.slow
 
-BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
 BASE = "$hw/events/device/default/thermo-1"
 
@@ -69,103 +63,12 @@ DEVICE = {
 }
 
 
-def _samples(text: str) -> dict[str, float]:
-    """Prometheus text exposition as {"name{labels}": value}."""
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            out[key] = float(value)
-    return out
+class DeviceStack(Stack):
+    """The shared stack plus the recording test mapper of ``testmapper.py`` serving thermo-1."""
 
-
-def wait_for(check: Callable[[], Any], within: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + within
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except (OSError, subprocess.SubprocessError, ValueError, KeyError, IndexError, TypeError) as exc:
-            last = exc
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not reached within {within}s (last: {last!r})")
-
-
-class Stack:
     def __init__(self, tmp: Path, broker: str) -> None:
-        self.tmp = tmp
-        self.broker = broker
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.ports: dict[str, Any] = {}
+        super().__init__(tmp, broker)
         self.calls = tmp / "mapper-calls.jsonl"
-
-    def start(self, name: str, *argv: str) -> None:
-        log = (self.tmp / f"{name}.log").open("ab")
-        self.procs[name] = subprocess.Popen(list(argv), stdout=log, stderr=log, start_new_session=True)
-
-    def kill9(self, name: str) -> None:
-        p = self.procs.pop(name)
-        os.kill(p.pid, signal.SIGKILL)
-        p.wait(10)
-
-    def stop_all(self) -> None:
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.kill()
-                p.wait(10)
-
-    def start_cloudcore(self) -> None:
-        data = self.tmp / "cloud"
-        self.start(
-            "cloudcore", str(BIN / "cloudcore"), "--standalone", "--data-dir", str(data),
-            "--bind", "127.0.0.1", "--websocket-port", "0", "--https-port", "0",
-            "--apiserver-port", "0", "--metrics-port", "0", "--log-format", "json",
-        )  # fmt: skip
-        state = data / "cloudcore.json"
-        wait_for(state.exists, 60, "cloudcore.json")
-        self.ports = json.loads(state.read_text())
-        self.kubeconfig = str(data / "admin.kubeconfig")
-
-    def join_edge(self) -> None:
-        token = subprocess.run(
-            [str(BIN / "kubeshore"), "token", "create", "--data-dir", str(self.tmp / "cloud")],
-            capture_output=True, text=True, check=True, timeout=60,
-        ).stdout.strip()  # fmt: skip
-        self.edge_dir = self.tmp / "edge-1"
-        subprocess.run(
-            [str(BIN / "kubeshore"), "join", "--cloudcore", f"127.0.0.1:{self.ports['websocketPort']}",
-             "--https-port", str(self.ports["httpsPort"]), "--token", token, "--node-name", "edge-1",
-             "--data-dir", str(self.edge_dir), "--metaserver-port", "0", "--metrics-port", "0",
-             "--mqtt-url", self.broker,
-             "--dmi-socket", str(self.edge_dir / "dmi.sock")],
-            capture_output=True, text=True, check=True, timeout=60,
-        )  # fmt: skip
-        import yaml
-
-        cfg_path = self.edge_dir / "edgecore.yaml"
-        cfg = yaml.safe_load(cfg_path.read_text())
-        cfg["edgeHub"].update({"heartbeat": 1.0, "reconnectInitial": 0.2, "reconnectMax": 1.0})
-        cfg_path.write_text(yaml.safe_dump(cfg))
-
-    def start_edgecore(self) -> None:
-        self.start(
-            "edgecore", str(BIN / "edgecore"), "--config", str(self.edge_dir / "edgecore.yaml"),
-            "--log-format", "json",
-        )  # fmt: skip
-
-    def scrape(self, component: str, path: str = "/metrics") -> tuple[int, str]:
-        """(status, body) of ``path`` on cloudcore's or edgecore's metrics port."""
-        if component == "cloudcore":
-            port = self.ports["metricsPort"]
-        else:
-            port = json.loads((self.edge_dir / "edgecore.json").read_text())["metricsPort"]
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
-                return resp.status, resp.read().decode()
-        except urllib.error.HTTPError as err:
-            return err.code, err.read().decode()
 
     def start_mapper(self) -> None:
         self.start(
@@ -173,15 +76,6 @@ class Stack:
             "--edgecore-sock", str(self.edge_dir / "dmi.sock"), "--socket", str(self.tmp / "virtual.sock"),
             "--record", str(self.calls), "--period", "0.3",
         )  # fmt: skip
-
-    def kubectl(self, *args: str, stdin: str | None = None) -> str:
-        out = subprocess.run(
-            ["kubectl", "--kubeconfig", self.kubeconfig, *args], input=stdin, capture_output=True, text=True,
-            timeout=60,
-        )  # fmt: skip
-        if out.returncode != 0:
-            raise subprocess.SubprocessError(f"kubectl {' '.join(args)}: {out.stderr}")
-        return out.stdout
 
     def mapper_calls(self, call: str) -> list[dict[str, Any]]:
         if not self.calls.exists():
@@ -201,25 +95,24 @@ class Stack:
         dev = json.loads(self.kubectl("get", "device", "thermo-1", "-n", "default", "-o", "json"))
         return str(dev["spec"]["properties"][0]["desired"]["value"])
 
-    def status(self) -> dict[str, Any]:
-        return json.loads(self.kubectl("get", "devicestatus", "thermo-1", "-n", "default", "-o", "json"))
+    def thermo(self) -> dict[str, Any]:
+        return self.status("thermo-1")
 
-    def reported(self) -> dict[str, str]:
-        twins = self.status().get("status", {}).get("twins") or []
-        return {t["propertyName"]: t.get("reported", {}).get("value") for t in twins}
+    def thermo_reported(self) -> dict[str, str]:
+        return self.reported("thermo-1")
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+def stack(tmp_path: Path) -> Iterator[DeviceStack]:
     with mosquitto() as broker:
-        s = Stack(tmp_path, broker)
+        s = DeviceStack(tmp_path, broker)
         try:
             yield s
         finally:
             s.stop_all()
 
 
-def _mapper_has_device(stack: Stack, desired: str) -> bool:
+def _mapper_has_device(stack: DeviceStack, desired: str) -> bool:
     for msg in stack.mapper_calls("RegisterDevice") + stack.mapper_calls("UpdateDevice"):
         dev = msg["device"]
         if (
@@ -237,7 +130,7 @@ def _mapper_has_device(stack: Stack, desired: str) -> bool:
     return False
 
 
-async def test_device_end_to_end(stack: Stack) -> None:
+async def test_device_end_to_end(stack: DeviceStack) -> None:
     run = asyncio.to_thread
     stack.start_cloudcore()
     stack.join_edge()
@@ -263,11 +156,11 @@ async def test_device_end_to_end(stack: Stack) -> None:
         assert set(reg["spec"]["protocol"]["configData"]["data"]) == {"interval", "seed"}
 
         # Its reports show in kubectl get devicestatus.
-        await run(wait_for, lambda: stack.reported().get("temp") == "30", 60, "reported temp")
-        await run(wait_for, lambda: stack.reported().get("ticks"), 30, "reported ticks")
+        await run(wait_for, lambda: stack.thermo_reported().get("temp") == "30", 60, "reported temp")
+        await run(wait_for, lambda: stack.thermo_reported().get("ticks"), 30, "reported ticks")
         # Twins and state reach DeviceStatus in separate coalesced writes; wait for both.
-        await run(wait_for, lambda: stack.status()["status"].get("state") == "online", 30, "state online")
-        st = (await run(stack.status))["status"]
+        await run(wait_for, lambda: stack.thermo()["status"].get("state") == "online", 30, "state online")
+        st = (await run(stack.thermo))["status"]
         assert st["state"] == "online" and st["lastOnlineTime"].endswith("Z")
         temp = next(t for t in st["twins"] if t["propertyName"] == "temp")
         assert temp["reported"]["metadata"]["type"] == "int" and temp["reported"]["metadata"]["timestamp"]
@@ -276,12 +169,12 @@ async def test_device_end_to_end(stack: Stack) -> None:
         # What an operator scrapes: both sides count the reports that just flowed.
         edge_ready = await run(stack.scrape, "edgecore", "/readyz?verbose")
         assert edge_ready[0] == 200 and "[+]store ok" in edge_ready[1], edge_ready
-        edge = _samples((await run(stack.scrape, "edgecore"))[1])
+        edge = await run(stack.samples, "edgecore")
         assert edge["edgecore_cloud_connected"] == 1 and edge["edgecore_devices"] == 1, edge
         assert edge["edgecore_registered_mappers"] == 1 and edge["edgecore_twin_updates_total"] >= 1
         assert edge['edgecore_dmi_calls_total{result="OK",rpc="ReportDeviceStatus"}'] >= 1
         assert edge["edgecore_messages_sent_total"] >= 1 and "edgecore_outbox_depth" in edge
-        cloud = _samples((await run(stack.scrape, "cloudcore"))[1])
+        cloud = await run(stack.samples, "cloudcore")
         assert cloud['devicecontroller_status_writes_total{result="ok"}'] >= 1, cloud
         assert cloud["devicecontroller_twin_updates_total"] >= 1 and cloud["cloudhub_connected_nodes"] == 1
         assert "devicecontroller_status_queue_depth" in cloud
@@ -294,7 +187,7 @@ async def test_device_end_to_end(stack: Stack) -> None:
         # kubectl patch of a desired value reaches the mapper; MQTT shows update, document and delta.
         await run(stack.patch_desired, "35")
         await run(wait_for, lambda: _mapper_has_device(stack, "35"), 30, "UpdateDevice with desired 35")
-        await run(wait_for, lambda: stack.reported().get("temp") == "35", 30, "reported 35")
+        await run(wait_for, lambda: stack.thermo_reported().get("temp") == "35", 30, "reported 35")
         topics = {t for t, _ in seen}
         assert BASE + "/twin/update/document" in topics
         assert BASE + "/twin/update/delta" in topics
@@ -322,15 +215,19 @@ async def test_device_end_to_end(stack: Stack) -> None:
         )
         last = stack.mapper_calls("MapperRegister")[-1]
         assert [d["name"] for d in last.get("deviceList") or []] == ["thermo-1"]
-        ticks = (await run(stack.reported))["ticks"]
-        await run(wait_for, lambda: stack.reported()["ticks"] != ticks, 30, "reports after mapper restart")
+        ticks = (await run(stack.thermo_reported))["ticks"]
+        await run(
+            wait_for, lambda: stack.thermo_reported()["ticks"] != ticks, 30, "reports after mapper restart"
+        )
 
         # edgecore killed and restarted: the mapper registration is restored, reports land again and
         # changes reach the mapper.
         stack.kill9("edgecore")
         stack.start_edgecore()
-        ticks = (await run(stack.reported))["ticks"]
-        await run(wait_for, lambda: stack.reported()["ticks"] != ticks, 60, "reports after edgecore restart")
+        ticks = (await run(stack.thermo_reported))["ticks"]
+        await run(
+            wait_for, lambda: stack.thermo_reported()["ticks"] != ticks, 60, "reports after edgecore restart"
+        )
         await run(stack.patch_desired, "45")
         await run(
             wait_for, lambda: _mapper_has_device(stack, "45"), 30, "UpdateDevice after edgecore restart"

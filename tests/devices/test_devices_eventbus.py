@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from procs import free_port, mosquitto
+from _peers import free_port, mosquitto
 
 from edgecore.eventbus import BrokerAddress, MqttClient
 

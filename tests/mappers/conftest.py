@@ -5,22 +5,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import os
-import shutil
-import socket
 import subprocess
+import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from device_servers import Boiler, ModbusDevice
 
 import crds
 from dmi import convert
 from dmi.v1beta1 import api_pb2, api_pb2_grpc
+
+# tests/ holds the full-stack helpers (_stack.py) the kubectl end-to-end tests share with tests/devices.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _peers import Mosquitto, free_port, wait_port
 
 Until = Callable[..., Coroutine[Any, Any, None]]
 
@@ -176,48 +181,12 @@ async def dmi_peer(sock_dir: Path) -> AsyncIterator[DmiPeer]:
     await peer.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def port() -> Callable[[], int]:
     return free_port
 
 
 # -- real servers the sinks push to ------------------------------------------------------------------
-
-
-def _wait_port(port: int, within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return
-        time.sleep(0.02)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
-
-
-class Mosquitto:
-    def __init__(self, port: int, workdir: Path) -> None:
-        self.port = port
-        self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.proc = subprocess.Popen(
-            [exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        _wait_port(self.port)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
 
 
 @pytest.fixture
@@ -255,7 +224,7 @@ def redis_server(tmp_path: Path) -> Iterator[int]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_port(port)
+        wait_port(port)
         yield port
     finally:
         proc.kill()
@@ -300,7 +269,7 @@ def mariadb(tmp_path: Path) -> Iterator[tuple[int, str]]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_port(port, within=60)
+        wait_port(port, timeout=60)
         import pymysql
 
         conn = pymysql.connect(host="127.0.0.1", port=port, user="root")
@@ -311,3 +280,23 @@ def mariadb(tmp_path: Path) -> Iterator[tuple[int, str]]:
     finally:
         proc.kill()
         proc.wait()
+
+
+# -- real device servers ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def modbus(port: Callable[[], int]) -> AsyncIterator[ModbusDevice]:
+    dev = ModbusDevice(port())
+    await dev.start()
+    yield dev
+    await dev.stop()
+
+
+@pytest.fixture
+async def boiler(port: Callable[[], int]) -> AsyncIterator[Boiler]:
+    logging.getLogger("asyncua").setLevel(logging.WARNING)
+    b = Boiler(port())
+    await b.start()
+    yield b
+    await b.stop()

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import struct
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext
-from pymodbus.server import ModbusTcpServer
+from device_servers import CO, DI, HR, IR, ModbusDevice
 
 import crds
 from mappers.modbus import ModbusDriver
@@ -19,54 +17,6 @@ from mappers.sdk.app import MapperApp
 from mappers.sdk.config import MapperConfig
 
 Until = Callable[..., Coroutine[Any, Any, None]]
-HR, IR, CO, DI = 3, 4, 1, 2  # pymodbus function codes naming the four tables
-
-
-class ModbusDevice:
-    """A real Modbus TCP server on loopback whose tables the test reads and writes."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        block = lambda: ModbusSequentialDataBlock(1, [0] * 100)  # noqa: E731
-        self.context = ModbusServerContext(
-            devices=ModbusDeviceContext(di=block(), co=block(), hr=block(), ir=block()), single=True
-        )
-        self._tables: Any = None  # the server's datastore, kept across restarts
-        self._server: ModbusTcpServer | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._server = ModbusTcpServer(self.context, address=("127.0.0.1", self.port))
-        if self._tables is None:
-            self._tables = self._server.context
-        self._server.context = self._tables
-        self._task = asyncio.create_task(self._server.serve_forever())
-        for _ in range(100):
-            if self._server.is_active():
-                return
-            await asyncio.sleep(0.02)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            await self._server.shutdown()
-            self._server = None
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def set(self, table: int, address: int, values: list[int]) -> None:
-        await self._tables.async_setValues(0, table, address, values)
-
-    async def get(self, table: int, address: int, count: int = 1) -> list[int]:
-        return [int(v) for v in await self._tables.async_getValues(0, table, address, count)]
-
-
-@pytest.fixture
-async def modbus(port: Callable[[], int]) -> AsyncIterator[ModbusDevice]:
-    dev = ModbusDevice(port())
-    await dev.start()
-    yield dev
-    await dev.stop()
 
 
 def test_codec_swaps_scale_and_types() -> None:

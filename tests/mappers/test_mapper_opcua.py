@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-import pytest
-from asyncua import ua
-from asyncua.server.server import Server
+from device_servers import Boiler
 
 import crds
 from mappers.opcua import OpcUaDriver
@@ -17,63 +14,6 @@ from mappers.sdk.app import MapperApp
 from mappers.sdk.config import MapperConfig
 
 Until = Callable[..., Coroutine[Any, Any, None]]
-
-
-class Boiler:
-    """A real OPC UA server with a Temperature (Double) and a writable Setpoint (Int32)."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.url = f"opc.tcp://127.0.0.1:{port}/kubeshore/"
-        self.values: dict[str, Any] = {"Temperature": 20.5, "Setpoint": 10}
-        self.server: Server | None = None
-        self.running = False
-        self.nodes: dict[str, Any] = {}
-
-    async def start(self) -> None:
-        if self.server is not None:
-            # Restart the same server: its address space (and values) survive, and init is slow.
-            await self.server.start()
-            self.running = True
-            return
-        server = Server()
-        await server.init()
-        server.set_endpoint(self.url)
-        idx = await server.register_namespace("urn:kubeshore:test")
-        boiler = await server.nodes.objects.add_object(idx, "Boiler")
-        self.nodes["Temperature"] = await boiler.add_variable(
-            ua.NodeId("Temperature", idx),
-            "Temperature",
-            ua.Variant(self.values["Temperature"], ua.VariantType.Double),
-        )
-        self.nodes["Setpoint"] = await boiler.add_variable(
-            ua.NodeId("Setpoint", idx), "Setpoint", ua.Variant(self.values["Setpoint"], ua.VariantType.Int32)
-        )
-        await self.nodes["Setpoint"].set_writable()
-        await server.start()
-        self.server = server
-        self.running = True
-
-    async def stop(self) -> None:
-        if self.server is not None and self.running:
-            await self.server.stop()
-            self.running = False
-
-    async def set(self, name: str, value: Any) -> None:
-        vtype = ua.VariantType.Double if name == "Temperature" else ua.VariantType.Int32
-        await self.nodes[name].write_value(ua.Variant(value, vtype))
-
-    async def get(self, name: str) -> Any:
-        return await self.nodes[name].read_value()
-
-
-@pytest.fixture
-async def boiler(port: Callable[[], int]) -> AsyncIterator[Boiler]:
-    logging.getLogger("asyncua").setLevel(logging.WARNING)
-    b = Boiler(port())
-    await b.start()
-    yield b
-    await b.stop()
 
 
 def boiler_device(url: str, desired: str) -> crds.Device:

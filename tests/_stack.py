@@ -1,0 +1,153 @@
+"""The full kubeshore stack as real processes, for end-to-end tests driven from kubectl: standalone
+cloudcore, ``kubeshore token create`` + ``kubeshore join`` for one edge node, edgecore, and any
+further process (mappers). Every process runs in its own session so it can be killed with -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+BIN = Path(sys.executable).parent
+
+
+def wait_for(check: Callable[[], Any], within: float = 30.0, what: str = "condition") -> Any:
+    """Poll ``check`` (blocking) until it returns something truthy; kubectl errors count as not yet."""
+    deadline = time.monotonic() + within
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except (OSError, subprocess.SubprocessError, ValueError, KeyError, IndexError, TypeError) as exc:
+            last = exc
+        time.sleep(0.2)
+    raise AssertionError(f"{what} not reached within {within}s (last: {last!r})")
+
+
+class Stack:
+    """cloudcore + one joined edge node (``edge-1``) under ``tmp``; ``broker`` is the MQTT URL."""
+
+    def __init__(self, tmp: Path, broker: str) -> None:
+        self.tmp = tmp
+        self.broker = broker
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.ports: dict[str, Any] = {}
+        self.edge_dir = tmp / "edge-1"
+
+    def start(self, name: str, *argv: str) -> None:
+        log = (self.tmp / f"{name}.log").open("ab")
+        self.procs[name] = subprocess.Popen(list(argv), stdout=log, stderr=log, start_new_session=True)
+
+    def kill9(self, name: str) -> None:
+        p = self.procs.pop(name)
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(10)
+
+    def stop_all(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+
+    def start_cloudcore(self, **config: Any) -> None:
+        """Start cloudcore; ``config`` holds extra config-file keys (camelCase), e.g. flush intervals."""
+        data = self.tmp / "cloud"
+        extra: list[str] = []
+        if config:
+            path = self.tmp / "cloudcore.yaml"
+            path.write_text(yaml.safe_dump(config))
+            extra = ["--config", str(path)]
+        self.start(
+            "cloudcore", str(BIN / "cloudcore"), "--standalone", "--data-dir", str(data),
+            "--bind", "127.0.0.1", "--websocket-port", "0", "--https-port", "0",
+            "--apiserver-port", "0", "--metrics-port", "0", "--log-format", "json", *extra,
+        )  # fmt: skip
+        state = data / "cloudcore.json"
+        wait_for(state.exists, 60, "cloudcore.json")
+        self.ports = json.loads(state.read_text())
+        self.kubeconfig = str(data / "admin.kubeconfig")
+
+    def join_edge(self) -> None:
+        token = subprocess.run(
+            [str(BIN / "kubeshore"), "token", "create", "--data-dir", str(self.tmp / "cloud")],
+            capture_output=True, text=True, check=True, timeout=60,
+        ).stdout.strip()  # fmt: skip
+        subprocess.run(
+            [str(BIN / "kubeshore"), "join", "--cloudcore", f"127.0.0.1:{self.ports['websocketPort']}",
+             "--https-port", str(self.ports["httpsPort"]), "--token", token, "--node-name", "edge-1",
+             "--data-dir", str(self.edge_dir), "--metaserver-port", "0", "--metrics-port", "0",
+             "--mqtt-url", self.broker,
+             "--dmi-socket", str(self.edge_dir / "dmi.sock")],
+            capture_output=True, text=True, check=True, timeout=60,
+        )  # fmt: skip
+        cfg_path = self.edge_dir / "edgecore.yaml"
+        cfg = yaml.safe_load(cfg_path.read_text())
+        cfg["edgeHub"].update({"heartbeat": 1.0, "reconnectInitial": 0.2, "reconnectMax": 1.0})
+        cfg_path.write_text(yaml.safe_dump(cfg))
+
+    def start_edgecore(self) -> None:
+        self.start(
+            "edgecore", str(BIN / "edgecore"), "--config", str(self.edge_dir / "edgecore.yaml"),
+            "--log-format", "json",
+        )  # fmt: skip
+
+    def scrape(self, component: str, path: str = "/metrics") -> tuple[int, str]:
+        """(status, body) of ``path`` on cloudcore's or edgecore's metrics port."""
+        if component == "cloudcore":
+            port = self.ports["metricsPort"]
+        else:
+            port = json.loads((self.edge_dir / "edgecore.json").read_text())["metricsPort"]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()
+
+    def samples(self, component: str) -> dict[str, float]:
+        """``/metrics`` of ``component`` as {"name{labels}": value}."""
+        out: dict[str, float] = {}
+        for line in self.scrape(component)[1].splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.rpartition(" ")
+                out[key] = float(value)
+        return out
+
+    def kubectl(self, *args: str, stdin: str | None = None) -> str:
+        out = subprocess.run(
+            ["kubectl", "--kubeconfig", self.kubeconfig, *args], input=stdin, capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+        if out.returncode != 0:
+            raise subprocess.SubprocessError(f"kubectl {' '.join(args)}: {out.stderr}")
+        return out.stdout
+
+    def apply(self, manifest: str) -> None:
+        self.kubectl("apply", "-f", "-", stdin=manifest)
+
+    def status(self, name: str, namespace: str = "default") -> dict[str, Any]:
+        """``kubectl get devicestatus NAME -o json``."""
+        out: dict[str, Any] = json.loads(
+            self.kubectl("get", "devicestatus", name, "-n", namespace, "-o", "json")
+        )
+        return out
+
+    def reported(self, name: str, namespace: str = "default") -> dict[str, str]:
+        """The reported twin values of a device, by property, as DeviceStatus shows them."""
+        twins = self.status(name, namespace).get("status", {}).get("twins") or []
+        return {t["propertyName"]: t.get("reported", {}).get("value") for t in twins}
+
+    def state(self, name: str, namespace: str = "default") -> str | None:
+        state: str | None = self.status(name, namespace).get("status", {}).get("state")
+        return state
