@@ -266,7 +266,7 @@ def run_once(
     n_nodes: int, workers: int, heartbeat: float, idle_window: float, flush_wait: float
 ) -> dict[str, Any]:
     from cloudcore._identity import load_ca
-    from cloudcore._kube import SERVICES, Kube
+    from kubeclient import SERVICES, Kube
     from kubeshore import pki
 
     bin_dir = Path(sys.executable).parent

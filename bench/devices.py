@@ -398,22 +398,25 @@ def edge_devices(edge_dir: Path) -> int:
 
 
 def patch_desired(kubeconfig: str, seconds: float) -> None:
-    from kubernetes import client, config
+    from kubeclient import Kube, Resource
 
-    api = client.CustomObjectsApi(config.new_client_from_config(kubeconfig))
+    devices = Resource("devices.kubeedge.io", "v1beta1", "devices", "Device", True)
+    kube = Kube.from_kubeconfig(kubeconfig, workers=1)
     end = time.monotonic() + seconds - 1
     i = 0
-    while time.monotonic() < end:
-        name = f"d{i % SAMPLED}"
-        # A merge patch replaces the whole list: keep the other properties of the device.
-        dev = api.get_namespaced_custom_object("devices.kubeedge.io", "v1beta1", "default", "devices", name)
-        props = dev["spec"]["properties"]
-        props[0]["desired"] = {"value": str(time.time_ns())}
-        api.patch_namespaced_custom_object(
-            "devices.kubeedge.io", "v1beta1", "default", "devices", name, {"spec": {"properties": props}}
-        )
-        i += 1
-        time.sleep(0.25)
+    try:
+        while time.monotonic() < end:
+            name = f"d{i % SAMPLED}"
+            # A merge patch replaces the whole list: keep the other properties of the device.
+            dev = kube.get(devices, name, "default")
+            assert dev is not None, name
+            props = dev["spec"]["properties"]
+            props[0]["desired"] = {"value": str(time.time_ns())}
+            kube.patch(devices, name, {"spec": {"properties": props}}, "default")
+            i += 1
+            time.sleep(0.25)
+    finally:
+        kube.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nodegroup._kube import Kube, api_client_from_kubeconfig
+from kubeclient import Kube
 from nodegroup.endpointfilter import filter_endpoint_slice
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,20 +78,20 @@ async def wait_for(check: Any, within: float = 60.0) -> None:
 
 
 async def bench_controllers(kubeconfig: Path, controller_pid: int) -> dict[str, Any]:
-    kube = Kube(api_client_from_kubeconfig(str(kubeconfig)))
+    kube = Kube.from_kubeconfig(str(kubeconfig))
     ng = "/apis/apps.kubeedge.io/v1alpha1/nodegroups"
     ready = {"type": "Ready", "status": "True"}
     for i in range(NODES):
-        await kube.create(
+        await kube.acreate(
             "/api/v1/nodes", {"metadata": {"name": f"n{i}", "labels": {"site": f"s{i % GROUPS}"}}}
         )
-        await kube.patch(f"/api/v1/nodes/n{i}/status", {"status": {"conditions": [ready]}})
+        await kube.apatch(f"/api/v1/nodes/n{i}/status", {"status": {"conditions": [ready]}})
     start = time.perf_counter()
     for g in range(GROUPS):
-        await kube.create(ng, {"metadata": {"name": f"g{g}"}, "spec": {"matchLabels": {"site": f"s{g}"}}})
+        await kube.acreate(ng, {"metadata": {"name": f"g{g}"}, "spec": {"matchLabels": {"site": f"s{g}"}}})
 
     async def all_labelled() -> bool:
-        nodes = await kube.get("/api/v1/nodes")
+        nodes = await kube.aget("/api/v1/nodes")
         return all(
             (n["metadata"].get("labels") or {}).get("apps.kubeedge.io/belonging-to") for n in nodes["items"]
         )
@@ -105,12 +105,12 @@ async def bench_controllers(kubeconfig: Path, controller_pid: int) -> dict[str, 
         state = "False" if i % 2 == 0 else "True"
         want = "NotReady" if state == "False" else "Ready"
         start = time.perf_counter()
-        await kube.patch(
+        await kube.apatch(
             f"/api/v1/nodes/{node}/status", {"status": {"conditions": [{"type": "Ready", "status": state}]}}
         )
 
         async def shown(node: str = node, group: str = group, want: str = want) -> bool:
-            obj = await kube.get(f"{ng}/{group}")
+            obj = await kube.aget(f"{ng}/{group}")
             entries = (obj.get("status") or {}).get("nodeStatuses") or []
             return any(e["nodeName"] == node and e["readyStatus"] == want for e in entries)
 
@@ -141,10 +141,10 @@ async def bench_controllers(kubeconfig: Path, controller_pid: int) -> dict[str, 
         },
     }
     start = time.perf_counter()
-    await kube.create("/apis/apps.kubeedge.io/v1alpha1/namespaces/default/edgeapplications", edge_app)
+    await kube.acreate("/apis/apps.kubeedge.io/v1alpha1/namespaces/default/edgeapplications", edge_app)
 
     async def stamped() -> bool:
-        items = (await kube.get("/apis/apps/v1/namespaces/default/deployments"))["items"]
+        items = (await kube.aget("/apis/apps/v1/namespaces/default/deployments"))["items"]
         return len(items) == GROUPS
 
     await wait_for(stamped)
@@ -173,16 +173,16 @@ async def _held_nodes(edge_dir: Path, name: str) -> list[str]:
 
 
 async def bench_views(kubeconfig: str, edges: dict[str, Path]) -> dict[str, Any]:
-    kube = Kube(api_client_from_kubeconfig(kubeconfig))
+    kube = Kube.from_kubeconfig(kubeconfig)
     ng = "/apis/apps.kubeedge.io/v1alpha1/nodegroups"
-    await kube.create(ng, {"metadata": {"name": "ga"}, "spec": {"nodes": ["e1"]}})
-    await kube.create(ng, {"metadata": {"name": "gb"}, "spec": {"nodes": ["e2"]}})
+    await kube.acreate(ng, {"metadata": {"name": "ga"}, "spec": {"nodes": ["e1"]}})
+    await kube.acreate(ng, {"metadata": {"name": "gb"}, "spec": {"nodes": ["e2"]}})
     annotations = {"apps.kubeedge.io/service-topology": "range-nodegroup"}
-    await kube.create(
+    await kube.acreate(
         "/api/v1/namespaces/default/services",
         {"metadata": {"name": "web", "annotations": annotations}, "spec": {"ports": [{"port": 80}]}},
     )
-    await kube.create(
+    await kube.acreate(
         "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
         {
             "metadata": {"name": "web-1", "labels": {"kubernetes.io/service-name": "web"}},
@@ -201,12 +201,12 @@ async def bench_views(kubeconfig: str, edges: dict[str, Path]) -> dict[str, Any]
         together = i % 2 == 0
         start_time = time.perf_counter()
         if together:
-            await kube.patch(f"{ng}/gb", {"spec": {"nodes": []}})
-            await kube.patch(f"{ng}/ga", {"spec": {"nodes": ["e1", "e2"]}})
+            await kube.apatch(f"{ng}/gb", {"spec": {"nodes": []}})
+            await kube.apatch(f"{ng}/ga", {"spec": {"nodes": ["e1", "e2"]}})
             expected = {"e1": ["e1", "e2"], "e2": ["e1", "e2"]}
         else:
-            await kube.patch(f"{ng}/ga", {"spec": {"nodes": ["e1"]}})
-            await kube.patch(f"{ng}/gb", {"spec": {"nodes": ["e2"]}})
+            await kube.apatch(f"{ng}/ga", {"spec": {"nodes": ["e1"]}})
+            await kube.apatch(f"{ng}/gb", {"spec": {"nodes": ["e2"]}})
             expected = {"e1": ["e1"], "e2": ["e2"]}
         await wait_for(lambda expected=expected: views_are(expected))
         moves.append((time.perf_counter() - start_time) * 1000)

@@ -18,13 +18,14 @@ from typing import Any
 import yaml
 
 from cloudcore._identity import current_token, load_or_create_ca
-from cloudcore._kube import CLUSTEROBJECTSYNCS, CRDS, NODES, Kube, KubeError
 from cloudcore._metrics import Metrics
+from cloudcore._resources import CLUSTEROBJECTSYNCS
 from cloudcore.cloudhub import CertServer, CloudHub, CloudHubSettings
 from cloudcore.config import CloudCoreConfig
 from cloudcore.devicecontroller import DeviceController
 from cloudcore.edgecontroller import EdgeController, NodeGroupViews, NodeLifecycle
 from cloudcore.sync import NodeSyncer, ObjectSyncStore
+from kubeclient import CRDS, NODES, ApiError, Kube
 from kubeshore import pki
 
 log = logging.getLogger("cloudcore")
@@ -75,7 +76,7 @@ def install_crds(kube: Kube, timeout: float = 30.0) -> int:
             try:
                 kube.create(CRDS, doc)
                 n += 1
-            except KubeError as exc:
+            except ApiError as exc:
                 if exc.status != 409:
                     raise
     deadline = time.monotonic() + timeout
@@ -83,7 +84,7 @@ def install_crds(kube: Kube, timeout: float = 30.0) -> int:
         try:
             kube.list(CLUSTEROBJECTSYNCS)
             return n
-        except KubeError:
+        except ApiError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
@@ -224,7 +225,7 @@ async def kubernetes_access(cfg: CloudCoreConfig) -> AsyncIterator[tuple[Kube, s
         try:
             try:
                 installed = await kube.run(install_crds, kube)
-            except KubeError as exc:
+            except ApiError as exc:
                 raise RuntimeError(
                     f"the KubeEdge CRDs (ObjectSync, ClusterObjectSync, ...) are missing and could not be "
                     f"installed ({exc}); apply crds/*.yaml to the cluster first"

@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from cloudcore._kube import NAMESPACES, SECRETS, Kube, KubeError
+from kubeclient import NAMESPACES, SECRETS, ApiError, Kube
 from kubeshore import pki
 from kubeshore.jointoken import TokenError, create_token, verify_jwt
 
@@ -34,7 +34,7 @@ def ensure_namespace(kube: Kube) -> None:
             kube.create(
                 NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
             )
-        except KubeError as exc:
+        except ApiError as exc:
             if exc.status != 409:
                 raise
 
@@ -66,7 +66,7 @@ def load_or_create_ca(kube: Kube) -> pki.CertificateAuthority:
     }
     try:
         kube.create(SECRETS, secret, NAMESPACE)
-    except KubeError as exc:
+    except ApiError as exc:
         if exc.status != 409:
             raise
         # Another cloudcore won the race: use its CA.
@@ -105,7 +105,7 @@ def current_token(kube: Kube, ca: pki.CertificateAuthority, validity_seconds: in
     if secret is None:
         try:
             kube.create(SECRETS, body, NAMESPACE)
-        except KubeError as exc:
+        except ApiError as exc:
             if exc.status != 409:
                 raise
             kube.patch(SECRETS, TOKEN_SECRET, {"data": body["data"]}, NAMESPACE)

@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"kubeshore token: {kubeconfig} does not exist (is cloudcore running?)", file=sys.stderr)
         return 1
     from cloudcore._identity import current_token, load_ca
-    from cloudcore._kube import Kube, KubeError
+    from kubeclient import ApiError, Kube
 
     kube = Kube.from_kubeconfig(str(kubeconfig), workers=1)
     try:
@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("kubeshore token: no kubeedge/casecret in the cluster; start cloudcore", file=sys.stderr)
             return 1
         print(current_token(kube, ca, int(ns.validity_hours * 3600)).token)
-    except (KubeError, OSError) as exc:
+    except (ApiError, OSError) as exc:
         print(f"kubeshore token: cannot read cloudcore's state from the cluster: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -12,11 +12,10 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from kubernetes import client as k8s_client
-
+from kubeclient import Kube, load_api_client
 from kubeshore.logs import add_logging_flags, setup_logging
-from nodegroup._kube import Kube, api_client_from_kubeconfig
 from nodegroup.edgeapplication_controller import EdgeApplicationController
 from nodegroup.nodegroup_controller import NodeGroupController
 
@@ -24,13 +23,13 @@ log = logging.getLogger("nodegroup")
 
 
 async def run_controllers(
-    api_client: k8s_client.ApiClient | str | Path,
+    api_client: Any,
     stop: asyncio.Event,
     resync_seconds: float = 60.0,
 ) -> None:
     """Run both controllers until ``stop`` is set. ``api_client`` may be a kubeconfig path."""
     if isinstance(api_client, str | Path):
-        api_client = api_client_from_kubeconfig(str(api_client))
+        api_client = load_api_client(str(api_client))
     kube = Kube(api_client)
     nodegroups = NodeGroupController(kube)
     edgeapps = EdgeApplicationController(kube, resync_seconds=resync_seconds)
@@ -79,7 +78,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
         print(f"nodegroup-controller: kubeconfig {args.kubeconfig!r} does not exist", file=sys.stderr)
         return 2
     try:
-        api_client_from_kubeconfig(args.kubeconfig)
+        load_api_client(args.kubeconfig)
     except Exception as exc:
         print(f"nodegroup-controller: cannot use kubeconfig {args.kubeconfig!r}: {exc}", file=sys.stderr)
         return 2

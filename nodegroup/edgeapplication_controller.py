@@ -11,20 +11,16 @@ import json
 import logging
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
-from nodegroup._kube import ApiError, Informer, Kube, Obj, Resource, wait_synced
+from kubeclient import DEPLOYMENTS, EVENTS, ApiError, Informer, Kube, Obj, Resource, WorkQueue, wait_synced
 from nodegroup._merge_patch import create_merge_patch
 from nodegroup._naming import LAST_APPLIED_TEMPLATE_ANNOTATION, LAST_CONTAINED_RESOURCES_ANNOTATION
 from nodegroup._templates import Problem, render
-from nodegroup._workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
 API_VERSION = "apps.kubeedge.io/v1alpha1"
-APPS_KUBEEDGE_PATH = "/apis/apps.kubeedge.io/v1alpha1"
-EDGEAPPS_PATH = f"{APPS_KUBEEDGE_PATH}/edgeapplications"
-DEPLOYMENTS_PATH = "/apis/apps/v1/deployments"
+EDGEAPPS = Resource("apps.kubeedge.io", "v1alpha1", "edgeapplications", "EdgeApplication", True)
 AVAILABLE, PROCESSING = "Available", "Processing"
 COMPONENT = "edgeapplication-controller"
 RESYNC_SECONDS = 60.0
@@ -102,32 +98,29 @@ def _now() -> str:
 class EdgeApplicationController:
     def __init__(self, kube: Kube, resync_seconds: float = RESYNC_SECONDS) -> None:
         self.kube = kube
-        self.edge_apps = Informer(kube, EDGEAPPS_PATH, self._on_edge_app)
-        self.deployments = Informer(kube, DEPLOYMENTS_PATH, self._on_deployment)
+        self.edge_apps = Informer(kube, EDGEAPPS, self._on_edge_app)
+        self.deployments = Informer(kube, DEPLOYMENTS, self._on_deployment)
         self.queue = WorkQueue("edgeapplication", self.reconcile)
         self.resync_seconds = resync_seconds
         # Final state of deleted EdgeApplications, so their objects go even without a garbage collector.
         self._deleted: dict[str, Obj] = {}
         self._reported: dict[str, frozenset[str]] = {}
 
-    def _on_edge_app(self, old: Obj | None, new: Obj | None) -> None:
-        obj = new or old
-        if obj is None:
-            return
+    async def _on_edge_app(self, event: str, obj: Obj, old: Obj | None) -> None:
         key = f"{obj['metadata'].get('namespace')}/{obj['metadata']['name']}"
-        if new is None and old is not None:
-            self._deleted[key] = old
+        if event == "DELETED":
+            self._deleted[key] = obj
         self.queue.add(key)
 
-    def _on_deployment(self, old: Obj | None, new: Obj | None) -> None:
-        for obj in (old, new):
-            if obj is None:
+    async def _on_deployment(self, event: str, obj: Obj, old: Obj | None) -> None:
+        for version in (old, obj):
+            if version is None:
                 continue
-            for ref in obj.get("metadata", {}).get("ownerReferences") or []:
+            for ref in version.get("metadata", {}).get("ownerReferences") or []:
                 if ref.get("kind") == "EdgeApplication" and ref.get("apiVersion", "").startswith(
                     "apps.kubeedge.io/"
                 ):
-                    self.queue.add(f"{obj['metadata'].get('namespace')}/{ref.get('name')}")
+                    self.queue.add(f"{version['metadata'].get('namespace')}/{ref.get('name')}")
 
     async def run(self, stop: asyncio.Event) -> None:
         tasks = [
@@ -135,7 +128,7 @@ class EdgeApplicationController:
             asyncio.create_task(self.deployments.run(stop)),
         ]
         try:
-            await wait_synced(stop, self.edge_apps.synced, self.deployments.synced)
+            await wait_synced(stop, self.edge_apps, self.deployments)
             if stop.is_set():
                 return
             tasks.append(asyncio.create_task(self._resync(stop)))
@@ -156,7 +149,8 @@ class EdgeApplicationController:
 
     # -- reconcile --------------------------------------------------------------------------
     async def reconcile(self, key: str) -> None:
-        edge_app = self.edge_apps.get(key)
+        namespace, _, name = key.partition("/")
+        edge_app = self.edge_apps.get(name, namespace)
         if edge_app is None:
             deleted = self._deleted.pop(key, None)
             self._reported.pop(key, None)
@@ -252,15 +246,15 @@ class EdgeApplicationController:
         template_json = json.dumps(manifest, sort_keys=True, separators=(",", ":"))
         desired = json.loads(template_json)
         desired["metadata"].setdefault("annotations", {})[LAST_APPLIED_TEMPLATE_ANNOTATION] = template_json
-        current = await self.kube.get_or_none(path)
+        current = await self.kube.aget_or_none(path)
         if current is None:
             try:
-                await self.kube.create(resource.collection(metadata.get("namespace")), desired)
+                await self.kube.acreate(resource.collection(metadata.get("namespace")), desired)
                 return
             except ApiError as exc:
                 if exc.status != 409:
                     raise
-                current = await self.kube.get(path)
+                current = await self.kube.aget(path)
         if resource.namespaced and not _owned_by(current, edge_app):
             raise _NotOurs(
                 f"{manifest['kind']} {metadata['name']} already exists and is not owned by EdgeApplication "
@@ -278,13 +272,13 @@ class EdgeApplicationController:
         patch.setdefault("metadata", {}).setdefault("annotations", {})[LAST_APPLIED_TEMPLATE_ANNOTATION] = (
             template_json
         )
-        await self.kube.patch(path, patch)
+        await self.kube.apatch(path, patch)
 
     async def _delete(self, info: ResourceInfo) -> None:
         resource = await self.kube.resource(info.api_version, info.kind)
         if resource is None:
             return
-        if await self.kube.delete(resource.item(info.name, info.namespace or None)):
+        if await self.kube.adelete(resource.item(info.name, info.namespace or None)):
             log.info("deleted %s %s/%s", info.kind, info.namespace, info.name)
 
     async def _delete_all(self, edge_app: Obj) -> None:
@@ -296,7 +290,7 @@ class EdgeApplicationController:
     def _condition(self, info: ResourceInfo) -> str:
         if info.kind != "Deployment" or info.group != "apps":
             return AVAILABLE
-        deployment = self.deployments.get(f"{info.namespace}/{info.name}")
+        deployment = self.deployments.get(info.name, info.namespace)
         if deployment is None:
             return PROCESSING
         wanted = (deployment.get("spec") or {}).get("replicas", 1)
@@ -312,11 +306,11 @@ class EdgeApplicationController:
     ) -> None:
         name = edge_app["metadata"]["name"]
         namespace = edge_app["metadata"].get("namespace") or "default"
-        path = f"{APPS_KUBEEDGE_PATH}/namespaces/{quote(namespace)}/edgeapplications/{quote(name)}"
+        path = EDGEAPPS.item(name, namespace)
         annotation = json.dumps([c.as_json() for c in contained], separators=(",", ":"))
         annotations = edge_app["metadata"].get("annotations") or {}
         if annotations.get(LAST_CONTAINED_RESOURCES_ANNOTATION) != annotation:
-            await self.kube.patch(
+            await self.kube.apatch(
                 path, {"metadata": {"annotations": {LAST_CONTAINED_RESOURCES_ANNOTATION: annotation}}}
             )
 
@@ -344,7 +338,7 @@ class EdgeApplicationController:
         current = edge_app.get("status") or {}
         conditions = [_applied_condition(problems, current.get("conditions") or [])]
         if current.get("workloadStatus") != entries or current.get("conditions") != conditions:
-            await self.kube.patch(
+            await self.kube.apatch(
                 f"{path}/status", {"status": {"workloadStatus": entries, "conditions": conditions}}
             )
 
@@ -381,16 +375,16 @@ class EdgeApplicationController:
             "lastTimestamp": now,
             "count": 1,
         }
-        collection = f"/api/v1/namespaces/{quote(namespace)}/events"
+        collection = EVENTS.collection(namespace)
         try:
-            await self.kube.create(collection, event)
+            await self.kube.acreate(collection, event)
         except ApiError as exc:
             if exc.status != 409:
                 log.warning("cannot record event for %s: %s", metadata["name"], exc)
                 return
-            existing = await self.kube.get_or_none(f"{collection}/{event['metadata']['name']}")
+            existing = await self.kube.aget_or_none(f"{collection}/{event['metadata']['name']}")
             count = int((existing or {}).get("count") or 1) + 1
-            await self.kube.patch(
+            await self.kube.apatch(
                 f"{collection}/{event['metadata']['name']}", {"count": count, "lastTimestamp": now}
             )
 

@@ -5,18 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
-from urllib.parse import quote
 
-from nodegroup._kube import ApiError, Informer, Kube, Obj, wait_synced
+from kubeclient import NODES, PODS, ApiError, Informer, Kube, Obj, Resource, WorkQueue, wait_synced
 from nodegroup._membership import GroupSpec, groups_for_node, node_labels, plan_group, release_labels
 from nodegroup._naming import BELONGING_TO_LABEL, NODEGROUP_FINALIZER
-from nodegroup._workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
-NODES_PATH = "/api/v1/nodes"
-NODEGROUPS_PATH = "/apis/apps.kubeedge.io/v1alpha1/nodegroups"
-PODS_PATH = "/api/v1/pods"
+NODEGROUPS = Resource("apps.kubeedge.io", "v1alpha1", "nodegroups", "NodeGroup", False)
 
 
 def group_spec(obj: Obj) -> GroupSpec:
@@ -33,26 +29,24 @@ def group_spec(obj: Obj) -> GroupSpec:
 class NodeGroupController:
     def __init__(self, kube: Kube) -> None:
         self.kube = kube
-        self.nodes = Informer(kube, NODES_PATH, self._on_node)
-        self.groups = Informer(kube, NODEGROUPS_PATH, self._on_group)
+        self.nodes = Informer(kube, NODES, self._on_node)
+        self.groups = Informer(kube, NODEGROUPS, self._on_group)
         self.queue = WorkQueue("nodegroup", self.reconcile)
 
-    def _on_node(self, old: Obj | None, new: Obj | None) -> None:
+    async def _on_node(self, event: str, obj: Obj, old: Obj | None) -> None:
         specs = [group_spec(g) for g in self.groups.values()]
-        for node in (old, new):
+        for node in (old, obj):
             if node is not None:
                 for name in groups_for_node(node, specs):
                     self.queue.add(name)
 
-    def _on_group(self, old: Obj | None, new: Obj | None) -> None:
-        obj = new or old
-        if obj is not None:
-            self.queue.add(str(obj["metadata"]["name"]))
+    async def _on_group(self, event: str, obj: Obj, old: Obj | None) -> None:
+        self.queue.add(str(obj["metadata"]["name"]))
 
     async def run(self, stop: asyncio.Event) -> None:
         tasks = [asyncio.create_task(self.nodes.run(stop)), asyncio.create_task(self.groups.run(stop))]
         try:
-            await wait_synced(stop, self.nodes.synced, self.groups.synced)
+            await wait_synced(stop, self.nodes, self.groups)
             if not stop.is_set():
                 await self.queue.run(stop)
         finally:
@@ -80,8 +74,8 @@ class NodeGroupController:
                 await self._evict_group_pods(node_name, name)
         current = (group.get("status") or {}).get("nodeStatuses") or []
         if current != plan.node_statuses:
-            await self.kube.patch(
-                f"{NODEGROUPS_PATH}/{quote(name)}/status",
+            await self.kube.apatch(
+                NODEGROUPS.item(name, sub="status"),
                 {"status": {"nodeStatuses": plan.node_statuses}},
             )
 
@@ -113,19 +107,19 @@ class NodeGroupController:
         """
         query = [("fieldSelector", f"spec.nodeName={node_name}")]
         try:
-            pods = (await self.kube.request("GET", PODS_PATH, query=query)).get("items") or []
+            pods = (await self.kube.arequest("GET", PODS.collection(), query=query)).get("items") or []
         except ApiError as exc:
             if exc.status != 400:
                 raise
-            everything = (await self.kube.request("GET", PODS_PATH)).get("items") or []
+            everything = (await self.kube.arequest("GET", PODS.collection())).get("items") or []
             pods = [p for p in everything if (p.get("spec") or {}).get("nodeName") == node_name]
         for pod in pods:
             selector = (pod.get("spec") or {}).get("nodeSelector") or {}
             if selector.get(BELONGING_TO_LABEL) != group:
                 continue
             metadata = pod["metadata"]
-            path = f"/api/v1/namespaces/{quote(metadata['namespace'])}/pods/{quote(metadata['name'])}"
-            if await self.kube.delete(path):
+            path = PODS.item(metadata["name"], metadata["namespace"])
+            if await self.kube.adelete(path):
                 log.info(
                     "node %s left group %s: deleted pod %s/%s",
                     node_name,
@@ -143,7 +137,7 @@ class NodeGroupController:
     async def _patch_group(self, group: Obj, patch: dict[str, Any]) -> Obj:
         patch["metadata"]["resourceVersion"] = group["metadata"]["resourceVersion"]
         try:
-            return await self.kube.patch(f"{NODEGROUPS_PATH}/{quote(group['metadata']['name'])}", patch)
+            return await self.kube.apatch(NODEGROUPS.item(group["metadata"]["name"]), patch)
         except ApiError as exc:
             if exc.status == 404:
                 return group
@@ -156,21 +150,21 @@ class NodeGroupController:
         # The resourceVersion makes the patch conditional: two groups claiming one node cannot both win.
         patch = {"metadata": {"labels": changes, "resourceVersion": node["metadata"]["resourceVersion"]}}
         try:
-            updated = await self.kube.patch(f"{NODES_PATH}/{quote(name)}", patch)
+            updated = await self.kube.apatch(NODES.item(name), patch)
         except ApiError as exc:
             if exc.status == 404:
                 return
             if exc.status == 409:
                 # Changed since the cache saw it (heartbeats do that often): plan again on the
                 # fresh node rather than wait for the watch to bring it.
-                fresh = await self.kube.get_or_none(f"{NODES_PATH}/{quote(name)}")
+                fresh = await self.kube.aget_or_none(NODES.item(name))
                 if fresh is not None:
-                    self.nodes.store[name] = fresh
+                    self.nodes.cache[("", name)] = fresh
             raise
         log.info("node %s labels %s", name, changes)
         # Keep the cache ahead of the watch so the rest of this pass plans on what it just wrote,
         # unless the watch already brought something newer.
-        cached = self.nodes.store.get(name)
+        cached = self.nodes.get(name)
         expected = patch["metadata"]["resourceVersion"]
         if cached is not None and cached["metadata"].get("resourceVersion") == expected:
-            self.nodes.store[name] = updated
+            self.nodes.cache[("", name)] = updated

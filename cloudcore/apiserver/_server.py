@@ -11,10 +11,10 @@ from typing import Any
 
 from aiohttp import web
 
-from cloudcore.apiserver._builtins import builtin_types
 from cloudcore.apiserver._controllers import Controllers
 from cloudcore.apiserver._security import Credentials
 from cloudcore.apiserver._store import SQLiteStore
+from kubeapi.builtins import builtin_types
 from kubeapi.errors import APIError
 from kubeapi.objects import ObjectService
 from kubeapi.resources import Registry

@@ -18,18 +18,18 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from cloudcore._kube import ApiResource, Informer, Kube, KubeError, Obj
 from cloudcore.cloudhub import CloudHub
 from cloudcore.devicecontroller._status import StatusWriter
 from cloudcore.sync import NodeSyncer
+from kubeclient import ApiError, Informer, Kube, Obj, Resource
 from kubeshore.message import ACK_OK, OP_RESPONSE, SOURCE_DEVICECONTROLLER, SOURCE_TWIN, Message, now_ms
 
 log = logging.getLogger(__name__)
 
 GROUP = "devices.kubeedge.io"
-DEVICES = ApiResource(GROUP, "v1beta1", "devices", "Device", True)
-DEVICEMODELS = ApiResource(GROUP, "v1beta1", "devicemodels", "DeviceModel", True)
-DEVICESTATUSES = ApiResource(GROUP, "v1beta1", "devicestatuses", "DeviceStatus", True)
+DEVICES = Resource(GROUP, "v1beta1", "devices", "Device", True)
+DEVICEMODELS = Resource(GROUP, "v1beta1", "devicemodels", "DeviceModel", True)
+DEVICESTATUSES = Resource(GROUP, "v1beta1", "devicestatuses", "DeviceStatus", True)
 GROUP_TWIN = "twin"
 
 Key = tuple[str, str]
@@ -192,7 +192,7 @@ class DeviceController:
         }
         try:
             await self.kube.run(self.kube.create, DEVICESTATUSES, body, md.get("namespace") or "default")
-        except KubeError as exc:
+        except ApiError as exc:
             if exc.status != 409:
                 log.warning("cannot create DeviceStatus %s/%s: %s", md.get("namespace"), md["name"], exc)
                 return False
@@ -201,7 +201,7 @@ class DeviceController:
     async def _delete_status(self, key: Key) -> None:
         try:
             await self.kube.run(self.kube.delete, DEVICESTATUSES, key[1], key[0])
-        except KubeError as exc:
+        except ApiError as exc:
             log.debug("DeviceStatus %s/%s not deleted: %s", *key, exc)
 
     async def _patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> bool:
@@ -209,7 +209,7 @@ class DeviceController:
             try:
                 await self.kube.run(self.kube.patch, DEVICESTATUSES, name, patch, namespace)
                 return True
-            except KubeError as exc:
+            except ApiError as exc:
                 if exc.status != 404:
                     raise
             device = self.devices.cache.get((namespace, name))
@@ -302,6 +302,6 @@ class DeviceController:
                 md["name"],
                 json.dumps(desired),
             )
-        except KubeError as exc:
+        except ApiError as exc:
             # A failed test means the user changed the spec meanwhile: the user's value wins.
             log.info("device %s/%s: desired value from the edge not written: %s", ns, md["name"], exc)

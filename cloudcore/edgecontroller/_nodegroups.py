@@ -15,10 +15,10 @@ import json
 import logging
 from collections.abc import Iterable
 
-from cloudcore._kube import ENDPOINTS, ENDPOINTSLICES, NODES, SERVICES, Informer, Kube, Obj
 from cloudcore.cloudhub import CloudHub
 from cloudcore.edgecontroller._objects import EdgeController
 from cloudcore.sync import NodeSyncer
+from kubeclient import ENDPOINTS, ENDPOINTSLICES, NODES, SERVICES, Informer, Kube, Obj
 from nodegroup.endpointfilter import (
     BELONGING_TO_LABEL,
     filter_endpoint_slice,

@@ -14,8 +14,8 @@ import logging
 import time
 from typing import Any
 
-from cloudcore._kube import NODES, Kube, KubeError, Obj
 from cloudcore.cloudhub import CloudHub
+from kubeclient import NODES, ApiError, Kube, Obj
 from kubeshore.message import (
     NULL_NAMESPACE,
     RT_NODE,
@@ -185,7 +185,7 @@ class NodeLifecycle:
                 self.labels_written[node] = labels
                 self.annotations_written[node] = annotations
                 return
-            except KubeError as exc:
+            except ApiError as exc:
                 if exc.status != 409:
                     raise
         out = self.kube.patch(NODES, node, {"metadata": {"labels": labels, "annotations": annotations}})
@@ -218,7 +218,7 @@ class NodeLifecycle:
         status: dict[str, Any] = {"conditions": [condition], **self.reported.get(node, {})}
         try:
             self.kube.patch(NODES, node, {"status": status}, sub="status")
-        except KubeError as exc:
+        except ApiError as exc:
             if exc.status != 404:
                 raise
             # Deleted behind our back: recreate it while the node is connected.

@@ -11,20 +11,20 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 
-from cloudcore._kube import (
+from cloudcore.cloudhub import CloudHub
+from cloudcore.sync import NodeSyncer
+from kubeclient import (
     CONFIGMAPS,
     ENDPOINTS,
     ENDPOINTSLICES,
     PODS,
     SECRETS,
     SERVICES,
-    ApiResource,
     Informer,
     Kube,
     Obj,
+    Resource,
 )
-from cloudcore.cloudhub import CloudHub
-from cloudcore.sync import NodeSyncer
 from kubeshore.message import SOURCE_EDGECONTROLLER
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ class EdgeController:
                 if v is not None:
                     yield v
 
-    def _handler(self, res: ApiResource) -> Callable[[str, Obj, Obj | None], Awaitable[None]]:
+    def _handler(self, res: Resource) -> Callable[[str, Obj, Obj | None], Awaitable[None]]:
         async def handle(event: str, obj: Obj, old: Obj | None) -> None:
             if res is PODS:
                 self._on_pod(event, obj, old)

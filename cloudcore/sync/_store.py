@@ -14,8 +14,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cloudcore._kube import CLUSTEROBJECTSYNCS, OBJECTSYNCS, Kube, KubeError, Obj
+from cloudcore._resources import CLUSTEROBJECTSYNCS, OBJECTSYNCS
 from crds import ClusterObjectSync, ObjectMeta, ObjectSync, ObjectSyncSpec
+from kubeclient import ApiError, Kube, Obj
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +197,7 @@ class ObjectSyncStore:
             try:
                 self.kube.patch(res, name, status, synced.namespace, sub="status")
                 return
-            except KubeError as exc:
+            except ApiError as exc:
                 if exc.status != 404:
                     raise
         spec = ObjectSyncSpec(
@@ -206,7 +207,7 @@ class ObjectSyncStore:
         body = model(metadata=ObjectMeta(name=name, namespace=synced.namespace), spec=spec).to_dict()
         try:
             self.kube.create(res, body, synced.namespace)
-        except KubeError as exc:
+        except ApiError as exc:
             if exc.status != 409:
                 raise
         self.kube.patch(res, name, status, synced.namespace, sub="status")

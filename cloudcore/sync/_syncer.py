@@ -15,9 +15,9 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 
-from cloudcore._kube import Obj
 from cloudcore.cloudhub import CloudHub
 from cloudcore.sync._store import ObjectSyncStore, SyncedObject
+from kubeclient import Obj
 from kubeshore.message import (
     GROUP_RESOURCE,
     OP_DELETE,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import json
 import logging
 from typing import Any
@@ -19,31 +20,33 @@ from aiohttp import web
 
 from edgecore.metamanager._store import Change, EdgeStore, gvr_of
 from kubeapi import KubeAPI, ListOptions, ListPage, Registry, ResourceType, Selector, StoredObject, WatchEvent
+from kubeapi.builtins import builtin_types
 from kubeapi.errors import gone, method_not_allowed
+from kubeapi.resources import READ_VERBS
 from kubeapi.store import decoded
 
 log = logging.getLogger(__name__)
 
-_READ = ("get", "list", "watch")
 _EVENT_LOG = 10_000
 
-# The kinds an edge node receives; other kinds are added when first seen.
-_KNOWN: tuple[tuple[str, str, str, str, bool, tuple[str, ...]], ...] = (
-    ("", "v1", "Pod", "pods", True, ("spec.nodeName", "status.phase")),
-    ("", "v1", "ConfigMap", "configmaps", True, ()),
-    ("", "v1", "Secret", "secrets", True, ("type",)),
-    ("", "v1", "Service", "services", True, ()),
-    ("", "v1", "Endpoints", "endpoints", True, ()),
-    ("", "v1", "Node", "nodes", False, ()),
-    ("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True, ()),
-    ("devices.kubeedge.io", "v1beta1", "Device", "devices", True, ()),
-    ("devices.kubeedge.io", "v1beta1", "DeviceModel", "devicemodels", True, ()),
+# KubeEdge kinds an edge node receives besides the built-in ones; other kinds are added when
+# first seen.
+_DEVICE_KINDS: tuple[tuple[str, str, str, str], ...] = (
+    ("devices.kubeedge.io", "v1beta1", "Device", "devices"),
+    ("devices.kubeedge.io", "v1beta1", "DeviceModel", "devicemodels"),
 )
 
 
-def _resource_type(
-    group: str, version: str, kind: str, plural: str, namespaced: bool, fields: tuple[str, ...]
-) -> ResourceType:
+def _served_types() -> list[ResourceType]:
+    """The built-in types (with kubectl's columns, as the API server serves them) plus device kinds."""
+    types = [dataclasses.replace(rt, verbs=READ_VERBS) for rt in builtin_types()]
+    types += [
+        _resource_type(group, version, kind, plural, True) for group, version, kind, plural in _DEVICE_KINDS
+    ]
+    return types
+
+
+def _resource_type(group: str, version: str, kind: str, plural: str, namespaced: bool) -> ResourceType:
     return ResourceType(
         group=group,
         version=version,
@@ -51,8 +54,7 @@ def _resource_type(
         plural=plural,
         singular=kind.lower(),
         namespaced=namespaced,
-        verbs=_READ,
-        selectable_fields=fields,
+        verbs=READ_VERBS,
     )
 
 
@@ -109,9 +111,7 @@ class EdgeView:
         rt = self.registry.by_kind(group, version, kind)
         if rt is None:
             plural = gvr_of(obj).rsplit("/", 1)[1]
-            rt = _resource_type(
-                group, version, kind, plural, bool(obj.get("metadata", {}).get("namespace")), ()
-            )
+            rt = _resource_type(group, version, kind, plural, bool(obj.get("metadata", {}).get("namespace")))
             self.registry.add(rt)
         return rt
 
@@ -208,7 +208,7 @@ class MetaServer:
         self.address = address
         self.port = port
         self.registry = Registry()
-        self.registry.add(*(_resource_type(*k) for k in _KNOWN))
+        self.registry.add(*_served_types())
         self.view = EdgeView(self.registry)
         self._runner: web.AppRunner | None = None
 

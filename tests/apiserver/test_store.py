@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from cloudcore.apiserver._builtins import builtin_types
 from cloudcore.apiserver._store import SQLiteStore
 from kubeapi import APIError, ObjectService, Registry
+from kubeapi.builtins import builtin_types
 
 
 async def test_failed_commit_is_undone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

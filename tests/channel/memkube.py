@@ -1,4 +1,4 @@
-"""An in-memory stand-in for an API server behind cloudcore's ``Kube`` interface.
+"""An in-memory stand-in for an API server behind kubeclient's ``Kube`` interface.
 
 Used only by in-process tests of cloudcore's logic; the end-to-end tests run the real embedded API
 server through the official client.
@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from cloudcore._kube import ApiResource, Kube, KubeError, Obj
+from kubeclient import MERGE_PATCH, ApiError, Kube, Obj, Resource
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -50,11 +50,11 @@ class MemoryKube(Kube):
             if p == plural:
                 q.put((kind, copy.deepcopy(obj)))
 
-    def _key(self, res: ApiResource, ns: str | None, name: str) -> tuple[str, str, str]:
+    def _key(self, res: Resource, ns: str | None, name: str) -> tuple[str, str, str]:
         return (res.plural, (ns or "") if res.namespaced else "", name)
 
     def list(
-        self, res: ApiResource, *, namespace: str | None = None, label_selector: str | None = None
+        self, res: Resource, *, namespace: str | None = None, label_selector: str | None = None
     ) -> tuple[list[Obj], str]:
         with self.lock:
             self.requests += 1
@@ -68,13 +68,13 @@ class MemoryKube(Kube):
                 items = [o for o in items if key in (o["metadata"].get("labels") or {})]
             return items, str(self.rv)
 
-    def get(self, res: ApiResource, name: str, namespace: str | None = None) -> Obj | None:
+    def get(self, res: Resource, name: str, namespace: str | None = None) -> Obj | None:
         with self.lock:
             self.requests += 1
             o = self.objects.get(self._key(res, namespace, name))
             return copy.deepcopy(o) if o is not None else None
 
-    def create(self, res: ApiResource, obj: Obj, namespace: str | None = None) -> Obj:
+    def create(self, res: Resource, obj: Obj, namespace: str | None = None) -> Obj:
         with self.lock:
             self.requests += 1
             obj = copy.deepcopy(obj)
@@ -84,7 +84,7 @@ class MemoryKube(Kube):
                 md["namespace"] = ns or "default"
             key = self._key(res, md.get("namespace"), md["name"])
             if key in self.objects:
-                raise KubeError(409, f"{res.plural} {md['name']} already exists")
+                raise ApiError(409, f"{res.plural} {md['name']} already exists")
             self.rv += 1
             md["uid"] = str(uuid.uuid4())
             md["resourceVersion"] = str(self.rv)
@@ -95,13 +95,20 @@ class MemoryKube(Kube):
             return copy.deepcopy(obj)
 
     def patch(
-        self, res: ApiResource, name: str, patch: Obj, namespace: str | None = None, sub: str | None = None
+        self,
+        res: Resource,
+        name: str,
+        patch: Any,
+        namespace: str | None = None,
+        sub: str | None = None,
+        content_type: str = MERGE_PATCH,
     ) -> Obj:
+        assert content_type == MERGE_PATCH, content_type
         with self.lock:
             self.requests += 1
             key = self._key(res, namespace, name)
             if key not in self.objects:
-                raise KubeError(404, f"{res.plural} {name} not found")
+                raise ApiError(404, f"{res.plural} {name} not found")
             old = self.objects[key]
             if sub == "status":
                 patch = {"status": patch.get("status")}
@@ -112,7 +119,9 @@ class MemoryKube(Kube):
             self._emit(res.plural, "MODIFIED", new)
             return copy.deepcopy(new)
 
-    def delete(self, res: ApiResource, name: str, namespace: str | None = None) -> bool:
+    def delete(
+        self, res: Resource, name: str, namespace: str | None = None, propagation: str | None = None
+    ) -> bool:
         with self.lock:
             self.requests += 1
             obj = self.objects.pop(self._key(res, namespace, name), None)
@@ -124,7 +133,12 @@ class MemoryKube(Kube):
             return True
 
     def watch(
-        self, res: ApiResource, resource_version: str, *, timeout_seconds: int = 300
+        self,
+        res: Resource,
+        resource_version: str,
+        *,
+        timeout_seconds: int = 300,
+        label_selector: str | None = None,
     ) -> Iterator[tuple[str, Obj]]:
         q: queue.Queue[tuple[str, Obj] | None] = queue.Queue()
         with self.lock:
@@ -144,7 +158,7 @@ class MemoryKube(Kube):
                 self.watchers.remove((res.plural, q))
 
     # Convenience for tests.
-    def put(self, res: ApiResource, obj: Obj) -> Obj:
+    def put(self, res: Resource, obj: Obj) -> Obj:
         md = obj["metadata"]
         if self.get(res, md["name"], md.get("namespace")) is None:
             return self.create(res, obj, md.get("namespace"))

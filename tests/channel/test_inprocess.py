@@ -12,9 +12,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from cloudcore._kube import CONFIGMAPS, NODES, OBJECTSYNCS, PODS, SECRETS
+from cloudcore._resources import OBJECTSYNCS
 from edgecore._node import EdgeNode
 from edgecore.config import EdgeCoreConfig
+from kubeclient import CONFIGMAPS, NODES, PODS, SECRETS
 from kubeshore import pki
 
 from ._helpers import Cloud, edge_config, eventually, join

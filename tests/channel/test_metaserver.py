@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 from edgecore.metamanager import EdgeStore
 from edgecore.metamanager._store import Remove, Upsert
@@ -23,24 +27,36 @@ def pod(name: str, rv: int, labels: dict[str, str] | None = None) -> dict[str, A
     }  # fmt: skip
 
 
+@asynccontextmanager
+async def metaserver(tmp_path: Path, *objects: dict[str, Any]) -> AsyncIterator[MetaServer]:
+    """A MetaServer on a free port over a fresh edge store holding ``objects``."""
+    store = EdgeStore(tmp_path / "edge.db")
+    await store.apply([Upsert(obj, int(obj["metadata"].get("resourceVersion") or 1)) for obj in objects])
+    server = MetaServer(store, "127.0.0.1", 0)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+        store.close()
+
+
 async def kubectl(port: int, *args: str) -> subprocess.CompletedProcess[str]:
     cmd = ["kubectl", "--kubeconfig", "/dev/null", "--server", f"http://127.0.0.1:{port}", *args]
     return await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, timeout=30)
 
 
 async def test_kubectl_reads_the_edge_store(tmp_path: Path) -> None:
-    store = EdgeStore(tmp_path / "edge.db")
-    await store.apply([Upsert(pod("web", 10, {"app": "web"}), 10), Upsert(pod("db", 11, {"app": "db"}), 11)])
     cm = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": "cfg", "namespace": "default"},
+        "metadata": {"name": "cfg", "namespace": "default", "resourceVersion": "12"},
         "data": {},
     }
-    await store.apply([Upsert(cm, 12)])
-    server = MetaServer(store, "127.0.0.1", 0)
-    await server.start()
-    try:
+    async with metaserver(
+        tmp_path, pod("web", 10, {"app": "web"}), pod("db", 11, {"app": "db"}), cm
+    ) as server:
+        store = server.store
         out = await kubectl(server.port, "get", "pods", "-A")
         assert out.returncode == 0, out.stderr
         assert "web" in out.stdout and "db" in out.stdout
@@ -75,6 +91,32 @@ async def test_kubectl_reads_the_edge_store(tmp_path: Path) -> None:
         assert "pod/new" in out.stdout
         out = await kubectl(server.port, "get", "pods", "-n", "default", "-o", "name")
         assert sorted(out.stdout.split()) == ["pod/new", "pod/web"]
-    finally:
-        await server.stop()
-        store.close()
+
+
+async def test_tables_have_the_builtin_columns(tmp_path: Path) -> None:
+    running = pod("web", 10)
+    running["status"] = {
+        "phase": "Running",
+        "podIP": "10.0.0.7",
+        "containerStatuses": [{"name": "c", "ready": True, "restartCount": 3, "state": {"running": {}}}],
+    }
+    async with metaserver(tmp_path, running) as server:
+        url = f"http://127.0.0.1:{server.port}/api/v1/namespaces/default/pods"
+        async with aiohttp.ClientSession() as http:
+            headers = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}
+            async with http.get(url, headers=headers) as resp:
+                assert resp.status == 200, await resp.text()
+                table = await resp.json()
+        assert table["kind"] == "Table"
+        columns = [c["name"] for c in table["columnDefinitions"]]
+        assert columns == ["Name", "Ready", "Status", "Restarts", "Age", "IP", "Node"]
+        assert table["rows"][0]["cells"][:4] == ["web", "1/1", "Running", 3]
+
+        out = await kubectl(server.port, "get", "pods", "-n", "default", "-o", "wide")
+        assert out.returncode == 0, out.stderr
+        header, row = out.stdout.splitlines()
+        assert header.split()[:7] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
+        assert row.split()[:4] == ["web", "1/1", "Running", "3"]
+        assert "10.0.0.7" in row and "edge-a" in row
+        out = await kubectl(server.port, "get", "po", "-n", "default", "-o", "name")
+        assert out.stdout.split() == ["pod/web"], out.stderr

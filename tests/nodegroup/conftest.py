@@ -65,9 +65,9 @@ def with_suppressed_kill(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture
 async def kube(apiserver: Path) -> AsyncIterator[Any]:
-    from nodegroup._kube import Kube, api_client_from_kubeconfig
+    from kubeclient import Kube
 
-    client = Kube(api_client_from_kubeconfig(str(apiserver)))
+    client = Kube.from_kubeconfig(str(apiserver))
     yield client
     client.close()
 

@@ -46,14 +46,14 @@ def start_controller(apiserver: Path, tmp_path: Path) -> Iterator[Any]:
 @requires_apiserver
 @pytest.mark.timeout(120)
 async def test_command_survives_kill_and_restart(kube: Any, start_controller: Any) -> None:
-    await kube.create("/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "cmd-a"}})
+    await kube.acreate("/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "cmd-a"}})
     ng = "/apis/apps.kubeedge.io/v1alpha1/nodegroups"
     group = {"apiVersion": "apps.kubeedge.io/v1alpha1", "kind": "NodeGroup", "metadata": {"name": "cmd"}}
-    await kube.create(ng, group | {"spec": {"nodes": ["cmd-a"]}})
+    await kube.acreate(ng, group | {"spec": {"nodes": ["cmd-a"]}})
     proc = start_controller()
 
     async def label(expected: str | None) -> None:
-        node = await kube.get("/api/v1/nodes/cmd-a")
+        node = await kube.aget("/api/v1/nodes/cmd-a")
         assert (node["metadata"].get("labels") or {}).get(BELONGING_TO_LABEL) == expected
 
     await eventually(lambda: label("cmd"))
@@ -61,7 +61,7 @@ async def test_command_survives_kill_and_restart(kube: Any, start_controller: An
     proc.wait(timeout=10)
 
     # While the controller is down the group lets the node go; the restarted controller catches up.
-    await kube.patch(f"{ng}/cmd", {"spec": {"nodes": []}})
+    await kube.apatch(f"{ng}/cmd", {"spec": {"nodes": []}})
     proc = start_controller()
     await eventually(lambda: label(None))
 

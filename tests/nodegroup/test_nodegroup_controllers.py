@@ -21,7 +21,7 @@ def ea_path(name: str, namespace: str = "default") -> str:
 
 
 async def make_node(kube: Any, name: str, labels: dict[str, str] | None = None, ready: str = "True") -> None:
-    await kube.create(
+    await kube.acreate(
         "/api/v1/nodes",
         {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels or {}}},
     )
@@ -35,16 +35,16 @@ async def set_ready(kube: Any, name: str, ready: str) -> None:
         "reason": "Test",
         "lastHeartbeatTime": "2026-01-01T00:00:00Z",
     }
-    await kube.patch(f"/api/v1/nodes/{name}/status", {"status": {"conditions": [condition]}})
+    await kube.apatch(f"/api/v1/nodes/{name}/status", {"status": {"conditions": [condition]}})
 
 
 async def labels_of(kube: Any, name: str) -> dict[str, str]:
-    node = await kube.get(f"/api/v1/nodes/{name}")
+    node = await kube.aget(f"/api/v1/nodes/{name}")
     return dict(node["metadata"].get("labels") or {})
 
 
 async def statuses(kube: Any, group: str) -> list[dict[str, str]]:
-    obj = await kube.get(f"{NG}/{group}")
+    obj = await kube.aget(f"{NG}/{group}")
     return list((obj.get("status") or {}).get("nodeStatuses") or [])
 
 
@@ -68,7 +68,7 @@ async def test_nodegroup_labels_status_and_finalizer(kube: Any, controllers: Non
     await make_node(kube, "ng1-a", {"region": "east"})
     await make_node(kube, "ng1-b")
     await make_node(kube, "ng1-c", {"region": "west"})
-    await kube.create(
+    await kube.acreate(
         NG, nodegroup("ng1", nodes=["ng1-b", "ng1-ghost"], match={"region": "east"}, topology=True)
     )
 
@@ -77,7 +77,7 @@ async def test_nodegroup_labels_status_and_finalizer(kube: Any, controllers: Non
             labels = await labels_of(kube, name)
             assert labels.get(BELONGING_TO_LABEL) == "ng1" and labels.get(ZONE_LABEL) == "ng1"
         assert BELONGING_TO_LABEL not in await labels_of(kube, "ng1-c")
-        obj = await kube.get(f"{NG}/ng1")
+        obj = await kube.aget(f"{NG}/ng1")
         assert NODEGROUP_FINALIZER in obj["metadata"]["finalizers"]
         assert await statuses(kube, "ng1") == [
             {"nodeName": "ng1-a", "readyStatus": "Ready", "selectionStatus": "Succeeded"},
@@ -108,21 +108,21 @@ async def test_nodegroup_labels_status_and_finalizer(kube: Any, controllers: Non
     out = kubectl(apiserver, "get", "nodes", "-l", f"{BELONGING_TO_LABEL}=ng1", "-o", "name").stdout
     assert sorted(out.split()) == ["node/ng1-a", "node/ng1-b"]
 
-    await kube.delete(f"{NG}/ng1")
+    await kube.adelete(f"{NG}/ng1")
 
     async def released() -> None:
         for name in ("ng1-a", "ng1-b"):
             labels = await labels_of(kube, name)
             assert BELONGING_TO_LABEL not in labels and ZONE_LABEL not in labels
-        assert await kube.get_or_none(f"{NG}/ng1") is None
+        assert await kube.aget_or_none(f"{NG}/ng1") is None
 
     await eventually(released)
 
 
 async def test_node_moves_between_groups(kube: Any, controllers: None) -> None:
     await make_node(kube, "mv-x", {"site": "a"})
-    await kube.create(NG, nodegroup("mv-a", match={"site": "a"}))
-    await kube.create(NG, nodegroup("mv-b", match={"site": "b"}))
+    await kube.acreate(NG, nodegroup("mv-a", match={"site": "a"}))
+    await kube.acreate(NG, nodegroup("mv-b", match={"site": "b"}))
 
     async def in_group(group: str, other: str) -> None:
         assert (await labels_of(kube, "mv-x")).get(BELONGING_TO_LABEL) == group
@@ -137,18 +137,18 @@ async def test_node_moves_between_groups(kube: Any, controllers: None) -> None:
             "nodeSelector": selector,
             "containers": [{"name": "c", "image": "busybox"}],
         }
-        await kube.create(PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod}, "spec": spec})
-    await kube.patch("/api/v1/nodes/mv-x", {"metadata": {"labels": {"site": "b"}}})
+        await kube.acreate(PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod}, "spec": spec})
+    await kube.apatch("/api/v1/nodes/mv-x", {"metadata": {"labels": {"site": "b"}}})
     await eventually(lambda: in_group("mv-b", "mv-a"))
 
     async def evicted() -> None:
-        assert await kube.get_or_none(f"{PODS}/mv-grouped") is None
-        assert await kube.get_or_none(f"{PODS}/mv-plain") is not None
+        assert await kube.aget_or_none(f"{PODS}/mv-grouped") is None
+        assert await kube.aget_or_none(f"{PODS}/mv-plain") is not None
 
     await eventually(evicted)
 
     # A group naming a node that belongs elsewhere reports why it cannot have it.
-    await kube.create(NG, nodegroup("mv-c", nodes=["mv-x"]))
+    await kube.acreate(NG, nodegroup("mv-c", nodes=["mv-x"]))
 
     async def conflict() -> None:
         assert await statuses(kube, "mv-c") == [
@@ -163,7 +163,7 @@ async def test_node_moves_between_groups(kube: Any, controllers: None) -> None:
 
     await eventually(conflict)
     # When the first group lets go, the waiting group takes the node.
-    await kube.delete(f"{NG}/mv-b")
+    await kube.adelete(f"{NG}/mv-b")
 
     async def taken() -> None:
         assert (await labels_of(kube, "mv-x")).get(BELONGING_TO_LABEL) == "mv-c"
@@ -216,7 +216,7 @@ DEPLOY = "/apis/apps/v1/namespaces/default/deployments"
 
 async def status_has_conditions(kube: Any) -> bool:
     """Whether the installed CRD keeps ``status.conditions`` (an API server prunes unknown fields)."""
-    crd = await kube.get(
+    crd = await kube.aget(
         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/edgeapplications.apps.kubeedge.io"
     )
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
@@ -240,17 +240,17 @@ async def test_edgeapplication_lifecycle(kube: Any, controllers: None, apiserver
         },
         {"name": "west"},
     ]
-    await kube.create(
+    await kube.acreate(
         "/apis/apps.kubeedge.io/v1alpha1/namespaces/default/edgeapplications",
         edge_application("web", web_manifests(), groups),
     )
 
     async def generated() -> dict[str, Any]:
-        east = await kube.get_or_none(f"{DEPLOY}/web-east")
-        west = await kube.get_or_none(f"{DEPLOY}/web-west")
+        east = await kube.aget_or_none(f"{DEPLOY}/web-east")
+        west = await kube.aget_or_none(f"{DEPLOY}/web-west")
         assert east is not None and west is not None
-        assert await kube.get_or_none("/api/v1/namespaces/default/services/web") is not None
-        assert await kube.get_or_none("/api/v1/namespaces/default/configmaps/web-config") is not None
+        assert await kube.aget_or_none("/api/v1/namespaces/default/services/web") is not None
+        assert await kube.aget_or_none("/api/v1/namespaces/default/configmaps/web-config") is not None
         return {"east": east, "west": west}
 
     deployments = await eventually(generated)
@@ -262,7 +262,7 @@ async def test_edgeapplication_lifecycle(kube: Any, controllers: None, apiserver
     assert east_pod["nodeSelector"] == {"disk": "ssd", BELONGING_TO_LABEL: "east"}
     assert west["spec"]["template"]["spec"]["nodeSelector"] == {"disk": "ssd", BELONGING_TO_LABEL: "west"}
     assert west["spec"]["template"]["spec"]["containers"][0]["image"] == "docker.io/library/nginx:1.25"
-    edge_app = await kube.get(ea_path("web"))
+    edge_app = await kube.aget(ea_path("web"))
     for obj in (east, west):
         (ref,) = obj["metadata"]["ownerReferences"]
         assert (ref["kind"], ref["name"], ref["uid"], ref["controller"]) == (
@@ -271,13 +271,13 @@ async def test_edgeapplication_lifecycle(kube: Any, controllers: None, apiserver
             edge_app["metadata"]["uid"],
             True,
         )
-    service = await kube.get("/api/v1/namespaces/default/services/web")
+    service = await kube.aget("/api/v1/namespaces/default/services/web")
     assert service["metadata"]["annotations"]["apps.kubeedge.io/service-topology"] == "range-nodegroup"
-    assert await kube.get_or_none("/api/v1/namespaces/default/services/web-east") is None
-    assert (await kube.get("/api/v1/namespaces/default/configmaps/web-config"))["data"] == {"k": "v"}
+    assert await kube.aget_or_none("/api/v1/namespaces/default/services/web-east") is None
+    assert (await kube.aget("/api/v1/namespaces/default/configmaps/web-config"))["data"] == {"k": "v"}
 
     async def workload_status(expected: dict[str, str]) -> None:
-        obj = await kube.get(ea_path("web"))
+        obj = await kube.aget(ea_path("web"))
         entries = (obj.get("status") or {}).get("workloadStatus") or []
         assert {e["identifier"].get("name"): e["conditions"] for e in entries} == expected
         assert [e["identifier"]["ordinal"] for e in entries] == sorted(
@@ -295,7 +295,7 @@ async def test_edgeapplication_lifecycle(kube: Any, controllers: None, apiserver
         )
     )
     # The Deployment controller would report ready replicas; here the test does.
-    await kube.patch(f"{DEPLOY}/web-west/status", {"status": {"replicas": 1, "readyReplicas": 1}})
+    await kube.apatch(f"{DEPLOY}/web-west/status", {"status": {"replicas": 1, "readyReplicas": 1}})
     await eventually(
         lambda: workload_status(
             {"web-east": "Processing", "web-west": "Available", "web": "Available", "web-config": "Available"}
@@ -314,18 +314,18 @@ async def test_edgeapplication_lifecycle(kube: Any, controllers: None, apiserver
         groups[1],
         {"name": "north"},
     ]
-    await kube.patch(ea_path("web"), {"spec": {"workloadScope": {"targetNodeGroups": bad}}})
+    await kube.apatch(ea_path("web"), {"spec": {"workloadScope": {"targetNodeGroups": bad}}})
 
     async def reported() -> None:
-        assert await kube.get_or_none(f"{DEPLOY}/web-north") is not None
-        assert await kube.get_or_none(f"{DEPLOY}/web-east") is not None
-        events = await kube.get("/api/v1/namespaces/default/events")
+        assert await kube.aget_or_none(f"{DEPLOY}/web-north") is not None
+        assert await kube.aget_or_none(f"{DEPLOY}/web-east") is not None
+        events = await kube.aget("/api/v1/namespaces/default/events")
         messages = [e["message"] for e in events["items"] if e["involvedObject"].get("name") == "web"]
         assert any("container 'sidecar' not found" in m and "node group 'east'" in m for m in messages), (
             messages
         )
         if await status_has_conditions(kube):
-            obj = await kube.get(ea_path("web"))
+            obj = await kube.aget(ea_path("web"))
             conditions = (obj.get("status") or {}).get("conditions") or []
             assert any("container 'sidecar' not found" in c.get("message", "") for c in conditions), obj.get(
                 "status"
@@ -334,28 +334,28 @@ async def test_edgeapplication_lifecycle(kube: Any, controllers: None, apiserver
     await eventually(reported)
 
     # Removing a target group removes what it produced.
-    await kube.patch(ea_path("web"), {"spec": {"workloadScope": {"targetNodeGroups": [groups[0]]}}})
+    await kube.apatch(ea_path("web"), {"spec": {"workloadScope": {"targetNodeGroups": [groups[0]]}}})
 
     async def only_east() -> None:
-        assert await kube.get_or_none(f"{DEPLOY}/web-west") is None
-        assert await kube.get_or_none(f"{DEPLOY}/web-north") is None
-        assert (await kube.get(f"{DEPLOY}/web-east"))["spec"]["replicas"] == 3
+        assert await kube.aget_or_none(f"{DEPLOY}/web-west") is None
+        assert await kube.aget_or_none(f"{DEPLOY}/web-north") is None
+        assert (await kube.aget(f"{DEPLOY}/web-east"))["spec"]["replicas"] == 3
 
     await eventually(only_east)
 
     # Removing a manifest removes its object.
-    await kube.patch(ea_path("web"), {"spec": {"workloadTemplate": {"manifests": web_manifests()[:2]}}})
+    await kube.apatch(ea_path("web"), {"spec": {"workloadTemplate": {"manifests": web_manifests()[:2]}}})
 
     async def no_configmap() -> None:
-        assert await kube.get_or_none("/api/v1/namespaces/default/configmaps/web-config") is None
+        assert await kube.aget_or_none("/api/v1/namespaces/default/configmaps/web-config") is None
 
     await eventually(no_configmap)
 
-    await kube.delete(ea_path("web"))
+    await kube.adelete(ea_path("web"))
 
     async def all_gone() -> None:
-        assert await kube.get_or_none(f"{DEPLOY}/web-east") is None
-        assert await kube.get_or_none("/api/v1/namespaces/default/services/web") is None
+        assert await kube.aget_or_none(f"{DEPLOY}/web-east") is None
+        assert await kube.aget_or_none("/api/v1/namespaces/default/services/web") is None
 
     await eventually(all_gone)
 
@@ -365,19 +365,19 @@ async def test_unknown_kind_is_reported(kube: Any, controllers: None) -> None:
         {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}},
         web_manifests()[2] | {"metadata": {"name": "uk-config"}},
     ]
-    await kube.create(
+    await kube.acreate(
         "/apis/apps.kubeedge.io/v1alpha1/namespaces/default/edgeapplications",
         edge_application("uk", manifests, [{"name": "east"}]),
     )
 
     async def reported() -> None:
-        assert await kube.get_or_none("/api/v1/namespaces/default/configmaps/uk-config") is not None
-        obj = await kube.get(ea_path("uk"))
+        assert await kube.aget_or_none("/api/v1/namespaces/default/configmaps/uk-config") is not None
+        obj = await kube.aget(ea_path("uk"))
         status = obj.get("status") or {}
         assert {"identifier": {"ordinal": 0}, "conditions": "Processing"} in (
             status.get("workloadStatus") or []
         )
-        events = await kube.get("/api/v1/namespaces/default/events")
+        events = await kube.aget("/api/v1/namespaces/default/events")
         messages = [e["message"] for e in events["items"] if e["involvedObject"].get("name") == "uk"]
         assert any("does not serve kind 'Widget'" in m for m in messages), messages
         if await status_has_conditions(kube):
@@ -396,11 +396,11 @@ async def test_label_set_target(kube: Any, controllers: None) -> None:
     body["spec"]["workloadScope"]["targetNodeLabels"] = [
         {"labelSelector": {"matchLabels": labels}, "overriders": {"replicas": 2}}
     ]
-    await kube.create("/apis/apps.kubeedge.io/v1alpha1/namespaces/default/edgeapplications", body)
+    await kube.acreate("/apis/apps.kubeedge.io/v1alpha1/namespaces/default/edgeapplications", body)
     name = f"lbl-{label_set_suffix(labels)}"
 
     async def stamped() -> dict[str, Any]:
-        obj = await kube.get_or_none(f"{DEPLOY}/{name}")
+        obj = await kube.aget_or_none(f"{DEPLOY}/{name}")
         assert obj is not None
         return obj
 

@@ -26,8 +26,8 @@ from nodegroup_testing import eventually
 
 from edgecore.config import EdgeCoreConfig
 from edgecore.metamanager import EdgeStore
+from kubeclient import Kube
 from kubeshore.config import load_config
-from nodegroup._kube import Kube, api_client_from_kubeconfig
 from nodegroup._naming import BELONGING_TO_LABEL
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -156,7 +156,7 @@ def cluster(processes: Processes, tmp_path: Path) -> dict[str, Any]:
 
 
 async def test_two_groups_of_edgecores(cluster: dict[str, Any], processes: Processes, tmp_path: Path) -> None:
-    kube = Kube(api_client_from_kubeconfig(cluster["kubeconfig"]))
+    kube = Kube.from_kubeconfig(cluster["kubeconfig"])
     try:
         await run_scenario(kube, processes, tmp_path)
     finally:
@@ -173,14 +173,14 @@ def ready_of(node: dict[str, Any]) -> str:
 async def run_scenario(kube: Kube, processes: Processes, tmp_path: Path) -> None:
     async def nodes_ready() -> None:
         for name in EDGES:
-            node = await kube.get_or_none(f"/api/v1/nodes/{name}")
+            node = await kube.aget_or_none(f"/api/v1/nodes/{name}")
             assert node is not None and ready_of(node) == "True", name
 
     await eventually(nodes_ready, within=60)
 
     async def metaserver_ports() -> None:
         for name in EDGES:
-            node = await kube.get(f"/api/v1/nodes/{name}")
+            node = await kube.aget(f"/api/v1/nodes/{name}")
             port = (node["metadata"].get("annotations") or {}).get("kubeshore.io/metaserver-port")
             assert port is not None and int(port) > 0, name
             EDGES[name] = int(port)
@@ -188,8 +188,8 @@ async def run_scenario(kube: Kube, processes: Processes, tmp_path: Path) -> None
     await eventually(metaserver_ports, within=30)
 
     group = {"apiVersion": "apps.kubeedge.io/v1alpha1", "kind": "NodeGroup"}
-    await kube.create(NG, group | {"metadata": {"name": "ga"}, "spec": {"nodes": ["e-a1"]}})
-    await kube.create(NG, group | {"metadata": {"name": "gb"}, "spec": {"nodes": ["e-b1", "e-b2"]}})
+    await kube.acreate(NG, group | {"metadata": {"name": "ga"}, "spec": {"nodes": ["e-a1"]}})
+    await kube.acreate(NG, group | {"metadata": {"name": "gb"}, "spec": {"nodes": ["e-b1", "e-b2"]}})
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -210,7 +210,7 @@ async def run_scenario(kube: Kube, processes: Processes, tmp_path: Path) -> None
         "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80}]},
     }
     targets = [{"name": "ga", "overriders": {"replicas": 2}}, {"name": "gb"}]
-    await kube.create(
+    await kube.acreate(
         EAPPS,
         {
             "apiVersion": "apps.kubeedge.io/v1alpha1",
@@ -224,25 +224,25 @@ async def run_scenario(kube: Kube, processes: Processes, tmp_path: Path) -> None
     )
 
     async def stamped() -> None:
-        ga = await kube.get_or_none("/apis/apps/v1/namespaces/default/deployments/web-ga")
-        gb = await kube.get_or_none("/apis/apps/v1/namespaces/default/deployments/web-gb")
+        ga = await kube.aget_or_none("/apis/apps/v1/namespaces/default/deployments/web-ga")
+        gb = await kube.aget_or_none("/apis/apps/v1/namespaces/default/deployments/web-gb")
         assert ga is not None and gb is not None
         assert (ga["spec"]["replicas"], gb["spec"]["replicas"]) == (2, 1)
         assert ga["spec"]["template"]["spec"]["nodeSelector"] == {BELONGING_TO_LABEL: "ga"}
         assert ga["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.25"
-        svc = await kube.get_or_none("/api/v1/namespaces/default/services/web")
+        svc = await kube.aget_or_none("/api/v1/namespaces/default/services/web")
         assert (
             svc is not None
             and svc["metadata"]["annotations"]["apps.kubeedge.io/service-topology"] == "range-nodegroup"
         )
         for name, grp in (("e-a1", "ga"), ("e-b1", "gb"), ("e-b2", "gb")):
-            node = await kube.get(f"/api/v1/nodes/{name}")
+            node = await kube.aget(f"/api/v1/nodes/{name}")
             assert node["metadata"]["labels"].get(BELONGING_TO_LABEL) == grp
 
     await eventually(stamped, within=30)
 
     # As Kubernetes' EndpointSlice controller would publish it: endpoints on nodes of both groups.
-    await kube.create(
+    await kube.acreate(
         SLICES,
         {
             "apiVersion": "discovery.k8s.io/v1",
@@ -283,14 +283,14 @@ async def run_scenario(kube: Kube, processes: Processes, tmp_path: Path) -> None
     await eventually(kubernetes_slices, within=30)
 
     # Move e-b2 from gb to ga: what every node holds follows.
-    await kube.patch(f"{NG}/gb", {"spec": {"nodes": ["e-b1"]}})
-    await kube.patch(f"{NG}/ga", {"spec": {"nodes": ["e-a1", "e-b2"]}})
+    await kube.apatch(f"{NG}/gb", {"spec": {"nodes": ["e-b1"]}})
+    await kube.apatch(f"{NG}/ga", {"spec": {"nodes": ["e-a1", "e-b2"]}})
     await eventually(
         lambda: views({"e-a1": ["e-a1", "e-b2"], "e-b1": ["e-b1"], "e-b2": ["e-a1", "e-b2"]}), within=30
     )
 
     # A Service of its own (not from the EdgeApplication) is sent whole until it is annotated.
-    await kube.create(
+    await kube.acreate(
         "/api/v1/namespaces/default/services",
         {
             "apiVersion": "v1",
@@ -299,7 +299,7 @@ async def run_scenario(kube: Kube, processes: Processes, tmp_path: Path) -> None
             "spec": {"ports": [{"port": 81}]},
         },
     )
-    await kube.create(
+    await kube.acreate(
         SLICES,
         {
             "apiVersion": "discovery.k8s.io/v1",
@@ -321,18 +321,18 @@ async def run_scenario(kube: Kube, processes: Processes, tmp_path: Path) -> None
 
     await eventually(lambda: plain_views({name: everywhere for name in EDGES}), within=30)
     topology = {"apps.kubeedge.io/service-topology": "range-nodegroup"}
-    await kube.patch("/api/v1/namespaces/default/services/plain", {"metadata": {"annotations": topology}})
+    await kube.apatch("/api/v1/namespaces/default/services/plain", {"metadata": {"annotations": topology}})
     scoped = {"e-a1": ["e-a1", "e-b2"], "e-b1": ["e-b1"], "e-b2": ["e-a1", "e-b2"]}
     await eventually(lambda: plain_views(scoped), within=30)
     unscoped = {"apps.kubeedge.io/service-topology": None}
-    await kube.patch("/api/v1/namespaces/default/services/plain", {"metadata": {"annotations": unscoped}})
+    await kube.apatch("/api/v1/namespaces/default/services/plain", {"metadata": {"annotations": unscoped}})
     await eventually(lambda: plain_views({name: everywhere for name in EDGES}), within=30)
 
     # A killed edgecore goes Unknown in its group's status, and Ready again once restarted.
     processes.kill("e-b1")
 
     async def status_of(group: str, node: str, wanted: str) -> None:
-        obj = await kube.get(f"{NG}/{group}")
+        obj = await kube.aget(f"{NG}/{group}")
         entries = {
             e["nodeName"]: e["readyStatus"] for e in (obj.get("status") or {}).get("nodeStatuses") or []
         }
@@ -340,8 +340,8 @@ async def run_scenario(kube: Kube, processes: Processes, tmp_path: Path) -> None
 
     await eventually(lambda: status_of("gb", "e-b1", "Unknown"), within=30)
     # While it is away its peers change groups; on reconnect it gets the view it missed.
-    await kube.patch(f"{NG}/ga", {"spec": {"nodes": ["e-a1"]}})
-    await kube.patch(f"{NG}/gb", {"spec": {"nodes": ["e-b1", "e-b2"]}})
+    await kube.apatch(f"{NG}/ga", {"spec": {"nodes": ["e-a1"]}})
+    await kube.apatch(f"{NG}/gb", {"spec": {"nodes": ["e-b1", "e-b2"]}})
     await eventually(lambda: views({"e-a1": ["e-a1"], "e-b2": ["e-b1", "e-b2"]}), within=30)
     processes.start("e-b1", str(BIN / "edgecore"), "--config", str(tmp_path / "e-b1" / "edgecore.yaml"))
     await eventually(lambda: status_of("gb", "e-b1", "Ready"), within=30)
@@ -356,7 +356,7 @@ async def run_scenario(kube: Kube, processes: Processes, tmp_path: Path) -> None
     await eventually(lambda: views({"e-b1": ["e-b1", "e-b2"]}), within=30)
     await eventually(kubernetes_slices, within=30)
 
-    await kube.delete(f"{EAPPS}/web")
+    await kube.adelete(f"{EAPPS}/web")
 
     async def gone() -> None:
         for path in (
@@ -364,6 +364,6 @@ async def run_scenario(kube: Kube, processes: Processes, tmp_path: Path) -> None
             "/apis/apps/v1/namespaces/default/deployments/web-gb",
             "/api/v1/namespaces/default/services/web",
         ):
-            assert await kube.get_or_none(path) is None, path
+            assert await kube.aget_or_none(path) is None, path
 
     await eventually(gone, within=30)

@@ -1,10 +1,16 @@
-"""The built-in resource types the embedded server serves, with kubectl's usual table columns."""
+"""The built-in Kubernetes resource types, with kubectl's usual table columns.
+
+One list for every server built on kubeapi: the embedded API server serves all of it, the edge
+MetaServer serves it read-only, so ``kubectl get`` prints the same columns against either. Only
+dataclasses and plain functions live here (no aiohttp), so importing it stays cheap.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from kubeapi._tables import age
 from kubeapi.resources import PrinterColumn, ResourceType
 
 _AGE = PrinterColumn("Age", "date", ".metadata.creationTimestamp")
@@ -127,8 +133,6 @@ def _event_object(obj: Mapping[str, Any]) -> str:
 
 
 def _event_last_seen(obj: Mapping[str, Any]) -> str:
-    from kubeapi._tables import age
-
     stamp = obj.get("lastTimestamp") or obj.get("eventTime") or _get(obj, "metadata", "creationTimestamp")
     return age(stamp)
 
@@ -146,6 +150,7 @@ def _p(name: str, path: str, type_: str = "string", priority: int = 0) -> Printe
 
 
 def builtin_types() -> list[ResourceType]:
+    """A fresh list of the built-in types (callers may ``dataclasses.replace`` entries freely)."""
     core = "v1"
     return [
         ResourceType(
@@ -340,8 +345,8 @@ def builtin_types() -> list[ResourceType]:
             tracks_generation=True,
             printer_columns=(_NAME, _c("Created At", _crd_created)),
         ),
-        # Stored and served so that manifests for a real cluster (deploy/) apply here too; the
-        # embedded server does not enforce RBAC or mint service-account tokens.
+        # Stored and served so that manifests for a real cluster (deploy/) apply; kubeapi does not
+        # enforce RBAC or mint service-account tokens.
         ResourceType("", core, "ServiceAccount", "serviceaccounts", "serviceaccount", True, ("sa",)),
         *(
             ResourceType(

@@ -1,6 +1,6 @@
 import asyncio
 
-from nodegroup._workqueue import WorkQueue
+from kubeclient import WorkQueue
 
 
 async def test_dedup_rerun_and_retry() -> None:

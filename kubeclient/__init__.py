@@ -1,0 +1,58 @@
+"""The one wrapper around the official ``kubernetes`` client: requests, informers, work queue.
+
+Cloud side only (cloudcore, nodegroup); edge code never imports it.
+"""
+
+from kubeclient._client import (
+    CONFIGMAPS,
+    CRDS,
+    DEPLOYMENTS,
+    ENDPOINTS,
+    ENDPOINTSLICES,
+    EVENTS,
+    JSON_PATCH,
+    MERGE_PATCH,
+    NAMESPACES,
+    NODES,
+    PODS,
+    SECRETS,
+    SERVICES,
+    STRATEGIC_MERGE_PATCH,
+    ApiError,
+    Kube,
+    Obj,
+    Resource,
+    load_api_client,
+    object_key,
+    split_api_version,
+)
+from kubeclient._informer import EventHandler, Informer, wait_synced
+from kubeclient._workqueue import WorkQueue
+
+__all__ = [
+    "CONFIGMAPS",
+    "CRDS",
+    "DEPLOYMENTS",
+    "ENDPOINTS",
+    "ENDPOINTSLICES",
+    "EVENTS",
+    "JSON_PATCH",
+    "MERGE_PATCH",
+    "NAMESPACES",
+    "NODES",
+    "PODS",
+    "SECRETS",
+    "SERVICES",
+    "STRATEGIC_MERGE_PATCH",
+    "ApiError",
+    "EventHandler",
+    "Informer",
+    "Kube",
+    "Obj",
+    "Resource",
+    "WorkQueue",
+    "load_api_client",
+    "object_key",
+    "split_api_version",
+    "wait_synced",
+]

@@ -1,0 +1,39 @@
+"""Edge code never reaches the Kubernetes client, directly or through kubeclient."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BANNED = {"kubernetes", "kubeclient", "cloudcore", "nodegroup"}
+
+
+def imported_roots(path: Path) -> set[str]:
+    roots: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_edge_packages_do_not_import_the_kubernetes_client() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)}: {sorted(imported_roots(path) & BANNED)}"
+        for package in ("edgecore", "mappers")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if imported_roots(path) & BANNED
+    ]
+    assert offenders == []
+
+
+def test_cloud_packages_reach_the_client_only_through_kubeclient() -> None:
+    direct = [
+        str(path.relative_to(ROOT))
+        for package in ("cloudcore", "nodegroup")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if "kubernetes" in imported_roots(path)
+    ]
+    assert direct == []
