@@ -292,7 +292,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             subprocess.run(
                 [str(BIN / "kubeshore"), "join", "--cloudcore", f"127.0.0.1:{ports['websocketPort']}",
                  "--https-port", str(ports["httpsPort"]), "--token", token, "--node-name", "bench-edge",
-                 "--data-dir", str(edge_dir), "--metaserver-port", "0", "--mqtt-url", broker],
+                 "--data-dir", str(edge_dir), "--metaserver-port", "0", "--metrics-port", "0",
+                 "--mqtt-url", broker],
                 capture_output=True, text=True, check=True,
             )  # fmt: skip
             edge = start("edgecore", str(BIN / "edgecore"), "--config", str(edge_dir / "edgecore.yaml"),

@@ -252,7 +252,7 @@ def run_views(data: Path) -> dict[str, Any]:
             subprocess.run(
                 [str(BIN / "kubeshore"), "join", "--cloudcore", f"127.0.0.1:{state['websocketPort']}",
                  "--https-port", str(state["httpsPort"]), "--token", token, "--node-name", name,
-                 "--data-dir", str(edge_dir), "--metaserver-port", "0"],
+                 "--data-dir", str(edge_dir), "--metaserver-port", "0", "--metrics-port", "0"],
                 capture_output=True, check=True,
             )  # fmt: skip
             procs.append(

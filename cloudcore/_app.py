@@ -149,7 +149,7 @@ class CloudCore:
                 log.debug("node %s: unhandled upstream %s %s", node, msg.route.operation, msg.route.resource)
 
         hub.set_default_upstream(default_upstream)
-        self.metrics = Metrics(hub, self.store, lambda: self.ready)
+        self.metrics = Metrics(hub, self.store, lambda: self.ready, self.devicecontroller)
         await self.metrics.start(cfg.metrics_bind, cfg.metrics_port)
         await self.store.start()
         await self.nodegroup_views.start()

@@ -1,4 +1,5 @@
-"""Prometheus metrics and health endpoints (``/metrics``, ``/healthz``, ``/readyz``).
+"""Prometheus metrics and health endpoints (``/metrics``, ``/healthz``, ``/livez``, ``/readyz``),
+served by :mod:`kubeshore.observability` like every kubeshore process.
 
 Per-node counters are plain ints on the sessions and are turned into samples only when scraped,
 so ten thousand nodes cost no Prometheus child objects.
@@ -9,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from aiohttp import web
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from cloudcore.cloudhub import CloudHub
+from cloudcore.devicecontroller import DeviceController
 from cloudcore.sync import ObjectSyncStore
+from kubeshore.observability import HealthChecks, ObservabilityServer
 
 
 class _HubCollector(Collector):
@@ -72,10 +74,42 @@ class _HubCollector(Collector):
         yield pw
 
 
+class _DeviceCollector(Collector):
+    def __init__(self, devices: DeviceController) -> None:
+        self.status = devices.status
+
+    def collect(self) -> Iterator[Any]:
+        st = self.status
+        writes = CounterMetricFamily(
+            "devicecontroller_status_writes",
+            "DeviceStatus merge patches to the API, by result (ok, gone = no such DeviceStatus, error)",
+            labels=["result"],
+        )
+        for result in ("ok", "gone", "error"):
+            writes.add_metric([result], st.write_results[result])
+        yield writes
+        twins = CounterMetricFamily("devicecontroller_twin_updates", "Twin properties reported by edge nodes")
+        twins.add_metric([], st.twin_updates)
+        yield twins
+        states = CounterMetricFamily("devicecontroller_state_updates", "Device states reported by edge nodes")
+        states.add_metric([], st.state_updates)
+        yield states
+        q = GaugeMetricFamily(
+            "devicecontroller_status_queue_depth", "Devices with reports coalesced but not yet written"
+        )
+        q.add_metric([], st.pending_devices())
+        yield q
+
+
 class Metrics:
-    def __init__(self, hub: CloudHub, store: ObjectSyncStore, ready: Callable[[], bool]) -> None:
+    """cloudcore's registry and its ``/metrics``, ``/healthz``, ``/livez``, ``/readyz`` server."""
+
+    def __init__(
+        self, hub: CloudHub, store: ObjectSyncStore, ready: Callable[[], bool], devices: DeviceController
+    ) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(_HubCollector(hub, store))
+        self.registry.register(_DeviceCollector(devices))
         self.ack_latency = Histogram(
             "cloudhub_ack_latency_seconds",
             "Time from first send to acknowledgement",
@@ -83,33 +117,16 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
         hub.on_ack_latency(self.ack_latency.observe)
-        self.ready = ready
-        self._runner: web.AppRunner | None = None
+        self.health = HealthChecks()
+        self.health.add("ping", lambda: True, liveness=True)
+        self.health.add("started", ready)
+        self._server: ObservabilityServer | None = None
         self.port = 0
 
     async def start(self, bind: str, port: int) -> None:
-        app = web.Application()
-        app.router.add_get("/metrics", self._metrics)
-        app.router.add_get("/healthz", self._healthz)
-        app.router.add_get("/livez", self._healthz)
-        app.router.add_get("/readyz", self._readyz)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, bind, port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self._server = ObservabilityServer(self.registry, self.health, bind, port)
+        self.port = await self._server.start()
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def _metrics(self, request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(self.registry), content_type="text/plain", charset="utf-8")
-
-    async def _healthz(self, request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    async def _readyz(self, request: web.Request) -> web.Response:
-        return web.Response(text="ok") if self.ready() else web.Response(status=503, text="starting")
+        if self._server is not None:
+            await self._server.stop()

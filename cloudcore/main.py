@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from kubeshore.config import ConfigError, load_config
+from kubeshore.logs import add_logging_flags, setup_from_args
 
 # flag -> config key (the YAML file uses the same keys)
 _FLAGS: dict[str, tuple[str, type, str]] = {
@@ -30,7 +30,8 @@ _FLAGS: dict[str, tuple[str, type, str]] = {
         int,
         "standalone API server port (default 6443; 0 = any free port)",
     ),
-    "--metrics-port": ("metricsPort", int, "/metrics, /healthz, /readyz port on 127.0.0.1 (default 9091)"),
+    "--metrics-port": ("metricsPort", int, "/metrics, /healthz, /livez, /readyz port (default 9091)"),
+    "--metrics-bind": ("metricsBind", str, "address the metrics port listens on (default 127.0.0.1)"),
     "--node-grace-period": ("nodeGracePeriod", float, "seconds of silence before a node is Ready=Unknown"),
     "--keepalive-timeout": ("keepaliveTimeout", float, "seconds of silence before a session is closed"),
     "--node-status-update-period": ("nodeStatusUpdatePeriod", float, "seconds between heartbeat writes"),
@@ -45,7 +46,7 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, dict[str, Any]]
     p = argparse.ArgumentParser(prog="cloudcore", description="kubeshore cloudcore (KubeEdge-compatible)")
     p.add_argument("--config", help="YAML configuration file (same keys as the flags, camelCase)")
     p.add_argument("--standalone", action="store_true", default=None, help="run an embedded API server")
-    p.add_argument("--log-level", default="INFO")
+    add_logging_flags(p)
     for flag, (key, typ, help_text) in _FLAGS.items():
         if key == "advertiseAddress":
             p.add_argument(flag, dest=key, action="append", help=help_text)
@@ -59,11 +60,7 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, dict[str, Any]]
 
 def main(argv: Sequence[str] | None = None) -> int:
     ns, overrides = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(
-        level=ns.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_from_args(ns)
     from cloudcore.config import CloudCoreConfig
 
     try:

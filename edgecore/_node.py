@@ -13,6 +13,7 @@ from edgecore._router import ModuleRouter
 from edgecore.config import EdgeCoreConfig
 from edgecore.edgehub import Address, EdgeHub
 from edgecore.metamanager import EdgeStore, MetaManager
+from kubeshore.observability import ObservabilityServer
 
 log = logging.getLogger("edgecore")
 
@@ -33,6 +34,8 @@ class EdgeNode:
         )
         self.devices = DeviceModule(cfg, self.router, self.store)
         self.metaserver: Any = None
+        self.observability: ObservabilityServer | None = None
+        self.started = False
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -43,11 +46,20 @@ class EdgeNode:
             self.metaserver = MetaServer(self.store, self.cfg.meta_server.address, self.cfg.meta_server.port)
             await self.metaserver.start()
         await self.devices.start()
+        if self.cfg.metrics.enable:
+            from edgecore._metrics import node_health, node_registry
+
+            m = self.cfg.metrics
+            self.observability = ObservabilityServer(
+                node_registry(self), node_health(self), m.address, m.port
+            )
+            await self.observability.start()
         self._tasks = [
             asyncio.create_task(self.metamanager.run(), name="metamanager"),
             asyncio.create_task(self.hub.run(), name="edgehub"),
             asyncio.create_task(self.status.run(), name="nodestatus"),
         ]
+        self.started = True
         log.info("edgecore %s started (store %s)", self.cfg.node_name, self.cfg.database.path)
 
     def _metaserver_port(self) -> int | None:
@@ -56,9 +68,17 @@ class EdgeNode:
         return self.cfg.meta_server.port if self.cfg.meta_server.enable else None
 
     def ports(self) -> dict[str, int]:
-        return {"metaServerPort": self.metaserver.port} if self.metaserver is not None else {}
+        out: dict[str, int] = {}
+        if self.metaserver is not None:
+            out["metaServerPort"] = self.metaserver.port
+        if self.observability is not None:
+            out["metricsPort"] = self.observability.port
+        return out
 
     async def stop(self) -> None:
+        self.started = False
+        if self.observability is not None:
+            await self.observability.stop()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:

@@ -49,6 +49,15 @@ class MetaServerConfig(_Camel):
     port: int = Field(10550, ge=0, le=65535)
 
 
+class MetricsConfig(_Camel):
+    """``/metrics``, ``/healthz``, ``/livez`` and ``/readyz`` (plain HTTP; keep it on loopback or a
+    trusted network)."""
+
+    enable: bool = True
+    address: str = "127.0.0.1"
+    port: int = Field(10352, ge=0, le=65535, description="0 = any free port (written to stateFile)")
+
+
 class EventBusConfig(_Camel):
     mqtt_url: str = "tcp://127.0.0.1:1883"
 
@@ -66,6 +75,7 @@ class EdgeCoreConfig(_Camel):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     meta_server: MetaServerConfig = Field(default_factory=MetaServerConfig)
     event_bus: EventBusConfig = Field(default_factory=EventBusConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     dmi: DmiConfig
     node_status_check_period: float = Field(
         60.0, gt=0, description="seconds between checks whether the node's status changed (sent only if so)"

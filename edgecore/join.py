@@ -1,7 +1,8 @@
 """``kubeshore join``: obtain this node's certificate from cloudcore and write ``DIR/edgecore.yaml``.
 
     kubeshore join --cloudcore HOST:PORT --token TOKEN --node-name NAME --data-dir DIR
-                   [--https-port P] [--metaserver-port P] [--mqtt-url URL] [--dmi-socket PATH]
+                   [--https-port P] [--metaserver-port P] [--metrics-port P]
+                   [--mqtt-url URL] [--dmi-socket PATH]
 
 HOST:PORT is cloudcore's websocket address; certificates come from HOST:--https-port (default 10002).
 """
@@ -21,6 +22,7 @@ from edgecore.config import (
     EdgeHubConfig,
     EventBusConfig,
     MetaServerConfig,
+    MetricsConfig,
 )
 from edgecore.edgehub._certificates import (
     Address,
@@ -48,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--https-port", type=int, default=DEFAULT_HTTPS_PORT, help="certificate port (default 10002)"
     )
     p.add_argument("--metaserver-port", type=int, default=10550)
+    p.add_argument(
+        "--metrics-port", type=int, default=10352, help="/metrics and health port on 127.0.0.1 (0 = any free)"
+    )
     p.add_argument("--mqtt-url", default="tcp://127.0.0.1:1883")
     p.add_argument("--dmi-socket", type=Path, help="DMI unix socket (default DIR/dmi.sock)")
     ns = p.parse_args(list(sys.argv[1:] if argv is None else argv))
@@ -96,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
             database=DatabaseConfig(path=data_dir / "edgecore.db"),
             meta_server=MetaServerConfig(port=ns.metaserver_port),
+            metrics=MetricsConfig(port=ns.metrics_port),
             event_bus=EventBusConfig(mqtt_url=ns.mqtt_url),
             dmi=DmiConfig(socket=ns.dmi_socket or data_dir / "dmi.sock"),
             state_file=data_dir / "edgecore.json",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import signal
 import sys
@@ -14,18 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from kubeshore.config import ConfigError, load_config
+from kubeshore.logs import add_logging_flags, setup_from_args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="edgecore", description="kubeshore edgecore (KubeEdge-compatible)")
     p.add_argument("--config", required=True, type=Path, help="edgecore.yaml written by 'kubeshore join'")
-    p.add_argument("--log-level", default="INFO")
+    add_logging_flags(p)
     ns = p.parse_args(list(sys.argv[1:] if argv is None else argv))
-    logging.basicConfig(
-        level=ns.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_from_args(ns)
     from edgecore.config import EdgeCoreConfig
 
     try:

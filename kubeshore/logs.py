@@ -73,12 +73,14 @@ def add_logging_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level",
         choices=LEVELS,
-        default=os.environ.get("KUBESHORE_LOG_LEVEL", "info"),
+        type=str.lower,  # INFO and WARNING, as older command lines spell them, still work
+        default=os.environ.get("KUBESHORE_LOG_LEVEL", "info").lower(),
         help="least severe level logged (default info)",
     )
     parser.add_argument(
         "--log-format",
         choices=FORMATS,
+        type=str.lower,
         default=os.environ.get("KUBESHORE_LOG_FORMAT"),
         help="text or json lines (default: text on a terminal, json otherwise)",
     )

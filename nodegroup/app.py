@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kubeclient import Kube, load_api_client
+from kubeshore.logs import add_logging_flags, setup_logging
 from nodegroup.edgeapplication_controller import EdgeApplicationController
 from nodegroup.nodegroup_controller import NodeGroupController
 
@@ -56,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--kubeconfig", required=True, help="kubeconfig of the API server to reconcile")
     parser.add_argument("--resync-seconds", type=float, default=60.0, help="full resync period (default 60)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages (--log-level debug)")
+    add_logging_flags(parser)
     return parser
 
 
@@ -71,10 +73,7 @@ async def _serve(kubeconfig: str, resync_seconds: float) -> None:
 
 def cli(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging("debug" if args.verbose else args.log_level, args.log_format)
     if not Path(args.kubeconfig).is_file():
         print(f"nodegroup-controller: kubeconfig {args.kubeconfig!r} does not exist", file=sys.stderr)
         return 2

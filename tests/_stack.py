@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -70,7 +72,7 @@ class Stack:
         self.start(
             "cloudcore", str(BIN / "cloudcore"), "--standalone", "--data-dir", str(data),
             "--bind", "127.0.0.1", "--websocket-port", "0", "--https-port", "0",
-            "--apiserver-port", "0", "--metrics-port", "0", *extra,
+            "--apiserver-port", "0", "--metrics-port", "0", "--log-format", "json", *extra,
         )  # fmt: skip
         state = data / "cloudcore.json"
         wait_for(state.exists, 60, "cloudcore.json")
@@ -85,7 +87,8 @@ class Stack:
         subprocess.run(
             [str(BIN / "kubeshore"), "join", "--cloudcore", f"127.0.0.1:{self.ports['websocketPort']}",
              "--https-port", str(self.ports["httpsPort"]), "--token", token, "--node-name", "edge-1",
-             "--data-dir", str(self.edge_dir), "--metaserver-port", "0", "--mqtt-url", self.broker,
+             "--data-dir", str(self.edge_dir), "--metaserver-port", "0", "--metrics-port", "0",
+             "--mqtt-url", self.broker,
              "--dmi-socket", str(self.edge_dir / "dmi.sock")],
             capture_output=True, text=True, check=True, timeout=60,
         )  # fmt: skip
@@ -95,7 +98,31 @@ class Stack:
         cfg_path.write_text(yaml.safe_dump(cfg))
 
     def start_edgecore(self) -> None:
-        self.start("edgecore", str(BIN / "edgecore"), "--config", str(self.edge_dir / "edgecore.yaml"))
+        self.start(
+            "edgecore", str(BIN / "edgecore"), "--config", str(self.edge_dir / "edgecore.yaml"),
+            "--log-format", "json",
+        )  # fmt: skip
+
+    def scrape(self, component: str, path: str = "/metrics") -> tuple[int, str]:
+        """(status, body) of ``path`` on cloudcore's or edgecore's metrics port."""
+        if component == "cloudcore":
+            port = self.ports["metricsPort"]
+        else:
+            port = json.loads((self.edge_dir / "edgecore.json").read_text())["metricsPort"]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()
+
+    def samples(self, component: str) -> dict[str, float]:
+        """``/metrics`` of ``component`` as {"name{labels}": value}."""
+        out: dict[str, float] = {}
+        for line in self.scrape(component)[1].splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.rpartition(" ")
+                out[key] = float(value)
+        return out
 
     def kubectl(self, *args: str, stdin: str | None = None) -> str:
         out = subprocess.run(

@@ -25,7 +25,7 @@ def test_ports_are_chosen_once_and_kept(tmp_path: Path) -> None:
     again = load_or_choose_ports(tmp_path / "a")
     assert first == again
     values = list(first.all().values())
-    assert len(set(values)) == len(values) == 4 + 3 * 2
+    assert len(set(values)) == len(values) == 4 + 4 * 2
 
 
 def test_well_known_ports_when_free(tmp_path: Path) -> None:

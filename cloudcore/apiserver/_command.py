@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 from pathlib import Path
 
 from kubeshore.config import ConfigError, ConfigModel, load_config
+from kubeshore.logs import setup_logging
 
 
 class APIServerConfig(ConfigModel):
@@ -17,6 +17,7 @@ class APIServerConfig(ConfigModel):
     bind: str = "127.0.0.1"
     port: int = 6443
     log_level: str = "info"
+    log_format: str | None = None
 
 
 async def _serve(config: APIServerConfig) -> None:
@@ -39,17 +40,28 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="kubeshore apiserver", description="Run the embedded Kubernetes API server."
     )
-    parser.add_argument("--config", help="YAML configuration file (keys: data_dir, bind, port, log_level)")
+    parser.add_argument(
+        "--config", help="YAML configuration file (keys: data_dir, bind, port, log_level, log_format)"
+    )
     parser.add_argument("--data-dir", help="directory for the SQLite store, CA and admin.kubeconfig")
     parser.add_argument("--bind", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="HTTPS port (default 6443; 0 picks a free port)")
     parser.add_argument("--log-level", help="debug, info, warning or error")
+    parser.add_argument(
+        "--log-format", help="text or json lines (default: text on a terminal, json otherwise)"
+    )
     args = parser.parse_args(argv)
     try:
         config = load_config(
             APIServerConfig,
             args.config,
-            {"data_dir": args.data_dir, "bind": args.bind, "port": args.port, "log_level": args.log_level},
+            {
+                "data_dir": args.data_dir,
+                "bind": args.bind,
+                "port": args.port,
+                "log_level": args.log_level,
+                "log_format": args.log_format,
+            },
         )
     except ConfigError as exc:
         print(f"kubeshore apiserver: {exc}", file=sys.stderr)
@@ -61,9 +73,11 @@ def main(argv: list[str]) -> int:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass
-    logging.basicConfig(
-        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    try:
+        setup_logging(config.log_level.lower(), config.log_format and config.log_format.lower())
+    except ValueError as exc:
+        print(f"kubeshore apiserver: {exc}", file=sys.stderr)
+        return 2
     try:
         asyncio.run(_serve(config))
     except OSError as exc:

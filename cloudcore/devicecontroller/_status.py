@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,10 @@ class StatusWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.writes = 0
+        #: for /metrics: DeviceStatus patches by result (ok, gone, error) and reports received
+        self.write_results: Counter[str] = Counter()
+        self.twin_updates = 0
+        self.state_updates = 0
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="devicestatus-writer")
@@ -75,6 +80,9 @@ class StatusWriter:
         with contextlib.suppress(Exception):
             await self.flush()
 
+    def pending_devices(self) -> int:
+        return len(self._pending)
+
     def forget(self, key: Key) -> None:
         self._written.pop(key, None)
 
@@ -86,6 +94,7 @@ class StatusWriter:
         for name, twin in twins.items():
             if not isinstance(twin, dict):
                 continue
+            self.twin_updates += 1
             entry = pending.twins.setdefault(name, {})
             for src, dst in (("actual", "reported"), ("expected", "observedDesired")):
                 side = twin.get(src)
@@ -108,6 +117,7 @@ class StatusWriter:
         self, key: Key, state: str, last_online: str, reply: Callable[[], None] | None = None
     ) -> None:
         pending = self._pending.setdefault(key, _Pending())
+        self.state_updates += 1
         pending.state = state
         if last_online:
             pending.last_online = last_online
@@ -138,6 +148,7 @@ class StatusWriter:
         results = await asyncio.gather(*(self._write(k, p) for k, p in batch.items()), return_exceptions=True)
         for (key, pending), result in zip(batch.items(), results, strict=True):
             if isinstance(result, BaseException):
+                self.write_results["error"] += 1
                 log.warning("DeviceStatus %s/%s not written (will retry): %s", *key, result)
                 self._requeue(key, pending)
                 continue
@@ -182,6 +193,7 @@ class StatusWriter:
             return
         written = await self.patch(key[0], key[1], {"status": status})
         self.writes += 1
+        self.write_results["ok" if written else "gone"] += 1
         if written and "twins" in status:
             self._written[key] = {t["propertyName"]: t for t in status["twins"]}
 

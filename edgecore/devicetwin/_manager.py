@@ -120,6 +120,8 @@ class DeviceTwin:
         self._sync_wake = asyncio.Event()
         self._bg: set[asyncio.Task[Any]] = set()
         self._types: dict[str, dict[str, str]] = {}
+        #: twin property changes applied (DMI reports and MQTT updates), for /metrics
+        self.twin_updates = 0
 
     async def start(self) -> None:
         for dev in self.store.devices.values():
@@ -401,6 +403,7 @@ class DeviceTwin:
     def _after_update(self, device: Device, changes: list[Change], event_id: str | None) -> None:
         """``event_id`` None: a DMI report, whose sender got its answer over gRPC (no /result)."""
         self.store.twins_changed(device.id, [c.name for c in changes])
+        self.twin_updates += len(changes)
         if any(c.current is not None for c in changes):
             self._cloud_dirty.add(device.id)
         base = f"{TOPIC_PREFIX}{device.namespace}/{device.name}"

@@ -7,10 +7,13 @@ update, a write-behind row and a few MQTT publishes), and throttling them only l
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import grpc
 
@@ -33,11 +36,33 @@ def socket_path(configured: str) -> str:
 _CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND, 409: grpc.StatusCode.ABORTED}
 
 
+_Rpc = TypeVar("_Rpc", bound=Callable[..., Awaitable[Any]])
+
+
+def _counted(rpc: _Rpc) -> _Rpc:
+    """Count each call of ``rpc`` by result; an abort counts under its status code."""
+
+    @functools.wraps(rpc)
+    async def wrapper(self: _Servicer, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            response = await rpc(self, request, context)
+        except BaseException:
+            code = context.code()
+            self.calls[rpc.__name__, code.name if isinstance(code, grpc.StatusCode) else "ERROR"] += 1
+            raise
+        self.calls[rpc.__name__, "OK"] += 1
+        return response
+
+    return cast(_Rpc, wrapper)
+
+
 class _Servicer(api_pb2_grpc.DeviceManagerServiceServicer):
-    def __init__(self, twin: DeviceTwin, registry: MapperRegistry) -> None:
+    def __init__(self, twin: DeviceTwin, registry: MapperRegistry, calls: Counter[tuple[str, str]]) -> None:
         self.twin = twin
         self.registry = registry
+        self.calls = calls
 
+    @_counted
     async def MapperRegister(
         self, request: api_pb2.MapperRegisterRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> api_pb2.MapperRegisterResponse:
@@ -57,6 +82,7 @@ class _Servicer(api_pb2_grpc.DeviceManagerServiceServicer):
             )
         return await self.registry.register(mapper, request.withData)
 
+    @_counted
     async def ReportDeviceStatus(
         self, request: api_pb2.ReportDeviceStatusRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> api_pb2.ReportDeviceStatusResponse:
@@ -83,6 +109,7 @@ class _Servicer(api_pb2_grpc.DeviceManagerServiceServicer):
             await context.abort(_CODES.get(err.code, grpc.StatusCode.INTERNAL), err.reason)
         return api_pb2.ReportDeviceStatusResponse()
 
+    @_counted
     async def ReportDeviceStates(
         self, request: api_pb2.ReportDeviceStatesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> api_pb2.ReportDeviceStatesResponse:
@@ -104,6 +131,8 @@ class DmiServer:
         self.twin = twin
         self.path = socket_path(path)
         self.registry = MapperRegistry(twin)
+        #: (rpc, "ok" | grpc status code name) -> calls, for /metrics
+        self.calls: Counter[tuple[str, str]] = Counter()
         self._server: grpc.aio.Server | None = None
 
     async def start(self) -> None:
@@ -111,7 +140,9 @@ class DmiServer:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)  # a stale socket from a killed edgecore
         server = grpc.aio.server()
-        api_pb2_grpc.add_DeviceManagerServiceServicer_to_server(_Servicer(self.twin, self.registry), server)
+        api_pb2_grpc.add_DeviceManagerServiceServicer_to_server(
+            _Servicer(self.twin, self.registry, self.calls), server
+        )
         # As KubeEdge's, so grpcurl can list and call the service.
         from grpc_reflection.v1alpha import reflection
 

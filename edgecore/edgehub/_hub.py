@@ -45,7 +45,9 @@ class EdgeHub:
         self.connected = asyncio.Event()
         self.connects = 0
         self.received = 0
+        self.sent = 0
         self.malformed = 0
+        self.dropped = 0
         self._send_lock = asyncio.Lock()
         self._outbox_pending = True
         router.set_cloud_sender(self.send)
@@ -58,6 +60,7 @@ class EdgeHub:
             if ws is not None and self.connected.is_set() and not self._outbox_pending:
                 try:
                     await ws.send(frame)
+                    self.sent += 1
                     return True
                 except ConnectionClosed:
                     pass
@@ -67,6 +70,7 @@ class EdgeHub:
             if queued:
                 self._outbox_pending = True
             else:
+                self.dropped += 1
                 log.warning(
                     "outbox full (%d messages); dropped %s", self.cfg.outbox.max_messages, msg.resource
                 )
@@ -81,6 +85,7 @@ class EdgeHub:
                     return
                 for _, frame in entries:
                     await ws.send(frame)
+                    self.sent += 1
                 await self.store.outbox_remove([i for i, _ in entries])
                 log.info("delivered %d queued messages", len(entries))
 

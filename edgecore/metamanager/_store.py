@@ -201,5 +201,10 @@ class EdgeStore:
 
         await self.run(q)
 
+    def outbox_size_now(self) -> int:
+        """Blocking count on the caller's thread (the metrics scrape runs in a thread of its own)."""
+        with self._sessions() as s:
+            return int(s.scalar(select(func.count()).select_from(OutboxEntry)) or 0)
+
     async def outbox_size(self) -> int:
         return await self.run(lambda s: int(s.scalar(select(func.count()).select_from(OutboxEntry)) or 0))

@@ -54,6 +54,8 @@ class NodePorts:
     mqtt: int
     metaserver: int
     rest: int
+    # 0 (any free port) for a ports.json written before edgecore served metrics
+    metrics: int = 0
 
 
 @dataclass
@@ -73,6 +75,8 @@ class Ports:
         }
         for node, p in self.nodes.items():
             out.update({f"{node} mqtt": p.mqtt, f"{node} metaserver": p.metaserver, f"{node} rest": p.rest})
+            if p.metrics:
+                out[f"{node} metrics"] = p.metrics
         return out
 
 
@@ -108,6 +112,7 @@ def preferred_ports(nodes: tuple[str, ...]) -> dict[str, int]:
         out[f"{node}.mqtt"] = 1884 + i  # 1883 is left to a system-wide mosquitto
         out[f"{node}.metaserver"] = 10550 + i
         out[f"{node}.rest"] = 7777 + i
+        out[f"{node}.metrics"] = 10352 + i
     return out
 
 
@@ -139,7 +144,10 @@ def load_or_choose_ports(data_dir: Path, nodes: tuple[str, ...] = NODES, well_kn
     )
     for node in nodes:
         ports.nodes[node] = NodePorts(
-            mqtt=chosen[f"{node}.mqtt"], metaserver=chosen[f"{node}.metaserver"], rest=chosen[f"{node}.rest"]
+            mqtt=chosen[f"{node}.mqtt"],
+            metaserver=chosen[f"{node}.metaserver"],
+            rest=chosen[f"{node}.rest"],
+            metrics=chosen[f"{node}.metrics"],
         )
     data_dir.mkdir(parents=True, exist_ok=True)
     saved = {k: v for k, v in vars(ports).items() if k != "nodes"}
@@ -359,6 +367,8 @@ class Plan:
             str(self.node_dir(node)),
             "--metaserver-port",
             str(p.metaserver),
+            "--metrics-port",
+            str(p.metrics),
             "--mqtt-url",
             f"tcp://127.0.0.1:{p.mqtt}",
             "--dmi-socket",
@@ -457,6 +467,7 @@ def describe(plan: Plan) -> dict[str, Any]:
                 "mqtt": f"127.0.0.1:{p.mqtt}",
                 "metaserver": f"http://127.0.0.1:{p.metaserver}",
                 "mapper_rest": f"http://127.0.0.1:{p.rest}",
+                "edgecore_metrics": f"http://127.0.0.1:{p.metrics}/metrics",
                 "dmi_socket": str(plan.dmi_socket(node)),
             }
             for node, p in plan.ports.nodes.items()

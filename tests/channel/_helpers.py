@@ -77,6 +77,7 @@ async def join(cloud: Cloud, name: str, data_dir: Path, token: str | None = None
 def edge_config(data_dir: Path) -> EdgeCoreConfig:
     cfg = load_config(EdgeCoreConfig, data_dir / "edgecore.yaml")
     cfg.meta_server.enable = False
+    cfg.metrics.port = 0
     cfg.edge_hub.heartbeat = 0.5
     cfg.edge_hub.reconnect_initial = 0.1
     cfg.edge_hub.reconnect_max = 0.5

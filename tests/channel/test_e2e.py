@@ -140,7 +140,14 @@ class Cluster:
             [
                 *(str(BIN / "kubeshore"), "join", "--cloudcore", f"127.0.0.1:{self.ports['websocketPort']}"),
                 *("--https-port", str(self.ports["httpsPort"]), "--token", token, "--node-name", node),
-                *("--data-dir", str(self.data.parent / node), "--metaserver-port", "0"),
+                *(
+                    "--data-dir",
+                    str(self.data.parent / node),
+                    "--metaserver-port",
+                    "0",
+                    "--metrics-port",
+                    "0",
+                ),
             ],
             capture_output=True,
             text=True,

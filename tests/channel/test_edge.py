@@ -103,8 +103,35 @@ async def test_metrics_and_health(cloud: Cloud, edges: EdgeStarter, tmp_path: Pa
     text = await afetch("/metrics")
     assert 'cloudhub_messages_received_total{node="edge-a"}' in text
     assert "cloudhub_ack_latency_seconds_bucket" in text
-    assert await afetch("/healthz") == "ok"
-    assert await afetch("/readyz") == "ok"
+    assert (await afetch("/healthz")).strip() == "ok"
+    assert (await afetch("/readyz")).strip() == "ok"
+    assert "devicecontroller_status_queue_depth 0.0" in text
+
+    # edgecore serves the same endpoints on its own port (0 in tests: any free one).
+    assert node.observability is not None and node.ports()["metricsPort"] == node.observability.port
+    base = f"http://127.0.0.1:{node.observability.port}"
+    edge = await afetch("/metrics")
+    assert "edgecore_cloud_connected 1.0" in edge and "edgecore_outbox_depth 0.0" in edge
+    assert "edgecore_messages_received_total" in edge and "edgecore_devices 0.0" in edge
+    assert "[+]store ok" in await afetch("/readyz?verbose")
+    assert (await afetch("/livez")).strip() == "ok"
+
+
+async def test_edge_is_ready_offline(cloud: Cloud, edges: EdgeStarter, tmp_path: Path) -> None:
+    """Offline, edgecore serves from its store: still ready, the lost cloud shows in a metric."""
+    assert await join(cloud, "edge-off", tmp_path / "a") == 0
+    cfg = edge_config(tmp_path / "a")
+    cfg.edge_hub.server = "127.0.0.1:9"  # nothing listens there
+    node = await edges(cfg)
+    assert node.observability is not None
+    base = f"http://127.0.0.1:{node.observability.port}"
+
+    def fetch(path: str) -> str:
+        with urllib.request.urlopen(base + path, timeout=5) as r:
+            return str(r.read().decode())
+
+    assert (await asyncio.to_thread(fetch, "/readyz")).strip() == "ok"
+    assert "edgecore_cloud_connected 0.0" in await asyncio.to_thread(fetch, "/metrics")
 
 
 async def _contains(text: Awaitable[str], part: str) -> bool:

@@ -166,6 +166,24 @@ async def test_device_end_to_end(stack: DeviceStack) -> None:
         assert temp["reported"]["metadata"]["type"] == "int" and temp["reported"]["metadata"]["timestamp"]
         assert temp["observedDesired"]["value"] == "30"
 
+        # What an operator scrapes: both sides count the reports that just flowed.
+        edge_ready = await run(stack.scrape, "edgecore", "/readyz?verbose")
+        assert edge_ready[0] == 200 and "[+]store ok" in edge_ready[1], edge_ready
+        edge = await run(stack.samples, "edgecore")
+        assert edge["edgecore_cloud_connected"] == 1 and edge["edgecore_devices"] == 1, edge
+        assert edge["edgecore_registered_mappers"] == 1 and edge["edgecore_twin_updates_total"] >= 1
+        assert edge['edgecore_dmi_calls_total{result="OK",rpc="ReportDeviceStatus"}'] >= 1
+        assert edge["edgecore_messages_sent_total"] >= 1 and "edgecore_outbox_depth" in edge
+        cloud = await run(stack.samples, "cloudcore")
+        assert cloud['devicecontroller_status_writes_total{result="ok"}'] >= 1, cloud
+        assert cloud["devicecontroller_twin_updates_total"] >= 1 and cloud["cloudhub_connected_nodes"] == 1
+        assert "devicecontroller_status_queue_depth" in cloud
+        assert (await run(stack.scrape, "cloudcore", "/readyz"))[0] == 200
+        for name in ("cloudcore", "edgecore"):
+            lines = (stack.tmp / f"{name}.log").read_text().splitlines()
+            records = [json.loads(line) for line in lines if line.startswith("{")]
+            assert records and all({"ts", "level", "logger", "msg"} <= r.keys() for r in records), name
+
         # kubectl patch of a desired value reaches the mapper; MQTT shows update, document and delta.
         await run(stack.patch_desired, "35")
         await run(wait_for, lambda: _mapper_has_device(stack, "35"), 30, "UpdateDevice with desired 35")

@@ -147,7 +147,7 @@ def cluster(processes: Processes, tmp_path: Path) -> dict[str, Any]:
                 "--token", token,
                 "--node-name", name,
                 "--data-dir", str(tmp_path / name),
-                "--metaserver-port", "0",
+                "--metaserver-port", "0", "--metrics-port", "0",
             ],
             capture_output=True, text=True, check=True, timeout=60,
         )  # fmt: skip
