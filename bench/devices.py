@@ -36,6 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "devices"))
 BIN = Path(sys.executable).parent
 SAMPLED = 20  # devices whose MQTT documents, statuses and desired values are timed
 CLK_TCK = os.sysconf("SC_CLK_TCK")
