@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -21,6 +22,10 @@ import yaml
 BIN = Path(sys.executable).parent
 
 
+# What a check may raise while the system is still converging (kubectl exits, half-written files).
+_NOT_YET = (OSError, subprocess.SubprocessError, ValueError, KeyError, IndexError, TypeError, sqlite3.Error)
+
+
 def wait_for(check: Callable[[], Any], within: float = 30.0, what: str = "condition") -> Any:
     """Poll ``check`` (blocking) until it returns something truthy; kubectl errors count as not yet."""
     deadline = time.monotonic() + within
@@ -30,7 +35,15 @@ def wait_for(check: Callable[[], Any], within: float = 30.0, what: str = "condit
             last = check()
             if last:
                 return last
-        except (OSError, subprocess.SubprocessError, ValueError, KeyError, IndexError, TypeError) as exc:
+        except (
+            OSError,
+            subprocess.SubprocessError,
+            ValueError,
+            KeyError,
+            IndexError,
+            TypeError,
+            sqlite3.Error,
+        ) as exc:
             last = exc
         time.sleep(0.2)
     raise AssertionError(f"{what} not reached within {within}s (last: {last!r})")

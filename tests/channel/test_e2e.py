@@ -15,29 +15,16 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from _stack import wait_for
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
-
-
-def wait_for(check: Callable[[], Any], within: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + within
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except (OSError, subprocess.SubprocessError, ValueError, KeyError, sqlite3.Error) as exc:
-            last = exc
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not reached within {within}s (last: {last!r})")
 
 
 class Processes:
