@@ -143,12 +143,19 @@ async def test_crashing_service_is_restarted_then_given_up(
     await sup.start(service("crashy", script, marker, "crash"))
     await sup.wait_ready("crashy", 10)
     first = sup.pid("crashy")
+    first_child = _pids(marker)[1]
     sup.watch()
     for _ in range(100):
         if sup.pid("crashy") != first:
             break
         await asyncio.sleep(0.1)
     assert sup.pid("crashy") != first, "a crashed service was not restarted"
+    # The crashed instance's children die with it, before anything is stopped.
+    for _ in range(20):
+        if not is_alive(first_child):
+            break
+        await asyncio.sleep(0.1)
+    assert not is_alive(first_child), "a crashed service left its child running"
     for _ in range(150):
         if "crashy" in sup.failures:
             break

@@ -51,6 +51,7 @@ class _Running:
     start_ticks: int
     restarts: list[float] = field(default_factory=list)
     stopping: bool = False
+    group_reaped: bool = False
 
 
 # --- /proc helpers: pid liveness that survives pid reuse, and process-group membership -------------
@@ -373,7 +374,14 @@ class Supervisor:
         while True:
             await asyncio.sleep(0.2)
             for name, running in list(self._running.items()):
-                if running.stopping or running.process.returncode is None or not running.service.restart:
+                if running.stopping or running.process.returncode is None:
+                    continue
+                if not running.group_reaped:
+                    # A crashed service can leave children in its process group (each service is
+                    # its own session); they must not outlive it or hold its ports on restart.
+                    running.group_reaped = True
+                    _signal_group(running.process.pid, signal.SIGKILL)
+                if not running.service.restart:
                     continue
                 if name in self.failures:
                     continue
