@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# The DeviceModel's property types are the CRD's enum: one definition for cloud, edge and mappers.
+from crds import PropertyType as PropertyType
+
 DEFAULT_CYCLE_MS = 1000
 
 
@@ -24,16 +27,6 @@ class DeviceState(enum.StrEnum):
     DISCONNECTED = "disconnected"
     UNHEALTHY = "unhealthy"
     UNKNOWN = "unknown"
-
-
-class PropertyType(enum.StrEnum):
-    INT = "INT"
-    FLOAT = "FLOAT"
-    DOUBLE = "DOUBLE"
-    STRING = "STRING"
-    BOOLEAN = "BOOLEAN"
-    BYTES = "BYTES"
-    STREAM = "STREAM"
 
 
 @dataclass(frozen=True)
