@@ -31,6 +31,9 @@ SUBSCRIBE_QOS = 1  # what every subscription asks for: QoS 1 publishes reach us 
 CONNECT_TIMEOUT = 10.0  # TCP connect plus CONNACK
 FIRST_BACKOFF = 0.1
 _CACHE_LIMIT = 4096  # encoded topic names and routes kept; cleared when full
+# Unsent bytes above which QoS 0 publishes are dropped: a broker that stopped reading (hung, or a
+# dead peer before keepalive notices) must not make edgecore buffer without bound.
+WRITE_BUFFER_LIMIT = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class _Connection(asyncio.Protocol):
         self._out = bytearray()
         self._dead = False
         self._accepted = False
+        self.paused = False  # the transport holds WRITE_BUFFER_LIMIT unsent bytes
         self.connack: asyncio.Future[int] = loop.create_future()
         self.lost = asyncio.Event()
         self.lost_reason = "closed"
@@ -75,6 +79,13 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
+        self._transport.set_write_buffer_limits(high=WRITE_BUFFER_LIMIT)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
 
     def data_received(self, data: bytes) -> None:
         self._received = True
@@ -157,7 +168,6 @@ class _Connection(asyncio.Protocol):
     def abort(self, reason: str) -> None:
         if self._dead:
             return
-        log.warning("MQTT connection to the broker dropped: %s", reason)
         self.lost_reason = reason
         self._dead = True
         if self._transport is not None:
@@ -263,8 +273,9 @@ class MqttClient:
     def publish(self, topic: str, payload: bytes | str, *, qos: int = 0, retain: bool = False) -> bool:
         """Send a message; False when it was dropped.
 
-        QoS 0 is dropped while the broker is away. QoS 1 is kept until the broker acknowledges it,
-        across reconnects, up to 10,000 messages; beyond that new ones are dropped.
+        QoS 0 is dropped while the broker is away or not reading (4 MiB unsent). QoS 1 is kept until
+        the broker acknowledges it, across reconnects, up to 10,000 messages; beyond that new ones are
+        dropped.
         """
         encoded = self._topics.get(topic)
         if encoded is None:
@@ -273,7 +284,7 @@ class MqttClient:
             payload = _payload_bytes(payload)
         if qos == 0:
             conn = self._conn
-            if conn is None:
+            if conn is None or conn.paused:
                 return False
             conn.write(pk.publish_header(0, retain, len(encoded) + len(payload)), encoded, payload)
             return True

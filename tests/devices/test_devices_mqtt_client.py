@@ -452,6 +452,30 @@ async def test_missing_pingresp_means_connection_lost(caplog: pytest.LogCaptureF
             await c.stop()
 
 
+async def test_qos0_dropped_while_the_broker_does_not_read() -> None:
+    with broker_with() as broker:
+        c = MqttClient(broker.url, "flooder")
+        await c.start()
+        try:
+            await asyncio.wait_for(c.wait_connected(), 5)
+            assert broker.proc is not None
+            os.kill(broker.proc.pid, signal.SIGSTOP)
+            chunk = bytes(64 << 10)
+            accepted = 0
+            for _ in range(2000):  # 128 MiB: far beyond socket buffers plus the 4 MiB limit
+                if not c.publish("flood", chunk):
+                    break
+                accepted += 1
+                await asyncio.sleep(0)
+            assert 60 < accepted < 2000
+            assert c.connected
+            os.kill(broker.proc.pid, signal.SIGCONT)
+            await eventually(lambda: c.publish("flood", b"again"))
+            assert c.connected
+        finally:
+            await c.stop()
+
+
 async def test_refused_connection_is_logged_with_its_meaning(caplog: pytest.LogCaptureFixture) -> None:
     with broker_with("allow_anonymous false\n") as broker:
         c = MqttClient(broker.url, "nobody")
