@@ -224,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     ]
     result = {
+        "title": "DMI gRPC transport: dmi.rpc vs grpcio",
+        "description": "CPU per ReportDeviceStatus call on each side (each process's own CPU after start-up) "
+        "and the client's round trip, at a fixed rate over a Unix socket; RSS after importing each stack.",
+        "command": "python bench/dmi_rpc.py",
         "rate": args.rate,
         "seconds": args.seconds,
         "runs": runs,
