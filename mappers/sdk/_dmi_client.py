@@ -66,7 +66,9 @@ class DmiClient:
 
     async def _open(self) -> Channel:
         await self._close_channel()
-        self._channel = Channel(self.edgecore_sock)
+        # MapperRegister(withData) carries every device of the mapper: 4 MiB (gRPC's default) is
+        # about 1,500 ten-property devices, so allow more from our own edgecore.
+        self._channel = Channel(self.edgecore_sock, max_message_size=64 << 20)
         return self._channel
 
     async def _close_channel(self) -> None:
