@@ -345,7 +345,7 @@ class MqttClient:
                 "MQTT broker %s:%s unreachable: %s",
                 host,
                 port,
-                exc or "timed out",
+                str(exc) or f"no CONNACK within {CONNECT_TIMEOUT:g} s",
             )
             return None
         except asyncio.CancelledError:
