@@ -343,27 +343,36 @@ async def test_qos1_survives_a_broker_kill_and_restart(caplog: pytest.LogCapture
         try:
             await asyncio.wait_for(c.wait_connected(), 5)
             await settle()
-            sent = []
-            for i in range(300):
-                sent.append(str(i).encode())
-                assert c.publish(f"q/{i % 7}", sent[-1], qos=1)
-                if i == 150:
-                    broker.stop()  # kill -9 while messages are in flight
-                    await asyncio.sleep(0.1)
-                    assert not c.connected
-                    assert not c.publish("q/x", b"qos 0 is dropped")
-                await asyncio.sleep(0)
+            sent: list[bytes] = []
+
+            def publish(count: int) -> None:
+                for _ in range(count):
+                    sent.append(str(len(sent)).encode())
+                    assert c.publish(f"q/{len(sent) % 7}", sent[-1], qos=1)
+
+            async def receive_all() -> None:
+                async with asyncio.timeout(10):
+                    while received != set(sent):
+                        received.add((await got.get())[1])
+
+            received: set[bytes] = set()
+            publish(150)
+            # Everything so far has gone round; otherwise a message the broker acknowledged and
+            # died before delivering would be lost by the broker (no persistence), not the client.
+            await receive_all()
+            publish(50)  # still in the client's buffer: never reaches the dying broker
+            broker.stop()  # kill -9
+            await eventually(lambda: not c.connected)
+            assert not c.publish("q/x", b"qos 0 is dropped")
+            publish(100)  # while the broker is away
             broker.start()
             await asyncio.wait_for(c.wait_connected(), 10)
-            received: set[bytes] = set()
-            async with asyncio.timeout(10):
-                while received != set(sent):
-                    received.add((await got.get())[1])
+            await receive_all()
             reconnects = [r for r in caplog.records if r.getMessage().startswith("connected to MQTT")]
             assert len(reconnects) == 2
             assert "(1 subscriptions, " in reconnects[1].getMessage()
             resent = int(reconnects[1].getMessage().split(", ")[1].split()[0])
-            assert resent >= 149  # all published while the broker was away, and those in flight
+            assert resent >= 150  # those in flight at the kill and those published while away
         finally:
             await c.stop()
 
@@ -431,7 +440,7 @@ async def test_keepalive_keeps_an_idle_connection(caplog: pytest.LogCaptureFixtu
             assert await asyncio.wait_for(got.get(), 5) == ("idle", b"still here")
             assert sum(r.getMessage().startswith("connected to MQTT") for r in caplog.records) == 1
             # every keepalive/2 while idle, each answered
-            assert broker_log.read_text().count("Received PINGREQ from idle") >= 5
+            assert broker_log.read_text().count("Received PINGREQ from idle") >= 4
         finally:
             await c.stop()
 
