@@ -203,7 +203,10 @@ class _Connection(asyncio.Protocol):
 
 
 class MqttClient:
-    """One connection to the broker; ``start`` returns at once and connects in the background."""
+    """One connection to the broker; ``start`` returns at once and connects in the background.
+
+    Like everything on the event loop it is not thread-safe: call it from the loop's thread.
+    """
 
     def __init__(
         self,
