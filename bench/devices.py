@@ -327,9 +327,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             watch = StatusWatch(kubeconfig)
             watch.start()
             cpu0 = {n: cpu_seconds(p.pid) for n, p in (("edgecore", edge), ("cloudcore", cloud))}
-            mq_pid = int(
-                subprocess.run(["pgrep", "-n", "mosquitto"], capture_output=True, text=True).stdout or 0
-            )
+            mq_pid = broker.pid  # this run's broker (other brokers on the machine come and go)
             mq0 = cpu_seconds(mq_pid) if mq_pid else 0.0
             wall0 = time.monotonic()
             patches = threading.Thread(target=patch_desired, args=(kubeconfig, args.seconds), daemon=True)

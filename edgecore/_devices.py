@@ -42,7 +42,7 @@ class DeviceModule:
         self.cfg = cfg
         self.router = router
         self.edge_store = store
-        self.store = TwinStore(cfg.database.path, engine=store.engine)
+        self.store = TwinStore(cfg.database.path, engine=store.engine, executor=store.executor)
         self.cloud = _Cloud(router)
         self.mqtt = MqttClient(cfg.event_bus.mqtt_url, f"edgecore-{cfg.node_name}")
         self.twin = DeviceTwin(self.store, cfg.node_name, mqtt=self.mqtt, cloud=self.cloud)

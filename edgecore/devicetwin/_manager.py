@@ -186,7 +186,7 @@ class DeviceTwin:
         device.description = str(labels.get("description", "")) if isinstance(labels, dict) else ""
         desired_changed = apply_spec(device, self.model_of(device))
         self.store.put_device(device)
-        await self.store.sync()
+        await self.store.sync_device(device_id)
         if existing is None:
             self._publish_membership([device], [])
         if desired_changed:
@@ -197,7 +197,7 @@ class DeviceTwin:
 
     async def remove_device(self, device_id: str) -> None:
         device = self.store.remove_device(device_id)
-        await self.store.sync()
+        await self.store.sync_device(device_id)
         self._cloud_dirty.discard(device_id)
         if device is None:
             return
@@ -372,7 +372,7 @@ class DeviceTwin:
             self._spawn(self._desired_from_edge(device.id))
 
     async def _desired_from_edge(self, device_id: str) -> None:
-        await self.store.sync()
+        await self.store.sync_device(device_id)
         for listener in self.listeners:
             await listener.device_upserted(device_id, True)
 
