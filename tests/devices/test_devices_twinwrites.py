@@ -11,10 +11,15 @@ from typing import Any
 
 import pytest
 
+from edgecore._devices import DeviceModule
+from edgecore._router import ModuleRouter
+from edgecore.config import EdgeCoreConfig
 from edgecore.devicetwin import Device, DeviceTwin, TwinStore
 from edgecore.devicetwin._models import Base
 from edgecore.devicetwin._state import Twin
 from edgecore.devicetwin._store import open_engine
+from edgecore.metamanager import EdgeStore
+from edgecore.metamanager._store import Upsert
 
 DEVICES = 100
 PROPS = 20  # 2,000 twin rows: several flush chunks
@@ -126,6 +131,74 @@ async def test_device_upsert_is_durable_before_the_mapper_hears_and_does_not_wai
     assert store2.devices["default/d57"].twins["p0"].expected == "42"
     assert store2.devices["default/d57"].resource_version == 3
     await store2.close()
+
+
+async def test_a_device_metamanager_committed_reaches_the_mapper_without_waiting_for_its_twin_rows(
+    tmp_path: Path,
+) -> None:
+    store, twin, listener = await setup(tmp_path)
+    store.flush_interval = 3600
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        held.set()
+        release.wait(10)
+
+    # The database thread is busy: nothing can be committed until it is released.
+    holding = asyncio.get_running_loop().run_in_executor(store._executor, hold)
+    await asyncio.to_thread(held.wait, 10)
+    try:
+        await asyncio.wait_for(twin.upsert_device(device(5, rv=3, desired="77"), committed=True), 5)
+    finally:
+        release.set()
+    [(device_id, expected, _, _)] = listener.seen
+    assert (device_id, expected) == ("default/d5", None)  # told before its twin rows were written
+    assert store.devices["default/d5"].twins["p0"].expected == "77"
+    await holding
+    # The rows follow at once (not at the next flush, an hour away).
+    sql = "select expected from device_twin where device_id='default/d5' and name='p0'"
+    for _ in range(500):
+        if rows(tmp_path / "twin.db", sql) == [("77",)]:
+            break
+        await asyncio.sleep(0.01)
+    assert rows(tmp_path / "twin.db", sql) == [("77",)]
+    await twin.stop()
+    await store.close()
+
+
+async def test_a_committed_device_whose_twin_rows_were_never_written_is_restored_at_start(
+    tmp_path: Path,
+) -> None:
+    """The state kill -9 leaves between metamanager's commit and the twin rows."""
+    cfg = EdgeCoreConfig.model_validate(
+        {
+            "nodeName": "n",
+            "dataDir": str(tmp_path),
+            "edgeHub": {"server": "127.0.0.1:1", "httpsServer": "127.0.0.1:1"},
+            "certs": {"caFile": "ca.crt", "certFile": "n.crt", "keyFile": "n.key"},
+            "database": {"path": str(tmp_path / "edgecore.db")},
+            "dmi": {"socket": str(tmp_path / "dmi.sock")},
+        }
+    )
+    edge = EdgeStore(cfg.database.path)
+    await edge.apply([Upsert(model(), 1), Upsert(device(1, rv=2, desired="30"), 2)])
+    first = DeviceModule(cfg, ModuleRouter(), edge)
+    await first.store.open()
+    await first._catch_up()
+    await first.store.close()
+    # metamanager commits (and acknowledges) a new desired value; devicetwin never gets to it.
+    await edge.apply([Upsert(device(1, rv=3, desired="42"), 3)])
+    edge.close()
+
+    edge = EdgeStore(cfg.database.path)
+    second = DeviceModule(cfg, ModuleRouter(), edge)
+    await second.store.open()
+    assert second.store.devices["default/d1"].twins["p0"].expected == "30"
+    await second._catch_up()
+    twin = second.store.devices["default/d1"].twins["p0"]
+    assert (twin.expected, twin.spec_desired, twin.cloud_version) == ("42", "42", 3)
+    await second.store.close()
+    edge.close()
 
 
 async def test_desired_from_mqtt_is_durable_before_the_mapper_hears(tmp_path: Path) -> None:
