@@ -42,7 +42,7 @@ class DeviceModule:
         self.cfg = cfg
         self.router = router
         self.edge_store = store
-        self.store = TwinStore(cfg.database.path, engine=store.engine)
+        self.store = TwinStore(cfg.database.path, engine=store.engine, executor=store.executor)
         self.cloud = _Cloud(router)
         self.mqtt = MqttClient(cfg.event_bus.mqtt_url, f"edgecore-{cfg.node_name}")
         self.twin = DeviceTwin(self.store, cfg.node_name, mqtt=self.mqtt, cloud=self.cloud)
@@ -81,10 +81,10 @@ class DeviceModule:
         for device in devices:
             md = device.get("metadata") or {}
             present.add(f"{md.get('namespace') or 'default'}/{md.get('name')}")
-            await self.twin.upsert_device(device)
+            await self.twin.upsert_device(device, committed=True)
         for device_id in list(self.store.devices):
             if device_id not in present:
-                await self.twin.remove_device(device_id)
+                await self.twin.remove_device(device_id, committed=True)
         known_models = {
             f"{(m.get('metadata') or {}).get('namespace') or 'default'}/{m['metadata']['name']}"
             for m in models
@@ -109,9 +109,9 @@ class DeviceModule:
                     else:
                         await self.twin.upsert_model(change.obj)
                 elif change.type == "DELETED":
-                    await self.twin.remove_device(object_id)
+                    await self.twin.remove_device(object_id, committed=True)
                 else:
-                    await self.twin.upsert_device(change.obj)
+                    await self.twin.upsert_device(change.obj, committed=True)
             except Exception:
                 log.exception("devicetwin failed on %s %s", change.type, object_id)
             except asyncio.CancelledError:

@@ -1,7 +1,8 @@
 """The edge store: every object received from the cloud, in SQLite (WAL) through SQLAlchemy.
 
-All database work runs on one thread owned by the store, so the event loop never blocks on SQLite
-and writes never contend with each other.
+All database work runs on one thread owned by the store (:attr:`EdgeStore.executor`), so the event
+loop never blocks on SQLite and writes never contend with each other; devicetwin's twin store,
+which shares the database, writes on that same thread.
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ class EdgeStore:
         event.listen(self.engine, "connect", _set_pragmas)
         Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="edgestore")
+        #: the one thread for all work on this database (shared with the twin store)
+        self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="edgestore")
         self._watchers: list[Callable[[Change], None]] = []
 
     async def run(self, fn: Callable[[Session], T]) -> T:
@@ -92,10 +94,10 @@ class EdgeStore:
             with self._sessions() as session:
                 return fn(session)
 
-        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, call)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self.executor.shutdown(wait=True)
         self.engine.dispose()
 
     def add_watcher(self, watcher: Callable[[Change], None]) -> None:
