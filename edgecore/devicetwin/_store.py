@@ -357,23 +357,25 @@ class TwinStore:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            # One round writes what was dirty when it started; rows changed meanwhile wait for the
+            # next round, so a busy twin still costs one row write per interval.
+            this_round = iter(list(self._dirty))
             try:
-                while (
-                    batch := self._take(list(self._dirty), everything=False, limit=_CHUNK_ROWS)
-                ) is not None:
+                while (batch := self._take(this_round, everything=False, limit=_CHUNK_ROWS)) is not None:
                     await asyncio.shield(self._hand_over(batch))
             except Exception:
                 log.exception("twin store flush failed; retrying")
             await asyncio.sleep(self.flush_interval)
 
-    def _take(self, device_ids: list[str], *, everything: bool, limit: int | None = None) -> _Batch | None:
-        """Snapshot the rows of ``device_ids`` (up to about ``limit`` twin rows) and mark them clean;
-        ``everything`` (or the first chunk of a flush) adds models and mappers."""
+    def _take(
+        self, device_ids: Iterable[str], *, everything: bool, limit: int | None = None
+    ) -> _Batch | None:
+        """Snapshot the rows of ``device_ids`` and mark them clean; with ``limit``, stop after about
+        that many twin rows (an iterator then resumes where this chunk ended). ``everything`` (or a
+        chunk of a flush) adds models and mappers."""
         batch = _Batch()
         rows = 0
         for device_id in device_ids:
-            if limit is not None and rows >= limit:
-                break
             marks = self._dirty.pop(device_id, None)
             if marks is None:
                 continue
@@ -394,6 +396,8 @@ class TwinStore:
                 else:
                     batch.twins.append(_twin_values(device_id, twin))
             rows += 1 + len(marks.twins)
+            if limit is not None and rows >= limit:
+                break
         if everything or limit is not None:
             self._take_models_and_mappers(batch)
         if not (batch.taken or batch.taken_models or batch.taken_mappers):

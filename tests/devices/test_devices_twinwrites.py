@@ -220,6 +220,26 @@ async def test_desired_from_mqtt_is_durable_before_the_mapper_hears(tmp_path: Pa
     await store.close()
 
 
+async def test_a_flush_round_leaves_rows_changed_during_it_to_the_next_round(tmp_path: Path) -> None:
+    """A busy twin costs one row write per flush interval, not one per chunk the flusher writes."""
+    store, twin, _ = await setup(tmp_path)
+    store.flush_interval = 3600  # after this round, the next one is an hour away
+    report_backlog(twin)
+    await asyncio.sleep(0)  # the round starts: its first chunk is handed over
+    taken_first = DEVICES * PROPS - store.pending_rows()
+    assert 0 < taken_first < DEVICES * PROPS
+    report_backlog(twin)  # every twin changes again while the round runs
+    for _ in range(500):
+        if store.pending_rows() <= taken_first:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)
+    # The devices of the first chunk changed after they were taken: they wait for the next round.
+    assert store.pending_rows() == taken_first
+    await twin.stop()
+    await store.close()
+
+
 async def test_an_older_snapshot_never_lands_after_a_newer_one(tmp_path: Path) -> None:
     store, twin, _ = await setup(tmp_path)
     # Hold the writer thread so that two writes of the same row queue up behind each other.
