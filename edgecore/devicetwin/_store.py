@@ -16,13 +16,13 @@ import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
 
-from edgecore.devicetwin._models import Base, DeviceModelRow, DeviceRow, MapperRow, TwinRow
+from edgecore.devicetwin._models import device as device_table
+from edgecore.devicetwin._models import device_mapper, device_model, device_twin, metadata
 from edgecore.devicetwin._state import Device, Twin
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def _device_row(d: Device) -> dict[str, Any]:
         "namespace": d.namespace,
         "name": d.name,
         "description": d.description,
-        "body": json.dumps(d.body),
+        "body": d.raw,
         "resource_version": d.resource_version,
         "state": d.state,
         "last_online": d.last_online,
@@ -79,11 +79,9 @@ def _device_row(d: Device) -> dict[str, Any]:
     }
 
 
-def _upsert(conn: Connection, model: type[Base], keys: list[str], rows: list[dict[str, Any]]) -> None:
+def _upsert(conn: Connection, table: Table, keys: list[str], rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    # Core on the table (not the ORM bulk path): one executemany, no per-row ORM bookkeeping.
-    table = cast(Table, model.__table__)
     stmt = sqlite_insert(table)
     cols = [c for c in rows[0] if c not in keys]
     stmt = stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in cols})
@@ -125,9 +123,9 @@ class TwinStore:
 
     def _open_sync(self) -> None:
         self._engine = self._shared_engine or open_engine(self.path)
-        Base.metadata.create_all(self._engine)
-        with Session(self._engine) as s:
-            for row in s.scalars(select(DeviceRow)):
+        metadata.create_all(self._engine)
+        with self._engine.connect() as s:
+            for row in s.execute(select(device_table)):
                 self.devices[row.id] = Device(
                     id=row.id,
                     namespace=row.namespace,
@@ -140,7 +138,7 @@ class TwinStore:
                     state_version=row.state_version,
                     state_synced=row.state_synced,
                 )
-            for trow in s.scalars(select(TwinRow)):
+            for trow in s.execute(select(device_twin)):
                 dev = self.devices.get(trow.device_id)
                 if dev is None:
                     continue
@@ -163,10 +161,10 @@ class TwinStore:
                     synced_expected=trow.synced_expected,
                     synced_actual=trow.synced_actual,
                 )
-            for mrow in s.scalars(select(DeviceModelRow)):
+            for mrow in s.execute(select(device_model)):
                 self.models[mrow.id] = json.loads(mrow.body)
                 self.model_versions[mrow.id] = mrow.resource_version
-            for prow in s.scalars(select(MapperRow)):
+            for prow in s.execute(select(device_mapper)):
                 self.mappers[prow.name] = json.loads(prow.body)
 
     async def close(self) -> None:
@@ -347,16 +345,17 @@ class TwinStore:
     def _write(self, batch: dict[str, Any]) -> None:
         assert self._engine is not None
         with self._engine.begin() as s:
+            twin, dev, model, mapper = device_twin.c, device_table.c, device_model.c, device_mapper.c
             for dev_id in batch["gone_devices"]:
-                s.execute(delete(TwinRow).where(TwinRow.device_id == dev_id))
-                s.execute(delete(DeviceRow).where(DeviceRow.id == dev_id))
+                s.execute(delete(device_twin).where(twin.device_id == dev_id))
+                s.execute(delete(device_table).where(dev.id == dev_id))
             for dev_id, name in batch["gone_twins"]:
-                s.execute(delete(TwinRow).where(TwinRow.device_id == dev_id, TwinRow.name == name))
+                s.execute(delete(device_twin).where(twin.device_id == dev_id, twin.name == name))
             for model_id in batch["gone_models"]:
-                s.execute(delete(DeviceModelRow).where(DeviceModelRow.id == model_id))
-            for mapper in batch["gone_mappers"]:
-                s.execute(delete(MapperRow).where(MapperRow.name == mapper))
-            _upsert(s, DeviceRow, ["id"], batch["devices"])
-            _upsert(s, TwinRow, ["device_id", "name"], batch["twins"])
-            _upsert(s, DeviceModelRow, ["id"], batch["models"])
-            _upsert(s, MapperRow, ["name"], batch["mappers"])
+                s.execute(delete(device_model).where(model.id == model_id))
+            for name in batch["gone_mappers"]:
+                s.execute(delete(device_mapper).where(mapper.name == name))
+            _upsert(s, device_table, ["id"], batch["devices"])
+            _upsert(s, device_twin, ["device_id", "name"], batch["twins"])
+            _upsert(s, device_model, ["id"], batch["models"])
+            _upsert(s, device_mapper, ["name"], batch["mappers"])
