@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -263,7 +264,8 @@ def apply_spec(device: Device, model: dict[str, Any] | None) -> list[str]:
     for prop in props:
         if not isinstance(prop, dict) or not prop.get("name"):
             continue
-        name = str(prop["name"])
+        # Interned: thousands of devices of one model have the same property names.
+        name = sys.intern(str(prop["name"]))
         in_spec.add(name)
         twin = device.twins.get(name)
         if twin is None:
