@@ -4,10 +4,12 @@ Run: ``python bench/devices.py [--devices N] [--properties M] [--rate R] [--seco
 
 One edge node: standalone cloudcore (embedded API server), ``kubeshore join`` + edgecore, mosquitto,
 and a load generator process that registers as a mapper over DMI and sends ``ReportDeviceStatus``
-for N devices x M properties at R reports/s (one report = one device's M values). Each reported
-value is the send time, so receivers compute latencies directly:
+(through ``dmi.rpc``, as the mapper SDK does) for N devices x M properties at R reports/s (one report
+= one device's M values). Each reported value is the send time, so receivers compute latencies:
 
-* report -> MQTT: ``.../twin/update/document`` of a sample of devices, received by the load generator;
+* report -> MQTT: ``.../twin/update/document`` of a sample of devices, received by an application
+  (a subscriber process of its own, as an app on the edge would be);
+* report RPC: the ReportDeviceStatus round trip seen by the mapper;
 * report -> DeviceStatus: a watch on ``devicestatuses`` (for values that land: reports of one device
   within a flush interval are coalesced into one write, by design);
 * desired -> mapper: the desired value of sampled devices is patched through the API server every
@@ -77,8 +79,8 @@ async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
     import grpc
     from testmapper import ProtoMapper
 
-    from dmi.v1beta1 import api_pb2, api_pb2_grpc
-    from edgecore.eventbus import MqttClient
+    from dmi.rpc import Channel, RpcError
+    from dmi.v1beta1 import api_pb2
 
     desired_lat: list[float] = []
 
@@ -103,29 +105,13 @@ async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
         except grpc.aio.AioRpcError:
             pass
         await asyncio.sleep(0.5)
-    mqtt_lat: list[float] = []
-
-    def on_doc(_topic: str, payload: bytes) -> None:
-        now = time.time_ns()
-        doc = json.loads(payload)
-        for twin in doc["twin"].values():
-            value = ((twin.get("current") or {}).get("actual") or {}).get("value", "")
-            if value.isdigit():
-                mqtt_lat.append((now - int(value)) / 1e6)
-            break
-
-    sub = MqttClient(args.broker, "bench-sub")
-    for i in range(SAMPLED):
-        sub.subscribe(f"$hw/events/device/default/d{i}/twin/update/document", on_doc)
-    await sub.start()
-    await sub.wait_connected()
-    await asyncio.sleep(0.5)
-
-    channel = grpc.aio.insecure_channel(f"unix:{args.dmi_sock}")
-    stub = api_pb2_grpc.DeviceManagerServiceStub(channel)
+    # Reports go through dmi.rpc, as a kubeshore mapper sends them (the SDK's DMI client).
+    channel = Channel(args.dmi_sock)
+    report = "/v1beta1.DeviceManagerService/ReportDeviceStatus"
     names = [f"p{j}" for j in range(args.properties)]
     sent = errors = 0
     late = 0
+    rpc_lat: list[float] = []
     start = time.monotonic()
     deadline = start + args.seconds
     print("loadgen: running", flush=True)
@@ -156,17 +142,17 @@ async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
                 reportedDevice=api_pb2.DeviceStatus(twins=twins),
             )
             try:
-                await stub.ReportDeviceStatus(req, timeout=10)
+                t0 = time.monotonic_ns()
+                await channel.unary(report, req, api_pb2.ReportDeviceStatusResponse, timeout=10)
+                rpc_lat.append((time.monotonic_ns() - t0) / 1e6)
                 sent += 1
-            except grpc.aio.AioRpcError:
+            except RpcError:
                 errors += 1
             i += workers
 
     cpu0 = time.process_time()
     await asyncio.gather(*(worker(k, args.concurrency) for k in range(args.concurrency)))
     elapsed = time.monotonic() - start
-    await asyncio.sleep(2.0)
-    await sub.stop()
     await channel.close()
     await mapper.stop()
     return {
@@ -176,9 +162,38 @@ async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
         "elapsed_s": round(elapsed, 2),
         "reports_per_s": round(sent / elapsed, 1),
         "loadgen_cpu_s": round(time.process_time() - cpu0, 2),
-        "report_to_mqtt": summary(mqtt_lat),
+        "report_rpc": summary(rpc_lat),
+        "late_reports": late,
         "desired_to_mapper": summary(desired_lat),
     }
+
+
+async def subscriber(args: argparse.Namespace) -> dict[str, Any]:
+    """An application on the edge: subscribes to the sampled devices' documents and times them."""
+    from edgecore.eventbus import MqttClient
+
+    mqtt_lat: list[float] = []
+
+    def on_doc(_topic: str, payload: bytes) -> None:
+        now = time.time_ns()
+        doc = json.loads(payload)
+        for twin in doc["twin"].values():
+            value = ((twin.get("current") or {}).get("actual") or {}).get("value", "")
+            if value.isdigit():
+                mqtt_lat.append((now - int(value)) / 1e6)
+            break
+
+    sub = MqttClient(args.broker, "bench-sub")
+    for i in range(SAMPLED):
+        sub.subscribe(f"$hw/events/device/default/d{i}/twin/update/document", on_doc)
+    await sub.start()
+    await sub.wait_connected()
+    print("subscriber: ready", flush=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await sub.stop()
+    return {"report_to_mqtt": summary(mqtt_lat)}
 
 
 # ---- driver ---------------------------------------------------------------------------------------
@@ -311,6 +326,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if applied.returncode != 0:
                 raise RuntimeError(f"kubectl apply failed: {applied.stderr[-2000:]}")
             apply_s = time.monotonic() - t0
+            sub = subprocess.Popen(
+                [sys.executable, __file__, "--subscriber", "--broker", broker],
+                stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            assert sub.stdout is not None
+            if "ready" not in sub.stdout.readline():
+                raise RuntimeError("MQTT subscriber did not start")
             gen = subprocess.Popen(
                 [sys.executable, __file__, "--loadgen", "--devices", str(args.devices), "--properties",
                  str(args.properties), "--rate", str(args.rate), "--seconds", str(args.seconds),
@@ -319,7 +341,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 stdout=subprocess.PIPE, text=True,
             )  # fmt: skip
             assert gen.stdout is not None
-            line = gen.stdout.readline()  # the load generator has every device (or failed)
+            line = gen.stdout.readline()
+            assert sub.stdout is not None  # the load generator has every device (or failed)
             if "running" not in line:
                 raise RuntimeError(f"load generator did not start: {line!r}")
             ready_s = time.monotonic() - t0
@@ -344,6 +367,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 cpu["mosquitto"] = round(cpu_seconds(mq_pid) - mq0, 2)
             time.sleep(3)
             watch.stop()
+            sub.send_signal(signal.SIGTERM)
+            sub_out, _ = sub.communicate(timeout=30)
             rss_after_run = rss_mb(edge.pid)
             rss_many = None
             if args.rss_devices > args.devices:
@@ -360,6 +385,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 time.sleep(2)
                 rss_many = {"devices": edge_devices(edge_dir), "rss_mb": rss_mb(edge.pid)}
             result = json.loads(out.strip().splitlines()[-1])
+            result.update(json.loads(sub_out.strip().splitlines()[-1]))
             result.update(
                 {
                     "devices": args.devices,
@@ -429,12 +455,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=20)
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--subscriber", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--dmi-sock", help=argparse.SUPPRESS)
     p.add_argument("--mapper-sock", help=argparse.SUPPRESS)
     p.add_argument("--broker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.loadgen:
         print(json.dumps(asyncio.run(loadgen(args))), flush=True)
+        return 0
+    if args.subscriber:
+        print(json.dumps(asyncio.run(subscriber(args))), flush=True)
         return 0
     result = run(args)
     print(json.dumps(result, indent=2))

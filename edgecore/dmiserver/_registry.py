@@ -16,11 +16,12 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-import grpc
+from google.protobuf.message import Message
 
-from dmi.v1beta1 import api_pb2, api_pb2_grpc
+from dmi.rpc import Channel, RpcError, StatusCode
+from dmi.v1beta1 import api_pb2
 from edgecore.devicetwin import Device, DeviceTwin
 from edgecore.dmiserver._convert import ConversionError, device_to_dmi, model_to_dmi
 
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 
 MAPPER_ANNOTATION = "devices.kubeshore.io/mapper"
 CALL_TIMEOUT = 10.0
+_SERVICE = "/" + api_pb2.DESCRIPTOR.services_by_name["DeviceMapperService"].full_name + "/"
+
+R = TypeVar("R", bound=Message)
 
 
 def _fingerprint(msg: Any) -> str:
@@ -43,8 +47,7 @@ class Mapper:
     info: dict[str, Any]
     delivered: dict[str, str] = field(default_factory=dict)  # device id -> fingerprint
     models: dict[str, str] = field(default_factory=dict)  # model id -> fingerprint
-    channel: grpc.aio.Channel | None = None
-    stub: Any = None
+    channel: Channel | None = None
     reachable: bool = True
 
     def to_json(self) -> dict[str, Any]:
@@ -58,16 +61,16 @@ class Mapper:
             "models": self.models,
         }
 
-    def connect(self) -> None:
+    async def call(self, method: str, request: Message, response_type: type[R]) -> R:
+        """Call DeviceMapperService.``method`` on this mapper; raises RpcError."""
         if self.channel is None:
-            self.channel = grpc.aio.insecure_channel(f"unix:{self.address}")
-            self.stub = api_pb2_grpc.DeviceMapperServiceStub(self.channel)
+            self.channel = Channel(self.address)
+        return await self.channel.unary(_SERVICE + method, request, response_type, timeout=CALL_TIMEOUT)
 
     async def close(self) -> None:
         if self.channel is not None:
-            await self.channel.close(None)
+            await self.channel.close()
             self.channel = None
-            self.stub = None
 
 
 class MapperRegistry:
@@ -127,10 +130,9 @@ class MapperRegistry:
         )
         if old is not None:
             if old.address == address and old.channel is not None:
-                mapper.channel, mapper.stub = old.channel, old.stub  # gRPC reconnects by itself
+                mapper.channel = old.channel  # it reconnects by itself
             else:
-                # Closing a channel cancels its calls (grpc.aio raises CancelledError in the caller):
-                # let a delivery round that still uses it finish first.
+                # Closing a channel fails its calls: let a delivery round that still uses it finish.
                 self._spawn(self._close_later(old))
         self.mappers[info.name] = mapper
         response = api_pb2.MapperRegisterResponse()
@@ -217,12 +219,12 @@ class MapperRegistry:
     async def _remove_model(self, model_id: str) -> None:
         for m in list(self.mappers.values()):
             if model_id in m.models:
-                with contextlib.suppress(grpc.aio.AioRpcError):
-                    m.connect()
+                with contextlib.suppress(RpcError):
                     ns, name = model_id.split("/", 1)
-                    await m.stub.RemoveDeviceModel(
+                    await m.call(
+                        "RemoveDeviceModel",
                         api_pb2.RemoveDeviceModelRequest(modelName=name, modelNamespace=ns),
-                        timeout=CALL_TIMEOUT,
+                        api_pb2.RemoveDeviceModelResponse,
                     )
                 m.models.pop(model_id, None)
                 self.store.put_mapper(m.name, m.to_json())
@@ -269,8 +271,8 @@ class MapperRegistry:
                 if not ok:
                     self._pending.add(device_id)
 
-    def _call_failed(self, mapper: Mapper, device_id: str, exc: grpc.aio.AioRpcError, down: set[str]) -> None:
-        if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+    def _call_failed(self, mapper: Mapper, device_id: str, exc: RpcError, down: set[str]) -> None:
+        if exc.code in (StatusCode.UNAVAILABLE, StatusCode.DEADLINE_EXCEEDED):
             down.add(mapper.name)
             if mapper.reachable:
                 mapper.reachable = False
@@ -278,11 +280,11 @@ class MapperRegistry:
                     "mapper %s at %s is unreachable (%s); its devices wait for it",
                     mapper.name,
                     mapper.address,
-                    exc.code().name,
+                    exc.code.name,
                 )
         else:
             log.warning(
-                "mapper %s refused device %s: %s %s", mapper.name, device_id, exc.code(), exc.details()
+                "mapper %s refused device %s: %s %s", mapper.name, device_id, exc.code.name, exc.details
             )
 
     async def _reconcile(self, device_id: str, down: set[str]) -> bool:
@@ -294,13 +296,14 @@ class MapperRegistry:
             if current.name in down:
                 return False
             ns, name = device_id.split("/", 1)
-            current.connect()
             try:
-                await current.stub.RemoveDevice(
-                    api_pb2.RemoveDeviceRequest(deviceName=name, deviceNamespace=ns), timeout=CALL_TIMEOUT
+                await current.call(
+                    "RemoveDevice",
+                    api_pb2.RemoveDeviceRequest(deviceName=name, deviceNamespace=ns),
+                    api_pb2.RemoveDeviceResponse,
                 )
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.NOT_FOUND:
+            except RpcError as exc:
+                if exc.code != StatusCode.NOT_FOUND:
                     raise _MapperCallError(current, exc) from exc
             current.delivered.pop(device_id, None)
             self.store.put_mapper(current.name, current.to_json())
@@ -319,7 +322,7 @@ class MapperRegistry:
             return True  # not convertible: logged; retrying would not help
         try:
             await self._deliver(target, device, device_id, dmi_device)
-        except grpc.aio.AioRpcError as exc:
+        except RpcError as exc:
             raise _MapperCallError(target, exc) from exc
         if not target.reachable:
             target.reachable = True
@@ -329,30 +332,35 @@ class MapperRegistry:
     async def _deliver(
         self, target: Mapper, device: Device, device_id: str, dmi_device: api_pb2.Device
     ) -> None:
-        target.connect()
         model = self.store.models.get(device.model_id)
         if model is not None:
             dmi_model = model_to_dmi(model)
             fp = _fingerprint(dmi_model)
             known = target.models.get(device.model_id)
             if known is None:
-                await target.stub.CreateDeviceModel(
-                    api_pb2.CreateDeviceModelRequest(model=dmi_model), timeout=CALL_TIMEOUT
+                await target.call(
+                    "CreateDeviceModel",
+                    api_pb2.CreateDeviceModelRequest(model=dmi_model),
+                    api_pb2.CreateDeviceModelResponse,
                 )
             elif known != fp:
-                await target.stub.UpdateDeviceModel(
-                    api_pb2.UpdateDeviceModelRequest(model=dmi_model), timeout=CALL_TIMEOUT
+                await target.call(
+                    "UpdateDeviceModel",
+                    api_pb2.UpdateDeviceModelRequest(model=dmi_model),
+                    api_pb2.UpdateDeviceModelResponse,
                 )
             target.models[device.model_id] = fp
         fp = _fingerprint(dmi_device)
         known = target.delivered.get(device_id)
         if known is None:
-            await target.stub.RegisterDevice(
-                api_pb2.RegisterDeviceRequest(device=dmi_device), timeout=CALL_TIMEOUT
+            await target.call(
+                "RegisterDevice",
+                api_pb2.RegisterDeviceRequest(device=dmi_device),
+                api_pb2.RegisterDeviceResponse,
             )
         elif known != fp:
-            await target.stub.UpdateDevice(
-                api_pb2.UpdateDeviceRequest(device=dmi_device), timeout=CALL_TIMEOUT
+            await target.call(
+                "UpdateDevice", api_pb2.UpdateDeviceRequest(device=dmi_device), api_pb2.UpdateDeviceResponse
             )
         if known != fp:
             target.delivered[device_id] = fp
@@ -360,13 +368,13 @@ class MapperRegistry:
 
 
 def _really_cancelled() -> bool:
-    """Whether the running task is being cancelled (not just a gRPC call cancelled under it)."""
+    """Whether the running task is being cancelled (not just a call cancelled under it)."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
 
 
 class _MapperCallError(Exception):
-    def __init__(self, mapper: Mapper, cause: grpc.aio.AioRpcError) -> None:
+    def __init__(self, mapper: Mapper, cause: RpcError) -> None:
         super().__init__(str(cause))
         self.mapper = mapper
         self.cause = cause

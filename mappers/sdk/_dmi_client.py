@@ -15,23 +15,22 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import grpc
-
-from dmi.v1beta1 import api_pb2, api_pb2_grpc
+from dmi.rpc import Channel, RpcError, StatusCode
+from dmi.v1beta1 import api_pb2
 from mappers.sdk import _metrics
 from mappers.sdk._dmi_convert import device_from_dmi, model_from_dmi
 from mappers.sdk._types import DeviceConfig, DeviceModel, Reading
 
 if TYPE_CHECKING:
-    from dmi.v1beta1.api_pb2_grpc import DeviceManagerServiceAsyncStub
     from mappers.sdk._device import DeviceRuntime
 
 log = logging.getLogger("mappers.dmi")
 
 #: status codes meaning "edgecore is not there (any more)": re-register
-_GONE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
+_GONE = {StatusCode.UNAVAILABLE, StatusCode.CANCELLED}
 #: edgecore is there but slow or rate limiting: keep the report for the next round, do not re-register
-_BUSY = {grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
+_BUSY = {StatusCode.DEADLINE_EXCEEDED, StatusCode.RESOURCE_EXHAUSTED}
+_SERVICE = "/" + api_pb2.DESCRIPTOR.services_by_name["DeviceManagerService"].full_name + "/"
 
 OnRegistered = Callable[[list[DeviceModel], list[DeviceConfig]], Awaitable[None]]
 
@@ -58,28 +57,22 @@ class DmiClient:
         self.identity = identity
         self._timeout = timeout_s
         self._retry_max = retry_max_s
-        self._channel: grpc.aio.Channel | None = None
-        self._stub: DeviceManagerServiceAsyncStub | None = None
+        self._channel: Channel | None = None
         self._lost = asyncio.Event()
         self.registered = asyncio.Event()
         self.registrations = 0
 
     # -- connection ------------------------------------------------------------------------------
 
-    async def _open(self) -> DeviceManagerServiceAsyncStub:
+    async def _open(self) -> Channel:
         await self._close_channel()
-        options = [
-            ("grpc.initial_reconnect_backoff_ms", 200),
-            ("grpc.min_reconnect_backoff_ms", 200),
-            ("grpc.max_reconnect_backoff_ms", 2000),
-        ]
-        self._channel = grpc.aio.insecure_channel(f"unix:{self.edgecore_sock}", options=options)
-        stub = api_pb2_grpc.DeviceManagerServiceStub(self._channel)
-        self._stub = stub
-        return stub
+        # MapperRegister(withData) carries every device of the mapper: 4 MiB (gRPC's default) is
+        # about 1,500 ten-property devices, so allow more from our own edgecore.
+        self._channel = Channel(self.edgecore_sock, max_message_size=64 << 20)
+        return self._channel
 
     async def _close_channel(self) -> None:
-        channel, self._channel, self._stub = self._channel, None, None
+        channel, self._channel = self._channel, None
         if channel is not None:
             await channel.close()
 
@@ -94,7 +87,7 @@ class DmiClient:
 
     async def register(self) -> tuple[list[DeviceModel], list[DeviceConfig]]:
         """One MapperRegister call (withData): the models and devices edgecore holds for us."""
-        stub = await self._open()
+        channel = await self._open()
         ident = self.identity
         request = api_pb2.MapperRegisterRequest(
             withData=True,
@@ -107,7 +100,9 @@ class DmiClient:
                 state="ok",
             ),
         )
-        resp = await stub.MapperRegister(request, timeout=self._timeout)
+        resp = await channel.unary(
+            _SERVICE + "MapperRegister", request, api_pb2.MapperRegisterResponse, timeout=self._timeout
+        )
         models: list[DeviceModel] = []
         devices: list[DeviceConfig] = []
         for m in resp.modelList:
@@ -130,7 +125,7 @@ class DmiClient:
             identity = self._socket_identity()
             try:
                 models, devices = await self.register()
-            except (grpc.aio.AioRpcError, OSError) as exc:
+            except (RpcError, OSError) as exc:
                 failures += 1
                 if failures == 1 or failures % 30 == 0:
                     log.warning(
@@ -177,11 +172,11 @@ class DmiClient:
         if isinstance(exc, OSError):
             self._lost.set()
             return True
-        if isinstance(exc, grpc.aio.AioRpcError):
-            if exc.code() in _GONE:
+        if isinstance(exc, RpcError):
+            if exc.code in _GONE:
                 self._lost.set()
                 return True
-            if exc.code() in _BUSY or "too many request" in (exc.details() or ""):
+            if exc.code in _BUSY or "too many request" in exc.details:
                 return True  # edgecore's rate limiter: try again with the next batch
         log.warning("edgecore rejected a report: %s", _brief(exc))
         return False
@@ -189,8 +184,8 @@ class DmiClient:
     # -- reports ---------------------------------------------------------------------------------
 
     async def report_status(self, device: DeviceRuntime, readings: list[Reading]) -> None:
-        stub = self._stub
-        if stub is None:
+        channel = self._channel
+        if channel is None:
             raise ConnectionError("not connected to edgecore")
         twins = []
         for r in readings:
@@ -214,22 +209,32 @@ class DmiClient:
                 reportCycle=device.config.state_report_cycle_ms,
             ),
         )
-        await stub.ReportDeviceStatus(request, timeout=self._timeout)
+        await channel.unary(
+            _SERVICE + "ReportDeviceStatus",
+            request,
+            api_pb2.ReportDeviceStatusResponse,
+            timeout=self._timeout,
+        )
 
     async def report_state(self, device: DeviceRuntime) -> None:
-        stub = self._stub
-        if stub is None:
+        channel = self._channel
+        if channel is None:
             raise ConnectionError("not connected to edgecore")
         request = api_pb2.ReportDeviceStatesRequest(
             deviceName=device.config.name, deviceNamespace=device.config.namespace, state=device.state.value
         )
-        await stub.ReportDeviceStates(request, timeout=self._timeout)
+        await channel.unary(
+            _SERVICE + "ReportDeviceStates",
+            request,
+            api_pb2.ReportDeviceStatesResponse,
+            timeout=self._timeout,
+        )
 
     async def close(self) -> None:
         await self._close_channel()
 
 
 def _brief(exc: BaseException) -> str:
-    if isinstance(exc, grpc.aio.AioRpcError):
-        return f"{exc.code().name}: {exc.details()}"
+    if isinstance(exc, RpcError):
+        return f"{exc.code.name}: {exc.details}"
     return f"{type(exc).__name__}: {exc}"

@@ -14,12 +14,10 @@ import os
 import socket
 import stat
 from pathlib import Path
-from typing import Any, NoReturn
-
-import grpc
 
 from dmi.convert import ConversionError
-from dmi.v1beta1 import api_pb2, api_pb2_grpc
+from dmi.rpc import RpcError, Server, StatusCode
+from dmi.v1beta1 import api_pb2
 from mappers.sdk._dmi_convert import device_from_dmi, model_from_dmi
 from mappers.sdk._mapper import Mapper
 from mappers.sdk._types import DeviceConfig
@@ -30,28 +28,26 @@ log = logging.getLogger("mappers.dmi")
 MODEL_WAIT_S = 3.0
 
 
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], code: grpc.StatusCode, msg: str) -> NoReturn:
+def _refuse(code: StatusCode, msg: str) -> RpcError:
     log.warning("DMI call rejected: %s", msg)
-    await context.abort(code, msg)
-    raise AssertionError("unreachable")
+    return RpcError(code, msg)
 
 
-class MapperService(api_pb2_grpc.DeviceMapperServiceServicer):
+class MapperService:
+    """DeviceMapperService: one method per rpc, as ``dmi.rpc.Server.add_service`` expects."""
+
     def __init__(self, mapper: Mapper) -> None:
         self.mapper = mapper
 
-    async def _device(self, msg: api_pb2.Device, context: grpc.aio.ServicerContext[Any, Any]) -> DeviceConfig:
+    async def _device(self, msg: api_pb2.Device) -> DeviceConfig:
         try:
             config = device_from_dmi(msg)
         except (ConversionError, ValueError) as exc:
-            await _abort(
-                context, grpc.StatusCode.INVALID_ARGUMENT, f"device {msg.namespace}/{msg.name}: {exc}"
-            )
+            raise _refuse(StatusCode.INVALID_ARGUMENT, f"device {msg.namespace}/{msg.name}: {exc}") from None
         protocol = self.mapper.protocol
         if protocol and config.protocol_name and config.protocol_name != protocol:
-            await _abort(
-                context,
-                grpc.StatusCode.INVALID_ARGUMENT,
+            raise _refuse(
+                StatusCode.INVALID_ARGUMENT,
                 f"device {config.id} uses protocol {config.protocol_name!r}; this mapper serves {protocol!r}",
             )
         return config
@@ -64,65 +60,55 @@ class MapperService(api_pb2_grpc.DeviceMapperServiceServicer):
         # Run it untyped rather than fail: values are strings until the model arrives.
         log.warning("device %s: model %s unknown; values untyped until it arrives", config.id, config.model)
 
-    async def RegisterDevice(
-        self, request: api_pb2.RegisterDeviceRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> api_pb2.RegisterDeviceResponse:
-        config = await self._device(request.device, context)
+    async def RegisterDevice(self, request: api_pb2.RegisterDeviceRequest) -> api_pb2.RegisterDeviceResponse:
+        config = await self._device(request.device)
         await self._wait_for_model(config)
         await self.mapper.add_device(config)
         return api_pb2.RegisterDeviceResponse(deviceName=config.name, deviceNamespace=config.namespace)
 
-    async def UpdateDevice(
-        self, request: api_pb2.UpdateDeviceRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> api_pb2.UpdateDeviceResponse:
-        config = await self._device(request.device, context)
+    async def UpdateDevice(self, request: api_pb2.UpdateDeviceRequest) -> api_pb2.UpdateDeviceResponse:
+        config = await self._device(request.device)
         await self.mapper.update_device(config)
         return api_pb2.UpdateDeviceResponse()
 
-    async def RemoveDevice(
-        self, request: api_pb2.RemoveDeviceRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> api_pb2.RemoveDeviceResponse:
+    async def RemoveDevice(self, request: api_pb2.RemoveDeviceRequest) -> api_pb2.RemoveDeviceResponse:
         namespace = request.deviceNamespace or "default"
         await self.mapper.remove_device(namespace, request.deviceName)
         return api_pb2.RemoveDeviceResponse()
 
     async def CreateDeviceModel(
-        self, request: api_pb2.CreateDeviceModelRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: api_pb2.CreateDeviceModelRequest
     ) -> api_pb2.CreateDeviceModelResponse:
         try:
             model = model_from_dmi(request.model)
         except ValueError as exc:
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"model {request.model.name}: {exc}")
+            raise _refuse(StatusCode.INVALID_ARGUMENT, f"model {request.model.name}: {exc}") from None
         await self.mapper.upsert_model(model)
         return api_pb2.CreateDeviceModelResponse(
             deviceModelName=model.name, deviceModelNamespace=model.namespace
         )
 
     async def UpdateDeviceModel(
-        self, request: api_pb2.UpdateDeviceModelRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: api_pb2.UpdateDeviceModelRequest
     ) -> api_pb2.UpdateDeviceModelResponse:
         try:
             model = model_from_dmi(request.model)
         except ValueError as exc:
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"model {request.model.name}: {exc}")
+            raise _refuse(StatusCode.INVALID_ARGUMENT, f"model {request.model.name}: {exc}") from None
         await self.mapper.upsert_model(model)
         return api_pb2.UpdateDeviceModelResponse()
 
     async def RemoveDeviceModel(
-        self, request: api_pb2.RemoveDeviceModelRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: api_pb2.RemoveDeviceModelRequest
     ) -> api_pb2.RemoveDeviceModelResponse:
         await self.mapper.remove_model(request.modelNamespace or "default", request.modelName)
         return api_pb2.RemoveDeviceModelResponse()
 
-    async def GetDevice(
-        self, request: api_pb2.GetDeviceRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> api_pb2.GetDeviceResponse:
+    async def GetDevice(self, request: api_pb2.GetDeviceRequest) -> api_pb2.GetDeviceResponse:
         namespace = request.deviceNamespace or "default"
         rt = self.mapper.devices.get(f"{namespace}/{request.deviceName}")
         if rt is None:
-            await _abort(
-                context, grpc.StatusCode.NOT_FOUND, f"device {namespace}/{request.deviceName} not found"
-            )
+            raise _refuse(StatusCode.NOT_FOUND, f"device {namespace}/{request.deviceName} not found")
         twins = []
         for prop in rt.config.properties:
             twin = rt.twins.get(prop.name)
@@ -175,14 +161,13 @@ class DmiServer:
     def __init__(self, mapper: Mapper, socket_path: str) -> None:
         self.socket_path = socket_path
         self.service = MapperService(mapper)
-        self._server: grpc.aio.Server | None = None
+        self._server: Server | None = None
 
     async def start(self) -> None:
         _prepare_socket(self.socket_path)
-        server = grpc.aio.server()
-        api_pb2_grpc.add_DeviceMapperServiceServicer_to_server(self.service, server)
-        server.add_insecure_port(f"unix:{self.socket_path}")
-        await server.start()
+        server = Server()
+        server.add_service(api_pb2.DESCRIPTOR.services_by_name["DeviceMapperService"], self.service)
+        await server.start(self.socket_path)
         os.chmod(self.socket_path, 0o660)
         self._server = server
         log.info("DeviceMapperService on unix:%s", self.socket_path)
