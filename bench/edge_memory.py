@@ -47,8 +47,9 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def settled_rss(pid: int, quiet: float = 3.0, within: float = 60.0) -> float:
-    """RSS once it has not grown for ``quiet`` seconds (edgecore finishes what it was doing)."""
+def settled_rss(pid: int, quiet: float = 11.0, within: float = 90.0) -> float:
+    """RSS once it has not grown for ``quiet`` seconds: edgecore finished what it was doing and
+    returned freed memory (it does every 10 s)."""
     deadline = time.monotonic() + within
     last, since = rss_mb(pid), time.monotonic()
     while time.monotonic() < deadline:
