@@ -47,6 +47,17 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def rss_parts_mb(pid: int) -> dict[str, float]:
+    """RSS split into private memory (RssAnon) and mapped files (RssFile: the interpreter's and
+    extension modules' code, shared with every other Python process using the same files)."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("RssAnon", "RssFile"):
+            out[key[3:].lower()] = round(int(value.split()[0]) / 1024, 1)
+    return out
+
+
 def settled_rss(pid: int, quiet: float = 11.0, within: float = 90.0) -> float:
     """RSS once it has not grown for ``quiet`` seconds: edgecore finished what it was doing and
     returned freed memory (it does every 10 s)."""
@@ -256,6 +267,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     f"MetaServer listed {listed.stdout.count('device')} devices: {listed.stderr}"
                 )
             rss["metaserver_used"] = settled_rss(edge.pid)
+            parts = rss_parts_mb(edge.pid)
 
             # The same node again, its imports measured; devices come from its database.
             stop("edgecore")
@@ -291,6 +303,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "devices": args.devices,
                 "properties": args.properties,
                 "rss_mb": rss,
+                "rss_split_mb_metaserver_used": parts,
                 "per_device_kb": round((rss["with_devices"] - rss["idle"]) * 1024 / args.devices, 1),
                 "setup_s": {"apply_and_receive": apply_s},
                 "imports": imports,

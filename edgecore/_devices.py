@@ -73,22 +73,21 @@ class DeviceModule:
 
     async def _catch_up(self) -> None:
         """Devices and models metamanager committed while devicetwin was not running."""
-        models = await self.edge_store.list_objects(MODEL_GVR)
-        devices = await self.edge_store.list_objects(DEVICE_GVR)
-        for model in models:
-            await self.twin.upsert_model(model)
+        known_models = set()
+        async for models in self.edge_store.batches(MODEL_GVR):
+            for model in models:
+                md = model.get("metadata") or {}
+                known_models.add(f"{md.get('namespace') or 'default'}/{md.get('name')}")
+                await self.twin.upsert_model(model)
         present = set()
-        for device in devices:
-            md = device.get("metadata") or {}
-            present.add(f"{md.get('namespace') or 'default'}/{md.get('name')}")
-            await self.twin.upsert_device(device)
+        async for devices in self.edge_store.batches(DEVICE_GVR):
+            for device in devices:
+                md = device.get("metadata") or {}
+                present.add(f"{md.get('namespace') or 'default'}/{md.get('name')}")
+                await self.twin.upsert_device(device)
         for device_id in list(self.store.devices):
             if device_id not in present:
                 await self.twin.remove_device(device_id)
-        known_models = {
-            f"{(m.get('metadata') or {}).get('namespace') or 'default'}/{m['metadata']['name']}"
-            for m in models
-        }
         for model_id in list(self.store.models):
             if model_id not in known_models:
                 await self.twin.remove_model(model_id)

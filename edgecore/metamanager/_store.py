@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -177,6 +177,25 @@ class EdgeStore:
             return [json.loads(v) for v in s.scalars(stmt.order_by(t.key))]
 
         return await self.run(q)
+
+    async def batches(self, gvr: str | None = None, size: int = 200) -> AsyncIterator[list[Obj]]:
+        """Every object (of ``gvr``) in key order, ``size`` at a time: a node's thousands of objects
+        are never all parsed at once (memory once taken is not given back)."""
+        after = ""
+        while True:
+
+            def q(s: Connection, after: str = after) -> list[tuple[str, str]]:
+                t = meta_v2.c
+                stmt = select(t.key, t.value).where(t.key > after)
+                if gvr is not None:
+                    stmt = stmt.where(t.group_version_resource == gvr)
+                return [(k, v) for k, v in s.execute(stmt.order_by(t.key).limit(size))]
+
+            rows = await self.run(q)
+            if not rows:
+                return
+            after = rows[-1][0]
+            yield [json.loads(v) for _, v in rows]
 
     async def values(
         self, gvr: str, names: list[tuple[str | None, str]]

@@ -303,8 +303,9 @@ class MetaServer:
         self._activation: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        for obj in await self.store.list_objects():
-            self.view.apply(Change("ADDED", gvr_of(obj), obj))
+        async for batch in self.store.batches():
+            for obj in batch:
+                self.view.apply(Change("ADDED", gvr_of(obj), obj))
         self.store.add_watcher(self.view.apply)
         family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
         self._sock = socket.create_server((self.address, self.port), family=family, backlog=128)
