@@ -350,9 +350,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             watch = StatusWatch(kubeconfig)
             watch.start()
             cpu0 = {n: cpu_seconds(p.pid) for n, p in (("edgecore", edge), ("cloudcore", cloud))}
-            mq_pid = int(
-                subprocess.run(["pgrep", "-n", "mosquitto"], capture_output=True, text=True).stdout or 0
-            )
+            mq_pid = broker.pid  # this run's broker, not whichever mosquitto started last
             mq0 = cpu_seconds(mq_pid) if mq_pid else 0.0
             wall0 = time.monotonic()
             patches = threading.Thread(target=patch_desired, args=(kubeconfig, args.seconds), daemon=True)

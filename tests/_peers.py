@@ -44,6 +44,8 @@ class Mosquitto:
         self.conf.write_text(
             f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
             "max_queued_messages 100000\n"
+            # Without it mosquitto's small writes wait for the subscriber's delayed ACK (~40 ms).
+            "set_tcp_nodelay true\n"
         )
         self.proc: subprocess.Popen[bytes] | None = None
 

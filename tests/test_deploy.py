@@ -126,3 +126,22 @@ def test_server_side_dry_run(apiserver: Path) -> None:
         assert name in out.stdout
     # Dry run wrote nothing.
     assert _kubectl(apiserver, "get", "deployment", "-n", "kubeedge", "cloudcore").returncode != 0
+
+
+def test_mosquitto_conf_is_accepted_by_mosquitto(tmp_path: Path) -> None:
+    """deploy/mosquitto/kubeshore.conf starts a real mosquitto (on a free port instead of 1883)."""
+    from _peers import free_port, wait_port
+
+    text = (DEPLOY / "mosquitto" / "kubeshore.conf").read_text()
+    assert "set_tcp_nodelay true" in text
+    port = free_port()
+    conf = tmp_path / "kubeshore.conf"
+    conf.write_text(text.replace("listener 1883 ", f"listener {port} "))
+    broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.PIPE, text=True)
+    try:
+        wait_port(port, timeout=10)
+        assert broker.poll() is None
+    finally:
+        broker.kill()
+        _, err = broker.communicate()
+    assert "Error" not in err, err

@@ -76,6 +76,7 @@ def test_join_and_services_use_the_documented_flags(tmp_path: Path) -> None:
     assert broker.argv[1:] == ["-c", str(tmp_path / "nodes" / "edge-1" / "mosquitto.conf")]
     conf = Path(broker.argv[2]).read_text()
     assert f"listener {p.nodes['edge-1'].mqtt} 127.0.0.1" in conf
+    assert "set_tcp_nodelay true" in conf  # else twin documents wait ~40 ms for delayed ACKs
 
 
 def test_nodegroups_put_each_node_in_its_group(tmp_path: Path) -> None:

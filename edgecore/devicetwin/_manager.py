@@ -433,6 +433,8 @@ class DeviceTwin:
     # ---- cloud sync ---------------------------------------------------------------------------
 
     async def _sync_loop(self) -> None:
+        # A sync every interval (a report waits at most that long for the cloud), or sooner when
+        # woken (a state change, a reconnect); a short pause keeps a burst of wakes from spinning.
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.sync_interval):
@@ -442,7 +444,7 @@ class DeviceTwin:
                 await self.sync_once()
             except Exception:
                 log.exception("device twin cloud sync failed")
-            await asyncio.sleep(self.sync_interval)
+            await asyncio.sleep(min(0.05, self.sync_interval))
 
     async def sync_once(self) -> int:
         """Send each device's twins and state changed since they were last sent; returns messages sent.

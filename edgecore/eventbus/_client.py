@@ -1,9 +1,11 @@
-"""An asyncio MQTT client over paho-mqtt, driven by the event loop rather than paho's own thread.
+"""edgecore's MQTT 3.1.1 client: one asyncio connection to the broker, no threads, no locks.
 
-paho's socket callbacks hand us its socket; the loop watches it (add_reader/add_writer) so reads,
-writes and message dispatch all happen on the event loop thread, without a lock or a second thread.
-The broker may go away at any time: the client reconnects with backoff and restores every
-subscription, so callers subscribe once and publish without caring about the connection.
+Everything runs on the event loop. What arrives is split into packets and dispatched in the same
+``data_received`` call, however many packets a read brought; what leaves is appended to one buffer that
+is handed to the transport once per loop iteration, so a burst of publishes costs one ``send``.
+The broker may go away at any time: the client reconnects with backoff, restores every subscription
+and resends unacknowledged QoS 1 messages, so callers subscribe once and publish without caring about
+the connection.
 """
 
 from __future__ import annotations
@@ -11,15 +13,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import cast
 from urllib.parse import urlsplit
+
+from edgecore.eventbus import _packets as pk
+from edgecore.eventbus._topics import encode_topic_filter, encode_topic_name, topic_matches
 
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[str, bytes], None]
+
+MAX_UNACKED = 10_000  # QoS 1 messages kept (in flight or waiting for the broker); more are dropped
+SUBSCRIBE_QOS = 1  # what every subscription asks for: QoS 1 publishes reach us as QoS 1
+CONNECT_TIMEOUT = 10.0  # TCP connect plus CONNACK
+FIRST_BACKOFF = 0.1
+_CACHE_LIMIT = 4096  # encoded topic names and routes kept; cleared when full
+# Unsent bytes above which QoS 0 publishes are dropped: a broker that stopped reading (hung, or a
+# dead peer before keepalive notices) must not make edgecore buffer without bound.
+WRITE_BUFFER_LIMIT = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -40,8 +54,159 @@ class BrokerAddress:
         return cls(parts.hostname, parts.port or 1883)
 
 
+class _Connection(asyncio.Protocol):
+    """One TCP connection: packets in, batched bytes out, keepalive pings."""
+
+    def __init__(self, client: MqttClient, loop: asyncio.AbstractEventLoop) -> None:
+        self._client = client
+        self._loop = loop
+        self._transport: asyncio.Transport | None = None
+        self._inbuf = bytearray()
+        self._out = bytearray()
+        self._dead = False
+        self._accepted = False
+        self.paused = False  # the transport holds WRITE_BUFFER_LIMIT unsent bytes
+        self.connack: asyncio.Future[int] = loop.create_future()
+        self.lost = asyncio.Event()
+        self.lost_reason = "closed"
+        # keepalive state: activity since the last tick, ticks since an unanswered PINGREQ
+        self._sent = False
+        self._received = False
+        self._ping_ticks = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    # asyncio.Protocol --------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        self._transport.set_write_buffer_limits(high=WRITE_BUFFER_LIMIT)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+
+    def data_received(self, data: bytes) -> None:
+        self._received = True
+        buf: bytes | bytearray
+        if self._inbuf:
+            self._inbuf += data
+            buf = self._inbuf
+        else:
+            buf = data
+        done = 0
+        try:
+            for first, start, end in pk.split_packets(buf):
+                if self._dead:
+                    return
+                self._packet(first, buf, start, end)
+                done = end
+        except pk.ProtocolError as exc:
+            self.abort(f"protocol error from the broker: {exc}")
+            return
+        if buf is self._inbuf:
+            del self._inbuf[:done]
+        elif done < len(data):
+            self._inbuf += memoryview(data)[done:]
+
+    def eof_received(self) -> bool:
+        self.lost_reason = "the broker closed the connection"
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._dead = True
+        self._transport = None
+        if self._timer is not None:
+            self._timer.cancel()
+        if exc is not None and self.lost_reason == "closed":
+            self.lost_reason = str(exc) or type(exc).__name__
+        if not self.connack.done():
+            self.connack.set_exception(
+                ConnectionError(f"connection closed before CONNACK: {self.lost_reason}")
+            )
+        self.lost.set()
+
+    # ---------------------------------------------------------------------------------------------
+
+    def _packet(self, first: int, buf: bytes | bytearray, start: int, end: int) -> None:
+        kind = first >> 4
+        if not self._accepted:
+            if kind != pk.CONNACK or end - start != 2:
+                raise pk.ProtocolError(f"expected CONNACK first, got packet type {kind}")
+            self._accepted = buf[start + 1] == 0
+            self.connack.set_result(buf[start + 1])
+        elif kind == pk.PUBLISH:
+            topic, packet_id, payload = pk.decode_publish(first, buf, start, end)
+            self._client._deliver(topic, payload)
+            if packet_id:
+                self.write(pk.encode_puback(packet_id))
+        elif kind == pk.PUBACK:
+            self._client._acked(pk.decode_packet_id(buf, start, end))
+        elif kind == pk.PINGRESP:
+            self._ping_ticks = 0
+        elif kind == pk.SUBACK:
+            self._client._subacked(pk.decode_packet_id(buf, start, end), buf[start + 2 : end])
+        else:
+            raise pk.ProtocolError(f"unexpected packet type {kind}")
+
+    def write(self, *parts: bytes | bytearray) -> None:
+        if self._dead:
+            return
+        if not self._out:
+            self._loop.call_soon(self.flush)
+        for part in parts:
+            self._out += part
+        self._sent = True
+
+    def flush(self) -> None:
+        if self._out and self._transport is not None and not self._dead:
+            # A fresh buffer each time: the transport may keep what it could not send yet.
+            data, self._out = self._out, bytearray()
+            self._transport.write(data)
+
+    def abort(self, reason: str) -> None:
+        if self._dead:
+            return
+        self.lost_reason = reason
+        self._dead = True
+        if self._transport is not None:
+            self._transport.abort()
+
+    def close(self, *, disconnect: bool) -> None:
+        """Close once everything written has left, after a DISCONNECT if ``disconnect``."""
+        if self._dead or self._transport is None:
+            return
+        if disconnect:
+            self.write(pk.DISCONNECT_PACKET)
+        self.flush()
+        self._dead = True
+        self._transport.close()
+
+    def start_keepalive(self, keepalive: int) -> None:
+        if keepalive:
+            self._timer = self._loop.call_later(keepalive / 2, self._tick, keepalive)
+
+    def _tick(self, keepalive: int) -> None:
+        if self._ping_ticks:
+            self._ping_ticks += 1
+            if self._ping_ticks > 2:
+                self.abort(f"no PINGRESP within the keepalive of {keepalive}s")
+                return
+        elif not (self._sent and self._received):
+            # Quiet in one direction: a ping keeps the broker's keepalive happy and proves the
+            # broker is still there (a publisher that only writes would never notice otherwise).
+            self.write(pk.PINGREQ_PACKET)
+            self._ping_ticks = 1
+        self._sent = self._received = False
+        self._timer = self._loop.call_later(keepalive / 2, self._tick, keepalive)
+
+
 class MqttClient:
-    """One connection to the broker; ``start`` returns at once and connects in the background."""
+    """One connection to the broker; ``start`` returns at once and connects in the background.
+
+    Like everything on the event loop it is not thread-safe: call it from the loop's thread.
+    """
 
     def __init__(
         self,
@@ -51,196 +216,230 @@ class MqttClient:
         keepalive: int = 30,
         max_backoff: float = 5.0,
     ) -> None:
-        import paho.mqtt.client as paho
-        from paho.mqtt.enums import CallbackAPIVersion
-
-        self._paho_mod = paho
+        if not 0 <= keepalive <= 65535:
+            raise ValueError(f"MQTT keepalive {keepalive} must be 0..65535 seconds")
+        if len(client_id.encode()) > 65535:
+            raise ValueError("MQTT client id longer than 65535 bytes")
         self.address = BrokerAddress.parse(url)
+        self.client_id = client_id
         self._keepalive = keepalive
         self._max_backoff = max_backoff
-        self._client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311, clean_session=True
-        )
-        # Without a cap paho drops QoS>0 messages queued while offline only when memory runs out.
-        self._client.max_queued_messages_set(10000)
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_message = self._on_message
-        self._client.on_socket_open = self._on_socket_open
-        self._client.on_socket_close = self._on_socket_close
-        self._client.on_socket_register_write = self._on_register_write
-        self._client.on_socket_unregister_write = self._on_unregister_write
         self._handlers: dict[str, list[MessageHandler]] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._routes: dict[str, tuple[tuple[str, MessageHandler], ...]] = {}
+        self._topics: dict[str, bytes] = {}  # topic -> validated, length-prefixed UTF-8
+        self._unacked: dict[int, bytearray] = {}  # packet id -> QoS 1 PUBLISH, in publish order
+        self._subscribing: dict[int, list[str]] = {}  # packet id -> filters of a SUBSCRIBE
+        self._last_id = 0
+        self._dropped = 0
+        self._conn: _Connection | None = None  # set while the broker has accepted us
         self._connected = asyncio.Event()
-        self._lost = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._misc_task: asyncio.Task[None] | None = None
-        self._sock: socket.socket | None = None
-        self._closing = False
-        self._was_connected = False
 
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.create_task(self._run(), name="mqtt-connection")
-        self._misc_task = asyncio.create_task(self._misc(), name="mqtt-keepalive")
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"mqtt-{self.client_id}")
 
     async def wait_connected(self) -> None:
         await self._connected.wait()
 
     async def stop(self) -> None:
-        self._closing = True
-        for task in (self._task, self._misc_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        if self._client.is_connected():
-            self._client.disconnect()
-            # Flush the DISCONNECT packet before the socket goes.
-            with contextlib.suppress(Exception):
-                self._client.loop_write()
-        self._detach_socket()
-        sock = self._client.socket()
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.close()
+        """Send DISCONNECT, close the connection and stop reconnecting."""
+        conn = self._conn
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if conn is not None:
+            conn.close(disconnect=True)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2):
+                    await conn.lost.wait()
+            self._detach(conn)
 
     def subscribe(self, topic_filter: str, handler: MessageHandler) -> None:
         """Call ``handler(topic, payload)`` on the loop for every message matching ``topic_filter``."""
-        first = topic_filter not in self._handlers
-        self._handlers.setdefault(topic_filter, []).append(handler)
-        if first and self.connected:
-            self._client.subscribe(topic_filter, qos=0)
+        encode_topic_filter(topic_filter)
+        handlers = self._handlers.get(topic_filter)
+        if handlers is None:
+            self._handlers[topic_filter] = [handler]
+            if self._conn is not None:
+                self._subscribe(self._conn, [topic_filter])
+        else:
+            handlers.append(handler)
+        self._routes.clear()
 
     def publish(self, topic: str, payload: bytes | str, *, qos: int = 0, retain: bool = False) -> bool:
-        """Queue a message; returns False when QoS 0 is dropped because the broker is away."""
-        if not self.connected and qos == 0:
-            return False
-        info = self._client.publish(topic, payload, qos=qos, retain=retain)
-        return info.rc == self._paho_mod.MQTT_ERR_SUCCESS
+        """Send a message; False when it was dropped.
 
-    # connection management -------------------------------------------------------------------
+        QoS 0 is dropped while the broker is away or not reading (4 MiB unsent). QoS 1 is kept until
+        the broker acknowledges it, across reconnects, up to 10,000 messages; beyond that new ones are
+        dropped.
+        """
+        encoded = self._topics.get(topic)
+        if encoded is None:
+            encoded = self._encode_topic(topic)
+        if type(payload) is not bytes:
+            payload = _payload_bytes(payload)
+        if qos == 0:
+            conn = self._conn
+            if conn is None or conn.paused:
+                return False
+            conn.write(pk.publish_header(0, retain, len(encoded) + len(payload)), encoded, payload)
+            return True
+        if qos != 1:
+            raise ValueError(f"MQTT QoS {qos} is not supported: use 0 or 1")
+        if len(self._unacked) >= MAX_UNACKED:
+            self._dropped += 1
+            if self._dropped % 1000 == 1:
+                log.warning(
+                    "MQTT: %d QoS 1 messages wait for the broker's acknowledgement; dropped %d new ones",
+                    len(self._unacked),
+                    self._dropped,
+                )
+            return False
+        packet_id = self._new_packet_id()
+        packet = bytearray(pk.encode_publish(encoded, payload, 1, retain, packet_id))
+        self._unacked[packet_id] = packet
+        if self._conn is not None:
+            self._conn.write(packet)
+            packet[0] |= pk.DUP_FLAG  # any later send of it is a resend
+        return True
+
+    # connection management ---------------------------------------------------------------------
 
     async def _run(self) -> None:
-        backoff = 0.1
-        while not self._closing:
-            self._lost.clear()
-            try:
-                await asyncio.to_thread(
-                    self._client.connect, self.address.host, self.address.port, self._keepalive
-                )
-            except OSError as exc:
-                log.warning("MQTT broker %s:%s unreachable: %s", self.address.host, self.address.port, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
-                continue
-            await self._lost.wait()
-            self._detach_socket()
-            if self._was_connected:
-                backoff = 0.1
-            self._was_connected = False
-            if not self._closing:
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
-
-    async def _misc(self) -> None:
+        backoff = FIRST_BACKOFF
+        failures = 0
         while True:
-            await asyncio.sleep(1.0)
-            if self._sock is not None:
-                self._client.loop_misc()
+            conn = await self._connect(quiet=failures > 0)
+            if conn is None:
+                failures += 1
+            else:
+                failures = 0
+                backoff = FIRST_BACKOFF
+                self._attach(conn)
+                await conn.lost.wait()
+                self._detach(conn)
+                log.warning("MQTT broker connection lost: %s", conn.lost_reason)
+            # Jitter keeps many edge clients from reconnecting in lockstep after a broker restart.
+            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+            backoff = min(backoff * 2, self._max_backoff)
 
-    def _on_connect(self, _c: Any, _u: Any, _flags: Any, reason_code: Any, _props: Any) -> None:
-        if getattr(reason_code, "is_failure", False):
-            log.warning("MQTT broker refused the connection: %s", reason_code)
-            return
-        self._was_connected = True
-        for topic_filter in self._handlers:
-            self._client.subscribe(topic_filter, qos=0)
-        self._set_threadsafe(self._connected.set)
-        log.info("connected to MQTT broker %s:%s", self.address.host, self.address.port)
-
-    def _on_disconnect(self, _c: Any, _u: Any, _flags: Any, reason_code: Any, _props: Any) -> None:
-        if not self._closing:
-            log.warning("MQTT broker connection lost: %s", reason_code)
-        self._set_threadsafe(self._connected.clear)
-        self._set_threadsafe(self._lost.set)
-
-    def _on_message(self, _c: Any, _u: Any, message: Any) -> None:
-        topic: str = message.topic
-        payload: bytes = message.payload
-        matches = self._paho_mod.topic_matches_sub
-        for topic_filter, handlers in self._handlers.items():
-            if matches(topic_filter, topic):
-                for handler in handlers:
-                    try:
-                        handler(topic, payload)
-                    except Exception:
-                        log.exception("MQTT handler for %s failed on %s", topic_filter, topic)
-
-    # paho socket callbacks; connect() runs in a worker thread so these may arrive off-loop ----
-
-    def _set_threadsafe(self, fn: Callable[[], None]) -> None:
-        assert self._loop is not None
+    async def _connect(self, *, quiet: bool) -> _Connection | None:
+        """A connection the broker accepted, or None (logged, at debug level when ``quiet``)."""
+        loop = asyncio.get_running_loop()
+        host, port = self.address.host, self.address.port
+        conn: _Connection | None = None
         try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self._loop:
-            fn()
-        else:
-            self._loop.call_soon_threadsafe(fn)
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                _, conn = await loop.create_connection(lambda: _Connection(self, loop), host, port)
+                conn.write(pk.encode_connect(self.client_id, self._keepalive))
+                code = await conn.connack
+        except (OSError, TimeoutError) as exc:
+            if conn is not None:
+                conn.abort("no CONNACK")
+            log.log(
+                logging.DEBUG if quiet else logging.WARNING,
+                "MQTT broker %s:%s unreachable: %s",
+                host,
+                port,
+                str(exc) or f"no CONNACK within {CONNECT_TIMEOUT:g} s",
+            )
+            return None
+        except asyncio.CancelledError:
+            if conn is not None:
+                conn.abort("stopping")
+            raise
+        if code:
+            meaning = pk.CONNACK_REFUSED.get(code, "unknown reason")
+            log.warning("MQTT broker %s:%s refused the connection: code %d, %s", host, port, code, meaning)
+            conn.close(disconnect=False)
+            return None
+        return conn
 
-    def _on_socket_open(self, _c: Any, _u: Any, sock: Any) -> None:
-        def attach() -> None:
-            self._sock = sock
-            assert self._loop is not None
-            self._loop.add_reader(sock, self._readable)
+    def _attach(self, conn: _Connection) -> None:
+        self._conn = conn
+        self._subscribing.clear()
+        # Subscriptions go first: the broker handles a connection's packets in order, so resent
+        # messages to our own filters come back to us.
+        if self._handlers:
+            self._subscribe(conn, list(self._handlers))
+        for packet in self._unacked.values():
+            conn.write(packet)
+            packet[0] |= pk.DUP_FLAG
+        conn.start_keepalive(self._keepalive)
+        self._connected.set()
+        log.info(
+            "connected to MQTT broker %s:%s (%d subscriptions, %d QoS 1 messages resent)",
+            self.address.host,
+            self.address.port,
+            len(self._handlers),
+            len(self._unacked),
+        )
 
-        self._set_threadsafe(attach)
-
-    def _on_socket_close(self, _c: Any, _u: Any, sock: Any) -> None:
-        def detach() -> None:
-            assert self._loop is not None
-            with contextlib.suppress(Exception):
-                self._loop.remove_reader(sock)
-                self._loop.remove_writer(sock)
-            if self._sock is sock:
-                self._sock = None
+    def _detach(self, conn: _Connection) -> None:
+        if self._conn is conn:
+            self._conn = None
             self._connected.clear()
-            self._lost.set()
 
-        self._set_threadsafe(detach)
+    def _subscribe(self, conn: _Connection, filters: list[str]) -> None:
+        packet_id = self._new_packet_id()
+        self._subscribing[packet_id] = filters
+        conn.write(pk.encode_subscribe(packet_id, [f.encode() for f in filters], SUBSCRIBE_QOS))
 
-    def _on_register_write(self, _c: Any, _u: Any, sock: Any) -> None:
-        def watch() -> None:
-            assert self._loop is not None
-            with contextlib.suppress(Exception):
-                self._loop.add_writer(sock, self._writable)
+    def _new_packet_id(self) -> int:
+        while True:
+            self._last_id = self._last_id % 65535 + 1
+            if self._last_id not in self._unacked and self._last_id not in self._subscribing:
+                return self._last_id
 
-        self._set_threadsafe(watch)
+    def _encode_topic(self, topic: str) -> bytes:
+        encoded = pk.length_prefixed(encode_topic_name(topic))
+        if len(self._topics) >= _CACHE_LIMIT:
+            self._topics.clear()
+        self._topics[topic] = encoded
+        return encoded
 
-    def _on_unregister_write(self, _c: Any, _u: Any, sock: Any) -> None:
-        def unwatch() -> None:
-            assert self._loop is not None
-            with contextlib.suppress(Exception):
-                self._loop.remove_writer(sock)
+    # called by the connection ---------------------------------------------------------------
 
-        self._set_threadsafe(unwatch)
+    def _deliver(self, topic: str, payload: bytes) -> None:
+        routes = self._routes.get(topic)
+        if routes is None:
+            routes = tuple(
+                (topic_filter, handler)
+                for topic_filter, handlers in self._handlers.items()
+                if topic_matches(topic_filter, topic)
+                for handler in handlers
+            )
+            if len(self._routes) >= _CACHE_LIMIT:
+                self._routes.clear()
+            self._routes[topic] = routes
+        for topic_filter, handler in routes:
+            try:
+                handler(topic, payload)
+            except Exception:
+                log.exception("MQTT handler for %s failed on %s", topic_filter, topic)
 
-    def _readable(self) -> None:
-        self._client.loop_read()
+    def _acked(self, packet_id: int) -> None:
+        self._unacked.pop(packet_id, None)
 
-    def _writable(self) -> None:
-        self._client.loop_write()
+    def _subacked(self, packet_id: int, codes: bytes | bytearray) -> None:
+        filters = self._subscribing.pop(packet_id, None)
+        if filters is None:
+            return
+        for topic_filter, code in zip(filters, codes, strict=False):
+            if code == pk.SUBACK_FAILURE:
+                log.error("MQTT broker refused the subscription to %r", topic_filter)
 
-    def _detach_socket(self) -> None:
-        if self._sock is not None and self._loop is not None:
-            with contextlib.suppress(Exception):
-                self._loop.remove_reader(self._sock)
-                self._loop.remove_writer(self._sock)
-            self._sock = None
+
+def _payload_bytes(payload: object) -> bytes:
+    if isinstance(payload, str):
+        return payload.encode()
+    if isinstance(payload, bytearray | memoryview):
+        return bytes(payload)
+    raise TypeError(f"MQTT payload must be bytes or str, not {type(payload).__name__}")
