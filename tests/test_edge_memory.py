@@ -1,9 +1,10 @@
-"""edgecore loads nothing heavy it does not need (target: < 50 MB RSS, docs/edge.md "Memory").
+"""edgecore loads nothing heavy it does not need (target: < 50 MB RSS; docs/channel.md "Memory").
 
 Edge code never imports the kubernetes client, kubeclient or cloudcore; the MetaServer's HTTP side
-(aiohttp, kubeapi.server and the OpenAPI/schema/patch machinery behind it) loads when the first
-client connects; the edge stores use SQLAlchemy Core, not the ORM. Checked on the imports alone and
-on a real, joined edgecore (run under bench/_importcost.py, which reports its modules on SIGUSR1).
+(aiohttp, kubeapi.server) loads when the first client connects, kubeapi's write side (patches, CRD
+schemas) and OpenAPI documents only when asked for; the edge stores use SQLAlchemy Core, not the
+ORM. Checked on the imports alone and on a real, joined edgecore (run under bench/_importcost.py,
+which reports its modules on SIGUSR1).
 """
 
 from __future__ import annotations
@@ -90,5 +91,7 @@ def test_a_running_edgecore_loads_the_metaserver_http_side_for_its_first_client(
             now = modules()
             assert "aiohttp" in now and "kubeapi.server" in now
             assert _loaded(now, NEVER_ON_THE_EDGE + REPLACED) == []
+            # Reads never load the write side (patches, CRD schema admission).
+            assert _loaded(now, ("kubeapi.patch", "kubeapi.schema")) == []
         finally:
             stack.stop_all()
