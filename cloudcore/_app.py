@@ -141,7 +141,11 @@ class CloudCore:
         self.edgecontroller = EdgeController(self.kube, hub, syncer)
         self.nodegroup_views = NodeGroupViews(self.kube, hub, syncer, self.edgecontroller)
         self.devicecontroller = DeviceController(
-            self.kube, hub, syncer, flush_interval=cfg.device_status_flush_interval
+            self.kube,
+            hub,
+            syncer,
+            flush_interval=cfg.device_status_flush_interval,
+            status_writers=cfg.device_status_writers,
         )
 
         async def default_upstream(node: str, msg: Any) -> None:

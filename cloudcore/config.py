@@ -40,6 +40,7 @@ class CloudCoreConfig(ConfigModel):
     device_status_flush_interval: float = Field(
         1.0, gt=0, description="seconds between DeviceStatus writes of one device (reports are coalesced)"
     )
+    device_status_writers: int = Field(4, ge=1, le=64, description="DeviceStatus writes in flight at once")
     token_validity_hours: float = Field(24.0, gt=0)
     edge_cert_validity_days: float = Field(365.0, gt=0)
 

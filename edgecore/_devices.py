@@ -42,7 +42,7 @@ class DeviceModule:
         self.cfg = cfg
         self.router = router
         self.edge_store = store
-        self.store = TwinStore(cfg.database.path, engine=store.engine)
+        self.store = TwinStore(cfg.database.path, engine=store.engine, executor=store.executor)
         self.cloud = _Cloud(router)
         self.mqtt = MqttClient(cfg.event_bus.mqtt_url, f"edgecore-{cfg.node_name}")
         self.twin = DeviceTwin(self.store, cfg.node_name, mqtt=self.mqtt, cloud=self.cloud)
@@ -86,10 +86,10 @@ class DeviceModule:
             for device in devices:
                 md = device.get("metadata") or {}
                 present.add(f"{md.get('namespace') or 'default'}/{md.get('name')}")
-                await self.twin.upsert_device(device)
+                await self.twin.upsert_device(device, committed=True)
         for device_id in list(self.store.devices):
             if device_id not in present:
-                await self.twin.remove_device(device_id)
+                await self.twin.remove_device(device_id, committed=True)
         for model_id in list(self.store.models):
             if model_id not in known_models:
                 await self.twin.remove_model(model_id)
@@ -108,7 +108,7 @@ class DeviceModule:
                     if gvr == MODEL_GVR:
                         await self.twin.remove_model(object_id)
                     else:
-                        await self.twin.remove_device(object_id)
+                        await self.twin.remove_device(object_id, committed=True)
                     continue
                 obj = await self.edge_store.get(gvr, namespace, name)
                 if obj is None:
@@ -116,7 +116,7 @@ class DeviceModule:
                 if gvr == MODEL_GVR:
                     await self.twin.upsert_model(obj)
                 else:
-                    await self.twin.upsert_device(obj)
+                    await self.twin.upsert_device(obj, committed=True)
             except Exception:
                 log.exception("devicetwin failed on %s %s", kind, object_id)
             except asyncio.CancelledError:

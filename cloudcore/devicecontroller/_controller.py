@@ -59,7 +59,15 @@ def _membership_device(obj: Obj) -> dict[str, Any]:
 
 
 class DeviceController:
-    def __init__(self, kube: Kube, hub: CloudHub, syncer: NodeSyncer, *, flush_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        hub: CloudHub,
+        syncer: NodeSyncer,
+        *,
+        flush_interval: float = 1.0,
+        status_writers: int = 4,
+    ) -> None:
         self.kube = kube
         self.hub = hub
         self.syncer = syncer
@@ -67,7 +75,9 @@ class DeviceController:
         self.devices = Informer(kube, DEVICES, self._on_device)
         self.statuses = Informer(kube, DEVICESTATUSES, self._on_status)
         self.node_of: dict[Key, str] = {}
-        self.status = StatusWriter(self._patch_status, self._cached_status, flush_interval=flush_interval)
+        self.status = StatusWriter(
+            self._patch_status, self._cached_status, flush_interval=flush_interval, concurrency=status_writers
+        )
         syncer.add_source(SOURCE_DEVICECONTROLLER, self.objects_for)
         hub.register_upstream(SOURCE_TWIN, self._upstream)
 

@@ -54,8 +54,11 @@ class StatusWriter:
         current: Callable[[str, str], dict[str, Any] | None],
         *,
         flush_interval: float = 0.5,
+        concurrency: int = 4,
     ) -> None:
+        """``concurrency``: DeviceStatus writes in flight at once."""
         self.patch = patch
+        self.concurrency = concurrency
         self.current = current  # the DeviceStatus as the informer last saw it
         self.flush_interval = flush_interval
         self._pending: dict[Key, _Pending] = {}
@@ -145,7 +148,17 @@ class StatusWriter:
         batch, self._pending = self._pending, {}
         if not batch:
             return
-        results = await asyncio.gather(*(self._write(k, p) for k, p in batch.items()), return_exceptions=True)
+        # A few writes at a time, not the whole batch: each one is an API request (a thread of the
+        # client pool, and in standalone mode a request this process serves too), and a burst of
+        # hundreds at once makes every other request and watch event of the process (a user's
+        # Device change on its way to the node) wait behind it.
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def write(key: Key, pending: _Pending) -> None:
+            async with limit:
+                await self._write(key, pending)
+
+        results = await asyncio.gather(*(write(k, p) for k, p in batch.items()), return_exceptions=True)
         for (key, pending), result in zip(batch.items(), results, strict=True):
             if isinstance(result, BaseException):
                 self.write_results["error"] += 1

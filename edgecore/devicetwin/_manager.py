@@ -157,7 +157,11 @@ class DeviceTwin:
             types = self._types[device.model_id] = model_types(self.model_of(device))
         return types
 
-    async def upsert_device(self, obj: dict[str, Any]) -> None:
+    async def upsert_device(self, obj: dict[str, Any], *, committed: bool = False) -> None:
+        """A Device from the cloud. Its twin rows are committed before the mapper hears of it, unless
+        ``committed``: the object is already durable in metamanager's store, from which edgecore
+        applies every Device again at start; then the rows are written in the background and the
+        mapper is told at once."""
         meta = obj.get("metadata") or {}
         ns = str(meta.get("namespace") or "default")
         name = str(meta.get("name") or "")
@@ -185,7 +189,7 @@ class DeviceTwin:
         device.description = str(labels.get("description", "")) if isinstance(labels, dict) else ""
         desired_changed = apply_spec(device, self.model_of(device))
         self.store.put_device(device)
-        await self.store.sync()
+        await self._persist(device_id, committed)
         if existing is None:
             self._publish_membership([device], [])
         if desired_changed:
@@ -194,15 +198,28 @@ class DeviceTwin:
         for listener in self.listeners:
             await listener.device_upserted(device_id, spec_changed)
 
-    async def remove_device(self, device_id: str) -> None:
+    async def remove_device(self, device_id: str, *, committed: bool = False) -> None:
+        """``committed``: as for :meth:`upsert_device` (the delete is committed in metamanager's store)."""
         device = self.store.remove_device(device_id)
-        await self.store.sync()
+        await self._persist(device_id, committed)
         self._cloud_dirty.discard(device_id)
         if device is None:
             return
         self._publish_membership([], [device])
         for listener in self.listeners:
             await listener.device_removed(device)
+
+    async def _persist(self, device_id: str, committed: bool) -> None:
+        if committed:
+            self._spawn(self._write_behind(device_id))
+        else:
+            await self.store.sync_device(device_id)
+
+    async def _write_behind(self, device_id: str) -> None:
+        try:
+            await self.store.sync_device(device_id)
+        except Exception as exc:
+            log.warning("twin rows of device %s not written yet (%s); the flusher retries", device_id, exc)
 
     async def upsert_model(self, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") or {}
@@ -371,7 +388,7 @@ class DeviceTwin:
             self._spawn(self._desired_from_edge(device.id))
 
     async def _desired_from_edge(self, device_id: str) -> None:
-        await self.store.sync()
+        await self.store.sync_device(device_id)
         for listener in self.listeners:
             await listener.device_upserted(device_id, True)
 

@@ -1,7 +1,8 @@
 """The edge store: every object received from the cloud, in SQLite (WAL) through SQLAlchemy.
 
-All database work runs on one thread owned by the store, so the event loop never blocks on SQLite
-and writes never contend with each other.
+All database work runs on one thread owned by the store (:attr:`EdgeStore.executor`), so the event
+loop never blocks on SQLite and writes never contend with each other; devicetwin's twin store,
+which shares the database, writes on that same thread.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ class EdgeStore:
         self.engine: Engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})
         event.listen(self.engine, "connect", _set_pragmas)
         metadata.create_all(self.engine)
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="edgestore")
+        #: the one thread for all work on this database (shared with the twin store)
+        self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="edgestore")
         self._watchers: list[Callable[[Change], None]] = []
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
@@ -95,10 +97,10 @@ class EdgeStore:
             with self.engine.connect() as conn:
                 return fn(conn)
 
-        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, call)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self.executor.shutdown(wait=True)
         self.engine.dispose()
 
     def add_watcher(self, watcher: Callable[[Change], None]) -> None:

@@ -90,3 +90,27 @@ async def test_deleted_device_status_drops_values_and_replies() -> None:
     w.twin_report(("default", "gone"), {"temp": twin("1", 1)}, lambda: replied.append(True))
     await w.flush()
     assert replied == [True] and api.patches == []
+
+
+async def test_a_flush_keeps_only_a_few_writes_in_flight() -> None:
+    """A flush of many devices is not one burst of requests that everything else waits behind."""
+    api = Api()
+    in_flight = peak = 0
+
+    async def slow_patch(ns: str, name: str, body: dict[str, Any]) -> bool:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.001)
+        in_flight -= 1
+        return await api.patch(ns, name, body)
+
+    for i in range(40):
+        api.objects[("default", f"d{i}")] = {"status": {}}
+    w = StatusWriter(slow_patch, api.current, concurrency=3)
+    replies: list[str] = []
+    for i in range(40):
+        w.twin_report(("default", f"d{i}"), {"temp": twin("1", 1000)}, lambda i=i: replies.append(f"d{i}"))
+    await w.flush()
+    assert peak == 3
+    assert len(api.patches) == 40 and len(replies) == 40
