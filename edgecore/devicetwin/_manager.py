@@ -481,7 +481,12 @@ class DeviceTwin:
                 self._state_sent.pop(inflight.device_id, None)
                 self._cloud_dirty.add(inflight.device_id)
         sent = 0
-        for device_id in list(self._cloud_dirty):
+        for i, device_id in enumerate(list(self._cloud_dirty)):
+            if i and not i % 25:
+                # Hundreds of devices take tens of ms: let mappers' reports in between.
+                await asyncio.sleep(0)
+            if device_id not in self._cloud_dirty:
+                continue
             self._cloud_dirty.discard(device_id)
             device = self.store.devices.get(device_id)
             if device is None:
