@@ -46,7 +46,11 @@ class KubeModel(BaseModel):
     """Base of every API type: camelCase JSON names, either spelling accepted, unknown keys ignored."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True, extra="ignore"
+        alias_generator=to_camel,
+        populate_by_name=True,
+        serialize_by_alias=True,
+        extra="ignore",
+        defer_build=True,
     )
 
     def to_dict(self) -> dict[str, Any]:

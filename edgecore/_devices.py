@@ -47,7 +47,9 @@ class DeviceModule:
         self.mqtt = MqttClient(cfg.event_bus.mqtt_url, f"edgecore-{cfg.node_name}")
         self.twin = DeviceTwin(self.store, cfg.node_name, mqtt=self.mqtt, cloud=self.cloud)
         self.dmi = DmiServer(self.twin, str(cfg.dmi.socket))
-        self._changes: asyncio.Queue[Change] = asyncio.Queue()
+        # (type, gvr, namespace, name): the object itself is read back from the edge store when its
+        # turn comes, so a burst (a node receiving its 1,000 devices) does not wait here parsed.
+        self._changes: asyncio.Queue[tuple[str, str, str | None, str]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         router.register(GROUP_TWIN, self._from_cloud)
         router.on_cloud_state(self._cloud_state)
@@ -73,53 +75,56 @@ class DeviceModule:
 
     async def _catch_up(self) -> None:
         """Devices and models metamanager committed while devicetwin was not running."""
-        models = await self.edge_store.list_objects(MODEL_GVR)
-        devices = await self.edge_store.list_objects(DEVICE_GVR)
-        for model in models:
-            await self.twin.upsert_model(model)
+        known_models = set()
+        async for models in self.edge_store.batches(MODEL_GVR):
+            for model in models:
+                md = model.get("metadata") or {}
+                known_models.add(f"{md.get('namespace') or 'default'}/{md.get('name')}")
+                await self.twin.upsert_model(model)
         present = set()
-        for device in devices:
-            md = device.get("metadata") or {}
-            present.add(f"{md.get('namespace') or 'default'}/{md.get('name')}")
-            await self.twin.upsert_device(device, committed=True)
+        async for devices in self.edge_store.batches(DEVICE_GVR):
+            for device in devices:
+                md = device.get("metadata") or {}
+                present.add(f"{md.get('namespace') or 'default'}/{md.get('name')}")
+                await self.twin.upsert_device(device, committed=True)
         for device_id in list(self.store.devices):
             if device_id not in present:
                 await self.twin.remove_device(device_id, committed=True)
-        known_models = {
-            f"{(m.get('metadata') or {}).get('namespace') or 'default'}/{m['metadata']['name']}"
-            for m in models
-        }
         for model_id in list(self.store.models):
             if model_id not in known_models:
                 await self.twin.remove_model(model_id)
 
     def _watch(self, change: Change) -> None:
         if change.gvr in (DEVICE_GVR, MODEL_GVR):
-            self._changes.put_nowait(change)
+            md = change.obj.get("metadata") or {}
+            self._changes.put_nowait((change.type, change.gvr, md.get("namespace"), str(md.get("name"))))
 
     async def _apply_changes(self) -> None:
         while True:
-            change = await self._changes.get()
-            md = change.obj.get("metadata") or {}
-            object_id = f"{md.get('namespace') or 'default'}/{md.get('name')}"
+            kind, gvr, namespace, name = await self._changes.get()
+            object_id = f"{namespace or 'default'}/{name}"
             try:
-                if change.gvr == MODEL_GVR:
-                    if change.type == "DELETED":
+                if kind == "DELETED":
+                    if gvr == MODEL_GVR:
                         await self.twin.remove_model(object_id)
                     else:
-                        await self.twin.upsert_model(change.obj)
-                elif change.type == "DELETED":
-                    await self.twin.remove_device(object_id, committed=True)
+                        await self.twin.remove_device(object_id, committed=True)
+                    continue
+                obj = await self.edge_store.get(gvr, namespace, name)
+                if obj is None:
+                    continue  # deleted meanwhile: its DELETED change is queued behind this one
+                if gvr == MODEL_GVR:
+                    await self.twin.upsert_model(obj)
                 else:
-                    await self.twin.upsert_device(change.obj, committed=True)
+                    await self.twin.upsert_device(obj, committed=True)
             except Exception:
-                log.exception("devicetwin failed on %s %s", change.type, object_id)
+                log.exception("devicetwin failed on %s %s", kind, object_id)
             except asyncio.CancelledError:
                 # A cancelled gRPC call raises CancelledError too; only a cancel of this task stops it.
                 task = asyncio.current_task()
                 if task is not None and task.cancelling() > 0:
                     raise
-                log.warning("devicetwin: a call was cancelled while handling %s %s", change.type, object_id)
+                log.warning("devicetwin: a call was cancelled while handling %s %s", kind, object_id)
 
     async def _from_cloud(self, msg: Message) -> None:
         await self.twin.handle_cloud_message(

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from edgecore._devices import DeviceModule
+from edgecore._freememory import release_periodically
 from edgecore._nodestatus import NodeStatusReporter
 from edgecore._router import ModuleRouter
 from edgecore.config import EdgeCoreConfig
@@ -16,6 +17,8 @@ from edgecore.metamanager import EdgeStore, MetaManager
 from kubeshore.observability import ObservabilityServer
 
 log = logging.getLogger("edgecore")
+
+_RELEASE_MEMORY_EVERY = 10.0  # seconds; a trim takes ~2 ms
 
 
 class EdgeNode:
@@ -58,6 +61,7 @@ class EdgeNode:
             asyncio.create_task(self.metamanager.run(), name="metamanager"),
             asyncio.create_task(self.hub.run(), name="edgehub"),
             asyncio.create_task(self.status.run(), name="nodestatus"),
+            asyncio.create_task(release_periodically(_RELEASE_MEMORY_EVERY), name="free-memory"),
         ]
         self.started = True
         log.info("edgecore %s started (store %s)", self.cfg.node_name, self.cfg.database.path)

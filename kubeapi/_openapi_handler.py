@@ -11,17 +11,24 @@ import asyncio
 import json
 import threading
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from kubeapi.errors import unknown_resource
-from kubeapi.openapi import OpenAPIDocuments, ResourceDescription, build_openapi
 from kubeapi.resources import Registry, ResourceType
+
+if TYPE_CHECKING:
+    # kubeapi.openapi (with the built-in schemas) is imported when a document is first asked for:
+    # the edge MetaServer rarely serves one.
+    from kubeapi.openapi import OpenAPIDocuments, ResourceDescription
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def describe(resource: ResourceType) -> ResourceDescription:
+    from kubeapi.openapi import ResourceDescription
+
     return ResourceDescription(
         group=resource.group,
         version=resource.version,
@@ -56,6 +63,8 @@ class _Documents:
             if cached is not None:
                 return cached
             generation = self.registry.generation
+            from kubeapi.openapi import build_openapi
+
             docs = build_openapi(describe(t) for t in self.registry.all())
             encoded = {
                 "v2": json.dumps(docs.v2).encode(),

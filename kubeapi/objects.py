@@ -17,8 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kubeapi import patch as patches
-from kubeapi import schema
+from kubeapi import _patchtypes
 from kubeapi.errors import (
     APIError,
     StatusCause,
@@ -36,10 +35,10 @@ from kubeapi.store import Store, StoredObject
 # object (defaults, pruning) or raise APIError (422 Invalid).
 Admission = Callable[[ResourceType, dict[str, Any], dict[str, Any] | None], Awaitable[None]]
 
-MERGE_PATCH = patches.MERGE_PATCH
-JSON_PATCH = patches.JSON_PATCH
-STRATEGIC_PATCH = patches.STRATEGIC_MERGE_PATCH
-APPLY_PATCH = patches.APPLY_PATCH
+MERGE_PATCH = _patchtypes.MERGE_PATCH
+JSON_PATCH = _patchtypes.JSON_PATCH
+STRATEGIC_PATCH = _patchtypes.STRATEGIC_MERGE_PATCH
+APPLY_PATCH = _patchtypes.APPLY_PATCH
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -353,6 +352,9 @@ class ObjectService:
         dry_run: bool = False,
         field_validation: str = "",
     ) -> StoredObject:
+        # Imported here: a read-only server (the edge MetaServer) never needs the patch machinery.
+        from kubeapi import patch as patches
+
         if patch_type == STRATEGIC_PATCH and resource.custom:
             patch_type = "custom-strategic"
         if patch_type not in (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH, APPLY_PATCH):
@@ -436,6 +438,8 @@ class ObjectService:
 
     def _validate(self, resource: ResourceType, obj: dict[str, Any], field_validation: str) -> dict[str, Any]:
         """Prune, default and validate a custom resource against its CRD schema; check CRD schemas."""
+        from kubeapi import schema  # writes only: not loaded by a read-only server
+
         name = str(obj.get("metadata", {}).get("name", ""))
         if resource.custom and resource.schema:
             result = schema.admit(resource.schema, obj)

@@ -66,6 +66,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubeapi._jsonvalues import copy_json, json_equal
+from kubeapi._patchtypes import (
+    APPLY_PATCH,
+    JSON_PATCH,
+    MERGE_PATCH,
+    PATCH_CONTENT_TYPES,
+    STRATEGIC_MERGE_PATCH,
+)
 
 __all__ = [
     "APPLY_PATCH",
@@ -87,11 +94,6 @@ __all__ = [
     "supported_patch_types",
 ]
 
-MERGE_PATCH = "application/merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
-STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
-APPLY_PATCH = "application/apply-patch+yaml"
-PATCH_CONTENT_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
 
 # kube-apiserver refuses longer JSON patches with 413 (maxJSONPatchOperations).
 MAX_JSON_PATCH_OPERATIONS = 10000

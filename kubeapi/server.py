@@ -18,7 +18,6 @@ import yaml
 from aiohttp import web
 
 from kubeapi import _discovery, _openapi_handler, _protobuf, _tables
-from kubeapi import patch as patches
 from kubeapi.errors import (
     APIError,
     Status,
@@ -508,6 +507,8 @@ class KubeAPI:
         return _json_response(b"".join((head.encode(), b",".join(items), b"]}")))
 
     async def _scale(self, request: web.Request, target: _Target, verb: str) -> web.StreamResponse:
+        from kubeapi import patch as patches  # writes only: not loaded by a read-only server
+
         resource = target.resource
         stored = await self.service.get(resource, target.namespace, target.name)
         if verb in ("update", "patch"):

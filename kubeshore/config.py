@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
@@ -60,6 +59,8 @@ def load_config(
             text = Path(path).read_text()
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from exc
+        import yaml  # here, not at import: processes configured by flags only never load it
+
         try:
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -88,4 +89,6 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
 
 def dump_config(config: BaseModel, path: str | Path) -> None:
     """Write a configuration as YAML with its JSON (camelCase) names, readable by ``load_config``."""
+    import yaml
+
     Path(path).write_text(yaml.safe_dump(config.model_dump(mode="json", by_alias=True), sort_keys=False))

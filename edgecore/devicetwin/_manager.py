@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import json
 import logging
 import time
@@ -179,7 +178,7 @@ class DeviceTwin:
                 existing.resource_version,
             )
             return
-        spec_changed = existing is None or existing.body.get("spec") != obj.get("spec")
+        spec_changed = existing is None or existing.spec() != obj.get("spec")
         labels = meta.get("labels") or {}
         if existing is None:
             device = Device(id=device_id, namespace=ns, name=name, body=obj)
@@ -253,7 +252,7 @@ class DeviceTwin:
         device = self.store.devices.get(device_id)
         if device is None:
             return None
-        body = copy.deepcopy(device.body)
+        body = device.body
         for prop in (body.get("spec") or {}).get("properties") or []:
             if not isinstance(prop, dict):
                 continue
@@ -558,4 +557,14 @@ class DeviceTwin:
             twin.synced_expected = max(twin.synced_expected, ev)
             twin.synced_actual = max(twin.synced_actual, av)
             acked.append(name)
+        # Forget what the cloud now has, so an idle node keeps no per-twin bookkeeping.
+        was_sent = self._sent.get(device.id)
+        if was_sent is not None:
+            for name in acked:
+                twin = device.twins[name]
+                se, sa = was_sent.get(name, (0, 0))
+                if se <= twin.synced_expected and sa <= twin.synced_actual:
+                    was_sent.pop(name, None)
+            if not was_sent:
+                del self._sent[device.id]
         self.store.twins_changed(device.id, acked)

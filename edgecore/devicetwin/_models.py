@@ -1,74 +1,73 @@
-"""SQLite tables of the device twin store (SQLAlchemy 2 models).
+"""SQLite tables of the device twin store (SQLAlchemy Core tables).
 
 Devices and models as the cloud sent them, one row per twin with both sides (desired and
 reported), their versions, timestamps and what the cloud has acknowledged, and the mappers that
-registered over DMI (so registrations survive an edgecore restart).
+registered over DMI (so registrations survive an edgecore restart). Core tables rather than ORM
+classes: the store writes rows in batches and loads them once, and ``sqlalchemy.orm`` would add
+~5 MB to edgecore's memory.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Integer, String, Text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, Text
 
+metadata = MetaData()
 
-class Base(DeclarativeBase):
-    pass
+device = Table(
+    "device",
+    metadata,
+    Column("id", String(256), primary_key=True),  # "<namespace>/<name>", as KubeEdge
+    Column("namespace", String(253), nullable=False),
+    Column("name", String(253), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("body", Text, nullable=False),  # the Device object (JSON) as the cloud sent it
+    Column("resource_version", Integer, nullable=False, default=0),
+    Column("state", String(32), nullable=False, default=""),
+    Column("last_online", String(40), nullable=False, default=""),
+    Column("state_version", Integer, nullable=False, default=0),
+    Column("state_synced", Integer, nullable=False, default=0),
+)
 
+device_model = Table(
+    "device_model",
+    metadata,
+    Column("id", String(256), primary_key=True),  # "<namespace>/<name>"
+    Column("body", Text, nullable=False),
+    Column("resource_version", Integer, nullable=False, default=0),
+)
 
-class DeviceRow(Base):
-    __tablename__ = "device"
-
-    id: Mapped[str] = mapped_column(String(256), primary_key=True)  # "<namespace>/<name>", as KubeEdge
-    namespace: Mapped[str] = mapped_column(String(253))
-    name: Mapped[str] = mapped_column(String(253))
-    description: Mapped[str] = mapped_column(Text, default="")
-    body: Mapped[str] = mapped_column(Text)  # the Device object (JSON) as the cloud sent it
-    resource_version: Mapped[int] = mapped_column(Integer, default=0)
-    state: Mapped[str] = mapped_column(String(32), default="")
-    last_online: Mapped[str] = mapped_column(String(40), default="")
-    state_version: Mapped[int] = mapped_column(Integer, default=0)
-    state_synced: Mapped[int] = mapped_column(Integer, default=0)
-
-
-class DeviceModelRow(Base):
-    __tablename__ = "device_model"
-
-    id: Mapped[str] = mapped_column(String(256), primary_key=True)  # "<namespace>/<name>"
-    body: Mapped[str] = mapped_column(Text)
-    resource_version: Mapped[int] = mapped_column(Integer, default=0)
-
-
-class TwinRow(Base):
-    __tablename__ = "device_twin"
-
-    device_id: Mapped[str] = mapped_column(String(256), primary_key=True)
-    name: Mapped[str] = mapped_column(String(128), primary_key=True)
-    attr_type: Mapped[str] = mapped_column(String(16), default="string")
-    optional: Mapped[bool] = mapped_column(Boolean, default=True)
+device_twin = Table(
+    "device_twin",
+    metadata,
+    Column("device_id", String(256), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("attr_type", String(16), nullable=False, default="string"),
+    Column("optional", Boolean, nullable=False, default=True),
     # desired ("expected" in KubeEdge's MQTT JSON)
-    expected: Mapped[str | None] = mapped_column(Text, nullable=True)
-    expected_ts: Mapped[int] = mapped_column(Integer, default=0)
-    expected_version: Mapped[int] = mapped_column(Integer, default=0)
-    expected_from_edge: Mapped[bool] = mapped_column(Boolean, default=False)
-    spec_desired: Mapped[str | None] = mapped_column(Text, nullable=True)
-    cloud_version: Mapped[int] = mapped_column(Integer, default=0)
+    Column("expected", Text, nullable=True),
+    Column("expected_ts", Integer, nullable=False, default=0),
+    Column("expected_version", Integer, nullable=False, default=0),
+    Column("expected_from_edge", Boolean, nullable=False, default=False),
+    Column("spec_desired", Text, nullable=True),
+    Column("cloud_version", Integer, nullable=False, default=0),
     # reported ("actual")
-    actual: Mapped[str | None] = mapped_column(Text, nullable=True)
-    actual_ts: Mapped[int] = mapped_column(Integer, default=0)
-    actual_version: Mapped[int] = mapped_column(Integer, default=0)
-    actual_meta: Mapped[str] = mapped_column(Text, default="{}")
+    Column("actual", Text, nullable=True),
+    Column("actual_ts", Integer, nullable=False, default=0),
+    Column("actual_version", Integer, nullable=False, default=0),
+    Column("actual_meta", Text, nullable=False, default="{}"),
     # the desired value the mapper says it applied (DMI observedDesired)
-    observed: Mapped[str | None] = mapped_column(Text, nullable=True)
-    observed_ts: Mapped[int] = mapped_column(Integer, default=0)
+    Column("observed", Text, nullable=True),
+    Column("observed_ts", Integer, nullable=False, default=0),
     # versions the cloud has acknowledged
-    synced_expected: Mapped[int] = mapped_column(Integer, default=0)
-    synced_actual: Mapped[int] = mapped_column(Integer, default=0)
+    Column("synced_expected", Integer, nullable=False, default=0),
+    Column("synced_actual", Integer, nullable=False, default=0),
+)
 
-
-class MapperRow(Base):
-    __tablename__ = "device_mapper"
-
-    name: Mapped[str] = mapped_column(String(253), primary_key=True)
-    protocol: Mapped[str] = mapped_column(String(253))
-    address: Mapped[str] = mapped_column(Text)
-    body: Mapped[str] = mapped_column(Text)  # MapperInfo as JSON
+device_mapper = Table(
+    "device_mapper",
+    metadata,
+    Column("name", String(253), primary_key=True),
+    Column("protocol", String(253), nullable=False),
+    Column("address", Text, nullable=False),
+    Column("body", Text, nullable=False),  # MapperInfo as JSON
+)

@@ -9,7 +9,9 @@ side.
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +52,27 @@ def rfc3339_now() -> str:
 
 _NUMERIC_TYPES = frozenset({"int", "integer", "float", "double", "int64", "float64"})
 
+# Reported-value metadata is the same few small maps for thousands of twins ({"type": "int"}): one
+# shared copy of each. Twins replace their map, never change it in place.
+_METAS: dict[frozenset[tuple[str, str]], dict[str, str]] = {}
+_NO_META: dict[str, str] = {}
+
+
+def shared_meta(meta: dict[str, str]) -> dict[str, str]:
+    if not meta:
+        return _NO_META
+    key = frozenset(meta.items())
+    found = _METAS.get(key)
+    if found is None:
+        if len(_METAS) >= 1024:  # per-value metadata (unusual): keep it, just do not share it
+            return meta
+        found = _METAS[key] = meta
+    return found
+
+
+def _no_meta() -> dict[str, str]:
+    return _NO_META
+
 
 @dataclass(slots=True)
 class Twin:
@@ -65,7 +88,7 @@ class Twin:
     actual: str | None = None
     actual_ts: int = 0
     actual_version: int = 0
-    actual_meta: dict[str, str] = field(default_factory=dict)
+    actual_meta: dict[str, str] = field(default_factory=_no_meta)  # shared: replace, never mutate
     observed: str | None = None
     observed_ts: int = 0
     synced_expected: int = 0
@@ -106,28 +129,95 @@ class Twin:
         return self.actual_version > self.synced_actual or self.expected_version > self.synced_expected
 
 
-@dataclass(slots=True)
+# Metadata the edge keeps no copy of in devicetwin: kubectl's last-applied-configuration repeats the
+# whole object, managedFields are the API server's bookkeeping. (The edge store and MetaServer keep
+# the object as the cloud sent it.)
+_DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
+def _trimmed(obj: dict[str, Any]) -> dict[str, Any]:
+    md = obj.get("metadata")
+    if not isinstance(md, dict):
+        return obj
+    md = {k: v for k, v in md.items() if k != "managedFields"}
+    annotations = md.get("annotations")
+    if isinstance(annotations, dict) and any(a in annotations for a in _DROPPED_ANNOTATIONS):
+        md["annotations"] = {k: v for k, v in annotations.items() if k not in _DROPPED_ANNOTATIONS}
+    return {**obj, "metadata": md}
+
+
 class Device:
-    id: str
-    namespace: str
-    name: str
-    body: dict[str, Any]
-    resource_version: int = 0
-    description: str = ""
-    state: str = ""
-    last_online: str = ""
-    state_version: int = 0
-    state_synced: int = 0
-    twins: dict[str, Twin] = field(default_factory=dict)
+    """A device on this node and its twins.
+
+    The Device object is kept as compact JSON (``raw``), not as parsed dicts: a parsed Device is
+    3-4 times its JSON size, and only conversions for a mapper need it (``body`` parses a fresh
+    copy). What the hot paths need (model, protocol) is kept apart.
+    """
+
+    __slots__ = (
+        "description",
+        "id",
+        "last_online",
+        "model_id",
+        "name",
+        "namespace",
+        "protocol",
+        "raw",
+        "resource_version",
+        "state",
+        "state_synced",
+        "state_version",
+        "twins",
+    )
+
+    def __init__(
+        self,
+        id: str,
+        namespace: str,
+        name: str,
+        body: dict[str, Any],
+        resource_version: int = 0,
+        description: str = "",
+        state: str = "",
+        last_online: str = "",
+        state_version: int = 0,
+        state_synced: int = 0,
+        twins: dict[str, Twin] | None = None,
+    ) -> None:
+        self.id = id
+        self.namespace = namespace
+        self.name = name
+        self.raw = ""
+        self.model_id = ""
+        self.protocol = ""
+        self.body = body
+        self.resource_version = resource_version
+        self.description = description
+        self.state = state
+        self.last_online = last_online
+        self.state_version = state_version
+        self.state_synced = state_synced
+        self.twins: dict[str, Twin] = {} if twins is None else twins
 
     @property
-    def model_id(self) -> str:
-        ref = (self.body.get("spec") or {}).get("deviceModelRef") or {}
-        return f"{self.namespace}/{ref.get('name', '')}"
+    def body(self) -> dict[str, Any]:
+        """The Device object (a fresh copy: changing it changes nothing here)."""
+        obj: dict[str, Any] = json.loads(self.raw)
+        return obj
 
-    @property
-    def protocol(self) -> str:
-        return str(((self.body.get("spec") or {}).get("protocol") or {}).get("protocolName") or "")
+    @body.setter
+    def body(self, obj: dict[str, Any]) -> None:
+        self.raw = json.dumps(_trimmed(obj), separators=(",", ":"))
+        spec = obj.get("spec") or {}
+        ref = spec.get("deviceModelRef") or {}
+        self.model_id = f"{self.namespace}/{ref.get('name', '')}"
+        self.protocol = str((spec.get("protocol") or {}).get("protocolName") or "")
+
+    def spec(self) -> Any:
+        return self.body.get("spec")
+
+    def __repr__(self) -> str:
+        return f"Device({self.id!r}, rv={self.resource_version}, twins={sorted(self.twins)})"
 
 
 def validate_value(name: str, value: str, attr_type: str) -> None:
@@ -169,12 +259,13 @@ def apply_spec(device: Device, model: dict[str, Any] | None) -> list[str]:
     """
     types = model_types(model)
     changed: list[str] = []
-    props = (device.body.get("spec") or {}).get("properties") or []
+    props = (device.spec() or {}).get("properties") or []
     in_spec: set[str] = set()
     for prop in props:
         if not isinstance(prop, dict) or not prop.get("name"):
             continue
-        name = str(prop["name"])
+        # Interned: thousands of devices of one model have the same property names.
+        name = sys.intern(str(prop["name"]))
         in_spec.add(name)
         twin = device.twins.get(name)
         if twin is None:
@@ -337,7 +428,7 @@ def apply_twin_update(
                 twin.actual = actual.value
                 twin.actual_ts = ts
                 twin.actual_version += 1
-                twin.actual_meta = actual.meta
+                twin.actual_meta = shared_meta(actual.meta)
                 touched = True
         if touched:
             device.twins[name] = twin
@@ -366,7 +457,7 @@ def apply_report(
             twin.actual = reported
             twin.actual_ts = ts
             twin.actual_version += 1
-            twin.actual_meta = {k: v for k, v in meta.items() if k != "timestamp"}
+            twin.actual_meta = shared_meta({k: v for k, v in meta.items() if k != "timestamp"})
             touched = True
         if observed is not None and observed != twin.observed and ts >= twin.observed_ts:
             twin.observed = observed

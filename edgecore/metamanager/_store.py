@@ -10,16 +10,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, delete, event, func, select
+from sqlalchemy import Connection, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
-from edgecore.metamanager._models import Base, MetaV2, OutboxEntry
+from edgecore.metamanager._models import meta_v2, metadata, outbox
 
 T = TypeVar("T")
 Obj = dict[str, Any]
@@ -75,6 +74,9 @@ def _set_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA busy_timeout=5000")
+    # 512 KiB of page cache per connection instead of 2 MiB: the edge database is small and
+    # mostly written; edgecore keeps a few connections (one per thread that uses the store).
+    cur.execute("PRAGMA cache_size=-512")
     cur.close()
 
 
@@ -83,16 +85,17 @@ class EdgeStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})
         event.listen(self.engine, "connect", _set_pragmas)
-        Base.metadata.create_all(self.engine)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        metadata.create_all(self.engine)
         #: the one thread for all work on this database (shared with the twin store)
         self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="edgestore")
         self._watchers: list[Callable[[Change], None]] = []
 
-    async def run(self, fn: Callable[[Session], T]) -> T:
+    async def run(self, fn: Callable[[Connection], T]) -> T:
+        """``fn`` on the store's thread with a connection; it commits what it writes."""
+
         def call() -> T:
-            with self._sessions() as session:
-                return fn(session)
+            with self.engine.connect() as conn:
+                return fn(conn)
 
         return await asyncio.get_running_loop().run_in_executor(self.executor, call)
 
@@ -114,20 +117,21 @@ class EdgeStore:
         return changes
 
     @staticmethod
-    def _apply(session: Session, ops: list[Operation]) -> list[Change]:
+    def _apply(conn: Connection, ops: list[Operation]) -> list[Change]:
         changes: list[Change] = []
+        t = meta_v2.c
         for op in ops:
             if isinstance(op, Upsert):
                 md = op.obj["metadata"]
                 gvr = gvr_of(op.obj)
                 key = object_key(gvr, md.get("namespace"), md["name"])
-                row = session.get(MetaV2, key)
-                if row is not None and row.resource_version > op.resource_version:
+                stored = conn.scalar(select(t.resource_version).where(t.key == key))
+                if stored is not None and stored > op.resource_version:
                     continue  # a newer version is already here; an old retransmission lost the race
                 value = json.dumps(op.obj, separators=(",", ":"))
-                if row is None:
-                    session.add(
-                        MetaV2(
+                if stored is None:
+                    conn.execute(
+                        insert(meta_v2).values(
                             key=key,
                             group_version_resource=gvr,
                             namespace=md.get("namespace") or "null",
@@ -138,75 +142,116 @@ class EdgeStore:
                     )
                     changes.append(Change("ADDED", gvr, op.obj))
                 else:
-                    row.resource_version = op.resource_version
-                    row.value = value
+                    conn.execute(
+                        update(meta_v2)
+                        .where(t.key == key)
+                        .values(resource_version=op.resource_version, value=value)
+                    )
                     changes.append(Change("MODIFIED", gvr, op.obj))
             else:
                 key = object_key(op.gvr, op.namespace, op.name)
-                row = session.get(MetaV2, key)
-                if row is None:
+                raw = conn.scalar(select(t.value).where(t.key == key))
+                if raw is None:
                     continue
-                current = json.loads(row.value)
+                current = json.loads(raw)
                 if op.uid and current.get("metadata", {}).get("uid") not in (None, op.uid):
                     continue  # the delete is for an older incarnation of this name
-                session.delete(row)
+                conn.execute(delete(meta_v2).where(t.key == key))
                 changes.append(Change("DELETED", op.gvr, current))
-        session.commit()
+        conn.commit()
         return changes
 
     async def get(self, gvr: str, namespace: str | None, name: str) -> Obj | None:
-        def q(s: Session) -> Obj | None:
-            row = s.get(MetaV2, object_key(gvr, namespace, name))
-            return None if row is None else json.loads(row.value)
+        def q(s: Connection) -> Obj | None:
+            raw = s.scalar(select(meta_v2.c.value).where(meta_v2.c.key == object_key(gvr, namespace, name)))
+            return None if raw is None else json.loads(raw)
 
         return await self.run(q)
 
     async def list_objects(self, gvr: str | None = None, namespace: str | None = None) -> list[Obj]:
-        def q(s: Session) -> list[Obj]:
-            stmt = select(MetaV2.value)
+        def q(s: Connection) -> list[Obj]:
+            t = meta_v2.c
+            stmt = select(t.value)
             if gvr is not None:
-                stmt = stmt.where(MetaV2.group_version_resource == gvr)
+                stmt = stmt.where(t.group_version_resource == gvr)
             if namespace is not None:
-                stmt = stmt.where(MetaV2.namespace == namespace)
-            return [json.loads(v) for v in s.scalars(stmt.order_by(MetaV2.key))]
+                stmt = stmt.where(t.namespace == namespace)
+            return [json.loads(v) for v in s.scalars(stmt.order_by(t.key))]
+
+        return await self.run(q)
+
+    async def batches(self, gvr: str | None = None, size: int = 200) -> AsyncIterator[list[Obj]]:
+        """Every object (of ``gvr``) in key order, ``size`` at a time: a node's thousands of objects
+        are never all parsed at once (memory once taken is not given back)."""
+        after = ""
+        while True:
+
+            def q(s: Connection, after: str = after) -> list[tuple[str, str]]:
+                t = meta_v2.c
+                stmt = select(t.key, t.value).where(t.key > after)
+                if gvr is not None:
+                    stmt = stmt.where(t.group_version_resource == gvr)
+                return [(k, v) for k, v in s.execute(stmt.order_by(t.key).limit(size))]
+
+            rows = await self.run(q)
+            if not rows:
+                return
+            after = rows[-1][0]
+            yield [json.loads(v) for _, v in rows]
+
+    async def values(
+        self, gvr: str, names: list[tuple[str | None, str]]
+    ) -> dict[tuple[str | None, str], str]:
+        """The stored JSON of objects by (namespace or None, name); absent ones are left out."""
+        keys = {object_key(gvr, ns, name): (ns, name) for ns, name in names}
+
+        def q(s: Connection) -> dict[tuple[str | None, str], str]:
+            out: dict[tuple[str | None, str], str] = {}
+            batch = list(keys)
+            t = meta_v2.c
+            for i in range(0, len(batch), 500):
+                stmt = select(t.key, t.value).where(t.key.in_(batch[i : i + 500]))
+                for key, value in s.execute(stmt):
+                    out[keys[key]] = value
+            return out
 
         return await self.run(q)
 
     async def count(self) -> int:
-        return await self.run(lambda s: int(s.scalar(select(func.count()).select_from(MetaV2)) or 0))
+        return await self.run(lambda s: int(s.scalar(select(func.count()).select_from(meta_v2)) or 0))
 
     # Outbox ------------------------------------------------------------------------------
     async def outbox_put(self, frame: str, limit: int) -> bool:
         """Queue a frame; False (not queued) when ``limit`` frames are already waiting."""
 
-        def q(s: Session) -> bool:
-            n = s.scalar(select(func.count()).select_from(OutboxEntry)) or 0
+        def q(s: Connection) -> bool:
+            n = s.scalar(select(func.count()).select_from(outbox)) or 0
             if n >= limit:
                 return False
-            s.add(OutboxEntry(frame=frame))
+            s.execute(insert(outbox).values(frame=frame))
             s.commit()
             return True
 
         return await self.run(q)
 
     async def outbox_peek(self, n: int = 100) -> list[tuple[int, str]]:
-        def q(s: Session) -> list[tuple[int, str]]:
-            rows = s.execute(select(OutboxEntry.id, OutboxEntry.frame).order_by(OutboxEntry.id).limit(n))
+        def q(s: Connection) -> list[tuple[int, str]]:
+            rows = s.execute(select(outbox.c.id, outbox.c.frame).order_by(outbox.c.id).limit(n))
             return [(int(i), str(f)) for i, f in rows]
 
         return await self.run(q)
 
     async def outbox_remove(self, ids: list[int]) -> None:
-        def q(s: Session) -> None:
-            s.execute(delete(OutboxEntry).where(OutboxEntry.id.in_(ids)))
+        def q(s: Connection) -> None:
+            s.execute(delete(outbox).where(outbox.c.id.in_(ids)))
             s.commit()
 
         await self.run(q)
 
     def outbox_size_now(self) -> int:
         """Blocking count on the caller's thread (the metrics scrape runs in a thread of its own)."""
-        with self._sessions() as s:
-            return int(s.scalar(select(func.count()).select_from(OutboxEntry)) or 0)
+        with self.engine.connect() as s:
+            return int(s.scalar(select(func.count()).select_from(outbox)) or 0)
 
     async def outbox_size(self) -> int:
-        return await self.run(lambda s: int(s.scalar(select(func.count()).select_from(OutboxEntry)) or 0))
+        return await self.run(lambda s: int(s.scalar(select(func.count()).select_from(outbox)) or 0))

@@ -15,7 +15,7 @@ from edgecore._devices import DeviceModule
 from edgecore._router import ModuleRouter
 from edgecore.config import EdgeCoreConfig
 from edgecore.devicetwin import Device, DeviceTwin, TwinStore
-from edgecore.devicetwin._models import Base
+from edgecore.devicetwin._models import metadata
 from edgecore.devicetwin._state import Twin
 from edgecore.devicetwin._store import open_engine
 from edgecore.metamanager import EdgeStore
@@ -302,7 +302,7 @@ async def test_a_failed_write_keeps_its_rows_and_writes_them_later(tmp_path: Pat
         await store.sync_device(dev.id)
     assert store.pending_rows() == 1
     engine = open_engine(db)
-    Base.metadata.create_all(engine)
+    metadata.create_all(engine)
     engine.dispose()
     await store.sync()
     assert rows(db, "select name, actual from device_twin") == [("x", "2")]
