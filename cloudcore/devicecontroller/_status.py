@@ -1,7 +1,10 @@
 """Upstream: twin reports and device states from the edge -> the DeviceStatus object.
 
 Reports are coalesced per device: whatever arrives during one flush interval becomes at most one
-merge patch of that device's DeviceStatus, carrying the newest value of every property. A value
+merge patch of that device's DeviceStatus, carrying the newest value of every property. Each device
+is paced on its own (written when its last write is an interval old), not all devices at one tick:
+a first report is written at once, and writes spread over the interval instead of arriving as one
+burst whose last write waits for all the others. A value
 is only ever replaced by one with a newer source timestamp, so a late or retried message never
 makes status go backwards, and no value is lost: a write that fails stays pending and is retried
 at the next flush. The edge gets its reply (which clears its retry state) once the values of its
@@ -66,6 +69,10 @@ class StatusWriter:
         self._written: dict[Key, dict[str, dict[str, Any]]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._last_write: dict[Key, float] = {}  # loop time each device's last write started
+        self._writing: set[Key] = set()
+        self._limit: asyncio.Semaphore | None = None
+        self._writes: set[asyncio.Task[None]] = set()
         self.writes = 0
         #: for /metrics: DeviceStatus patches by result (ok, gone, error) and reports received
         self.write_results: Counter[str] = Counter()
@@ -80,6 +87,8 @@ class StatusWriter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.flush()
 
@@ -88,12 +97,17 @@ class StatusWriter:
 
     def forget(self, key: Key) -> None:
         self._written.pop(key, None)
+        self._last_write.pop(key, None)
 
     # input ------------------------------------------------------------------------------------
 
     def twin_report(self, key: Key, twins: dict[str, Any], reply: Callable[[], None] | None = None) -> None:
         """``twins`` is the ``twin`` map of a ``twin/edge_updated`` message."""
-        pending = self._pending.setdefault(key, _Pending())
+        pending = self._pending.get(key)
+        if pending is None:
+            # Only a device that was not pending yet needs the loop: the others are scheduled.
+            pending = self._pending[key] = _Pending()
+            self._wake.set()
         for name, twin in twins.items():
             if not isinstance(twin, dict):
                 continue
@@ -114,37 +128,78 @@ class StatusWriter:
                     entry[dst] = value
         if reply is not None:
             pending.replies.append(reply)
-        self._wake.set()
 
     def state_report(
         self, key: Key, state: str, last_online: str, reply: Callable[[], None] | None = None
     ) -> None:
-        pending = self._pending.setdefault(key, _Pending())
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = _Pending()
+            self._wake.set()
         self.state_updates += 1
         pending.state = state
         if last_online:
             pending.last_online = last_online
         if reply is not None:
             pending.replies.append(reply)
-        self._wake.set()
 
     # output -----------------------------------------------------------------------------------
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
+        timer: asyncio.TimerHandle | None = None
         while True:
             await self._wake.wait()
             self._wake.clear()
-            started = loop.time()
+            if timer is not None:
+                timer.cancel()
+                timer = None
+            now = loop.time()
+            next_due: float | None = None
+            for key in list(self._pending):
+                if key in self._writing:
+                    continue  # its next write waits for this one (and then for the interval)
+                due = self._last_write.get(key, -self.flush_interval) + self.flush_interval
+                if due <= now:
+                    self._start_write(key, self._pending.pop(key), now)
+                elif next_due is None or due < next_due:
+                    next_due = due
+            if next_due is not None:
+                timer = loop.call_at(next_due, self._wake.set)
+
+    def _start_write(self, key: Key, pending: _Pending, now: float) -> None:
+        if self._limit is None:
+            self._limit = asyncio.Semaphore(self.concurrency)
+        limit = self._limit
+        self._last_write[key] = now
+        self._writing.add(key)
+
+        async def write() -> None:
             try:
-                await self.flush()
-            except Exception:
-                log.exception("DeviceStatus flush failed")
-            # One write per device per interval, counted from the start of the flush: a slow flush
-            # does not add its own duration to the next value's wait.
-            await asyncio.sleep(max(0.0, self.flush_interval - (loop.time() - started)))
+                async with limit:
+                    await self._write_and_reply(key, pending)
+            finally:
+                self._writing.discard(key)
+                if key in self._pending:
+                    self._wake.set()
+
+        task = asyncio.create_task(write())
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _write_and_reply(self, key: Key, pending: _Pending) -> None:
+        try:
+            await self._write(key, pending)
+        except Exception as exc:
+            self.write_results["error"] += 1
+            log.warning("DeviceStatus %s/%s not written (will retry): %s", *key, exc)
+            self._requeue(key, pending)
+            return
+        for reply in pending.replies:
+            reply()
 
     async def flush(self) -> None:
+        """Write everything pending now, whatever the pacing (for stop and tests)."""
         batch, self._pending = self._pending, {}
         if not batch:
             return
@@ -156,17 +211,9 @@ class StatusWriter:
 
         async def write(key: Key, pending: _Pending) -> None:
             async with limit:
-                await self._write(key, pending)
+                await self._write_and_reply(key, pending)
 
-        results = await asyncio.gather(*(write(k, p) for k, p in batch.items()), return_exceptions=True)
-        for (key, pending), result in zip(batch.items(), results, strict=True):
-            if isinstance(result, BaseException):
-                self.write_results["error"] += 1
-                log.warning("DeviceStatus %s/%s not written (will retry): %s", *key, result)
-                self._requeue(key, pending)
-                continue
-            for reply in pending.replies:
-                reply()
+        await asyncio.gather(*(write(k, p) for k, p in batch.items()))
 
     def _requeue(self, key: Key, old: _Pending) -> None:
         newer = self._pending.get(key)

@@ -114,3 +114,34 @@ async def test_a_flush_keeps_only_a_few_writes_in_flight() -> None:
     await w.flush()
     assert peak == 3
     assert len(api.patches) == 40 and len(replies) == 40
+
+
+async def test_each_device_is_paced_on_its_own() -> None:
+    """A first report is written at once; a device's next write waits for its own interval, not a
+    global tick, so devices reporting at different times are written at different times."""
+    api = Api()
+    api.objects[("default", "t2")] = {"status": {}}
+    loop = asyncio.get_running_loop()
+    written: list[tuple[str, float]] = []
+
+    async def patch(ns: str, name: str, body: dict[str, Any]) -> bool:
+        written.append((name, loop.time()))
+        return await api.patch(ns, name, body)
+
+    w = StatusWriter(patch, api.current, flush_interval=0.4)
+    await w.start()
+    try:
+        t0 = loop.time()
+        w.twin_report(("default", "t1"), {"temp": twin("1", 1000)})
+        await asyncio.sleep(0.1)
+        w.twin_report(("default", "t1"), {"temp": twin("2", 2000)})  # coalesced: waits for t1's interval
+        w.twin_report(("default", "t2"), {"temp": twin("9", 1000)})  # another device: written at once
+        await asyncio.sleep(0.1)
+        assert [n for n, _ in written] == ["t1", "t2"]
+        assert written[0][1] - t0 < 0.1 and written[1][1] - t0 < 0.2
+        await asyncio.sleep(0.4)
+        assert [n for n, _ in written] == ["t1", "t2", "t1"]
+        assert written[2][1] - written[0][1] >= 0.4 - 0.01  # at most one write per interval
+        assert api.objects[("default", "t1")]["status"]["twins"][0]["reported"]["value"] == "2"
+    finally:
+        await w.stop()
