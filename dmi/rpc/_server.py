@@ -130,7 +130,7 @@ class _ServerConnection(Http2Connection):
         self.streams[stream_id] = stream
         if m.client_streaming:
             stream.queue = asyncio.Queue()
-            stream.task = self._loop.create_task(self._run_streaming(stream_id, stream))
+            stream.task = self._loop.create_task(self._run(stream_id, stream))
         if end_stream:
             self._requests_done(stream_id, stream)
 
@@ -175,10 +175,8 @@ class _ServerConnection(Http2Connection):
             )
             return
         m = stream.method
-        if m.server_streaming:
-            stream.task = self._loop.create_task(self._run_streaming(stream_id, stream))
-        elif m.is_async:
-            stream.task = self._loop.create_task(self._run_unary(stream_id, stream))
+        if m.server_streaming or m.is_async:
+            stream.task = self._loop.create_task(self._run(stream_id, stream))
         else:
             # A plain function: answered right here, without a task or a loop iteration.
             try:
@@ -199,21 +197,8 @@ class _ServerConnection(Http2Connection):
         except DecodeError as exc:
             raise RpcError(StatusCode.INTERNAL, f"cannot parse {m.request_type.__name__}: {exc}") from None
 
-    async def _run_unary(self, stream_id: int, stream: _Stream) -> None:
-        m = stream.method
-        try:
-            async with asyncio.timeout(stream.timeout):
-                response = await m.handler(self._parse(m, stream.requests[0]))
-        except TimeoutError:
-            self._fail(stream_id, stream, StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
-        except RpcError as err:
-            self._fail(stream_id, stream, err.code, err.details)
-        except Exception as exc:
-            self._unexpected(stream_id, stream, exc)
-        else:
-            self._reply(stream_id, stream, response)
-
-    async def _run_streaming(self, stream_id: int, stream: _Stream) -> None:
+    async def _run(self, stream_id: int, stream: _Stream) -> None:
+        """A coroutine handler, unary or streaming, under the call's deadline."""
         m = stream.method
         queue = stream.queue
 
@@ -222,15 +207,16 @@ class _ServerConnection(Http2Connection):
             while (raw := await queue.get()) is not None:
                 yield self._parse(m, raw)
 
+        response: Message | None = None
         try:
             async with asyncio.timeout(stream.timeout):
                 arg = requests() if m.client_streaming else self._parse(m, stream.requests[0])
                 result = m.handler(arg)
                 if m.server_streaming:
-                    async for response in result:
-                        self._send(stream_id, stream, response)
+                    async for item in result:
+                        self._send(stream_id, stream, item)
                 else:
-                    self._send(stream_id, stream, await result)
+                    response = await result
         except TimeoutError:
             self._fail(stream_id, stream, StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
         except RpcError as err:
@@ -238,7 +224,10 @@ class _ServerConnection(Http2Connection):
         except Exception as exc:
             self._unexpected(stream_id, stream, exc)
         else:
-            self._finish(stream_id, stream, StatusCode.OK, "")
+            if response is not None:
+                self._reply(stream_id, stream, response)
+            else:
+                self._finish(stream_id, stream, StatusCode.OK, "")
 
     # ---- responses ----------------------------------------------------------------------------
 
