@@ -33,8 +33,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script too
 import aiohttp
 import yaml
+
+from bench._measure import percentile, rss_mb
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "apiserver.json"
@@ -81,13 +84,6 @@ def _cpu() -> float:
 def _proc_cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(len(values) * p))]
 
 
 async def _creates(
@@ -144,7 +140,7 @@ async def _lists(data_dir: Path, namespace: str, runs: int) -> dict[str, Any]:
         "items": count,
         "runs": runs,
         "median_s": round(statistics.median(times), 4),
-        "p99_s": round(_pct(times, 0.99), 4),
+        "p99_s": round(percentile(times, 0.99), 4),
     }
 
 
@@ -282,22 +278,15 @@ def _watch_round(
         "events_delivered": len(lat),
         "writer": writer,
         "latency_ms": {
-            "p50": round(_pct(lat, 0.5) * 1000, 2),
-            "p90": round(_pct(lat, 0.9) * 1000, 2),
-            "p99": round(_pct(lat, 0.99) * 1000, 2),
+            "p50": round(percentile(lat, 0.5) * 1000, 2),
+            "p90": round(percentile(lat, 0.9) * 1000, 2),
+            "p99": round(percentile(lat, 0.99) * 1000, 2),
             "max": round(max(lat) * 1000, 2) if lat else None,
         },
         "server_cpu_s": round(server_cpu, 2),
         "watcher_client_cpu_fraction": [round(r["client_cpu_fraction"], 3) for r in results],
         "load_average": round(os.getloadavg()[0], 2),
     }
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -415,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
                     8,
                     spread,
                 )
-            results["rss"] = {"objects": max(args.objects, held), "server_rss_mb": round(_rss_mb(pid), 1)}
+            results["rss"] = {"objects": max(args.objects, held), "server_rss_mb": round(rss_mb(pid), 1)}
             results["list_10000_at_full"] = _in_process(_lists, data_dir, "list", 5)
             print(f"  {results['rss']}", flush=True)
         finally:

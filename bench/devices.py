@@ -39,16 +39,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "devices"))
+from bench._measure import cpu_seconds, percentile, rss_mb  # noqa: E402
+
 BIN = Path(sys.executable).parent
 SAMPLED = 20  # devices whose MQTT documents, statuses and desired values are timed
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def pct(samples: list[float], p: float) -> float | None:
-    if not samples:
-        return None
-    s = sorted(samples)
-    return round(s[min(len(s) - 1, int(len(s) * p))], 2)
+    return round(percentile(samples, p), 2) if samples else None
 
 
 def summary(samples: list[float]) -> dict[str, Any]:
@@ -58,18 +56,6 @@ def summary(samples: list[float]) -> dict[str, Any]:
         "p99_ms": pct(samples, 0.99),
         "max_ms": pct(samples, 1.0),
     }
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
 
 
 # ---- load generator (a separate process: a mapper reporting over DMI) ----------------------------
@@ -200,32 +186,15 @@ async def subscriber(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def objects(devices: int, properties: int) -> list[dict[str, Any]]:
-    model = {
-        "apiVersion": "devices.kubeedge.io/v1beta1",
-        "kind": "DeviceModel",
-        "metadata": {"name": "bench-model", "namespace": "default"},
-        "spec": {
-            "protocol": "bench",
-            "properties": [
-                {"name": f"p{j}", "type": "STRING", "accessMode": "ReadWrite"} for j in range(properties)
-            ],
-        },
-    }
-    out: list[dict[str, Any]] = [model]
-    for i in range(devices):
-        out.append(
-            {
-                "apiVersion": "devices.kubeedge.io/v1beta1",
-                "kind": "Device",
-                "metadata": {"name": f"d{i}", "namespace": "default"},
-                "spec": {
-                    "deviceModelRef": {"name": "bench-model"},
-                    "nodeName": "bench-edge",
-                    "protocol": {"protocolName": "bench"},
-                    "properties": [{"name": f"p{j}", "reportToCloud": True} for j in range(properties)],
-                },
-            }
+    from twinfixtures import numbered_device, numbered_model
+
+    out = [numbered_model(properties, name="bench-model", protocol="bench")]
+    out += [
+        numbered_device(
+            i, properties, model="bench-model", node="bench-edge", protocol="bench", report_to_cloud=True
         )
+        for i in range(devices)
+    ]
     return out
 
 

@@ -25,24 +25,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench._measure import percentile, rss_mb  # noqa: E402
+
 METHOD = "/v1beta1.DeviceManagerService/ReportDeviceStatus"
 
 
 def cpu_now() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
-
-
-def pct(samples: list[float], p: float) -> float:
-    s = sorted(samples)
-    return round(s[min(len(s) - 1, int(len(s) * p))], 3)
 
 
 # ---- server process ------------------------------------------------------------------------------
@@ -153,8 +143,8 @@ async def drive(kind: str, path: str, rate: float, seconds: float) -> None:
                 "calls": len(latencies),
                 "calls_per_s": round(len(latencies) / elapsed, 1),
                 "cpu_us_per_call": round(used / len(latencies) * 1e6, 1),
-                "p50_ms": pct(latencies, 0.5),
-                "p99_ms": pct(latencies, 0.99),
+                "p50_ms": round(percentile(latencies, 0.5), 3),
+                "p99_ms": round(percentile(latencies, 0.99), 3),
             }
         )
     )
@@ -168,7 +158,7 @@ def import_rss(kind: str) -> float:
         "import grpc, dmi.v1beta1.api_pb2_grpc" if kind == "grpcio" else "import dmi.rpc, dmi.v1beta1.api_pb2"
     )
     out = subprocess.run(
-        [sys.executable, "-c", f"{code}\nfrom bench.dmi_rpc import rss_mb\nprint(rss_mb())"],
+        [sys.executable, "-c", f"{code}\nfrom bench._measure import rss_mb\nprint(rss_mb())"],
         capture_output=True, text=True, check=True, cwd=ROOT,
     )  # fmt: skip
     return float(out.stdout.strip())

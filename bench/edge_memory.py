@@ -34,17 +34,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "devices"))
+from bench._measure import rss_mb  # noqa: E402
+
 BIN = Path(sys.executable).parent
 TESTMAPPER = ROOT / "tests" / "devices" / "testmapper.py"
 TARGET_MB = 50
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
 
 
 def rss_parts_mb(pid: int) -> dict[str, float]:
@@ -94,45 +91,23 @@ def edge_count(edge_dir: Path, table: str) -> int:
 
 
 def objects(devices: int, properties: int) -> list[dict[str, Any]]:
-    model = {
-        "apiVersion": "devices.kubeedge.io/v1beta1",
-        "kind": "DeviceModel",
-        "metadata": {"name": "mem-model", "namespace": "default"},
-        "spec": {
-            "protocol": "mem",
-            "properties": [
-                {"name": f"p{j}", "type": "INT", "accessMode": "ReadWrite"} for j in range(properties)
-            ],
-        },
-    }
-    out: list[dict[str, Any]] = [model]
+    """Devices as a real fleet has them: an address, visitors, cycles and desired values."""
+    from twinfixtures import numbered_device, numbered_model
+
+    out = [numbered_model(properties, name="mem-model", protocol="mem", value_type="INT")]
     for i in range(devices):
-        out.append(
-            {
-                "apiVersion": "devices.kubeedge.io/v1beta1",
-                "kind": "Device",
-                "metadata": {"name": f"d{i}", "namespace": "default", "labels": {"bench": "edge-memory"}},
-                "spec": {
-                    "deviceModelRef": {"name": "mem-model"},
-                    "nodeName": "mem-edge",
-                    "protocol": {
-                        "protocolName": "mem",
-                        "configData": {"address": f"10.0.{i // 250}.{i % 250}"},
-                    },
-                    "properties": [
-                        {
-                            "name": f"p{j}",
-                            "reportToCloud": True,
-                            "collectCycle": 10000,
-                            "reportCycle": 10000,
-                            "desired": {"value": str(j)},
-                            "visitors": {"protocolName": "mem", "configData": {"register": j}},
-                        }
-                        for j in range(properties)
-                    ],
-                },
-            }
-        )
+        dev = numbered_device(i, properties, model="mem-model", node="mem-edge", protocol="mem")
+        dev["metadata"]["labels"] = {"bench": "edge-memory"}
+        dev["spec"]["protocol"]["configData"] = {"address": f"10.0.{i // 250}.{i % 250}"}
+        for j, prop in enumerate(dev["spec"]["properties"]):
+            prop.update(
+                reportToCloud=True,
+                collectCycle=10000,
+                reportCycle=10000,
+                desired={"value": str(j)},
+                visitors={"protocolName": "mem", "configData": {"register": j}},
+            )
+        out.append(dev)
     return out
 
 

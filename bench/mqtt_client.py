@@ -39,6 +39,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+from bench._measure import percentile  # noqa: E402
+
 IMPLS = ("ours", "paho")
 PAYLOAD = b"x" * 100
 TOPICS = 200
@@ -54,11 +56,6 @@ def rss_kb() -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
-
-
-def pct(samples: list[float], p: float) -> float:
-    s = sorted(samples)
-    return round(s[min(len(s) - 1, int(len(s) * p))], 3)
 
 
 # ---- paho-mqtt, as its users run it -----------------------------------------------------------
@@ -247,9 +244,9 @@ def worker_latency(impl: str, url: str, rate: int, seconds: float) -> dict[str, 
     return {
         "sent": n,
         "received": len(lat),
-        "p50_ms": pct(lat, 0.5),
-        "p99_ms": pct(lat, 0.99),
-        "max_ms": pct(lat, 1.0),
+        "p50_ms": round(percentile(lat, 0.5), 3),
+        "p99_ms": round(percentile(lat, 0.99), 3),
+        "max_ms": round(percentile(lat, 1.0), 3),
         "cpu_cores": round(cpu / wall, 3),
     }
 

@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script too
+from bench._measure import percentile, rss_mb
 from kubeclient import Kube
 from nodegroup.endpointfilter import filter_endpoint_slice
 
@@ -33,11 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "bench" / "results" / "nodegroup.json"
 BIN = Path(sys.executable).parent
 NODES, GROUPS = 200, 10
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def bench_filter() -> dict[str, Any]:
@@ -60,13 +57,6 @@ def bench_filter() -> dict[str, Any]:
         "p99_us": percentile(samples, 0.99),
         "views": len(samples),
     }
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 async def wait_for(check: Any, within: float = 60.0) -> None:

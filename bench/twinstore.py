@@ -27,40 +27,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def model(properties: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "devices.kubeedge.io/v1beta1",
-        "kind": "DeviceModel",
-        "metadata": {"name": "m", "namespace": "default", "resourceVersion": "1"},
-        "spec": {
-            "protocol": "p",
-            "properties": [{"name": f"p{j}", "type": "STRING"} for j in range(properties)],
-        },
-    }
-
-
-def device(i: int, properties: int, rv: int = 2, desired: str | None = None) -> dict[str, Any]:
-    props: list[dict[str, Any]] = [{"name": f"p{j}"} for j in range(properties)]
-    if desired is not None:
-        props[0]["desired"] = {"value": desired}
-    return {
-        "apiVersion": "devices.kubeedge.io/v1beta1",
-        "kind": "Device",
-        "metadata": {"name": f"d{i}", "namespace": "default", "resourceVersion": str(rv)},
-        "spec": {
-            "deviceModelRef": {"name": "m"},
-            "nodeName": "n",
-            "protocol": {"protocolName": "p"},
-            "properties": props,
-        },
-    }
-
-
-def pct(samples: list[float], p: float) -> float:
-    s = sorted(samples)
-    return round(s[min(len(s) - 1, int(len(s) * p))], 2)
+sys.path.insert(0, str(ROOT / "tests" / "devices"))
+from bench._measure import percentile  # noqa: E402
 
 
 async def busy(stop: asyncio.Event) -> None:
@@ -72,6 +40,8 @@ async def busy(stop: asyncio.Event) -> None:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from twinfixtures import numbered_device, numbered_model
+
     from edgecore.devicetwin import DeviceTwin, TwinStore
     from edgecore.metamanager import EdgeStore
 
@@ -94,9 +64,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await store.open()
         twin = DeviceTwin(store, "n", sync_interval=3600)
         await twin.start()
-        await twin.upsert_model(model(m))
+        await twin.upsert_model(numbered_model(m, rv="1"))
         for i in range(n):
-            await twin.upsert_device(device(i, m))
+            await twin.upsert_device(numbered_device(i, m, rv="2"))
         report_cpu = flush_cpu = 0.0
         rows0 = store.rows_written
         for _ in range(args.rounds):
@@ -136,7 +106,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 report(twin, 1)
                 await asyncio.sleep(0)  # the flusher starts on the backlog
                 t0 = time.perf_counter()
-                await twin.upsert_device(device(r % n, m, rv=100 + r, desired=str(r)))
+                await twin.upsert_device(numbered_device(r % n, m, rv=str(100 + r), desired=str(r)))
                 upsert_ms.append((time.perf_counter() - t0) * 1e3)
                 await store.sync()
             stop.set()
@@ -145,11 +115,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             out[f"{load}_loop"] = {
                 f"flush_{n * m}_rows_ms": {
                     "p50": round(statistics.median(flush_ms), 2),
-                    "p99": pct(flush_ms, 0.99),
+                    "p99": round(percentile(flush_ms, 0.99), 2),
                 },
                 "device_upsert_during_backlog_ms": {
                     "p50": round(statistics.median(upsert_ms), 2),
-                    "p99": pct(upsert_ms, 0.99),
+                    "p99": round(percentile(upsert_ms, 0.99), 2),
                 },
             }
         await twin.stop()

@@ -35,44 +35,51 @@ def wait_for(check: Callable[[], Any], within: float = 30.0, what: str = "condit
             last = check()
             if last:
                 return last
-        except (
-            OSError,
-            subprocess.SubprocessError,
-            ValueError,
-            KeyError,
-            IndexError,
-            TypeError,
-            sqlite3.Error,
-        ) as exc:
+        except _NOT_YET as exc:
             last = exc
         time.sleep(0.2)
     raise AssertionError(f"{what} not reached within {within}s (last: {last!r})")
 
 
-class Stack:
+class Processes:
+    """Named processes under ``tmp``, each in a session of its own (so kill -9 reaches it and its
+    children alone) and logging to ``tmp/<name>.log``. A bare command name is one of this venv's."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, *argv: str) -> subprocess.Popen[bytes]:
+        exe = argv[0] if "/" in argv[0] else str(BIN / argv[0])
+        with (self.tmp / f"{name}.log").open("ab") as log:
+            proc = subprocess.Popen(
+                [exe, *argv[1:]], stdout=log, stderr=log, cwd=self.tmp, start_new_session=True
+            )
+        self.procs[name] = proc
+        return proc
+
+    def kill9(self, name: str) -> None:
+        proc = self.procs.pop(name)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.kill9(name)
+
+    def log(self, name: str) -> str:
+        return (self.tmp / f"{name}.log").read_text(errors="replace")
+
+
+class Stack(Processes):
     """cloudcore + one joined edge node (``edge-1``) under ``tmp``; ``broker`` is the MQTT URL."""
 
     def __init__(self, tmp: Path, broker: str) -> None:
-        self.tmp = tmp
+        super().__init__(tmp)
         self.broker = broker
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.ports: dict[str, Any] = {}
         self.edge_dir = tmp / "edge-1"
-
-    def start(self, name: str, *argv: str) -> None:
-        log = (self.tmp / f"{name}.log").open("ab")
-        self.procs[name] = subprocess.Popen(list(argv), stdout=log, stderr=log, start_new_session=True)
-
-    def kill9(self, name: str) -> None:
-        p = self.procs.pop(name)
-        os.kill(p.pid, signal.SIGKILL)
-        p.wait(10)
-
-    def stop_all(self) -> None:
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.kill()
-                p.wait(10)
 
     def start_cloudcore(self, **config: Any) -> None:
         """Start cloudcore; ``config`` holds extra config-file keys (camelCase), e.g. flush intervals."""

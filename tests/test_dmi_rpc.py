@@ -277,6 +277,19 @@ async def test_cancelling_a_call_cancels_the_handler(ours: tuple[str, Mapper]) -
         await channel.close()
 
 
+def request_headers(content_type: str) -> bytes:
+    """The header block of a GetDevice request, for tests that speak raw HTTP/2."""
+    return encode(
+        [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", GET),
+            (":authority", "x"),
+            ("content-type", content_type),
+        ]
+    )
+
+
 def frames(data: bytes) -> list[tuple[int, int, bytes]]:
     """(type, stream, payload) of the complete HTTP/2 frames in ``data``."""
     out = []
@@ -325,15 +338,7 @@ async def test_garbage_closes_only_that_connection(
 
 async def test_non_grpc_content_type_gets_http_415(ours: tuple[str, Mapper]) -> None:
     path, _ = ours
-    block = encode(
-        [
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":path", GET),
-            (":authority", "x"),
-            ("content-type", "text/json"),
-        ]
-    )
+    block = request_headers("text/json")
     reader, writer = await asyncio.open_unix_connection(path)
     writer.write(PREFACE + frame(4, 0, 0) + frame(1, 0x5, 1, block))
     data = b""
@@ -352,15 +357,7 @@ async def test_non_grpc_content_type_gets_http_415(ours: tuple[str, Mapper]) -> 
 async def test_server_respects_the_clients_flow_control_window(ours: tuple[str, Mapper]) -> None:
     """A client that grants 1,000 bytes gets exactly 1,000 bytes of DATA until it grants more."""
     path, _ = ours
-    block = encode(
-        [
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":path", GET),
-            (":authority", "x"),
-            ("content-type", "application/grpc"),
-        ]
-    )
+    block = request_headers("application/grpc")
     body = api_pb2.GetDeviceRequest(deviceName="big:5000").SerializeToString()
     settings = (4).to_bytes(2, "big") + (1000).to_bytes(4, "big")  # SETTINGS_INITIAL_WINDOW_SIZE
     reader, writer = await asyncio.open_unix_connection(path)

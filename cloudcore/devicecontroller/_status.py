@@ -71,7 +71,11 @@ class StatusWriter:
         self._task: asyncio.Task[None] | None = None
         self._last_write: dict[Key, float] = {}  # loop time each device's last write started
         self._writing: set[Key] = set()
-        self._limit: asyncio.Semaphore | None = None
+        # A few writes at a time, not a whole batch: each one is an API request (a thread of the
+        # client pool, and in standalone mode a request this process serves too), and a burst of
+        # hundreds at once makes every other request and watch event of the process (a user's
+        # Device change on its way to the node) wait behind it.
+        self._limit = asyncio.Semaphore(concurrency)
         self._writes: set[asyncio.Task[None]] = set()
         self.writes = 0
         #: for /metrics: DeviceStatus patches by result (ok, gone, error) and reports received
@@ -168,16 +172,12 @@ class StatusWriter:
                 timer = loop.call_at(next_due, self._wake.set)
 
     def _start_write(self, key: Key, pending: _Pending, now: float) -> None:
-        if self._limit is None:
-            self._limit = asyncio.Semaphore(self.concurrency)
-        limit = self._limit
         self._last_write[key] = now
         self._writing.add(key)
 
         async def write() -> None:
             try:
-                async with limit:
-                    await self._write_and_reply(key, pending)
+                await self._write_and_reply(key, pending)
             finally:
                 self._writing.discard(key)
                 if key in self._pending:
@@ -189,7 +189,8 @@ class StatusWriter:
 
     async def _write_and_reply(self, key: Key, pending: _Pending) -> None:
         try:
-            await self._write(key, pending)
+            async with self._limit:
+                await self._write(key, pending)
         except Exception as exc:
             self.write_results["error"] += 1
             log.warning("DeviceStatus %s/%s not written (will retry): %s", *key, exc)
@@ -203,17 +204,7 @@ class StatusWriter:
         batch, self._pending = self._pending, {}
         if not batch:
             return
-        # A few writes at a time, not the whole batch: each one is an API request (a thread of the
-        # client pool, and in standalone mode a request this process serves too), and a burst of
-        # hundreds at once makes every other request and watch event of the process (a user's
-        # Device change on its way to the node) wait behind it.
-        limit = asyncio.Semaphore(self.concurrency)
-
-        async def write(key: Key, pending: _Pending) -> None:
-            async with limit:
-                await self._write_and_reply(key, pending)
-
-        await asyncio.gather(*(write(k, p) for k, p in batch.items()))
+        await asyncio.gather(*(self._write_and_reply(k, p) for k, p in batch.items()))
 
     def _requeue(self, key: Key, old: _Pending) -> None:
         newer = self._pending.get(key)

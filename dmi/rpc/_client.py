@@ -7,7 +7,6 @@ and fails fast with UNAVAILABLE when nobody listens (no waiting for readiness).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
@@ -224,5 +223,3 @@ class Channel:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
-            with contextlib.suppress(Exception):
-                await asyncio.sleep(0)

@@ -40,8 +40,9 @@ class _Reflection:
         kind = request.WhichOneof("message_request")
         try:
             if kind == "list_services":
-                names = [*self.server.services]
-                response.list_services_response.service.extend(pb.ServiceResponse(name=n) for n in names)
+                response.list_services_response.service.extend(
+                    pb.ServiceResponse(name=n) for n in self.server.services
+                )
             elif kind == "file_by_filename":
                 fd = self.pool.FindFileByName(request.file_by_filename)
                 response.file_descriptor_response.file_descriptor_proto.extend(_with_dependencies(fd))

@@ -253,10 +253,6 @@ class MapperRegistry:
                     await self._deliver_pending()
                 except Exception:
                     log.exception("DMI delivery failed")
-                except asyncio.CancelledError:
-                    if _really_cancelled():
-                        raise
-                    log.warning("a mapper call was cancelled; retrying")
 
     async def _deliver_pending(self) -> None:
         async with self._lock:
@@ -365,12 +361,6 @@ class MapperRegistry:
         if known != fp:
             target.delivered[device_id] = fp
             self.store.put_mapper(target.name, target.to_json())
-
-
-def _really_cancelled() -> bool:
-    """Whether the running task is being cancelled (not just a call cancelled under it)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 class _MapperCallError(Exception):

@@ -21,36 +21,10 @@ from typing import Any
 
 import pytest
 import yaml
-from _stack import wait_for
+from _stack import Processes, wait_for
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
-
-
-class Processes:
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        log = (self.tmp / f"{name}.log").open("ab")
-        p = subprocess.Popen([str(BIN / args[0]), *args[1:]], stdout=log, stderr=log, start_new_session=True)
-        self.procs[name] = p
-        return p
-
-    def kill9(self, name: str) -> None:
-        p = self.procs.pop(name)
-        os.kill(p.pid, signal.SIGKILL)
-        p.wait(10)
-
-    def stop_all(self) -> None:
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.kill()
-                p.wait(10)
-
-    def log(self, name: str) -> str:
-        return (self.tmp / f"{name}.log").read_text(errors="replace")
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from twinfixtures import numbered_device, numbered_model
 
 from edgecore._devices import DeviceModule
 from edgecore._router import ModuleRouter
@@ -26,29 +27,11 @@ PROPS = 20  # 2,000 twin rows: several flush chunks
 
 
 def model() -> dict[str, Any]:
-    return {
-        "apiVersion": "devices.kubeedge.io/v1beta1",
-        "kind": "DeviceModel",
-        "metadata": {"name": "m", "namespace": "default", "resourceVersion": "1"},
-        "spec": {"protocol": "p", "properties": [{"name": f"p{j}", "type": "STRING"} for j in range(PROPS)]},
-    }
+    return numbered_model(PROPS, rv="1")
 
 
 def device(i: int, rv: int = 2, desired: str | None = None) -> dict[str, Any]:
-    props: list[dict[str, Any]] = [{"name": f"p{j}"} for j in range(PROPS)]
-    if desired is not None:
-        props[0]["desired"] = {"value": desired}
-    return {
-        "apiVersion": "devices.kubeedge.io/v1beta1",
-        "kind": "Device",
-        "metadata": {"name": f"d{i}", "namespace": "default", "resourceVersion": str(rv)},
-        "spec": {
-            "deviceModelRef": {"name": "m"},
-            "nodeName": "n",
-            "protocol": {"protocolName": "p"},
-            "properties": props,
-        },
-    }
+    return numbered_device(i, PROPS, rv=str(rv), desired=desired)
 
 
 def rows(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:

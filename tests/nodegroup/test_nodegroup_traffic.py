@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _stack import Processes
 from nodegroup_testing import eventually
 
 from edgecore.config import EdgeCoreConfig
@@ -42,38 +41,11 @@ SLICES = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
 EDGES: dict[str, int] = {"e-a1": 0, "e-b1": 0, "e-b2": 0}
 
 
-class Processes:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, *cmd: str) -> subprocess.Popen[bytes]:
-        with open(self.root / f"{name}.log", "a") as log:
-            proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.root, start_new_session=True
-            )
-        self.procs[name] = proc
-        return proc
-
-    def kill(self, name: str) -> None:
-        proc = self.procs.pop(name)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-    def log(self, name: str) -> str:
-        return (self.root / f"{name}.log").read_text()[-3000:]
-
-    def close(self) -> None:
-        for name in list(self.procs):
-            self.kill(name)
-
-
 @pytest.fixture
 def processes(tmp_path: Path) -> Iterator[Processes]:
     procs = Processes(tmp_path)
     yield procs
-    procs.close()
+    procs.stop_all()
 
 
 def wait_file(path: Path, proc: subprocess.Popen[bytes], what: str, within: float = 30.0) -> dict[str, Any]:
@@ -329,7 +301,7 @@ async def run_scenario(kube: Kube, processes: Processes, tmp_path: Path) -> None
     await eventually(lambda: plain_views({name: everywhere for name in EDGES}), within=30)
 
     # A killed edgecore goes Unknown in its group's status, and Ready again once restarted.
-    processes.kill("e-b1")
+    processes.kill9("e-b1")
 
     async def status_of(group: str, node: str, wanted: str) -> None:
         obj = await kube.aget(f"{NG}/{group}")
