@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
+from crds import DeviceConditionType
 from dmi.rpc import Channel, RpcError, StatusCode
 from dmi.v1beta1 import api_pb2
 from edgecore.devicetwin import Device, DeviceTwin
@@ -28,6 +29,7 @@ from edgecore.dmiserver._convert import ConversionError, device_to_dmi, model_to
 log = logging.getLogger(__name__)
 
 MAPPER_ANNOTATION = "devices.kubeshore.io/mapper"
+MAPPER_AVAILABLE = DeviceConditionType.MAPPER_AVAILABLE.value
 CALL_TIMEOUT = 10.0
 _SERVICE = "/" + api_pb2.DESCRIPTOR.services_by_name["DeviceMapperService"].full_name + "/"
 
@@ -142,11 +144,14 @@ class MapperRegistry:
                 device = self.store.devices[device_id]
                 if self.choose(device) is not mapper:
                     continue
+                if self.store.models.get(device.model_id) is None:
+                    continue  # never made-up values: a device waits for its model (cloud: ModelFound=False)
                 dmi_device = self._dmi_device(device_id)
                 if dmi_device is None:
                     continue
                 response.deviceList.append(dmi_device)
                 mapper.delivered[device_id] = _fingerprint(dmi_device)
+                self._available(device_id, mapper)
                 model = self.store.models.get(device.model_id)
                 if model is not None and device.model_id not in mapper.models:
                     dmi_model = model_to_dmi(model)
@@ -269,6 +274,13 @@ class MapperRegistry:
 
     def _call_failed(self, mapper: Mapper, device_id: str, exc: RpcError, down: set[str]) -> None:
         if exc.code in (StatusCode.UNAVAILABLE, StatusCode.DEADLINE_EXCEEDED):
+            self.twin.set_condition(
+                device_id,
+                MAPPER_AVAILABLE,
+                "False",
+                "MapperUnreachable",
+                f"mapper {mapper.name} at {mapper.address} does not answer ({exc.code.name})",
+            )
             down.add(mapper.name)
             if mapper.reachable:
                 mapper.reachable = False
@@ -281,6 +293,13 @@ class MapperRegistry:
         else:
             log.warning(
                 "mapper %s refused device %s: %s %s", mapper.name, device_id, exc.code.name, exc.details
+            )
+            self.twin.set_condition(
+                device_id,
+                MAPPER_AVAILABLE,
+                "False",
+                "MapperRefused",
+                f"mapper {mapper.name} refused the device: {exc.code.name} {exc.details}",
             )
 
     async def _reconcile(self, device_id: str, down: set[str]) -> bool:
@@ -306,6 +325,7 @@ class MapperRegistry:
         if device is None:
             return True
         if target is None:
+            self._no_mapper(device)
             return True  # waits for its mapper: register() looks at every device again
         if self.store.models.get(device.model_id) is None:
             # Mappers need the model before the device (KubeEdge's wait 3 s for it, then fail);
@@ -323,7 +343,32 @@ class MapperRegistry:
         if not target.reachable:
             target.reachable = True
             log.info("mapper %s is reachable again", target.name)
+        self._available(device_id, target)
         return True
+
+    # conditions -------------------------------------------------------------------------------
+
+    def _available(self, device_id: str, mapper: Mapper) -> None:
+        self.twin.set_condition(
+            device_id,
+            MAPPER_AVAILABLE,
+            "True",
+            "MapperRegistered",
+            f"mapper {mapper.name} ({mapper.protocol}) serves the device",
+        )
+
+    def _no_mapper(self, device: Device) -> None:
+        node = self.twin.node_name
+        annotations = (device.body.get("metadata") or {}).get("annotations") or {}
+        wanted = annotations.get(MAPPER_ANNOTATION) if isinstance(annotations, dict) else None
+        if not device.protocol:
+            message = "the device names no protocol (spec.protocol.protocolName), so no mapper serves it"
+        elif wanted:
+            message = f"mapper {wanted} (annotation {MAPPER_ANNOTATION}) is not registered on node {node}"
+            message += f" for protocol {device.protocol}"
+        else:
+            message = f"no mapper for protocol {device.protocol} is registered on node {node}"
+        self.twin.set_condition(device.id, MAPPER_AVAILABLE, "False", "NoMapper", message)
 
     async def _deliver(
         self, target: Mapper, device: Device, device_id: str, dmi_device: api_pb2.Device
