@@ -6,13 +6,14 @@ desired value written with kubectl, and is told to stop the device when the Devi
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _peers import free_port, mosquitto
+from _peers import mosquitto
 from _stack import Stack, wait_for
+
+from tests.interop._kubeedge import VirtualMapper
 
 pytest.importorskip("cloudcore.apiserver", reason="standalone mode needs the embedded API server")
 
@@ -65,36 +66,25 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             s.stop_all()
 
 
-def _start_go_mapper(stack: Stack, kubeedge_bin: Path, kubeedge_recipes: Path) -> Path:
-    mdir = stack.tmp / "go-mapper"
-    subprocess.run(
-        [str(kubeedge_recipes / "mapper-config.sh"), str(mdir), str(stack.edge_dir / "dmi.sock"),
-         str(free_port())],
-        check=True, timeout=30,
-    )  # fmt: skip
-    stack.start(
-        "go-mapper", str(kubeedge_bin / "virtual-mapper"), "--config-file", str(mdir / "config.yaml"),
-        "--v", "3",
-    )  # fmt: skip
-    return mdir
-
-
-def _lab_lines(stack: Stack, word: str) -> list[str]:
+def _lab_lines(mapper: VirtualMapper, word: str) -> list[str]:
     # A mapper that died (a Go panic) fails the wait at once instead of at its deadline.
-    assert stack.procs["go-mapper"].poll() is None, stack.log("go-mapper")[-3000:]
-    return [line for line in stack.log("go-mapper").splitlines() if f"LAB {word}" in line]
+    assert mapper.procs.procs[mapper.name].poll() is None, mapper.log()[-3000:]
+    return [line for line in mapper.log().splitlines() if f"LAB {word}" in line]
 
 
 def test_kubeedge_go_mapper_on_kubeshore_edgecore(
     stack: Stack, kubeedge_bin: Path, kubeedge_recipes: Path
 ) -> None:
     wait_for(lambda: (stack.edge_dir / "edgecore.json").exists(), 60, "edgecore started")
-    _start_go_mapper(stack, kubeedge_bin, kubeedge_recipes)
+    mapper = VirtualMapper(
+        stack, kubeedge_bin, kubeedge_recipes, stack.tmp / "go-mapper", stack.edge_dir / "dmi.sock"
+    )
+    mapper.start()
     stack.apply(MODEL)
     stack.apply(DEVICE)
 
     # The device reaches the mapper (a client per device) and the mapper keeps running.
-    wait_for(lambda: _lab_lines(stack, "NewClient"), 60, "LAB NewClient in the Go mapper's log")
+    wait_for(lambda: _lab_lines(mapper, "NewClient"), 60, "LAB NewClient in the Go mapper's log")
 
     # Its counter values come back up as twins into DeviceStatus, the property without desired included.
     def both_reported() -> bool:
@@ -103,17 +93,18 @@ def test_kubeedge_go_mapper_on_kubeshore_edgecore(
 
     wait_for(both_reported, 60, "count and label reported in DeviceStatus")
     # The desired value of the Device reaches the driver; a kubectl patch of it as well.
-    wait_for(lambda: any("first" in line for line in _lab_lines(stack, "SetDeviceData")), 60, "desired first")
+    wait_for(
+        lambda: any("first" in line for line in _lab_lines(mapper, "SetDeviceData")), 60, "desired first"
+    )
     op = [{"op": "replace", "path": "/spec/properties/1/desired/value", "value": "second"}]
     stack.kubectl("patch", "device", "lab-1", "-n", "default", "--type=json", "-p", json.dumps(op))
-    wait_for(lambda: any("second" in ln for ln in _lab_lines(stack, "SetDeviceData")), 60, "desired second")
+    wait_for(lambda: any("second" in ln for ln in _lab_lines(mapper, "SetDeviceData")), 60, "desired second")
 
     # Deleting the Device stops it in the mapper (an update is a stop and a new client; a delete is a
     # stop alone).
-    wait_for(lambda: len(_lab_lines(stack, "NewClient")) == 2, 30, "the patched device restarted")
-    stops = len(_lab_lines(stack, "StopDevice"))
+    wait_for(lambda: len(_lab_lines(mapper, "NewClient")) == 2, 30, "the patched device restarted")
+    stops = len(_lab_lines(mapper, "StopDevice"))
     stack.kubectl("delete", "device", "lab-1", "-n", "default")
-    wait_for(lambda: len(_lab_lines(stack, "StopDevice")) > stops, 60, "LAB StopDevice after the delete")
-    assert len(_lab_lines(stack, "NewClient")) == 2
-    assert "panic" not in stack.log("go-mapper")
-    assert stack.procs["go-mapper"].poll() is None, stack.log("go-mapper")[-2000:]
+    wait_for(lambda: len(_lab_lines(mapper, "StopDevice")) > stops, 60, "LAB StopDevice after the delete")
+    assert len(_lab_lines(mapper, "NewClient")) == 2
+    assert "panic" not in mapper.log()
