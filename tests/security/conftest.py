@@ -3,10 +3,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-
-from cloudcore._app import CloudCore
 from channel._helpers import Cloud, cloud_config
 from channel.memkube import MemoryKube
+
+from cloudcore._app import CloudCore
 
 
 @pytest.fixture
