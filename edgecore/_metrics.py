@@ -58,6 +58,11 @@ class _NodeCollector(Collector):
         )
         devices = node.devices
         yield counter(
+            "edgecore_store_write_failures",
+            "Twin store transactions that failed (disk full, read-only, I/O error)",
+            devices.store.write_failures,
+        )
+        yield counter(
             "edgecore_twin_updates", "Twin property changes applied (DMI and MQTT)", devices.twin.twin_updates
         )
         yield gauge("edgecore_devices", "Devices bound to this node", len(devices.store.devices))
@@ -89,5 +94,11 @@ def node_health(node: EdgeNode) -> HealthChecks:
         await node.store.count()
         return True
 
+    async def store_writes() -> bool:
+        # Raises with the reason (disk full, read-only): the probe's answer names it.
+        await node.devices.store.probe_write()
+        return True
+
     health.add("store", store)
+    health.add("store-writes", store_writes)
     return health
