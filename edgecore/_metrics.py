@@ -69,6 +69,14 @@ class _NodeCollector(Collector):
         yield gauge(
             "edgecore_registered_mappers", "Mappers registered over DMI", len(devices.dmi.registry.mappers)
         )
+        refused = CounterMetricFamily(
+            "edgecore_mqtt_refused",
+            "MQTT twin-topic messages refused (answered with a code and reason on .../result), by kind",
+            labels=["kind"],
+        )
+        for kind, n in sorted(devices.twin.mqtt_refused.items()):
+            refused.add_metric([kind], n)
+        yield refused
         calls = CounterMetricFamily(
             "edgecore_dmi_calls", "DMI calls served, by rpc and result", labels=["rpc", "result"]
         )
