@@ -69,6 +69,14 @@ class _NodeCollector(Collector):
         yield gauge(
             "edgecore_registered_mappers", "Mappers registered over DMI", len(devices.dmi.registry.mappers)
         )
+        healthy = GaugeMetricFamily(
+            "edgecore_mapper_healthy",
+            "1 while the mapper answers DMI calls within the call timeout",
+            labels=["mapper"],
+        )
+        for name, m in sorted(devices.dmi.registry.mappers.items()):
+            healthy.add_metric([name], int(m.reachable))
+        yield healthy
         refused = CounterMetricFamily(
             "edgecore_mqtt_refused",
             "MQTT twin-topic messages refused (answered with a code and reason on .../result), by kind",
