@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from cloudcore._identity import current_token, load_or_create_ca
+from cloudcore._identity import current_token, has_certificate, load_or_create_ca, record_certificate
 from cloudcore._metrics import Metrics
 from cloudcore._resources import CLUSTEROBJECTSYNCS
 from cloudcore.cloudhub import CertServer, CloudHub, CloudHubSettings
@@ -174,6 +174,8 @@ class CloudCore:
             port=cfg.https_port,
             node_exists=self._node_exists,
             cert_validity=dt.timedelta(days=cfg.edge_cert_validity_days),
+            has_certificate=self._has_certificate,
+            record_issued=self._record_issued,
         )
         await self.certs.start()
         await hub.start()
@@ -191,6 +193,12 @@ class CloudCore:
 
     async def _node_exists(self, name: str) -> bool:
         return await self.kube.run(self.kube.get, NODES, name) is not None
+
+    async def _has_certificate(self, name: str) -> bool:
+        return bool(await self.kube.run(has_certificate, self.kube, name))
+
+    async def _record_issued(self, name: str, not_after: dt.datetime) -> None:
+        await self.kube.run(record_certificate, self.kube, name, not_after.isoformat())
 
     def ports(self) -> dict[str, int]:
         assert self.hub and self.certs and self.metrics
