@@ -161,7 +161,8 @@ def load_or_choose_ports(data_dir: Path, nodes: tuple[str, ...] = NODES, well_kn
 
 async def tcp_open(port: int, host: str = "127.0.0.1") -> bool:
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+        async with asyncio.timeout(1.0):
+            _, writer = await asyncio.open_connection(host, port)
     except (OSError, TimeoutError):
         return False
     writer.close()
@@ -173,13 +174,15 @@ async def tcp_open(port: int, host: str = "127.0.0.1") -> bool:
 async def http_ok(port: int, path: str, host: str = "127.0.0.1") -> bool:
     """A plain-HTTP GET answered with a 2xx status (enough for health and ping endpoints)."""
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+        async with asyncio.timeout(1.0):
+            reader, writer = await asyncio.open_connection(host, port)
     except (OSError, TimeoutError):
         return False
     try:
         writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
         await writer.drain()
-        status_line = await asyncio.wait_for(reader.readline(), 2.0)
+        async with asyncio.timeout(2.0):
+            status_line = await reader.readline()
     except (OSError, TimeoutError):
         return False
     finally:
