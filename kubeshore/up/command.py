@@ -52,7 +52,10 @@ def _summary(console: Console, plan: Plan) -> None:
     console.print(f"[bold green]kubeshore is up[/] (data in {plan.data_dir.resolve()})")
     console.print(f"  API server   {info['apiserver']}   cloudcore {info['cloudcore']}")
     for node, n in info["nodes"].items():
-        console.print(f"  {node:<12} MQTT {n['mqtt']}   mapper REST {n['mapper_rest']}")
+        line = f"  {node:<12} MQTT {n['mqtt']}   mapper REST {n['mapper_rest']}"
+        if n.get("modbus_mapper_rest"):
+            line += f"   Modbus mapper REST {n['modbus_mapper_rest']}"
+        console.print(line)
     console.print(f"  logs         {(plan.data_dir / LOG_DIR).resolve()}/")
     console.print("Use it with:")
     console.print(f"  {_kubeconfig_line(plan.data_dir)}", highlight=False, soft_wrap=True)
@@ -86,6 +89,18 @@ def up(argv: list[str]) -> int:
         return asyncio.run(_up_foreground(data_dir, args, console, view=not args.no_view))
     except KeyboardInterrupt:
         return 130
+
+
+def _announce_moved(console: Console, plan: Plan) -> None:
+    """Say which well-known ports were taken: the README's commands use them."""
+    if plan.ports.moved:
+        moved = ", ".join(f"{what} {want} -> {got}" for what, (want, got) in plan.ports.moved.items())
+        console.print(
+            "[yellow]well-known ports taken by other programs, others chosen "
+            f"(kept in {plan.data_dir / 'ports.json'}):[/] {moved}; the README's commands need the ports "
+            "printed below",
+            highlight=False,
+        )
 
 
 def _prepare(data_dir: Path, args: argparse.Namespace) -> Plan:
@@ -122,6 +137,7 @@ async def _up_foreground(data_dir: Path, args: argparse.Namespace, console: Cons
         await stop_recorded(data_dir)
     try:
         plan = _prepare(data_dir, args)
+        _announce_moved(console, plan)
         plan.check_ports()
     except PlanError as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
@@ -252,7 +268,7 @@ def _up_detached(data_dir: Path, args: argparse.Namespace, console: Console) -> 
         console.print(_kubeconfig_line(data_dir), highlight=False, soft_wrap=True)
         return 0
     try:
-        _prepare(data_dir, args)
+        _announce_moved(console, _prepare(data_dir, args))
     except PlanError as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
         return 1
