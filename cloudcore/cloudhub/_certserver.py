@@ -1,8 +1,9 @@
 """The HTTPS certificate server (default port 10002): ``/ca.crt``, ``/edge.crt``, ``/node/{name}``.
 
-``/edge.crt`` signs a PEM CSR sent as the body of a GET (as KubeEdge does). The first certificate is
-authorised by the join token's JWT as a Bearer token; rotation by the node's current client
-certificate. Either way the CSR subject must be ``O=system:nodes, CN=system:node:<NodeName>``.
+``/edge.crt`` signs a CSR sent as the body of a GET, DER as KubeEdge's edge sends it (PEM is accepted
+too). The first certificate is authorised by the join token's JWT as a Bearer token; rotation by the
+node's current client certificate. Either way the CSR subject must be
+``O=system:nodes, CN=system:node:<NodeName>``.
 """
 
 from __future__ import annotations
@@ -103,9 +104,12 @@ class CertServer:
             return self._deny(401, "a Bearer token or a client certificate is required", node)
         body = await request.read()
         try:
-            csr = x509.load_pem_x509_csr(body)
+            if body.lstrip().startswith(b"-----BEGIN"):
+                csr = x509.load_pem_x509_csr(body)
+            else:
+                csr = x509.load_der_x509_csr(body)
         except ValueError:
-            return self._deny(400, "request body is not a PEM certificate signing request", node)
+            return self._deny(400, "request body is not a certificate signing request (DER or PEM)", node)
         want_cn = NODE_CN_PREFIX + node
         cn = pki.common_name(csr)
         orgs = [a.value for a in csr.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)]
