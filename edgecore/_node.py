@@ -34,6 +34,8 @@ class EdgeNode:
             self.router,
             cfg.node_status_check_period,
             metaserver_port=self._metaserver_port,
+            report_period=cfg.node_status_report_period,
+            lease_renew_period=cfg.lease_renew_period,
         )
         self.devices = DeviceModule(cfg, self.router, self.store)
         self.metaserver: Any = None

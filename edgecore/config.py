@@ -84,4 +84,12 @@ class EdgeCoreConfig(_Camel):
     node_status_check_period: float = Field(
         60.0, gt=0, description="seconds between checks whether the node's status changed (sent only if so)"
     )
+    node_status_report_period: float = Field(
+        300.0,
+        gt=0,
+        description="seconds between node status reports when nothing changed (the Lease says alive)",
+    )
+    lease_renew_period: float = Field(
+        10.0, gt=0, le=30, description="seconds between renewals of the node's Lease (40 s duration)"
+    )
     state_file: Path | None = Field(None, description="where edgecore writes its actual ports (JSON)")

@@ -128,15 +128,21 @@ class NodeSyncer:
             return False
         rtype = resource_type_of(synced)
         msg_id = str(uuid.uuid4())
-        content = {
-            "apiVersion": synced.api_version,
-            "kind": synced.kind,
-            "metadata": {
-                "name": synced.name,
-                "uid": uid,
-                **({"namespace": synced.namespace} if synced.namespace else {}),
-            },
-        }
+        content: Obj
+        if isinstance(ref, dict):
+            # The whole object, as KubeEdge's cloud sends it: its edge finds a deleted Device's mapper
+            # through spec.protocol.
+            content = {**ref, "apiVersion": synced.api_version, "kind": synced.kind}
+        else:
+            content = {
+                "apiVersion": synced.api_version,
+                "kind": synced.kind,
+                "metadata": {
+                    "name": synced.name,
+                    "uid": uid,
+                    **({"namespace": synced.namespace} if synced.namespace else {}),
+                },
+            }
         frame = encode_with_raw_content(
             msg_id=msg_id,
             source=module,
