@@ -61,6 +61,9 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, dict[str, Any]]
 def main(argv: Sequence[str] | None = None) -> int:
     ns, overrides = parse_args(sys.argv[1:] if argv is None else argv)
     setup_from_args(ns)
+    from kubeshore.filemodes import private_umask
+
+    private_umask()
     from cloudcore.config import CloudCoreConfig
 
     try:
@@ -79,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         asyncio.run(runner())
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError) as exc:  # FileModeError is an OSError
         print(f"cloudcore: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -47,6 +47,11 @@ class MetaServerConfig(_Camel):
     enable: bool = True
     address: str = "127.0.0.1"
     port: int = Field(10550, ge=0, le=65535)
+    token_file: Path | None = Field(
+        None,
+        description="bearer token a caller must present to read Secrets (created 0600 at first start; "
+        "default <dataDir>/metaserver.token)",
+    )
 
 
 class MetricsConfig(_Camel):

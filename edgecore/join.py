@@ -31,7 +31,7 @@ from edgecore.edgehub._certificates import (
     request_certificate,
     write_certificate,
 )
-from kubeshore import pki
+from kubeshore import filemodes, pki
 from kubeshore.config import dump_config
 from kubeshore.jointoken import JoinToken, TokenError
 
@@ -87,8 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cert_pem, key_pem = request_certificate(https_addr, ns.node_name, ca_pem, bearer=token.jwt)
     except CertificateRequestError as exc:
         return fail(str(exc))
-    certs = data_dir / "certs"
-    certs.mkdir(parents=True, exist_ok=True)
+    filemodes.private_dir(data_dir)
+    certs = filemodes.private_dir(data_dir / "certs")
     (certs / "ca.crt").write_bytes(ca_pem)
     write_certificate(certs / "server.crt", certs / "server.key", cert_pem, key_pem)
     try:

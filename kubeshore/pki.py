@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from kubeshore import filemodes
 
 _CA_VALIDITY = dt.timedelta(days=100 * 364)
 NODE_CN_PREFIX = "system:node:"
@@ -250,7 +251,4 @@ def node_identity(subject_of: x509.Certificate | x509.CertificateSigningRequest)
 
 def write_private(path: Path, data: bytes) -> None:
     """Write key material readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    filemodes.write_private(path, data)

@@ -413,7 +413,9 @@ class Plan:
 
         async def create_token() -> None:
             out = await sup.run_once(
-                "token", kubeshore_argv("token", "create", "--data-dir", str(self.cloud_dir))
+                "token",
+                kubeshore_argv("token", "create", "--data-dir", str(self.cloud_dir)),
+                secret_stdout=True,
             )
             lines = [line.strip() for line in out.splitlines() if line.strip()]
             if not lines:
@@ -425,7 +427,9 @@ class Plan:
                 if "value" not in token:
                     await create_token()
                 self.node_dir(node).mkdir(parents=True, exist_ok=True)
-                await sup.run_once(f"join-{node}", self.join_argv(node, token["value"]))
+                await sup.run_once(
+                    f"join-{node}", self.join_argv(node, token["value"]), secret=[token["value"]]
+                )
 
             return run
 
