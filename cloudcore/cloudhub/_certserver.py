@@ -1,10 +1,10 @@
 """The HTTPS certificate server (default port 10002): ``/ca.crt``, ``/edge.crt``, ``/node/{name}``.
 
-``/edge.crt`` signs a PEM CSR sent as the body of a GET (as KubeEdge does). Renewal is authorised by
-the node's current client certificate, for that node only. A join token (its JWT as a Bearer token)
-obtains the first certificate of a node name; a name that already has one needs a token made for
-that node (``kubeshore token create --node NAME``). Either way the CSR must name exactly the
-requested node (``kubeshore.pki.node_identity``), and the certificate carries only that identity.
+``/edge.crt`` signs a CSR sent as the body of a GET, DER as KubeEdge's edge sends it (PEM is accepted
+too). Renewal is authorised by the node's current client certificate, for that node only. A join token
+(its JWT as a Bearer token) obtains the first certificate of a node name; a name that already has one
+needs a token made for that node (``kubeshore token create --node NAME``). Either way the CSR must name
+exactly the requested node (``kubeshore.pki.node_identity``), and the certificate carries only that identity.
 """
 
 from __future__ import annotations
@@ -128,9 +128,12 @@ class CertServer:
 
     async def _sign(self, body: bytes, node: str, *, token: bool) -> web.Response:
         try:
-            csr = x509.load_pem_x509_csr(body)
+            if body.lstrip().startswith(b"-----BEGIN"):
+                csr = x509.load_pem_x509_csr(body)
+            else:
+                csr = x509.load_der_x509_csr(body)
         except ValueError:
-            return self._deny(400, "request body is not a PEM certificate signing request", node)
+            return self._deny(400, "request body is not a certificate signing request (DER or PEM)", node)
         try:
             csr_node = pki.node_identity(csr)
         except pki.IdentityError as exc:
