@@ -34,8 +34,9 @@ class CommonConfig(ConfigModel):
 
 class RestConfig(ConfigModel):
     enabled: bool = True
-    host: str = "0.0.0.0"
+    host: str = Field("127.0.0.1", description="listen address; set it to reach the API from elsewhere")
     port: int | None = Field(None, ge=0, le=65535)
+    token_file: str = Field("", description="file holding a bearer token every request must carry")
 
 
 class RuntimeConfig(ConfigModel):
