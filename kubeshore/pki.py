@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import ipaddress
 import re
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,6 +195,18 @@ class CertificateAuthority:
                     sans.append(x509.DNSName(n))
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
         return builder.sign(self.key, hashes.SHA256())
+
+
+def client_tls_context(
+    ca_file: Path | None, cert_file: Path | None = None, key_file: Path | None = None
+) -> ssl.SSLContext:
+    """TLS client context: the server must chain to ``ca_file`` (the system's CAs when None) and match
+    the host name; ``cert_file``/``key_file`` are presented when the server asks for a certificate."""
+    ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert_file is not None and key_file is not None:
+        ctx.load_cert_chain(cert_file, key_file)
+    return ctx
 
 
 def node_subject(node: str) -> x509.Name:
