@@ -66,7 +66,7 @@ class MapperApp:
             window_s=rt.report_batch_window_ms / 1000,
             concurrency=rt.report_concurrency,
         )
-        self.sinks = SinkHub(capacity=config.sinks.buffer)
+        self.sinks = SinkHub(capacity=config.sinks.buffer, mqtt=config.sinks.mqtt)
         driver_class = driver_cls if driver_cls.protocol == protocol else _with_protocol(driver_cls, protocol)
         self.mapper = Mapper(
             driver_class,

@@ -55,9 +55,27 @@ class SqliteSinkConfig(ConfigModel):
     retention_hours: float = Field(24.0, gt=0)
 
 
+class MqttTLSConfig(ConfigModel):
+    enable: bool = False
+    ca_file: str = Field("", description="CA the broker's certificate must chain to (default: system CAs)")
+    cert_file: str = Field("", description="client certificate, when the broker asks for one")
+    key_file: str = ""
+
+
+class MqttSinkConfig(ConfigModel):
+    """Credentials and TLS for every ``pushMethod.mqtt`` broker (kept here, not in the Device, which
+    anyone allowed to read Devices can see); edgecore's are ``mqttUsername``, ``mqttPassword``,
+    ``eventBusTLS``."""
+
+    username: str = ""
+    password: str = Field("", repr=False)
+    tls: MqttTLSConfig = MqttTLSConfig()
+
+
 class SinksConfig(ConfigModel):
     buffer: int = Field(10000, gt=0, description="readings kept per sink while it is down")
     sqlite: SqliteSinkConfig | None = None
+    mqtt: MqttSinkConfig = MqttSinkConfig()
 
 
 class MapperConfig(ConfigModel):

@@ -169,3 +169,36 @@ def test_kubeedge_eventbus_settings_parse() -> None:
     )
     assert bus.event_bus_tls.enable and bus.event_bus_tls.tls_mqtt_ca_file == Path("/ca.crt")
     assert bus.mqtt_username == "edgecore" and "e-pass" not in repr(bus)
+
+
+async def test_mapper_sdk_mqtt_sink_with_credentials_and_tls(broker: Broker) -> None:
+    from mappers.sdk._types import MqttPush, Reading
+    from mappers.sdk.config import MqttSinkConfig
+    from mappers.sdk.sinks import SinkHub
+
+    got: list[bytes] = []
+    edge = MqttClient(broker.url, "edgecore-s", username="edgecore", password="e-pass")
+    edge.subscribe(TWIN, lambda t, p: got.append(p))
+    await edge.start()
+    await asyncio.wait_for(edge.wait_connected(), 10)
+    await asyncio.sleep(0.2)
+    settings = MqttSinkConfig.model_validate(
+        {
+            "username": "mapper",
+            "password": "m-pass",
+            "tls": {"enable": True, "ca_file": str(broker.tmp / "ca.crt")},
+        }
+    )
+    hubs = {"with": SinkHub(mqtt=settings), "without": SinkHub()}
+    try:
+        for name, hub in hubs.items():
+            reading = Reading("default", "lamp", name, "1", "int", 1)
+            hub.push(MqttPush(f"tcp://127.0.0.1:{broker.tls_port}", TWIN, qos=1), reading)
+        await _eventually(lambda: len(got) >= 1)
+        await asyncio.sleep(0.5)
+        assert len(got) == 1 and b'"propertyName": "with"' in got[0], got
+        assert [s.up for s in hubs["without"].sinks()] == [False]
+    finally:
+        for hub in hubs.values():
+            await hub.close()
+        await edge.stop()
