@@ -21,7 +21,7 @@ from kubeshore.logs import add_logging_flags, setup_from_args
 _FLAGS: dict[str, tuple[str, type, str]] = {
     "--kubeconfig": ("kubeconfig", str, "kubeconfig of the Kubernetes API server to use"),
     "--data-dir": ("dataDir", str, "state directory (standalone: API server data, admin.kubeconfig)"),
-    "--bind": ("bind", str, "address to listen on (default 0.0.0.0)"),
+    "--bind": ("bind", str, "address to listen on (default 0.0.0.0; 127.0.0.1 with --standalone)"),
     "--advertise-address": ("advertiseAddress", str, "extra name/IP for the server certificate (repeatable)"),
     "--websocket-port": ("websocketPort", int, "CloudHub websocket port (default 10000; 0 = any free port)"),
     "--https-port": ("httpsPort", int, "certificate server port (default 10002; 0 = any free port)"),

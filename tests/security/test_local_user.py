@@ -74,7 +74,7 @@ def site() -> Iterator[Site]:
     s = Site(base, procs)
     try:
         procs.start(
-            "cloudcore", "cloudcore", "--standalone", "--data-dir", str(s.cloud), "--bind", "127.0.0.1",
+            "cloudcore", "cloudcore", "--standalone", "--data-dir", str(s.cloud),
             "--websocket-port", "0", "--https-port", "0", "--apiserver-port", "0", "--metrics-port", "0",
         )  # fmt: skip
         wait_for((s.cloud / "cloudcore.json").exists, 90, "cloudcore.json")
@@ -172,3 +172,27 @@ def test_metaserver_serves_secrets_only_with_the_node_token(site: Site) -> None:
     assert read.returncode != 0 and "Permission denied" in read.stderr
     # Everything else stays open to local callers, as with KubeEdge's MetaServer.
     assert _get(f"{base}/api/v1/namespaces/default/pods/app")[0] == 200
+
+
+def _listening(pid: int) -> set[str]:
+    """Local addresses (hex, as /proc/net/tcp shows them) of the sockets ``pid`` listens on."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd) if fd.is_symlink() else ""
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    out = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            f = line.split()
+            if f[3] == "0A" and f[9] in inodes:  # LISTEN
+                out.add(f[1].rsplit(":", 1)[0])
+    return out
+
+
+def test_standalone_cloudcore_and_edgecore_listen_on_loopback_only(site: Site) -> None:
+    for name in ("cloudcore", "edgecore"):
+        addresses = _listening(site.procs.procs[name].pid)
+        assert addresses, name
+        # 127.0.0.1 as /proc/net/tcp writes it (little-endian hex); nothing on 0.0.0.0 or ::
+        assert addresses == {"0100007F"}, (name, addresses)
