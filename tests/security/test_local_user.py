@@ -51,6 +51,7 @@ class Site:
         self.cloud = base / "cloud"
         self.edge = base / "edge"
         self.procs = procs
+        self.token = ""
 
     def kubectl(self, *args: str, stdin: str | None = None) -> str:
         out = subprocess.run(
@@ -74,7 +75,7 @@ def site() -> Iterator[Site]:
     s = Site(base, procs)
     try:
         procs.start(
-            "cloudcore", "cloudcore", "--standalone", "--data-dir", str(s.cloud),
+            "cloudcore", "cloudcore", "--standalone", "--data-dir", str(s.cloud), "--log-level", "debug",
             "--websocket-port", "0", "--https-port", "0", "--apiserver-port", "0", "--metrics-port", "0",
         )  # fmt: skip
         wait_for((s.cloud / "cloudcore.json").exists, 90, "cloudcore.json")
@@ -90,7 +91,8 @@ def site() -> Iterator[Site]:
              "--mqtt-url", "tcp://127.0.0.1:9"],
             capture_output=True, text=True, check=True, timeout=60,
         )  # fmt: skip
-        procs.start("edgecore", "edgecore", "--config", str(s.edge / "edgecore.yaml"))
+        s.token = token
+        procs.start("edgecore", "edgecore", "--config", str(s.edge / "edgecore.yaml"), "--log-level", "debug")
         wait_for((s.edge / "edgecore.json").exists, 60, "edgecore.json")
         yield s
     finally:
@@ -196,3 +198,21 @@ def test_standalone_cloudcore_and_edgecore_listen_on_loopback_only(site: Site) -
         assert addresses, name
         # 127.0.0.1 as /proc/net/tcp writes it (little-endian hex); nothing on 0.0.0.0 or ::
         assert addresses == {"0100007F"}, (name, addresses)
+
+
+def test_no_secret_in_any_log_at_debug_level(site: Site) -> None:
+    """Runs after the MetaServer test: the Secret has travelled cloud -> edge -> MetaServer by now."""
+    ca_key = site.kubectl("get", "secret", "-n", "kubeedge", "casecret", "-o", "jsonpath={.data.cakeydata}")
+    secrets = {
+        "join token": site.token.split(".", 1)[1],
+        "CA key": ca_key,
+        "Secret value": "aHVudGVyMg==",
+        "Secret value (decoded)": "hunter2",
+        "MetaServer token": (site.edge / "metaserver.token").read_text().strip(),
+    }
+    logs = {name: site.procs.log(name) for name in ("cloudcore", "edgecore")}
+    assert "DEBUG" in logs["cloudcore"].upper()
+    for what, value in secrets.items():
+        assert value
+        for name, text in logs.items():
+            assert value not in text, f"{what} in {name}'s log"
