@@ -216,3 +216,26 @@ def test_no_secret_in_any_log_at_debug_level(site: Site) -> None:
         assert value
         for name, text in logs.items():
             assert value not in text, f"{what} in {name}'s log"
+
+
+def test_rejoin_under_a_taken_name_needs_a_token_for_that_node(site: Site) -> None:
+    ports = json.loads((site.cloud / "cloudcore.json").read_text())
+
+    def join(token: str, data: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "kubeshore"), "join", "--cloudcore", f"127.0.0.1:{ports['websocketPort']}",
+             "--https-port", str(ports["httpsPort"]), "--token", token, "--node-name", "edge-s",
+             "--data-dir", str(data)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    again = join(site.token, site.base / "thief")
+    assert again.returncode == 1 and "already has a certificate" in again.stderr, again.stderr
+    assert not (site.base / "thief" / "certs" / "server.crt").exists()
+    node_token = subprocess.run(
+        [str(BIN / "kubeshore"), "token", "create", "--data-dir", str(site.cloud), "--node", "edge-s"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.strip()  # fmt: skip
+    assert node_token != site.token
+    replaced = join(node_token, site.base / "replacement")
+    assert replaced.returncode == 0, replaced.stderr
