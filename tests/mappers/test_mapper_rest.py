@@ -46,13 +46,13 @@ DEVICE = {
 }
 
 
-@pytest.fixture
-async def rest(sock_dir: Path, dmi_peer: Any, until: Until) -> AsyncIterator[tuple[str, MapperApp]]:
+async def _start(sock_dir: Path, dmi_peer: Any, until: Until, rest: dict[str, Any]) -> MapperApp:
+    """A mapper with the lamp device registered and connected; ``rest`` is its REST section."""
     config = MapperConfig.model_validate(
         {
             "grpc_server": {"socket_path": str(sock_dir / "virtual.sock")},
             "common": {"edgecore_sock": str(sock_dir / "dmi.sock")},
-            "rest": {"host": "127.0.0.1", "port": 0},
+            "rest": rest,
             "sinks": {"sqlite": {"path": str(sock_dir / "series.db")}},
         }
     )
@@ -64,6 +64,12 @@ async def rest(sock_dir: Path, dmi_peer: Any, until: Until) -> AsyncIterator[tup
     await dmi_peer.create_model(model)
     await dmi_peer.register_device(crds.Device.model_validate(DEVICE))
     await until(lambda: app.mapper.get("home", "lamp").connected)
+    return app
+
+
+@pytest.fixture
+async def rest(sock_dir: Path, dmi_peer: Any, until: Until) -> AsyncIterator[tuple[str, MapperApp]]:
+    app = await _start(sock_dir, dmi_peer, until, {"host": "127.0.0.1", "port": 0})
     yield f"http://127.0.0.1:{app.rest_port}", app
     await app.stop()
 
@@ -154,22 +160,8 @@ async def test_get_never_writes(rest: tuple[str, MapperApp]) -> None:
 
 async def test_bearer_token(sock_dir: Path, dmi_peer: Any, until: Until) -> None:
     (sock_dir / "rest.token").write_text("s3cret\n")
-    config = MapperConfig.model_validate(
-        {
-            "grpc_server": {"socket_path": str(sock_dir / "virtual.sock")},
-            "common": {"edgecore_sock": str(sock_dir / "dmi.sock")},
-            "rest": {"port": 0, "token_file": str(sock_dir / "rest.token")},
-        }
-    )
-    app = MapperApp(VirtualDriver, config)
-    await app.start()
+    app = await _start(sock_dir, dmi_peer, until, {"port": 0, "token_file": str(sock_dir / "rest.token")})
     try:
-        await until(lambda: app.client.registered.is_set())
-        model = crds.DeviceModel.model_validate(MODEL)
-        model.metadata.namespace = "home"
-        await dmi_peer.create_model(model)
-        await dmi_peer.register_device(crds.Device.model_validate(DEVICE))
-        await until(lambda: app.mapper.get("home", "lamp").connected)
         base = f"http://127.0.0.1:{app.rest_port}"
         write = f"{base}/api/v1/device/home/lamp/level"
         async with aiohttp.ClientSession() as http:
