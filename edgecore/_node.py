@@ -48,7 +48,9 @@ class EdgeNode:
             # Imported only when enabled: kubeapi brings aiohttp.
             from edgecore.metamanager.metaserver import MetaServer
 
-            self.metaserver = MetaServer(self.store, self.cfg.meta_server.address, self.cfg.meta_server.port)
+            ms = self.cfg.meta_server
+            token_file = ms.token_file or self.cfg.data_dir / "metaserver.token"
+            self.metaserver = MetaServer(self.store, ms.address, ms.port, token_file=token_file)
             await self.metaserver.start()
         await self.devices.start()
         if self.cfg.metrics.enable:

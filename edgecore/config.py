@@ -56,6 +56,11 @@ class MetaServerConfig(_Camel):
     enable: bool = True
     address: str = "127.0.0.1"
     port: int = Field(10550, ge=0, le=65535)
+    token_file: Path | None = Field(
+        None,
+        description="bearer token a caller must present to read Secrets (created 0600 at first start; "
+        "default <dataDir>/metaserver.token)",
+    )
 
 
 class MetricsConfig(_Camel):
@@ -67,8 +72,20 @@ class MetricsConfig(_Camel):
     port: int = Field(10352, ge=0, le=65535, description="0 = any free port (written to stateFile)")
 
 
+class EventBusTLS(_Camel):
+    """KubeEdge's ``modules.eventBus.eventBusTLS``; files default to the node's CA, certificate and key."""
+
+    enable: bool = False
+    tls_mqtt_ca_file: Path | None = Field(None, alias="tlsMqttCAFile")
+    tls_mqtt_cert_file: Path | None = None
+    tls_mqtt_private_key_file: Path | None = None
+
+
 class EventBusConfig(_Camel):
     mqtt_url: str = "tcp://127.0.0.1:1883"
+    mqtt_username: str = Field("", description="KubeEdge's mqttUsername; empty: no credentials")
+    mqtt_password: str = Field("", repr=False, description="KubeEdge's mqttPassword")
+    event_bus_tls: EventBusTLS = Field(default_factory=EventBusTLS, alias="eventBusTLS")
 
 
 class DmiConfig(_Camel):
