@@ -12,8 +12,10 @@ still holds the value the edge replaced.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -21,7 +23,7 @@ from typing import Any
 from cloudcore.cloudhub import CloudHub
 from cloudcore.devicecontroller._status import StatusWriter
 from cloudcore.sync import NodeSyncer
-from kubeclient import ApiError, Informer, Kube, Obj, Resource
+from kubeclient import EVENTS, ApiError, Informer, Kube, Obj, Resource
 from kubeshore.message import ACK_OK, OP_RESPONSE, SOURCE_DEVICECONTROLLER, SOURCE_TWIN, Message, now_ms
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,9 @@ DEVICESTATUSES = Resource(GROUP, "v1beta1", "devicestatuses", "DeviceStatus", Tr
 GROUP_TWIN = "twin"
 
 Key = tuple[str, str]
+
+#: at most one DeviceStatusRefused Event per device in this many seconds
+_EVENT_INTERVAL = 300.0
 
 
 def _key(obj: Obj) -> Key:
@@ -76,8 +81,15 @@ class DeviceController:
         self.statuses = Informer(kube, DEVICESTATUSES, self._on_status)
         self.node_of: dict[Key, str] = {}
         self.status = StatusWriter(
-            self._patch_status, self._cached_status, flush_interval=flush_interval, concurrency=status_writers
+            self._patch_status,
+            self._cached_status,
+            flush_interval=flush_interval,
+            concurrency=status_writers,
+            properties=self._properties,
+            on_refused=self._refused,
         )
+        self._events_at: dict[Key, float] = {}
+        self._bg: set[asyncio.Task[None]] = set()
         syncer.add_source(SOURCE_DEVICECONTROLLER, self.objects_for)
         hub.register_upstream(SOURCE_TWIN, self._upstream)
 
@@ -179,6 +191,54 @@ class DeviceController:
     def _cached_status(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.statuses.cache.get((namespace, name))
 
+    def _properties(self, namespace: str, name: str) -> set[str] | None:
+        device = self.devices.cache.get((namespace, name))
+        if device is None:
+            return None
+        props = (device.get("spec") or {}).get("properties") or []
+        return {str(p["name"]) for p in props if isinstance(p, dict) and p.get("name")}
+
+    def _refused(self, key: Key, reason: str) -> None:
+        """A DeviceStatus write refused for good: a Warning Event on the Device (a few per hour)."""
+        now = time.monotonic()
+        if now - self._events_at.get(key, -_EVENT_INTERVAL) < _EVENT_INTERVAL:
+            return
+        if len(self._events_at) > 10000:
+            self._events_at.clear()
+        self._events_at[key] = now
+        task = asyncio.create_task(self._record_event(key, reason))
+        self._bg.add(task)
+        task.add_done_callback(self._bg.discard)
+
+    async def _record_event(self, key: Key, reason: str) -> None:
+        ns, name = key
+        device = self.devices.cache.get(key) or {}
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{name}.{time.time_ns():x}", "namespace": ns},
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/v1beta1",
+                "kind": "Device",
+                "name": name,
+                "namespace": ns,
+                "uid": (device.get("metadata") or {}).get("uid", ""),
+            },
+            "reason": "DeviceStatusRefused",
+            "message": f"DeviceStatus write refused; values dropped, not retried: {reason}"[:1024],
+            "type": "Warning",
+            "source": {"component": "cloudcore"},
+            "reportingComponent": "cloudcore",
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            await self.kube.run(self.kube.create, EVENTS, event, ns)
+        except ApiError as exc:
+            log.warning("Event for device %s/%s not recorded: %s", ns, name, exc)
+
     async def _ensure_status(self, device: Obj) -> bool:
         md = device["metadata"]
         body = {
@@ -248,7 +308,12 @@ class DeviceController:
             twins = content.get("twin")
             if not isinstance(twins, dict):
                 return
-            self.status.twin_report(key, twins, lambda: self._reply(node, msg))
+            self.status.twin_report(
+                key,
+                twins,
+                lambda: self._reply(node, msg),
+                lambda reason: self._reply(node, msg, f"refused: {reason}"),
+            )
             desired = {
                 n: t["desired"]
                 for n, t in twins.items()
@@ -263,15 +328,21 @@ class DeviceController:
             if not isinstance(state, str) or not state:
                 return
             last_online = str(dev.get("lastOnlineTime") or "")
-            self.status.state_report(key, state, last_online, lambda: self._reply(node, msg))
+            self.status.state_report(
+                key,
+                state,
+                last_online,
+                lambda: self._reply(node, msg),
+                lambda reason: self._reply(node, msg, f"refused: {reason}"),
+            )
 
-    def _reply(self, node: str, msg: Message) -> None:
+    def _reply(self, node: str, msg: Message, content: str = ACK_OK) -> None:
         reply = Message.new(
             source=SOURCE_DEVICECONTROLLER,
             group=GROUP_TWIN,
             operation=OP_RESPONSE,
             resource="twin",
-            content=ACK_OK,
+            content=content,
             parent_msg_id=msg.msg_id,
         )
         self.hub.send_to_node(node, reply)
