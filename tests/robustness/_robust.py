@@ -1,0 +1,134 @@
+"""The robustness suite's stack and DMI helpers: one cloudcore, edge-1's edgecore, mosquitto and a
+DeviceModel with devices, shared by the whole suite (tests that kill a process start it again)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from _stack import Stack
+
+from dmi.rpc import Channel, RpcError, StatusCode
+from dmi.v1beta1 import api_pb2
+
+_DMI = "/" + api_pb2.DESCRIPTOR.services_by_name["DeviceManagerService"].full_name + "/"
+
+MODEL = {
+    "apiVersion": "devices.kubeedge.io/v1beta1",
+    "kind": "DeviceModel",
+    "metadata": {"name": "meter", "namespace": "default"},
+    "spec": {
+        "protocol": "bench",
+        "properties": [
+            {"name": "p0", "type": "INT", "accessMode": "ReadWrite"},
+            {"name": "p1", "type": "INT", "accessMode": "ReadOnly"},
+            {"name": "p2", "type": "INT", "accessMode": "ReadOnly"},
+            {"name": "note", "type": "STRING", "accessMode": "ReadOnly"},
+        ],
+    },
+}
+
+
+def device(name: str, node: str = "edge-1", protocol: str = "bench") -> dict[str, Any]:
+    return {
+        "apiVersion": "devices.kubeedge.io/v1beta1",
+        "kind": "Device",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "deviceModelRef": {"name": "meter"},
+            "nodeName": node,
+            "protocol": {"protocolName": protocol},
+            "properties": [
+                {"name": "p0", "desired": {"value": "0"}, "reportToCloud": True},
+                {"name": "p1", "reportToCloud": True},
+                {"name": "p2", "reportToCloud": True},
+                {"name": "note", "reportToCloud": True},
+            ],
+        },
+    }
+
+
+#: devices on edge-1 reported to by the load tests (no mapper serves protocol "bench")
+METERS = [f"meter-{i}" for i in range(6)]
+
+
+class RobustStack(Stack):
+    def config(self, edge_dir: Path | None = None) -> dict[str, Any]:
+        cfg: dict[str, Any] = yaml.safe_load(((edge_dir or self.edge_dir) / "edgecore.yaml").read_text())
+        return cfg
+
+    def dmi_socket(self, edge_dir: Path | None = None) -> str:
+        return str(self.config(edge_dir)["dmi"]["socket"])
+
+    def database(self, edge_dir: Path | None = None) -> Path:
+        return Path(self.config(edge_dir)["database"]["path"])
+
+    def apply_objects(self, *objects: dict[str, Any]) -> None:
+        for obj in objects:
+            self.apply(json.dumps(obj))
+
+    def stored_reported(self, edge_dir: Path | None = None) -> dict[tuple[str, str], str | None]:
+        """(device id, property) -> reported value, read from the edge database (edgecore stopped)."""
+        with sqlite3.connect(self.database(edge_dir)) as db:
+            rows = db.execute("SELECT device_id, name, actual FROM device_twin").fetchall()
+        return {(d, n): a for d, n, a in rows}
+
+    def edgecore_log_records(self, name: str = "edgecore") -> list[dict[str, Any]]:
+        out = []
+        for line in self.log(name).splitlines():
+            if line.startswith("{"):
+                out.append(json.loads(line))
+        return out
+
+
+def status_request(name: str, values: dict[str, str], ts_ms: int | None = None) -> Any:
+    meta = {"timestamp": str(ts_ms)} if ts_ms is not None else {}
+    return api_pb2.ReportDeviceStatusRequest(
+        deviceName=name,
+        deviceNamespace="default",
+        reportedDevice=api_pb2.DeviceStatus(
+            twins=[
+                api_pb2.Twin(propertyName=k, reported=api_pb2.TwinProperty(value=v, metadata=meta))
+                for k, v in values.items()
+            ]
+        ),
+    )
+
+
+async def report(ch: Channel, name: str, values: dict[str, str], timeout: float = 10.0) -> None:
+    """ReportDeviceStatus; raises RpcError unless answered OK."""
+    await ch.unary(
+        _DMI + "ReportDeviceStatus",
+        status_request(name, values),
+        api_pb2.ReportDeviceStatusResponse,
+        timeout=timeout,
+    )
+
+
+async def call(ch: Channel, method: str, request: Any, response_type: Any, timeout: float = 10.0) -> Any:
+    return await ch.unary(_DMI + method, request, response_type, timeout=timeout)
+
+
+async def wait_devices(socket: str, names: list[str], within: float = 60.0) -> None:
+    """Until edgecore answers DMI and has every device in ``names`` (they come from the cloud)."""
+    deadline = time.monotonic() + within
+    ch = Channel(socket)
+    try:
+        for name in names:
+            while True:
+                try:
+                    await report(ch, name, {"note": "ready"}, timeout=5)
+                    break
+                except RpcError as exc:
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"edgecore at {socket} never accepted {name}: {exc}") from None
+                    if exc.code == StatusCode.UNAVAILABLE:
+                        await ch.close()
+                    await asyncio.sleep(0.1)
+    finally:
+        await ch.close()
