@@ -100,7 +100,7 @@ def status_request(name: str, values: dict[str, str], ts_ms: int | None = None) 
     )
 
 
-async def report(ch: Channel, name: str, values: dict[str, str], timeout: float = 10.0) -> None:
+async def report(ch: Channel, name: str, values: dict[str, str], timeout: float = 10.0) -> None:  # noqa: ASYNC109
     """ReportDeviceStatus; raises RpcError unless answered OK."""
     await ch.unary(
         _DMI + "ReportDeviceStatus",
@@ -110,7 +110,7 @@ async def report(ch: Channel, name: str, values: dict[str, str], timeout: float 
     )
 
 
-async def call(ch: Channel, method: str, request: Any, response_type: Any, timeout: float = 10.0) -> Any:
+async def call(ch: Channel, method: str, request: Any, response_type: Any, timeout: float = 10.0) -> Any:  # noqa: ASYNC109
     return await ch.unary(_DMI + method, request, response_type, timeout=timeout)
 
 

@@ -13,9 +13,8 @@ import random
 import signal
 import time
 
-from robustness._robust import METERS, RobustStack, report, wait_devices
-
 from dmi.rpc import Channel, RpcError
+from robustness._robust import METERS, RobustStack, report, wait_devices
 
 ROUNDS = int(os.environ.get("KUBESHORE_KILL_ROUNDS", "20"))
 _values = itertools.count(1)  # every report carries a value larger than all before it
