@@ -132,3 +132,42 @@ async def wait_devices(socket: str, names: list[str], within: float = 60.0) -> N
                     await asyncio.sleep(0.1)
     finally:
         await ch.close()
+
+
+class App:
+    """An application on the edge's broker: publishes, and collects what arrives under a filter."""
+
+    def __init__(self, url: str, topic_filter: str = "$hw/events/#") -> None:
+        from edgecore.eventbus import MqttClient
+
+        self.client = MqttClient(url, f"robust-app-{time.monotonic_ns()}")
+        self.got: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self.client.subscribe(topic_filter, self._received)
+
+    def _received(self, topic: str, payload: bytes) -> None:
+        try:
+            doc = json.loads(payload)
+        except ValueError:
+            return
+        if isinstance(doc, dict):
+            self.got.put_nowait((topic, doc))
+
+    async def __aenter__(self) -> App:
+        await self.client.start()
+        await asyncio.wait_for(self.client.wait_connected(), 10)
+        await asyncio.sleep(0.2)  # the SUBSCRIBE is on its way
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.client.stop()
+
+    def publish(self, topic: str, payload: bytes | str) -> None:
+        assert self.client.publish(topic, payload)
+
+    async def expect(self, topic: str, match: Any = None, within: float = 10.0) -> dict[str, Any]:
+        """The next document on ``topic`` (for which ``match(doc)`` holds)."""
+        async with asyncio.timeout(within):
+            while True:
+                t, doc = await self.got.get()
+                if t == topic and (match is None or match(doc)):
+                    return doc
