@@ -14,9 +14,9 @@ import json
 import time
 
 from _stack import wait_for
-from robustness._robust import App, RobustStack, report
 
 from dmi.rpc import Channel
+from robustness._robust import App, RobustStack, report
 
 BASE = "$hw/events/device/default/meter-1"
 
