@@ -81,20 +81,26 @@ class Stack(Processes):
         self.ports: dict[str, Any] = {}
         self.edge_dir = tmp / "edge-1"
 
-    def start_cloudcore(self, **config: Any) -> None:
-        """Start cloudcore; ``config`` holds extra config-file keys (camelCase), e.g. flush intervals."""
+    def start_cloudcore(self, *, same_ports: bool = False, **config: Any) -> None:
+        """Start cloudcore; ``config`` holds extra config-file keys (camelCase), e.g. flush intervals;
+        ``same_ports``: on the ports of the previous start (a restart its nodes reconnect to)."""
         data = self.tmp / "cloud"
         extra: list[str] = []
         if config:
             path = self.tmp / "cloudcore.yaml"
             path.write_text(yaml.safe_dump(config))
             extra = ["--config", str(path)]
+        ports = {"websocketPort": 0, "httpsPort": 0, "apiserverPort": 0, "metricsPort": 0}
+        if same_ports:
+            ports = {k: self.ports[k] for k in ports}
+        state = data / "cloudcore.json"
+        state.unlink(missing_ok=True)
         self.start(
             "cloudcore", str(BIN / "cloudcore"), "--standalone", "--data-dir", str(data),
-            "--bind", "127.0.0.1", "--websocket-port", "0", "--https-port", "0",
-            "--apiserver-port", "0", "--metrics-port", "0", "--log-format", "json", *extra,
+            "--bind", "127.0.0.1", "--websocket-port", str(ports["websocketPort"]),
+            "--https-port", str(ports["httpsPort"]), "--apiserver-port", str(ports["apiserverPort"]),
+            "--metrics-port", str(ports["metricsPort"]), "--log-format", "json", *extra,
         )  # fmt: skip
-        state = data / "cloudcore.json"
         wait_for(state.exists, 60, "cloudcore.json")
         self.ports = json.loads(state.read_text())
         self.kubeconfig = str(data / "admin.kubeconfig")

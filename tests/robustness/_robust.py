@@ -171,3 +171,97 @@ class App:
                 t, doc = await self.got.get()
                 if t == topic and (match is None or match(doc)):
                     return doc
+
+
+PROJECT = "e632aba927ea4ac2b575ec1603d56f10"  # KubeEdge's default project id, in the websocket path
+
+
+class HostileNode:
+    """A node with real certificates (``kubeshore join``) that speaks to cloudhub itself, to send
+    what a broken or hostile edgecore would. It acknowledges what the cloud sends it, so its
+    session stays up, and keeps the cloud's answers to its own messages."""
+
+    def __init__(self, stack: RobustStack, name: str) -> None:
+        self.stack = stack
+        self.name = name
+        self.dir = stack.tmp / name
+        self.cfg: dict[str, Any] = yaml.safe_load(stack.join_edge(name, self.dir).read_text())
+        self.answers: dict[str, Any] = {}
+        self.ws: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self.closed: Any = None  # the websockets close frame the cloud sent, once closed
+
+    def _ssl(self) -> Any:
+        import ssl
+
+        c = self.cfg["certs"]
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.load_verify_locations(c["caFile"])
+        ctx.load_cert_chain(c["certFile"], c["keyFile"])
+        return ctx
+
+    async def __aenter__(self) -> HostileNode:
+        from websockets.asyncio.client import connect
+
+        url = f"wss://127.0.0.1:{self.stack.ports['websocketPort']}/{PROJECT}/{self.name}/events"
+        self.ws = await connect(url, ssl=self._ssl(), max_size=16 * 1024 * 1024, compression=None)
+        self.closed = None
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+        await self.ws.close()
+
+    async def _read(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        from kubeshore.message import Message
+
+        try:
+            async for frame in self.ws:
+                msg = Message.from_json(frame)
+                if msg.route.operation == "response" and msg.header.parent_msg_id:
+                    self.answers[msg.header.parent_msg_id] = msg.content
+                elif msg.route.operation != "keepalive":
+                    await self.ws.send(msg.response("OK", source="metaManager").to_json())
+        except ConnectionClosed as exc:
+            self.closed = exc.rcvd
+
+    async def send_raw(self, frame: str) -> None:
+        await self.ws.send(frame)
+
+    async def send(self, resource: str, content: Any, operation: str = "update") -> str:
+        """A message from this node's devicetwin; returns its msg_id."""
+        from kubeshore.message import Message
+
+        msg = Message.new(
+            source="twin", group="resource", operation=operation, resource=resource, content=content
+        )
+        await self.ws.send(msg.to_json())
+        return msg.msg_id
+
+    async def answer(self, msg_id: str, within: float = 30.0) -> Any:
+        async with asyncio.timeout(within):
+            while msg_id not in self.answers:  # noqa: ASYNC110 (a test's poll of what the reader keeps)
+                await asyncio.sleep(0.05)
+        return self.answers[msg_id]
+
+
+def twin_update(values: dict[str, str], ts_ms: int | None = None) -> dict[str, Any]:
+    """The content of a ``twin/edge_updated`` message reporting ``values``."""
+    ts = ts_ms if ts_ms is not None else int(time.time() * 1000)
+    return {
+        "event_id": f"e{time.monotonic_ns()}",
+        "timestamp": ts,
+        "twin": {
+            name: {
+                "actual": {"value": value, "metadata": {"timestamp": ts}},
+                "optional": False,
+                "metadata": {"type": "string"},
+            }
+            for name, value in values.items()
+        },
+    }
