@@ -67,6 +67,7 @@ class _Pending:
     conditions: list[dict[str, Any]] | None = None
     replies: list[Callable[[], None]] = field(default_factory=list)
     refusals: list[Callable[[str], None]] = field(default_factory=list)
+    held: bool = False  # changes nothing but timestamps: waits for the refresh interval
 
 
 class StatusWriter:
@@ -142,6 +143,18 @@ class StatusWriter:
             pending = self._pending[key] = _Pending()
             self._wake.set()
         pending.conditions = conditions
+        if pending.held:
+            self._recheck(key, pending)
+
+    def _recheck(self, key: Key, pending: _Pending) -> None:
+        """A held device got another report: write it soon if that changed something, else answer."""
+        if self._changes_something(key, pending):
+            pending.held = False
+            self._wake.set()
+        else:
+            for reply in pending.replies:
+                reply()
+            pending.replies.clear()
 
     # input ------------------------------------------------------------------------------------
 
@@ -181,6 +194,8 @@ class StatusWriter:
             pending.replies.append(reply)
         if refused is not None:
             pending.refusals.append(refused)
+        if pending.held:
+            self._recheck(key, pending)
 
     def state_report(
         self,
@@ -202,6 +217,8 @@ class StatusWriter:
             pending.replies.append(reply)
         if refused is not None:
             pending.refusals.append(refused)
+        if pending.held:
+            self._recheck(key, pending)
 
     # output -----------------------------------------------------------------------------------
 
@@ -221,7 +238,8 @@ class StatusWriter:
                     continue  # its next write waits for this one (and then for the interval)
                 pending = self._pending[key]
                 interval = self.flush_interval
-                if not self._changes_something(key, pending):
+                pending.held = not self._changes_something(key, pending)
+                if pending.held:
                     # Only newer timestamps: answer the edge now, write them later (or with a change).
                     for reply in pending.replies:
                         reply()
