@@ -19,10 +19,12 @@ from edgecore.config import (
     DatabaseConfig,
     DmiConfig,
     EdgeCoreConfig,
+    EdgedConfig,
     EdgeHubConfig,
     EventBusConfig,
     MetaServerConfig,
     MetricsConfig,
+    TailoredKubeletConfig,
 )
 from edgecore.edgehub._certificates import (
     Address,
@@ -36,6 +38,17 @@ from kubeshore.config import dump_config
 from kubeshore.jointoken import JoinToken, TokenError
 
 DEFAULT_HTTPS_PORT = 10002
+
+
+def _edged_config(endpoint: str | None, cgroup_driver: str) -> EdgedConfig:
+    if not endpoint:
+        return EdgedConfig()
+    return EdgedConfig(
+        enable=True,
+        tailored_kubelet_config=TailoredKubeletConfig(
+            container_runtime_endpoint=endpoint, cgroup_driver=cgroup_driver
+        ),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,6 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--mqtt-url", default="tcp://127.0.0.1:1883")
     p.add_argument("--dmi-socket", type=Path, help="DMI unix socket (default DIR/dmi.sock)")
+    p.add_argument(
+        "--remote-runtime-endpoint",
+        help="CRI socket (e.g. unix:///run/containerd/containerd.sock): run this node's Pods with edged",
+    )
+    p.add_argument("--cgroupdriver", choices=("cgroupfs", "systemd"), default="cgroupfs")
     ns = p.parse_args(list(sys.argv[1:] if argv is None else argv))
 
     def fail(reason: str, code: int = 1) -> int:
@@ -104,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             metrics=MetricsConfig(port=ns.metrics_port),
             event_bus=EventBusConfig(mqtt_url=ns.mqtt_url),
             dmi=DmiConfig(socket=ns.dmi_socket or data_dir / "dmi.sock"),
+            edged=_edged_config(ns.remote_runtime_endpoint, ns.cgroupdriver),
             state_file=data_dir / "edgecore.json",
         )
     except ValueError as exc:

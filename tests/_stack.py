@@ -82,24 +82,33 @@ class Stack(Processes):
         self.edge_dir = tmp / "edge-1"
 
     def start_cloudcore(self, **config: Any) -> None:
-        """Start cloudcore; ``config`` holds extra config-file keys (camelCase), e.g. flush intervals."""
+        """Start cloudcore; ``config`` holds extra config-file keys (camelCase), e.g. flush intervals.
+        A restart keeps the ports of the first start, so joined nodes find it again."""
         data = self.tmp / "cloud"
         extra: list[str] = []
         if config:
             path = self.tmp / "cloudcore.yaml"
             path.write_text(yaml.safe_dump(config))
             extra = ["--config", str(path)]
+        state = data / "cloudcore.json"
+        state.unlink(missing_ok=True)
+        port = {
+            k: str(self.ports.get(k, 0))
+            for k in ("websocketPort", "httpsPort", "apiserverPort", "metricsPort")
+        }
         self.start(
             "cloudcore", str(BIN / "cloudcore"), "--standalone", "--data-dir", str(data),
-            "--bind", "127.0.0.1", "--websocket-port", "0", "--https-port", "0",
-            "--apiserver-port", "0", "--metrics-port", "0", "--log-format", "json", *extra,
+            "--bind", "127.0.0.1",
+            "--websocket-port", port["websocketPort"], "--https-port", port["httpsPort"],
+            "--apiserver-port", port["apiserverPort"], "--metrics-port", port["metricsPort"],
+            "--log-format", "json", *extra,
         )  # fmt: skip
-        state = data / "cloudcore.json"
         wait_for(state.exists, 60, "cloudcore.json")
         self.ports = json.loads(state.read_text())
         self.kubeconfig = str(data / "admin.kubeconfig")
 
-    def join_edge(self) -> None:
+    def join_edge(self, *extra: str) -> None:
+        """``kubeshore join`` as edge-1; ``extra`` are further join flags."""
         token = subprocess.run(
             [str(BIN / "kubeshore"), "token", "create", "--data-dir", str(self.tmp / "cloud")],
             capture_output=True, text=True, check=True, timeout=60,
@@ -109,7 +118,7 @@ class Stack(Processes):
              "--https-port", str(self.ports["httpsPort"]), "--token", token, "--node-name", "edge-1",
              "--data-dir", str(self.edge_dir), "--metaserver-port", "0", "--metrics-port", "0",
              "--mqtt-url", self.broker,
-             "--dmi-socket", str(self.edge_dir / "dmi.sock")],
+             "--dmi-socket", str(self.edge_dir / "dmi.sock"), *extra],
             capture_output=True, text=True, check=True, timeout=60,
         )  # fmt: skip
         cfg_path = self.edge_dir / "edgecore.yaml"
