@@ -20,10 +20,12 @@ from edgecore.config import (
     DatabaseConfig,
     DmiConfig,
     EdgeCoreConfig,
+    EdgedConfig,
     EdgeHubConfig,
     EventBusConfig,
     MetaServerConfig,
     MetricsConfig,
+    TailoredKubeletConfig,
 )
 from edgecore.edgehub._certificates import (
     Address,
@@ -59,6 +61,17 @@ def obtain_certificates(
     write_certificate(cert_file, key_file, cert_pem, key_pem)
 
 
+def _edged_config(endpoint: str | None, cgroup_driver: str) -> EdgedConfig:
+    if not endpoint:
+        return EdgedConfig()
+    return EdgedConfig(
+        enable=True,
+        tailored_kubelet_config=TailoredKubeletConfig(
+            container_runtime_endpoint=endpoint, cgroup_driver=cgroup_driver
+        ),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="kubeshore join", description="join this machine to cloudcore as an edge node"
@@ -82,6 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="file holding edgecore's MQTT password (not an argument: ps shows those)",
     )
     p.add_argument("--dmi-socket", type=Path, help="DMI unix socket (default DIR/dmi.sock)")
+    p.add_argument(
+        "--remote-runtime-endpoint",
+        help="CRI socket (e.g. unix:///run/containerd/containerd.sock): run this node's Pods with edged",
+    )
+    p.add_argument("--cgroupdriver", choices=("cgroupfs", "systemd"), default="cgroupfs")
     ns = p.parse_args(list(sys.argv[1:] if argv is None else argv))
 
     def fail(reason: str, code: int = 1) -> int:
@@ -129,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 mqtt_url=ns.mqtt_url, mqtt_username=ns.mqtt_username or "", mqtt_password=password
             ),
             dmi=DmiConfig(socket=ns.dmi_socket or data_dir / "dmi.sock"),
+            edged=_edged_config(ns.remote_runtime_endpoint, ns.cgroupdriver),
             state_file=data_dir / "edgecore.json",
         )
     except ValueError as exc:
