@@ -47,7 +47,7 @@ class DeviceModule:
         self.edge_store = store
         self.store = TwinStore(cfg.database.path, engine=store.engine, executor=store.executor)
         self.cloud = _Cloud(router)
-        self.mqtt = MqttClient(cfg.event_bus.mqtt_url, f"edgecore-{cfg.node_name}")
+        self.mqtt = eventbus_client(cfg)
         self.twin = DeviceTwin(self.store, cfg.node_name, mqtt=self.mqtt, cloud=self.cloud)
         self.twin.on_event = self._event
         self.dmi = DmiServer(self.twin, str(cfg.dmi.socket))
@@ -168,3 +168,26 @@ class DeviceModule:
     async def _cloud_state(self, connected: bool) -> None:
         self.cloud.connected = connected
         self.twin.cloud_connection_changed(connected)
+
+
+def eventbus_client(cfg: EdgeCoreConfig) -> MqttClient:
+    """edgecore's MQTT client with KubeEdge's eventBus settings: credentials and TLS (whose files
+    default, as KubeEdge's do, to the node's CA, certificate and key)."""
+    bus = cfg.event_bus
+    tls = None
+    if bus.event_bus_tls.enable:
+        from kubeshore.pki import client_tls_context
+
+        t = bus.event_bus_tls
+        tls = client_tls_context(
+            t.tls_mqtt_ca_file or cfg.certs.ca_file,
+            t.tls_mqtt_cert_file or cfg.certs.cert_file,
+            t.tls_mqtt_private_key_file or cfg.certs.key_file,
+        )
+    return MqttClient(
+        bus.mqtt_url,
+        f"edgecore-{cfg.node_name}",
+        username=bus.mqtt_username or None,
+        password=bus.mqtt_password if bus.mqtt_username else None,
+        tls=tls,
+    )

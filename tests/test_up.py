@@ -147,10 +147,12 @@ def test_up_runs_everything_and_down_stops_it(platform: tuple[Path, float, float
 
     host, port = endpoints["mqtt"].split(":")
     remaining = max(5, int(deadline - time.monotonic()))
-    # edgecore publishes every twin change reported by the mapper on the device's twin topics.
+    # edgecore publishes every twin change reported by the mapper on the device's twin topics; the
+    # broker admits applications as user "app" (read-only).
     topic = f"$hw/events/device/{ns}/{name}/twin/#"
+    app = ["-u", "app", "-P", Path(endpoints["mqtt_app_password_file"]).read_text().strip()]
     sub = subprocess.run(
-        ["mosquitto_sub", "-h", host, "-p", port, "-C", "1", "-W", str(remaining), "-v", "-t", topic],
+        ["mosquitto_sub", "-h", host, "-p", port, *app, "-C", "1", "-W", str(remaining), "-v", "-t", topic],
         capture_output=True,
         text=True,
         timeout=remaining + 5,

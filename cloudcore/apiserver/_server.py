@@ -20,6 +20,7 @@ from kubeapi.errors import APIError
 from kubeapi.objects import ObjectService
 from kubeapi.resources import Registry
 from kubeapi.server import Authorizer, KubeAPI
+from kubeshore import filemodes
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,9 @@ class EmbeddedAPIServer:
         await self.stop()
 
     async def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # The store holds every Secret, kubeedge/casecret (the edge CA key) among them.
+        filemodes.private_dir(self.data_dir)
+        filemodes.secure_tree(self.data_dir)
         credentials = await asyncio.to_thread(Credentials, self.data_dir / "pki")
         ssl_context = await asyncio.to_thread(credentials.server_context, self.bind)
         await self.store.open()

@@ -625,7 +625,13 @@ class DeviceTwin:
         device = self.store.devices.get(inflight.device_id)
         if device is None:
             return
-        if content not in ("OK", b"OK", '"OK"'):
+        if isinstance(content, str) and content.startswith("refused"):
+            # The API server will refuse these values again (too large, invalid): sending them
+            # again would wedge the device; the cloud recorded an Event, the next values go through.
+            self._throttled.warning(
+                f"cloud-refused/{device.id}", "cloud refused the twin sync of %s: %.300s", device.id, content
+            )
+        elif content not in ("OK", b"OK", '"OK"'):
             log.warning("cloud rejected twin sync of %s: %s", inflight.device_id, content)
             self._sent.pop(device.id, None)
             self._state_sent.pop(device.id, None)

@@ -8,6 +8,10 @@ Layout of ``DIR`` (default ``./.kubeshore``)::
     cloud/             cloudcore's data dir: the embedded API server's store, CA, admin.kubeconfig
     nodes/<node>/      `kubeshore join`'s data dir: edgecore.yaml, the edge store, mosquitto.conf,
                        the DMI socket and the mappers' sockets
+    nodes/<node>/mqtt/ the broker's users (edgecore, mapper, app: <user>.password), its hashed
+                       password file and ACL (docs/security.md)
+
+Everything is owner-only (0700 directories, 0600 files): it holds the CA key, Secrets and passwords.
     nodegroups.yaml    two NodeGroups, written when the examples bring none
     examples-applied   present once examples/ was applied (a resume does not apply it again)
 
@@ -19,9 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import json
+import secrets
 import shutil
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +39,7 @@ from typing import Any
 
 import yaml
 
+from kubeshore import filemodes
 from kubeshore.up._kubectl import Kubectl
 from kubeshore.up._processes import ProcessFailed, Service, Supervisor
 
@@ -44,6 +52,29 @@ EXAMPLE_MODBUS_IP = "192.168.10.20"
 NODE_GROUPS: dict[str, str] = {"edge-1": "site-a", "edge-2": "site-b"}
 QUICKSTART = Path(__file__).with_name("quickstart.yaml")
 REPO_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+# Who may do what on a node's broker (docs/security.md): edgecore owns the twin topics; mappers write
+# reports and states and read results; applications (user "app") only read.
+MQTT_USERS = ("edgecore", "mapper", "app")
+MQTT_ACL = """\
+user edgecore
+topic readwrite $hw/events/#
+topic readwrite $ke/events/#
+
+user mapper
+topic write $hw/events/device/+/+/twin/update
+topic write $hw/events/device/+/+/state/update
+topic write $hw/events/node/+/membership/get
+topic read $hw/events/device/+/+/twin/update/#
+topic read $hw/events/device/+/+/updated
+topic read $hw/events/node/+/membership/#
+topic readwrite $ke/events/#
+
+user app
+topic read $hw/events/#
+topic read $ke/events/#
+"""
 
 
 class PlanError(Exception):
@@ -314,6 +345,8 @@ class Plan:
         out = []
         if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
             out.append("mosquitto (the MQTT broker): apt-get install mosquitto, or run `make up` as root")
+        elif shutil.which("mosquitto_passwd") is None:
+            out.append("mosquitto_passwd (comes with mosquitto): apt-get install mosquitto")
         if not Kubectl.available():
             out.append("kubectl: install it from your distribution (kubernetes-client) or kubernetes.io")
         for name in ("cloudcore", "edgecore"):
@@ -339,6 +372,8 @@ class Plan:
             "--standalone",
             "--data-dir",
             str(self.cloud_dir),
+            "--bind",
+            "127.0.0.1",
             "--apiserver-port",
             str(self.ports.apiserver),
             "--websocket-port",
@@ -355,16 +390,55 @@ class Plan:
 
         return Service("cloudcore", argv, env=CHILD_ENV, ready=ready, stop_last=True)
 
+    def mqtt_dir(self, node: str) -> Path:
+        return self.node_dir(node) / "mqtt"
+
+    def mqtt_password_file(self, node: str, user: str) -> Path:
+        return self.mqtt_dir(node) / f"{user}.password"
+
+    def mqtt_credentials(self, node: str) -> None:
+        """Each user's password (made once, kept for later runs), the broker's hashed password file
+        and its ACL."""
+        d = filemodes.private_dir(self.mqtt_dir(node))
+        lines = []
+        for user in MQTT_USERS:
+            path = self.mqtt_password_file(node, user)
+            if not path.exists():
+                filemodes.write_private(path, secrets.token_urlsafe(24).encode())
+            lines.append(f"{user}:{path.read_text().strip()}\n")
+        passwd = d / "passwd"
+        filemodes.write_private(passwd, "".join(lines).encode())
+        # Hashed in place from a file: a password among the arguments would show in ps.
+        done = subprocess.run(
+            [shutil.which("mosquitto_passwd") or "mosquitto_passwd", "-U", str(passwd)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if done.returncode != 0:
+            raise PlanError(
+                f"mosquitto_passwd -U {passwd} failed: {done.stderr.strip() or done.stdout.strip()}"
+            )
+        filemodes.write_private(d / "acl", MQTT_ACL.encode())
+
     def mosquitto(self, node: str) -> Service:
         conf = self.node_dir(node) / "mosquitto.conf"
-        conf.parent.mkdir(parents=True, exist_ok=True)
-        conf.write_text(
-            f"# written by kubeshore up: the MQTT broker of edge node {node}\n"
-            f"listener {self.ports.nodes[node].mqtt} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence false\n"
-            # Otherwise small messages wait for the subscriber's delayed ACK: ~40 ms per twin document.
-            "set_tcp_nodelay true\n"
+        self.mqtt_credentials(node)
+        filemodes.write_private(
+            conf,
+            (
+                f"# written by kubeshore up: the MQTT broker of edge node {node}\n"
+                # Run as this user (mosquitto started as root would switch to user mosquitto, which
+                # cannot read the owner-only password file).
+                f"user {getpass.getuser()}\n"
+                f"listener {self.ports.nodes[node].mqtt} 127.0.0.1\n"
+                "allow_anonymous false\n"
+                f"password_file {self.mqtt_dir(node) / 'passwd'}\n"
+                f"acl_file {self.mqtt_dir(node) / 'acl'}\n"
+                "persistence false\n"
+                # Otherwise small messages wait for the subscriber's delayed ACK: ~40 ms per twin document.
+                "set_tcp_nodelay true\n"
+            ).encode(),
         )
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         port = self.ports.nodes[node].mqtt
@@ -480,6 +554,10 @@ class Plan:
             str(p.metrics),
             "--mqtt-url",
             f"tcp://127.0.0.1:{p.mqtt}",
+            "--mqtt-username",
+            "edgecore",
+            "--mqtt-password-file",
+            str(self.mqtt_password_file(node, "edgecore")),
             "--dmi-socket",
             str(self.dmi_socket(node)),
         )
@@ -520,7 +598,9 @@ class Plan:
 
         async def create_token() -> None:
             out = await sup.run_once(
-                "token", kubeshore_argv("token", "create", "--data-dir", str(self.cloud_dir))
+                "token",
+                kubeshore_argv("token", "create", "--data-dir", str(self.cloud_dir)),
+                secret_stdout=True,
             )
             lines = [line.strip() for line in out.splitlines() if line.strip()]
             if not lines:
@@ -531,8 +611,11 @@ class Plan:
             async def run() -> None:
                 if "value" not in token:
                     await create_token()
-                self.node_dir(node).mkdir(parents=True, exist_ok=True)
-                await sup.run_once(f"join-{node}", self.join_argv(node, token["value"]))
+                filemodes.private_dir(self.node_dir(node))
+                self.mqtt_credentials(node)
+                await sup.run_once(
+                    f"join-{node}", self.join_argv(node, token["value"]), secret=[token["value"]]
+                )
 
             return run
 
@@ -581,6 +664,7 @@ def describe(plan: Plan) -> dict[str, Any]:
         "nodes": {
             node: {
                 "mqtt": f"127.0.0.1:{p.mqtt}",
+                "mqtt_app_password_file": str(plan.mqtt_password_file(node, "app")),
                 "metaserver": f"http://127.0.0.1:{p.metaserver}",
                 "mapper_rest": f"http://127.0.0.1:{p.rest}",
                 **({"modbus_mapper_rest": f"http://127.0.0.1:{p.modbus_rest}"} if p.modbus_rest else {}),

@@ -17,6 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
+from kubeshore import filemodes
 from kubeshore.up._plan import REPO_EXAMPLES, Plan, PlanError, describe, load_or_choose_ports
 from kubeshore.up._processes import (
     LOG_DIR,
@@ -104,7 +105,9 @@ def _announce_moved(console: Console, plan: Plan) -> None:
 
 
 def _prepare(data_dir: Path, args: argparse.Namespace) -> Plan:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    # Holds the CA key, the stores and every Secret: owner-only (docs/security.md).
+    filemodes.private_dir(data_dir)
+    filemodes.secure_tree(data_dir)
     plan = Plan(
         data_dir, load_or_choose_ports(data_dir, well_known=not args.random_ports), examples=args.examples
     )
