@@ -279,8 +279,8 @@ def test_mapper_guide_as_written(platform: tuple[Path, float, float], tmp_path: 
                 pytest.fail(f"acme-sensor-1 reports {values()}; logs:\n{logs[-4000:]}")
             time.sleep(0.5)
         looked = subprocess.run(
-            ["bash", "-c", "set -euo pipefail\n. .venv/bin/activate\n"
-             "export KUBECONFIG=$PWD/.kubeshore/cloud/admin.kubeconfig\n" + look],
+            # In the shell the guide's first block left: its venv and exports (the first two lines).
+            ["bash", "-c", "set -euo pipefail\n" + "".join(setup.splitlines(True)[:2]) + look],
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert looked.returncode == 0, looked.stdout + looked.stderr
