@@ -105,7 +105,9 @@ class Stack(Processes):
         self.ports = json.loads(state.read_text())
         self.kubeconfig = str(data / "admin.kubeconfig")
 
-    def join_edge(self, name: str = "edge-1", data_dir: Path | None = None, extra: tuple[str, ...] = ()) -> Path:
+    def join_edge(
+        self, name: str = "edge-1", data_dir: Path | None = None, extra: tuple[str, ...] = ()
+    ) -> Path:
         """Join node ``name`` (files under ``data_dir``, default ``edge_dir``; ``extra``: more join flags);
         returns its edgecore.yaml."""
         data_dir = data_dir or self.edge_dir
