@@ -156,10 +156,12 @@ def _sandboxes(containerd: Containerd) -> list[int]:
 
 
 def test_edgecore_kill9_adopts_running_containers(stack: PodStack, containerd: Containerd) -> None:
+    others = set(containerd.container_pids())
     stack.apply(pod_manifest("steady", "exec sleep 3600"))
     before = wait_for(lambda: stack.running("steady"), 60, "steady Running")
     cid = before["status"]["containerStatuses"][0]["containerID"]
-    pids = set(containerd.container_pids())
+    # Only this pod's processes: other tests' crashing containers come and go meanwhile.
+    pids = wait_for(lambda: set(containerd.container_pids()) - others, 30, "steady's processes")
     stack.kill9("edgecore")
     stack.start_edgecore()
     time.sleep(5)  # several sync passes of the restarted edged
