@@ -31,6 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_logging_flags(p)
     ns = p.parse_args(list(sys.argv[1:] if argv is None else argv))
     setup_from_args(ns)
+    from kubeshore.filemodes import FileModeError, private_umask, secure_tree
+
+    private_umask()
     from edgecore.config import EdgeCoreConfig
 
     try:
@@ -53,6 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"edgecore: {label} file {path} does not exist (run 'kubeshore join' first)", file=sys.stderr
             )
             return 2
+    try:
+        for path in {cfg.data_dir, cfg.certs.key_file, cfg.database.path.parent}:
+            secure_tree(path)
+    except FileModeError as exc:
+        print(f"edgecore: {exc}", file=sys.stderr)
+        return 2
 
     async def runner() -> None:
         from edgecore._node import EdgeNode
@@ -73,9 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             await node.stop()
 
+    from edgecore.metamanager import StoreOpenError
+
     try:
         asyncio.run(runner())
-    except OSError as exc:
+    except (OSError, StoreOpenError) as exc:
+        # One line, no traceback: these are the operator's to fix (paths, permissions, disk).
         print(f"edgecore: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -11,6 +11,7 @@ from kubeclient._client import (
     ENDPOINTSLICES,
     EVENTS,
     JSON_PATCH,
+    LEASES,
     MERGE_PATCH,
     NAMESPACES,
     NODES,
@@ -26,6 +27,7 @@ from kubeclient._client import (
     object_key,
     split_api_version,
 )
+from kubeclient._events import EventRecorder
 from kubeclient._informer import EventHandler, Informer, wait_synced
 from kubeclient._workqueue import WorkQueue
 
@@ -37,6 +39,7 @@ __all__ = [
     "ENDPOINTSLICES",
     "EVENTS",
     "JSON_PATCH",
+    "LEASES",
     "MERGE_PATCH",
     "NAMESPACES",
     "NODES",
@@ -46,6 +49,7 @@ __all__ = [
     "STRATEGIC_MERGE_PATCH",
     "ApiError",
     "EventHandler",
+    "EventRecorder",
     "Informer",
     "Kube",
     "Obj",
