@@ -1,6 +1,7 @@
 """edgecore configuration (``edgecore.yaml``, written by ``kubeshore join``).
 
-Every path and port is configurable so several nodes can run side by side without root.
+Every path and port is configurable so several nodes can run side by side without root. KubeEdge's
+own ``edgecore.yaml`` (``edgecore.config.kubeedge.io/v1alpha2``) is read too (``_kubeedge_config``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic.alias_generators import to_camel
 
+from edgecore import _kubeedge_config
 from kubeshore.config import ConfigModel
 
 
@@ -30,6 +32,9 @@ class EdgeHubConfig(_Camel):
     reconnect_initial: float = Field(1.0, gt=0, description="first reconnect delay (seconds)")
     reconnect_max: float = Field(30.0, gt=0, description="largest reconnect delay (seconds)")
     rotate_certificates: bool = True
+    token: str | None = Field(
+        None, repr=False, description="join token: the node certificate is requested with it when missing"
+    )
     max_frame_bytes: int = Field(8 * 1024 * 1024, ge=1024)
 
 
@@ -71,6 +76,8 @@ class DmiConfig(_Camel):
 
 
 class EdgeCoreConfig(_Camel):
+    foreign_formats = {_kubeedge_config.API_VERSION: _kubeedge_config.translate}
+
     node_name: str = Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     data_dir: Path
     edge_hub: EdgeHubConfig

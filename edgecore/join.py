@@ -38,6 +38,26 @@ from kubeshore.jointoken import JoinToken, TokenError
 DEFAULT_HTTPS_PORT = 10002
 
 
+def obtain_certificates(
+    https_addr: Address, node_name: str, token: JoinToken, ca_file: Path, cert_file: Path, key_file: Path
+) -> None:
+    """Fetch the CA (checked against the token's hash) and a node certificate requested with the token;
+    write them to the given files. Raises ``CertificateRequestError`` saying what failed."""
+    ca_der = fetch_ca(https_addr)
+    if not token.matches_ca(ca_der):
+        raise CertificateRequestError(
+            f"the CA served by {https_addr} does not match the token's CA hash: "
+            "wrong token or wrong cloudcore"
+        )
+    from cryptography import x509
+
+    ca_pem = pki.cert_to_pem(x509.load_der_x509_certificate(ca_der))
+    cert_pem, key_pem = request_certificate(https_addr, node_name, ca_pem, bearer=token.jwt)
+    ca_file.parent.mkdir(parents=True, exist_ok=True)
+    ca_file.write_bytes(ca_pem)
+    write_certificate(cert_file, key_file, cert_pem, key_pem)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="kubeshore join", description="join this machine to cloudcore as an edge node"
@@ -71,26 +91,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(f"--token: {exc}", 2)
     data_dir: Path = ns.data_dir.resolve()
     https_addr = Address(ws_addr.host, ns.https_port)
-    try:
-        ca_der = fetch_ca(https_addr)
-    except CertificateRequestError as exc:
-        return fail(str(exc))
-    if not token.matches_ca(ca_der):
-        return fail(
-            f"the CA served by {https_addr} does not match the token's CA hash: "
-            "wrong token or wrong cloudcore"
-        )
-    from cryptography import x509
-
-    ca_pem = pki.cert_to_pem(x509.load_der_x509_certificate(ca_der))
-    try:
-        cert_pem, key_pem = request_certificate(https_addr, ns.node_name, ca_pem, bearer=token.jwt)
-    except CertificateRequestError as exc:
-        return fail(str(exc))
     certs = data_dir / "certs"
-    certs.mkdir(parents=True, exist_ok=True)
-    (certs / "ca.crt").write_bytes(ca_pem)
-    write_certificate(certs / "server.crt", certs / "server.key", cert_pem, key_pem)
+    try:
+        obtain_certificates(
+            https_addr, ns.node_name, token, certs / "ca.crt", certs / "server.crt", certs / "server.key"
+        )
+    except CertificateRequestError as exc:
+        return fail(str(exc))
     try:
         cfg = EdgeCoreConfig(
             node_name=ns.node_name,
