@@ -54,6 +54,9 @@ class _Reader:
         """The value at ``path`` (marked used); with ``to``, also set as kubeshore's key ``to``."""
         value = self.get(path)
         self.used.add(path)
+        if to is not None:
+            # Also when absent: "Field required" then names the KubeEdge key to set.
+            self.origin[to] = path
         if value is None or value == "":
             return None
         if convert is not None:
@@ -64,7 +67,6 @@ class _Reader:
             for part in parents:
                 node = node.setdefault(part, {})
             node[last] = value
-            self.origin[to] = path
         return value
 
     def ignored(self) -> list[str]:

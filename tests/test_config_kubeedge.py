@@ -95,6 +95,7 @@ def test_broker_credentials_tls_and_edged_map(tmp_path: Path) -> None:
             "modules.edged.hostnameOverride (kubeshore nodeName)",
         ),
         ({"edgeHub": {"websocket": {"enable": False}}}, "modules.edgeHub.websocket.enable: false"),
+        ({"edged": {"enable": False}}, "modules.edged.hostnameOverride (kubeshore nodeName): Field required"),
         ({"edgeHub": {"heartbeat": "15s"}}, "modules.edgeHub.heartbeat: expected a number of seconds"),
         (
             {
