@@ -6,6 +6,10 @@ its Ready condition is True and ``lastHeartbeatTime`` is refreshed every
 ``status_update_period``. A node whose last traffic (any bytes: pings, keepalives, messages) is
 older than ``grace_period`` becomes Ready=Unknown, whether its session is still open (a frozen
 process, a black-holed network) or already closed; fresh traffic or a reconnect makes it Ready.
+
+While a node is live its Lease (``kube-node-lease/<node>``) is renewed every ``LEASE_RENEW_PERIOD``,
+as a kubelet's is: a real cluster's node-lifecycle controller marks a node whose Lease and status are
+both older than its grace period (50 s) Unknown and taints it ``node.kubernetes.io/unreachable``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import time
 from typing import Any
 
 from cloudcore.cloudhub import CloudHub
-from kubeclient import NODES, ApiError, Kube, Obj
+from kubeclient import LEASES, NODES, ApiError, Kube, Obj
 from kubeshore.message import (
     NULL_NAMESPACE,
     RT_NODE,
@@ -34,6 +38,10 @@ METASERVER_PORT_ANNOTATION = "kubeshore.io/metaserver-port"
 
 EDGE_ROLE_LABEL = "node-role.kubernetes.io/edge"
 _REPORTED_FIELDS = ("addresses", "capacity", "allocatable", "nodeInfo", "daemonEndpoints")
+# A kubelet's defaults: a 40 s lease renewed every quarter of that.
+LEASE_DURATION = 40
+LEASE_RENEW_PERIOD = 10.0
+LEASE_NAMESPACE = "kube-node-lease"
 
 
 def _now() -> str:
@@ -81,6 +89,8 @@ class NodeLifecycle:
         self._want: dict[str, str] = {}
         self._writers: dict[str, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
+        self.lease_renewed: dict[str, float] = {}
+        self._renewing: dict[str, asyncio.Task[None]] = {}
         hub.on_connect(self._connected)
         hub.on_disconnect(self._disconnected)
         hub.add_validator(validate_node_message)
@@ -235,6 +245,45 @@ class NodeLifecycle:
         self.ready[node] = ready
         self.last_written[node] = time.monotonic()
 
+    def _renew_lease(self, node: str) -> None:
+        spec = {
+            "holderIdentity": node,
+            "leaseDurationSeconds": LEASE_DURATION,
+            "renewTime": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        }
+        try:
+            self.kube.patch(LEASES, node, {"spec": spec}, namespace=LEASE_NAMESPACE)
+            return
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+        owner = self.kube.get(NODES, node)
+        if owner is None:
+            return  # the Node is (re)created by the next write; its Lease follows
+        metadata: dict[str, Any] = {
+            "name": node,
+            "namespace": LEASE_NAMESPACE,
+            # As a kubelet's: deleting the Node deletes its Lease.
+            "ownerReferences": [
+                {"apiVersion": "v1", "kind": "Node", "name": node, "uid": owner["metadata"]["uid"]}
+            ],
+        }
+        lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": spec}
+        try:
+            self.kube.create(LEASES, lease, namespace=LEASE_NAMESPACE)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+
+    async def _lease(self, node: str) -> None:
+        try:
+            await self.kube.run(self._renew_lease, node)
+            self.lease_renewed[node] = time.monotonic()
+        except Exception as exc:
+            log.warning("node %s: renewing its Lease failed: %s", node, exc)
+        finally:
+            self._renewing.pop(node, None)
+
     async def _monitor(self) -> None:
         tick = max(0.2, min(1.0, self.grace_period / 5))
         while True:
@@ -247,6 +296,14 @@ class NodeLifecycle:
                     self.last_seen[node] = traffic
                 seen = self.last_seen[node]
                 silent = now - seen
+                if (
+                    session is not None
+                    and silent <= self.grace_period
+                    and self.ready.get(node) == "True"
+                    and node not in self._renewing
+                    and now - self.lease_renewed.get(node, 0) > LEASE_RENEW_PERIOD
+                ):
+                    self._renewing[node] = asyncio.create_task(self._lease(node), name=f"lease-{node}")
                 if node in self._writers:
                     continue
                 if silent > self.grace_period:
