@@ -77,9 +77,9 @@ SECRETS = Resource("", "v1", "secrets", "Secret", True)
 SERVICES = Resource("", "v1", "services", "Service", True)
 ENDPOINTS = Resource("", "v1", "endpoints", "Endpoints", True)
 EVENTS = Resource("", "v1", "events", "Event", True)
+LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease", True)
 ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True)
 DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment", True)
-LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease", True)
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False)
 
 

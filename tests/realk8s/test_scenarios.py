@@ -316,7 +316,7 @@ def test_cloud_kill9(stack: Stack) -> None:
 
     if stack.cluster:
         change()  # the cluster lives on while cloudcore is down
-    stack.start_cloudcore(**yaml.safe_load((stack.tmp / "cloudcore.yaml").read_text()))
+    stack.start_cloudcore(same_ports=True, **yaml.safe_load((stack.tmp / "cloudcore.yaml").read_text()))
     stack.start_nodegroup_controller()
     if stack.cluster is None:
         change()  # standalone cloudcore is the API server too
@@ -371,6 +371,9 @@ def test_edge_kill9_notready_and_back(stack: Stack) -> None:
 # Granted but not called in these scenarios, each for a reason (anything else granted and unused fails).
 NOT_EXERCISED: dict[tuple[str, str, str, str], str] = {
     ("cloudcore", "", "secrets", "patch"): "the stored join token renewed when it nears its expiry",
+    ("cloudcore", "", "pods", "get"): "pods the edge runs (tests/pods, with containerd)",
+    ("cloudcore", "", "pods", "delete"): "pods the edge runs (tests/pods, with containerd)",
+    ("cloudcore", "", "pods/status", "patch"): "pods the edge runs (tests/pods, with containerd)",
     (
         "cloudcore",
         "devices.kubeedge.io",
