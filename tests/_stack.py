@@ -181,8 +181,11 @@ class Stack(Processes):
             env=self._traced("nodegroup-controller"),
         )  # fmt: skip
 
-    def join_edge(self, name: str = "edge-1", data_dir: Path | None = None) -> Path:
-        """Join node ``name`` (files under ``data_dir``, default ``edge_dir``); returns its edgecore.yaml."""
+    def join_edge(
+        self, name: str = "edge-1", data_dir: Path | None = None, extra: tuple[str, ...] = ()
+    ) -> Path:
+        """Join node ``name`` (files under ``data_dir``, default ``edge_dir``; ``extra``: more join flags);
+        returns its edgecore.yaml."""
         data_dir = data_dir or self.edge_dir
         where = ["--kubeconfig", self.kubeconfig] if self.cluster else ["--data-dir", str(self.tmp / "cloud")]
         token = subprocess.run(
@@ -194,7 +197,7 @@ class Stack(Processes):
              "--https-port", str(self.ports["httpsPort"]), "--token", token, "--node-name", name,
              "--data-dir", str(data_dir), "--metaserver-port", "0", "--metrics-port", "0",
              "--mqtt-url", self.broker,
-             "--dmi-socket", str(data_dir / "dmi.sock")],
+             "--dmi-socket", str(data_dir / "dmi.sock"), *extra],
             capture_output=True, text=True, check=True, timeout=60,
         )  # fmt: skip
         cfg_path = data_dir / "edgecore.yaml"
