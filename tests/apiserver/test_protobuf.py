@@ -1,0 +1,325 @@
+"""Kubernetes' protobuf form of built-in kinds: bodies Go clients really sent, the types whose JSON form
+differs from their protobuf form, answers and watches in protobuf, and the generated modules' freshness.
+
+``tests/fixtures/protobuf/*.bin`` are request bodies captured from real Go clients (``kubectl create
+... -v=10``; KubeEdge's cloudcore at ``-v=10`` for ``kubeedge-*``), byte for byte.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import ssl
+import struct
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from cloudcore.apiserver import EmbeddedAPIServer
+from k8sproto import generate
+from kubeapi import _protobuf
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "protobuf"
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+
+
+def _fixture(name: str) -> dict[str, Any]:
+    return _protobuf.decode((FIXTURES / f"{name}.bin").read_bytes())
+
+
+def _message(full_name: str) -> Any:
+    return _protobuf._class(full_name)()
+
+
+def _wrap(api_version: str, kind: str, msg: Any) -> bytes:
+    envelope = _message("k8s.io.apimachinery.pkg.runtime.Unknown")
+    envelope.typeMeta.apiVersion = api_version
+    envelope.typeMeta.kind = kind
+    envelope.raw = msg.SerializeToString()
+    return bytes(b"k8s\x00" + envelope.SerializeToString())
+
+
+def _field_strings(value: Any) -> list[str]:
+    """String values of object fields (not list items: ``apiGroups: [""]`` is meant)."""
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in ([v] if isinstance(v, str) else _field_strings(v))]
+    if isinstance(value, list):
+        return [s for v in value if isinstance(v, (dict, list)) for s in _field_strings(v)]
+    return []
+
+
+# -- what Go clients sent ----------------------------------------------------------------------
+
+
+def test_kubectl_bodies_decode_to_kubernetes_json() -> None:
+    deployment = _fixture("deployment")
+    assert deployment["apiVersion"] == "apps/v1" and deployment["kind"] == "Deployment"
+    # gogo writes every non-pointer field: empty strings and the zero Time are not kept ...
+    assert deployment["metadata"] == {"name": "web", "labels": {"app": "web"}}
+    # ... a pointer set to zero is (kubectl create deployment --replicas=0).
+    assert deployment["spec"]["replicas"] == 0
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "nginx:1.27" and container["ports"][0]["containerPort"] == 8080
+
+    service = _fixture("service-nodeport")
+    assert service["spec"]["type"] == "NodePort"
+    assert service["spec"]["ports"][0]["port"] == 80
+    assert service["spec"]["ports"][0]["targetPort"] == "http"  # IntOrString holding a string
+
+    configmap = _fixture("configmap")
+    assert configmap["data"] == {"a": "1"} and configmap["binaryData"] == {"blob": "AAEC/w=="}
+    secret = _fixture("secret")
+    assert secret["type"] == "kubernetes.io/basic-auth"
+    assert secret["data"] == {"username": "YWRtaW4=", "password": "czNjcjN0"}
+
+    role = _fixture("role")
+    assert role["rules"] == [
+        {
+            "verbs": ["get", "list"],
+            "apiGroups": [""],
+            "resources": ["pods", "configmaps"],
+            "resourceNames": ["x"],
+        }
+    ]
+    binding = _fixture("rolebinding")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r1"}
+    assert {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "alice"} in binding["subjects"]
+    assert _fixture("namespace")["metadata"] == {"name": "ns1"}
+
+
+def test_kubeedge_cloudcore_bodies_decode_to_kubernetes_json() -> None:
+    node = _fixture("kubeedge-node")
+    ready = node["status"]["conditions"][0]
+    assert ready["type"] == "Ready" and ready["status"] == "True"
+    assert ready["lastHeartbeatTime"] == "2026-12-05T03:13:16Z"  # Time: seconds, RFC 3339
+    assert node["status"]["capacity"] == {"pods": "110", "memory": "24683792Ki", "cpu": "2"}  # Quantity
+    assert node["status"]["daemonEndpoints"] == {"kubeletEndpoint": {"Port": 0}}  # Go's JSON name
+    assert {"type": "InternalIP", "address": "127.0.0.1"} in node["status"]["addresses"]
+
+    lease = _fixture("kubeedge-lease-create")
+    assert lease["spec"] == {
+        "holderIdentity": "ks-edge-1",
+        "leaseDurationSeconds": 40,
+        "renewTime": "2026-12-05T03:13:16.791595Z",  # MicroTime: microseconds
+    }
+    assert lease["metadata"]["ownerReferences"][0]["kind"] == "Node"
+    assert _fixture("kubeedge-lease-update")["metadata"]["resourceVersion"] == "68"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in FIXTURES.glob("*.bin")))
+def test_every_captured_body_round_trips(name: str) -> None:
+    obj = _fixture(name)
+    assert "" not in _field_strings(obj)
+    assert _protobuf.decode(_protobuf.encode(obj)) == obj
+
+
+# -- the types whose JSON is not their protobuf ------------------------------------------------
+
+
+def test_int_or_string_time_and_raw_extension() -> None:
+    svc = _message("k8s.io.api.core.v1.Service")
+    svc.metadata.name = "s"
+    port = svc.spec.ports.add()
+    port.port, port.targetPort.type, port.targetPort.intVal = 80, 0, 8080
+    svc.metadata.creationTimestamp.SetInParent()  # Go's zero time: an empty message
+    svc.metadata.deletionTimestamp.seconds = 0  # the epoch: present, and rendered
+    obj = _protobuf.decode(_wrap("v1", "Service", svc))
+    assert obj["spec"]["ports"] == [{"port": 80, "targetPort": 8080}]
+    assert "creationTimestamp" not in obj["metadata"]
+    assert obj["metadata"]["deletionTimestamp"] == "1970-01-01T00:00:00Z"
+
+    revision = _message("k8s.io.api.apps.v1.ControllerRevision")
+    revision.metadata.name = "r"
+    revision.data.raw = b'{"spec":{"template":{"x":1}}}'
+    revision.revision = 3
+    managed = revision.metadata.managedFields.add()
+    managed.manager, managed.fieldsV1.Raw = "kubectl", b'{"f:data":{}}'
+    obj = _protobuf.decode(_wrap("apps/v1", "ControllerRevision", revision))
+    assert obj["data"] == {"spec": {"template": {"x": 1}}} and obj["revision"] == 3
+    assert obj["metadata"]["managedFields"] == [{"manager": "kubectl", "fieldsV1": {"f:data": {}}}]
+
+
+def test_embedded_go_structs_sit_in_their_parent() -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p"},
+        "spec": {
+            "containers": [
+                {
+                    "name": "c",
+                    "env": [{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k"}}}],
+                    "envFrom": [{"secretRef": {"name": "s"}}],
+                    "livenessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 5},
+                    "resources": {"limits": {"cpu": "250m", "memory": "64Mi"}},
+                }
+            ],
+            "volumes": [{"name": "v", "configMap": {"name": "cm", "defaultMode": 420}}],
+            "terminationGracePeriodSeconds": 0,
+            "automountServiceAccountToken": False,
+        },
+    }
+    wire = _protobuf.encode(pod)
+    msg = _message("k8s.io.api.core.v1.Pod")
+    msg.ParseFromString(_message("k8s.io.apimachinery.pkg.runtime.Unknown").FromString(wire[4:]).raw)
+    # On the wire the embedded structs are messages of their own, as Go's generated.proto has them.
+    assert msg.spec.volumes[0].volumeSource.configMap.localObjectReference.name == "cm"
+    assert msg.spec.containers[0].livenessProbe.handler.httpGet.port.strVal == "http"
+    assert _protobuf.decode(wire) == pod
+
+
+def test_go_durations() -> None:
+    for ns, text in [
+        (0, "0s"),
+        (1, "1ns"),
+        (1_500, "1.5µs"),
+        (1_500_000, "1.5ms"),
+        (1_500_000_000, "1.5s"),
+        (90_000_000_000, "1m30s"),
+        (3_600_000_000_000, "1h0m0s"),
+        (-5_000_000_000, "-5s"),
+    ]:
+        assert _protobuf.format_duration(ns) == text
+        assert _protobuf.parse_duration(text) == ns
+    assert _protobuf.parse_duration("1h30m") == 5_400_000_000_000
+    with pytest.raises(_protobuf.ConversionError):
+        _protobuf.parse_duration("5 minutes")
+
+
+def test_inline_fields_match_the_kubernetes_clients_json_names() -> None:
+    """Every message field the official client's models have no JSON name for is an embedded struct
+    (``INLINE_FIELDS``), and every embedded struct is one: the list is checked, not trusted."""
+    models = importlib.import_module("kubernetes.client.models")
+    pool = _protobuf._pool()
+    missing = set()
+    for module in ("core_v1", "apps_v1", "autoscaling_v1", "coordination_v1", "discovery_v1", "rbac_v1"):
+        group = module.split("_")[0].capitalize()
+        for name, descriptor in pool.FindFileByName(
+            f"k8sproto/api/{module}.proto"
+        ).message_types_by_name.items():
+            model = getattr(models, f"V1{name}", None) or getattr(models, f"{group}V1{name}", None)
+            if model is None:
+                continue
+            names = set(model.attribute_map.values())
+            missing |= {(descriptor.full_name, f.name) for f in descriptor.fields if f.name not in names}
+    assert missing == set(_protobuf.INLINE_FIELDS)
+
+
+def test_kinds_without_a_message() -> None:
+    assert _protobuf.message_name("apps/v1", "Deployment") == "k8s.io.api.apps.v1.Deployment"
+    assert _protobuf.message_name("rbac.authorization.k8s.io/v1", "Role") == "k8s.io.api.rbac.v1.Role"
+    assert (
+        _protobuf.message_name("apps/v1", "DeleteOptions")
+        == "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions"
+    )
+    assert _protobuf.message_name("devices.kubeedge.io/v1beta1", "Device") is None
+    assert _protobuf.message_name("apps.kubeedge.io/v1alpha1", "NodeGroup") is None
+    assert _protobuf.message_name("apiextensions.k8s.io/v1", "CustomResourceDefinition") is None
+
+
+def test_accept_negotiation() -> None:
+    assert _protobuf.wants_protobuf("application/vnd.kubernetes.protobuf, */*")  # client-go
+    assert _protobuf.wants_protobuf("application/vnd.kubernetes.protobuf,application/json")  # kubectl
+    assert not _protobuf.wants_protobuf("application/json, */*")
+    assert not _protobuf.wants_protobuf("application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
+    assert not _protobuf.wants_protobuf("application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io")
+    assert not _protobuf.wants_protobuf("")
+
+
+# -- the server ----------------------------------------------------------------------------------
+
+
+class _Client:
+    def __init__(self, server: EmbeddedAPIServer, session: aiohttp.ClientSession) -> None:
+        self.base = server.url
+        self.session = session
+        token = (server.data_dir / "pki" / "admin.token").read_text().strip()
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.ssl = ssl.create_default_context(cafile=str(server.data_dir / "pki" / "ca.crt"))
+
+    async def request(
+        self, method: str, path: str, body: bytes | None = None, *, content_type: str = PROTOBUF, accept: str
+    ) -> tuple[int, str, bytes]:
+        headers = {**self.headers, "Content-Type": content_type, "Accept": accept}
+        async with self.session.request(
+            method, self.base + path, data=body, headers=headers, ssl=self.ssl
+        ) as r:
+            return r.status, r.headers.get("Content-Type", ""), await r.read()
+
+
+async def test_the_server_answers_client_go_in_protobuf(embedded: EmbeddedAPIServer) -> None:
+    client_go = f"{PROTOBUF}, */*"
+    path = "/apis/apps/v1/namespaces/default/deployments"
+    async with aiohttp.ClientSession() as session:
+        c = _Client(embedded, session)
+        status, kind, body = await c.request(
+            "POST", path, (FIXTURES / "deployment.bin").read_bytes(), accept=client_go
+        )
+        assert status == 201 and kind == PROTOBUF, body
+        created = _protobuf.decode(body)
+        assert created["metadata"]["uid"] and created["spec"]["replicas"] == 0
+
+        status, kind, body = await c.request("GET", f"{path}/web", accept="application/json")
+        assert kind == "application/json" and json.loads(body)["spec"]["replicas"] == 0
+        status, kind, body = await c.request("GET", path, accept=client_go)
+        listed = _protobuf.decode(body)
+        assert kind == PROTOBUF and listed["kind"] == "DeploymentList"
+        assert [i["metadata"]["name"] for i in listed["items"]] == ["web"]
+        assert listed["metadata"]["resourceVersion"]
+
+        # A custom resource has no protobuf form: JSON, as kube-apiserver answers for CRDs.
+        status, kind, _ = await c.request(
+            "GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", accept=client_go
+        )
+        assert status == 200 and kind == "application/json"
+
+        # The watch: length-prefixed WatchEvents whose objects carry the k8s envelope.
+        watch = f"{path}?watch=true&resourceVersion=0&timeoutSeconds=1"
+        status, kind, body = await c.request("GET", watch, accept=client_go)
+        assert status == 200 and kind == _protobuf.WATCH_PROTOBUF
+        (length,) = struct.unpack(">I", body[:4])
+        assert len(body) == 4 + length
+        event = _message("k8s.io.apimachinery.pkg.apis.meta.v1.WatchEvent").FromString(body[4:])
+        assert event.type == "ADDED"
+        assert _protobuf.decode(event.object.raw)["metadata"]["uid"] == created["metadata"]["uid"]
+
+        # DeleteOptions in protobuf, as client-go sends them with a delete.
+        options = _message("k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions")
+        options.propagationPolicy = "Orphan"
+        status, kind, body = await c.request(
+            "DELETE", f"{path}/web", _wrap("apps/v1", "DeleteOptions", options), accept=client_go
+        )
+        assert status == 200 and kind == PROTOBUF, body
+
+
+def test_edge_imports_no_protobuf_module_until_asked() -> None:
+    """The MetaServer shares kubeapi.server; importing it loads none of the generated modules."""
+    import subprocess
+    import sys
+
+    code = "import sys, kubeapi.server; print(sorted(m for m in sys.modules if m.startswith('k8sproto')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# -- generated modules ---------------------------------------------------------------------------
+
+_PROTOS = generate.DEFAULT_PROTO_ROOT
+needs_protos = pytest.mark.skipif(not _PROTOS.is_dir(), reason=f"no Kubernetes protos in {_PROTOS}")
+
+
+@needs_protos
+def test_generated_modules_are_fresh() -> None:
+    stale = generate.stale(generate.KUBERNETES_API)
+    assert stale == [], f"stale Kubernetes protobuf modules {stale}: run python -m k8sproto.generate"
+
+
+@needs_protos
+def test_check_flags_a_stale_module(tmp_path: Path) -> None:
+    shutil.copytree(generate.KUBERNETES_API.directory, tmp_path, dirs_exist_ok=True)
+    (tmp_path / "rbac_v1_pb2.py").write_text("# edited by hand\n")
+    (tmp_path / "intstr_pb2.py").unlink()
+    assert generate.stale(generate.KUBERNETES_API, tmp_path) == ["intstr_pb2.py", "rbac_v1_pb2.py"]
