@@ -17,16 +17,22 @@ from typing import Any
 
 import yaml
 
-from cloudcore._identity import current_token, load_or_create_ca
+from cloudcore._identity import current_token, has_certificate, load_or_create_ca, record_certificate
 from cloudcore._metrics import Metrics
 from cloudcore._resources import CLUSTEROBJECTSYNCS
 from cloudcore.cloudhub import CertServer, CloudHub, CloudHubSettings
 from cloudcore.config import CloudCoreConfig
 from cloudcore.devicecontroller import DeviceController
-from cloudcore.edgecontroller import EdgeController, NodeGroupViews, NodeLifecycle
+from cloudcore.edgecontroller import (
+    EdgeController,
+    EdgeEvents,
+    NodeGroupViews,
+    NodeLifecycle,
+    PodStatusWriter,
+)
 from cloudcore.sync import NodeSyncer, ObjectSyncStore
-from kubeclient import CRDS, NODES, ApiError, Kube
-from kubeshore import pki
+from kubeclient import CRDS, NODES, ApiError, EventRecorder, Kube
+from kubeshore import filemodes, pki
 
 log = logging.getLogger("cloudcore")
 
@@ -44,7 +50,7 @@ def _ssl_contexts(
     ca: pki.CertificateAuthority, names: list[str], workdir: Path
 ) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     cert, key = ca.issue("cloudcore", organization="KubeEdge", server_names=names, server=True)
-    workdir.mkdir(parents=True, exist_ok=True)
+    filemodes.private_dir(workdir)
     cert_file, key_file = workdir / "server.crt", workdir / "server.key"
     cert_file.write_bytes(pki.cert_to_pem(cert) + pki.cert_to_pem(ca.cert))
     pki.write_private(key_file, pki.key_to_pem(key))
@@ -140,21 +146,31 @@ class CloudCore:
         )
         self.edgecontroller = EdgeController(self.kube, hub, syncer)
         self.nodegroup_views = NodeGroupViews(self.kube, hub, syncer, self.edgecontroller)
+        self.events = EventRecorder(self.kube)
+        self.edge_events = EdgeEvents(self.events)
+        self.pods = PodStatusWriter(self.kube)
         self.devicecontroller = DeviceController(
             self.kube,
             hub,
             syncer,
+            events=self.events,
             flush_interval=cfg.device_status_flush_interval,
             status_writers=cfg.device_status_writers,
+            refresh_interval=cfg.device_status_refresh_interval,
         )
 
         async def default_upstream(node: str, msg: Any) -> None:
-            if not await self.nodes.handle_upstream(node, msg):
+            if (
+                not self.edge_events.handle_upstream(node, msg)
+                and not await self.pods.handle_upstream(node, msg)
+                and not await self.nodes.handle_upstream(node, msg)
+            ):
                 log.debug("node %s: unhandled upstream %s %s", node, msg.route.operation, msg.route.resource)
 
         hub.set_default_upstream(default_upstream)
         self.metrics = Metrics(hub, self.store, lambda: self.ready, self.devicecontroller)
         await self.metrics.start(cfg.metrics_bind, cfg.metrics_port)
+        await self.events.start()
         await self.store.start()
         await self.nodegroup_views.start()
         await self.edgecontroller.start()
@@ -167,6 +183,8 @@ class CloudCore:
             port=cfg.https_port,
             node_exists=self._node_exists,
             cert_validity=dt.timedelta(days=cfg.edge_cert_validity_days),
+            has_certificate=self._has_certificate,
+            record_issued=self._record_issued,
         )
         await self.certs.start()
         await hub.start()
@@ -184,6 +202,12 @@ class CloudCore:
 
     async def _node_exists(self, name: str) -> bool:
         return await self.kube.run(self.kube.get, NODES, name) is not None
+
+    async def _has_certificate(self, name: str) -> bool:
+        return bool(await self.kube.run(has_certificate, self.kube, name))
+
+    async def _record_issued(self, name: str, not_after: dt.datetime) -> None:
+        await self.kube.run(record_certificate, self.kube, name, not_after.isoformat())
 
     def ports(self) -> dict[str, int]:
         assert self.hub and self.certs and self.metrics
@@ -207,6 +231,7 @@ class CloudCore:
         await self.nodegroup_views.stop()
         await self.devicecontroller.stop()
         await self.nodes.stop()
+        await self.events.stop()
         if self.metrics:
             await self.metrics.stop()
         if self._tmp:
@@ -214,7 +239,7 @@ class CloudCore:
 
 
 def write_state(data_dir: Path, state: dict[str, Any]) -> None:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    filemodes.private_dir(data_dir)
     tmp = data_dir / (STATE_FILE + ".tmp")
     tmp.write_text(json.dumps(state, indent=2) + "\n")
     os.replace(tmp, data_dir / STATE_FILE)
@@ -254,6 +279,9 @@ async def kubernetes_access(cfg: CloudCoreConfig) -> AsyncIterator[tuple[Kube, s
 
 async def run(cfg: CloudCoreConfig, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
+    if cfg.data_dir is not None:
+        filemodes.private_dir(cfg.data_dir)
+        filemodes.secure_tree(cfg.data_dir)
     async with kubernetes_access(cfg) as (kube, kubeconfig, apiserver_port):
         core = CloudCore(cfg, kube)
         await core.start()

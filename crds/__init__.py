@@ -69,6 +69,7 @@ from crds._devices import (
     DBMethodRedis,
     DBMethodTDEngine,
     Device,
+    DeviceConditionType,
     DeviceList,
     DeviceMethod,
     DeviceModel,
@@ -98,6 +99,7 @@ from crds._devices import (
     Twin,
     TwinProperty,
     VisitorConfig,
+    desired_value_problems,
 )
 from crds._reliablesyncs import (
     ClusterObjectSync,
@@ -153,6 +155,7 @@ __all__ = [
     "DBMethodRedis",
     "DBMethodTDEngine",
     "Device",
+    "DeviceConditionType",
     "DeviceList",
     "DeviceMethod",
     "DeviceModel",
@@ -229,6 +232,7 @@ __all__ = [
     "WorkloadScope",
     "WorkloadTemplate",
     "crd_manifest",
+    "desired_value_problems",
     "model_for",
     "openapi_schema",
     "parse_object",

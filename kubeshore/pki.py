@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
-import os
+import re
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from kubeshore import filemodes
+
 _CA_VALIDITY = dt.timedelta(days=100 * 364)
+NODE_CN_PREFIX = "system:node:"
+NODE_ORGANIZATION = "system:nodes"
+_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 DEFAULT_CERT_VALIDITY = dt.timedelta(days=365)
 
 
@@ -136,15 +142,19 @@ class CertificateAuthority:
         return cert, key
 
     def sign_csr(
-        self, csr: x509.CertificateSigningRequest, *, validity: dt.timedelta = DEFAULT_CERT_VALIDITY
+        self,
+        csr: x509.CertificateSigningRequest,
+        *,
+        subject: x509.Name | None = None,
+        validity: dt.timedelta = DEFAULT_CERT_VALIDITY,
     ) -> x509.Certificate:
-        """Sign a client CSR as-is (subject kept); the caller has already authorised the subject."""
+        """Sign a client CSR with ``subject`` (default: the CSR's); the caller has authorised it."""
         if not csr.is_signature_valid:
             raise ValueError("CSR signature is invalid")
         public_key = csr.public_key()
         if not isinstance(public_key, ec.EllipticCurvePublicKey):
             raise ValueError("CSR key must be ECDSA")
-        return self._sign(csr.subject, public_key, [], True, False, validity)
+        return self._sign(subject or csr.subject, public_key, [], True, False, validity)
 
     def _sign(
         self,
@@ -187,6 +197,27 @@ class CertificateAuthority:
         return builder.sign(self.key, hashes.SHA256())
 
 
+def client_tls_context(
+    ca_file: Path | None, cert_file: Path | None = None, key_file: Path | None = None
+) -> ssl.SSLContext:
+    """TLS client context: the server must chain to ``ca_file`` (the system's CAs when None) and match
+    the host name; ``cert_file``/``key_file`` are presented when the server asks for a certificate."""
+    ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert_file is not None and key_file is not None:
+        ctx.load_cert_chain(cert_file, key_file)
+    return ctx
+
+
+def node_subject(node: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, NODE_ORGANIZATION),
+            x509.NameAttribute(NameOID.COMMON_NAME, NODE_CN_PREFIX + node),
+        ]
+    )
+
+
 def new_csr(
     common_name: str, organization: str, key: ec.EllipticCurvePrivateKey
 ) -> x509.CertificateSigningRequest:
@@ -204,9 +235,33 @@ def common_name(cert: x509.Certificate | x509.CertificateSigningRequest) -> str:
     return str(attrs[0].value) if attrs else ""
 
 
+class IdentityError(PermissionError):
+    """A certificate or CSR does not name exactly one node."""
+
+
+def node_identity(subject_of: x509.Certificate | x509.CertificateSigningRequest) -> str:
+    """The one node a certificate or CSR names; the identity rule of the certificate server and cloudhub.
+
+    Exactly one CN ``system:node:<name>`` with a valid node name and exactly one O ``system:nodes``;
+    other attributes (KubeEdge's CSR adds C, L, ST) are allowed. Anything else is refused: a subject
+    with two CNs was read as one node by a check of the first CN and as another by the last.
+    """
+    subject = subject_of.subject
+    cns = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    orgs = subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    if len(cns) != 1:
+        raise IdentityError(f"subject must have exactly one CN {NODE_CN_PREFIX}<node>, has {len(cns)}")
+    if [a.value for a in orgs] != [NODE_ORGANIZATION]:
+        raise IdentityError(
+            f"subject must have exactly one O {NODE_ORGANIZATION}, has {[str(a.value) for a in orgs]}"
+        )
+    cn = str(cns[0].value)
+    name = cn[len(NODE_CN_PREFIX) :]
+    if not cn.startswith(NODE_CN_PREFIX) or len(name) > 253 or not _NODE_NAME.match(name):
+        raise IdentityError(f"CN {cn!r} is not {NODE_CN_PREFIX}<node name>")
+    return name
+
+
 def write_private(path: Path, data: bytes) -> None:
     """Write key material readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    filemodes.write_private(path, data)

@@ -8,20 +8,29 @@ Upstream, ``twin/edge_updated`` and ``state/update`` messages from the edge beco
 DeviceStatus object (same name as the Device, owned by it) through the coalescing StatusWriter;
 a desired value set at the edge (KubeEdge #4166) is written into the Device spec when the spec
 still holds the value the edge replaced.
+
+Conditions (kubeshore's; see ``_conditions``) are written to the Device and its DeviceStatus when
+they change, with a Warning Event when one turns False for a reason the cloud sees (model missing,
+node not ready); the edge records the Events about its mappers itself. Devices of a node that is
+not Ready are ``unknown`` until it is Ready again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 from cloudcore.cloudhub import CloudHub
+from cloudcore.devicecontroller import _conditions as conds
 from cloudcore.devicecontroller._status import StatusWriter
 from cloudcore.sync import NodeSyncer
-from kubeclient import ApiError, Informer, Kube, Obj, Resource
+from kubeclient import NODES, ApiError, EventRecorder, Informer, Kube, Obj, Resource
+from kubeshore.events import WARNING, involved, new_event
 from kubeshore.message import ACK_OK, OP_RESPONSE, SOURCE_DEVICECONTROLLER, SOURCE_TWIN, Message, now_ms
 
 log = logging.getLogger(__name__)
@@ -33,6 +42,9 @@ DEVICESTATUSES = Resource(GROUP, "v1beta1", "devicestatuses", "DeviceStatus", Tr
 GROUP_TWIN = "twin"
 
 Key = tuple[str, str]
+
+#: at most one DeviceStatusRefused Event per device in this many seconds
+_EVENT_INTERVAL = 300.0
 
 
 def _key(obj: Obj) -> Key:
@@ -46,6 +58,24 @@ def _node(obj: Obj | None) -> str:
 
 def _model_name(obj: Obj) -> str:
     return str(((obj.get("spec") or {}).get("deviceModelRef") or {}).get("name") or "")
+
+
+def _node_ready(node: Obj | None) -> bool | None:
+    if node is None:
+        return None
+    for c in (node.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            return bool(c.get("status") == "True")
+    return False
+
+
+def _without_status(obj: Obj) -> Obj:
+    md = {
+        k: v
+        for k, v in (obj.get("metadata") or {}).items()
+        if k not in ("resourceVersion", "managedFields", "generation")
+    }
+    return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": md}
 
 
 def _membership_device(obj: Obj) -> dict[str, Any]:
@@ -67,6 +97,8 @@ class DeviceController:
         *,
         flush_interval: float = 1.0,
         status_writers: int = 4,
+        refresh_interval: float = 60.0,
+        events: EventRecorder | None = None,
     ) -> None:
         self.kube = kube
         self.hub = hub
@@ -74,23 +106,46 @@ class DeviceController:
         self.models = Informer(kube, DEVICEMODELS, self._on_model)
         self.devices = Informer(kube, DEVICES, self._on_device)
         self.statuses = Informer(kube, DEVICESTATUSES, self._on_status)
+        self.nodes = Informer(kube, NODES, self._on_node)
         self.node_of: dict[Key, str] = {}
+        # Devices waiting for the node to acknowledge their model, by (node, model uid).
+        self._after_model: dict[tuple[str, str], set[Key]] = {}
         self.status = StatusWriter(
-            self._patch_status, self._cached_status, flush_interval=flush_interval, concurrency=status_writers
+            self._patch_status,
+            self._cached_status,
+            flush_interval=flush_interval,
+            concurrency=status_writers,
+            properties=self._properties,
+            on_refused=self._refused,
+            refresh_interval=refresh_interval,
         )
+        self._own_events = events is None
+        self.events = events if events is not None else EventRecorder(kube)
+        self._node_ready: dict[str, bool | None] = {}
+        self._edge_conditions: dict[Key, dict[str, conds.Cond]] = {}
+        self._edge_state: dict[Key, str] = {}  # the state the edge last reported
+        self._conditions: dict[Key, list[dict[str, Any]]] = {}  # as last written
+        self._writes: set[asyncio.Task[None]] = set()
+        self._events_at: dict[Key, float] = {}
         syncer.add_source(SOURCE_DEVICECONTROLLER, self.objects_for)
         hub.register_upstream(SOURCE_TWIN, self._upstream)
 
     async def start(self) -> None:
-        for inf in (self.statuses, self.models, self.devices):
+        if self._own_events:
+            await self.events.start()
+        for inf in (self.nodes, self.statuses, self.models, self.devices):
             await inf.start()
             await inf.wait_synced()
         await self.status.start()
 
     async def stop(self) -> None:
         await self.status.stop()
-        for inf in (self.devices, self.models, self.statuses):
+        for inf in (self.devices, self.models, self.statuses, self.nodes):
             await inf.stop()
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+        if self._own_events:
+            await self.events.stop()
 
     # downstream -------------------------------------------------------------------------------
 
@@ -101,7 +156,10 @@ class DeviceController:
                 continue
             model_key = (key[0], _model_name(dev))
             model = self.models.cache.get(model_key)
-            if model is not None and model_key not in models:
+            if model is None:
+                # KubeEdge's edge refuses a Device whose model it has not seen; it follows its model.
+                continue
+            if model_key not in models:
                 models.add(model_key)
                 yield model
             yield dev
@@ -136,11 +194,19 @@ class DeviceController:
         if event == "DELETED":
             self.node_of.pop(key, None)
             self.status.forget(key)
+            for table in (self._edge_conditions, self._edge_state, self._conditions):
+                table.pop(key, None)
             await self._delete_status(key)
         else:
             self.node_of[key] = node
             if (key[0], key[1]) not in self.statuses.cache:
                 await self._ensure_status(obj)
+            if prev != node:
+                self._edge_conditions.pop(key, None)
+                self._edge_state.pop(key, None)
+            self._refresh(key)
+            if old is not None and prev == node and _without_status(old) == _without_status(obj):
+                return  # only status changed (our conditions): nothing for the edge
         if prev and prev != node:
             self._remove_from(prev, old or obj)
         if not node:
@@ -148,9 +214,30 @@ class DeviceController:
         if prev != node:
             self._membership(node, [obj], [])
         model = self.models.cache.get((key[0], _model_name(obj)))
-        if model is not None:
-            self.syncer.push(node, model, module=SOURCE_DEVICECONTROLLER)
-        self.syncer.push(node, obj, module=SOURCE_DEVICECONTROLLER)
+        if model is None:
+            # Sent when its model arrives (_on_model): KubeEdge's edge refuses a Device before its model.
+            return
+        self._push_device(node, model, obj)
+
+    def _push_device(self, node: str, model: Obj, device: Obj) -> None:
+        """Send a Device after its model: KubeEdge's edge handles the two messages concurrently and
+        refuses a Device whose model its device module has not seen, so the Device waits for the
+        model's acknowledgement."""
+        if self.syncer.acknowledged(node, model):
+            self.syncer.push(node, device, module=SOURCE_DEVICECONTROLLER)
+            return
+        model_key = (node, model["metadata"]["uid"])
+        self._after_model.setdefault(model_key, set()).add(_key(device))
+
+        def model_acked() -> None:
+            for key in self._after_model.pop(model_key, set()):
+                dev = self.devices.cache.get(key)
+                if dev is not None and _node(dev) == node:
+                    self.syncer.push(node, dev, module=SOURCE_DEVICECONTROLLER)
+
+        sent = self.syncer.push(node, model, module=SOURCE_DEVICECONTROLLER, on_ack=model_acked)
+        if not sent and self.syncer.acknowledged(node, model):
+            model_acked()
 
     def _remove_from(self, node: str, obj: Obj) -> None:
         self._membership(node, [], [obj])
@@ -161,11 +248,19 @@ class DeviceController:
             self.syncer.retract(node, model, module=SOURCE_DEVICECONTROLLER)
 
     async def _on_model(self, event: str, obj: Obj, old: Obj | None) -> None:
-        nodes = self._nodes_using(_key(obj))
+        model_key = _key(obj)
+        for key, dev in list(self.devices.cache.items()):
+            if key[0] == model_key[0] and _model_name(dev) == model_key[1]:
+                self._refresh(key)
+        nodes = self._nodes_using(model_key)
         for node in nodes:
             if event == "DELETED":
                 self.syncer.retract(node, obj, module=SOURCE_DEVICECONTROLLER)
             else:
+                # With the Devices that waited for this model (pushing one the node has is a no-op).
+                for key, dev in list(self.devices.cache.items()):
+                    if key[0] == _key(obj)[0] and _model_name(dev) == _key(obj)[1] and _node(dev) == node:
+                        self._push_device(node, obj, dev)
                 self.syncer.push(node, obj, module=SOURCE_DEVICECONTROLLER)
 
     async def _on_status(self, event: str, obj: Obj, old: Obj | None) -> None:
@@ -174,10 +269,104 @@ class DeviceController:
             if key in self.devices.cache:
                 await self._ensure_status(self.devices.cache[key])
 
+    async def _on_node(self, event: str, obj: Obj, old: Obj | None) -> None:
+        name = str((obj.get("metadata") or {}).get("name") or "")
+        ready = None if event == "DELETED" else _node_ready(obj)
+        before = self._node_ready.get(name)
+        self._node_ready[name] = ready
+        if ready == before:
+            return
+        for key, node in list(self.node_of.items()):
+            if node != name:
+                continue
+            if ready is False:
+                self.status.state_report(key, "unknown", "")
+            elif ready and key in self._edge_state:
+                self.status.state_report(key, self._edge_state[key], "")
+            self._refresh(key)
+
+    # conditions -----------------------------------------------------------------------------
+
+    def _refresh(self, key: Key) -> None:
+        """Recompute the device's conditions; write them (and record Events) when they changed."""
+        device = self.devices.cache.get(key)
+        if device is None:
+            return
+        node = _node(device)
+        model = _model_name(device)
+        node_ready = self._node_ready.get(node)
+        if node_ready is None and ("", node) in self.nodes.cache:
+            node_ready = self._node_ready[node] = _node_ready(self.nodes.cache["", node])
+        computed = conds.device_conditions(
+            namespace=key[0],
+            model=model,
+            model_found=(key[0], model) in self.models.cache,
+            node=node,
+            node_ready=node_ready,
+            state=self._edge_state.get(key),
+            edge=self._edge_conditions.get(key, {}),
+        )
+        previous = self._conditions.get(key)
+        if previous is None:
+            previous = ((device.get("status") or {}).get("conditions")) or None
+        rendered = conds.render(computed, previous)
+        if key in self._conditions and conds.same(rendered, previous):
+            return
+        self._conditions[key] = rendered
+        self.status.conditions_report(key, rendered)
+        if not conds.same(rendered, previous):
+            self._spawn(self._write_device_conditions(key, rendered))
+        was_false = {(c.get("type"), c.get("reason")) for c in previous or [] if c.get("status") == "False"}
+        for cond in computed:
+            if (
+                cond.type == "Reporting"
+                and cond.status == "False"
+                and cond.reason in (conds.MODEL_NOT_FOUND, conds.NODE_NOT_READY)
+                and (cond.type, cond.reason) not in was_false
+            ):
+                self.events.record(
+                    new_event(involved(device), WARNING, cond.reason, cond.message, SOURCE_DEVICECONTROLLER)
+                )
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _write_device_conditions(self, key: Key, rendered: list[dict[str, Any]]) -> None:
+        try:
+            await self.kube.run(
+                self.kube.patch, DEVICES, key[1], {"status": {"conditions": rendered}}, key[0]
+            )
+        except ApiError as exc:
+            if exc.status != 404:
+                log.warning("device %s/%s: conditions not written: %s", *key, exc)
+
     # DeviceStatus ---------------------------------------------------------------------------
 
     def _cached_status(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.statuses.cache.get((namespace, name))
+
+    def _properties(self, namespace: str, name: str) -> set[str] | None:
+        device = self.devices.cache.get((namespace, name))
+        if device is None:
+            return None
+        props = (device.get("spec") or {}).get("properties") or []
+        return {str(p["name"]) for p in props if isinstance(p, dict) and p.get("name")}
+
+    def _refused(self, key: Key, reason: str) -> None:
+        """A DeviceStatus write refused for good: a Warning Event on the Device (a few per hour)."""
+        device = self.devices.cache.get(key)
+        now = time.monotonic()
+        if device is None or now - self._events_at.get(key, -_EVENT_INTERVAL) < _EVENT_INTERVAL:
+            return
+        if len(self._events_at) > 10000:
+            self._events_at.clear()
+        self._events_at[key] = now
+        message = f"DeviceStatus write refused by the API server; values dropped, not retried: {reason}"
+        self.events.record(
+            new_event(involved(device), WARNING, "DeviceStatusRefused", message, SOURCE_DEVICECONTROLLER)
+        )
 
     async def _ensure_status(self, device: Obj) -> bool:
         md = device["metadata"]
@@ -248,7 +437,12 @@ class DeviceController:
             twins = content.get("twin")
             if not isinstance(twins, dict):
                 return
-            self.status.twin_report(key, twins, lambda: self._reply(node, msg))
+            self.status.twin_report(
+                key,
+                twins,
+                lambda: self._reply(node, msg),
+                lambda reason: self._reply(node, msg, f"refused: {reason}"),
+            )
             desired = {
                 n: t["desired"]
                 for n, t in twins.items()
@@ -263,15 +457,27 @@ class DeviceController:
             if not isinstance(state, str) or not state:
                 return
             last_online = str(dev.get("lastOnlineTime") or "")
-            self.status.state_report(key, state, last_online, lambda: self._reply(node, msg))
+            self._edge_state[key] = state
+            if "conditions" in dev:  # kubeshore's edge only; KubeEdge's sends none
+                self._edge_conditions[key] = conds.parse_edge_conditions(dev["conditions"])
+            if self._node_ready.get(node) is False:
+                state = "unknown"  # stale news from a node the cloud considers gone
+            self.status.state_report(
+                key,
+                state,
+                last_online,
+                lambda: self._reply(node, msg),
+                lambda reason: self._reply(node, msg, f"refused: {reason}"),
+            )
+            self._refresh(key)
 
-    def _reply(self, node: str, msg: Message) -> None:
+    def _reply(self, node: str, msg: Message, content: str = ACK_OK) -> None:
         reply = Message.new(
             source=SOURCE_DEVICECONTROLLER,
             group=GROUP_TWIN,
             operation=OP_RESPONSE,
             resource="twin",
-            content=ACK_OK,
+            content=content,
             parent_msg_id=msg.msg_id,
         )
         self.hub.send_to_node(node, reply)

@@ -22,13 +22,13 @@ from dmi.rpc._grpc import (
     frame_message,
 )
 from dmi.rpc._hpack import Header
-from dmi.rpc._http2 import ErrorCode, Http2Connection
+from dmi.rpc._http2 import DEFAULT_LIMITS, ErrorCode, Http2Connection, Limits
 
 M = TypeVar("M", bound=Message)
 
 
 class _Call:
-    __slots__ = ("done", "encoding", "messages", "reader", "status")
+    __slots__ = ("done", "encoding", "messages", "reader", "status", "withheld")
 
     def __init__(self, done: asyncio.Future[None]) -> None:
         self.done = done
@@ -36,13 +36,14 @@ class _Call:
         self.reader: MessageReader | None = None
         self.messages: list[bytes] = []
         self.encoding = "identity"
+        self.withheld = 0  # received bytes not yet given back to the connection window
 
 
 class _ClientConnection(Http2Connection):
     is_client = True
 
-    def __init__(self, max_message_size: int) -> None:
-        super().__init__()
+    def __init__(self, max_message_size: int, limits: Limits) -> None:
+        super().__init__(limits)
         self.max_message_size = max_message_size
         self.calls: dict[int, _Call] = {}
         self.next_stream = 1
@@ -57,6 +58,9 @@ class _ClientConnection(Http2Connection):
                 call.done.set_exception(RpcError(StatusCode.UNAVAILABLE, reason))
         self.calls.clear()
         self.slot_free.set()
+
+    def open_streams(self) -> int:
+        return len(self.calls)
 
     @property
     def usable(self) -> bool:
@@ -82,9 +86,26 @@ class _ClientConnection(Http2Connection):
         return stream_id, call
 
     def cancel(self, stream_id: int) -> None:
-        if self.calls.pop(stream_id, None) is not None and not self.closed:
+        call = self._drop(stream_id)
+        if call is not None and not self.closed:
             self.reset_stream(stream_id, ErrorCode.CANCEL)
+
+    def _drop(self, stream_id: int) -> _Call | None:
+        """Forget a call; what it withheld goes back to the connection window."""
+        call = self.calls.pop(stream_id, None)
+        if call is not None:
             self.slot_free.set()
+            if call.withheld:
+                self.consumed(call.withheld)
+                call.withheld = 0
+        return call
+
+    def header_list_too_large(self, stream_id: int, reason: str) -> None:
+        call = self.calls.get(stream_id)
+        if call is not None:
+            self.cancel(stream_id)
+            if not call.done.done():
+                call.done.set_exception(RpcError(StatusCode.RESOURCE_EXHAUSTED, f"response {reason}"))
 
     def headers_received(self, stream_id: int, headers: list[Header], end_stream: bool) -> None:
         call = self.calls.get(stream_id)
@@ -101,23 +122,28 @@ class _ClientConnection(Http2Connection):
         if end_stream:
             self._complete(stream_id, call, fields)
 
-    def data_frame(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+    def data_frame(self, stream_id: int, data: bytes, end_stream: bool) -> int:
         call = self.calls.get(stream_id)
         if call is None or call.reader is None:
-            return
+            return 0
+        before = call.withheld
         try:
             call.messages.extend(call.reader.feed(data))
+            if len(call.messages) > 1:
+                raise RpcError(StatusCode.INTERNAL, "more than one response message to a unary call")
         except RpcError as err:
             self.cancel(stream_id)
             if not call.done.done():
                 call.done.set_exception(err)
-            return
+            return 0
         if end_stream:  # no trailers: not a valid gRPC response
             self._complete(stream_id, call, {})
+            return 0
+        call.withheld = call.reader.held
+        return call.withheld - before
 
     def stream_reset(self, stream_id: int, code: int) -> None:
-        call = self.calls.pop(stream_id, None)
-        self.slot_free.set()
+        call = self._drop(stream_id)
         if call is not None and not call.done.done():
             name = ErrorCode(code).name if code in ErrorCode._value2member_map_ else str(code)
             grpc_code = StatusCode.UNAVAILABLE if code == ErrorCode.REFUSED_STREAM else StatusCode.INTERNAL
@@ -127,13 +153,13 @@ class _ClientConnection(Http2Connection):
         self.goaway = True
         for stream_id in [s for s in self.calls if s > last_stream_id]:
             call = self.calls.pop(stream_id)
+            self.consumed(call.withheld)
             if not call.done.done():
                 call.done.set_exception(RpcError(StatusCode.UNAVAILABLE, "server is going away"))
         self.slot_free.set()
 
     def _complete(self, stream_id: int, call: _Call, trailers: dict[str, str]) -> None:
-        self.calls.pop(stream_id, None)
-        self.slot_free.set()
+        self._drop(stream_id)
         if call.done.done():
             return
         if call.status != 200:
@@ -156,10 +182,16 @@ class Channel:
     """``await channel.unary(path, request, ResponseType, timeout=...)``; ``close`` when done."""
 
     def __init__(
-        self, path: str, *, max_message_size: int = MAX_MESSAGE, connect_timeout: float = 5.0
+        self,
+        path: str,
+        *,
+        max_message_size: int = MAX_MESSAGE,
+        connect_timeout: float = 5.0,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.path = path.removeprefix("unix:")
         self.max_message_size = max_message_size
+        self.limits = limits
         self.connect_timeout = connect_timeout
         self._conn: _ClientConnection | None = None
         self._connecting: asyncio.Lock | None = None
@@ -180,7 +212,7 @@ class Channel:
             try:
                 async with asyncio.timeout(self.connect_timeout):
                     _, protocol = await loop.create_unix_connection(
-                        lambda: _ClientConnection(self.max_message_size), self.path
+                        lambda: _ClientConnection(self.max_message_size, self.limits), self.path
                     )
             except (OSError, TimeoutError) as exc:
                 raise RpcError(StatusCode.UNAVAILABLE, f"cannot connect to unix:{self.path}: {exc}") from None

@@ -84,17 +84,33 @@ def frame_message(payload: bytes) -> bytes:
     return b"\x00" + len(payload).to_bytes(4, "big") + payload
 
 
-def decompress(payload: bytes, encoding: str) -> bytes:
-    """A compressed message (flag 1) in the stream's ``grpc-encoding``."""
+def decompress(payload: bytes, encoding: str, limit: int) -> bytes:
+    """A compressed message (flag 1) in the stream's ``grpc-encoding``, at most ``limit`` bytes once
+    decompressed: the limit is checked while decompressing, so a small bomb never becomes a large buffer."""
     if encoding == "gzip":
-        return zlib.decompress(payload, wbits=31)
-    if encoding == "deflate":
-        return zlib.decompress(payload)
-    raise RpcError(StatusCode.UNIMPLEMENTED, f"message compressed with unsupported encoding {encoding!r}")
+        inflater = zlib.decompressobj(wbits=31)
+    elif encoding == "deflate":
+        inflater = zlib.decompressobj()
+    elif encoding == "identity":
+        raise RpcError(StatusCode.INTERNAL, "compressed message flag set, but grpc-encoding is identity")
+    else:
+        raise RpcError(StatusCode.UNIMPLEMENTED, f"message compressed with unsupported encoding {encoding!r}")
+    try:
+        out = inflater.decompress(payload, limit + 1)
+    except zlib.error as exc:
+        raise RpcError(StatusCode.INTERNAL, f"invalid {encoding} message: {exc}") from None
+    if len(out) > limit:
+        raise RpcError(
+            StatusCode.RESOURCE_EXHAUSTED,
+            f"{encoding} message decompresses to more than the limit of {limit} bytes",
+        )
+    if not inflater.eof:
+        raise RpcError(StatusCode.INTERNAL, f"truncated {encoding} message")
+    return out
 
 
 class MessageReader:
-    """Splits a stream's DATA into length-prefixed messages; enforces the size limit."""
+    """Splits a stream's DATA into length-prefixed messages; enforces the size limit, compressed and not."""
 
     __slots__ = ("_buf", "encoding", "limit")
 
@@ -119,8 +135,13 @@ class MessageReader:
             compressed = buf[0]
             payload = bytes(buf[5 : 5 + length])
             del buf[: 5 + length]
-            out.append(decompress(payload, self.encoding) if compressed else payload)
+            out.append(decompress(payload, self.encoding, self.limit) if compressed else payload)
         return out
+
+    @property
+    def held(self) -> int:
+        """Bytes of an incomplete message kept until the rest arrives."""
+        return len(self._buf)
 
     @property
     def partial(self) -> bool:

@@ -4,8 +4,14 @@ Decoding is complete (indexed fields, literals with and without indexing, dynami
 updates, Huffman strings), because peers — grpc-go, grpc C core — use all of it. Encoding only
 emits static-table references and literals without indexing, never Huffman: always valid,
 keeps no state shared with the peer, and our header blocks are a handful of short fields.
-Huffman decoding uses the ``hpack`` package's table; its strings repeat (paths, content types)
-so decoded values are cached.
+Huffman decoding uses the ``hpack`` package's table. Nothing decoded is cached beyond the
+connection's own dynamic table: a cache keyed on the peer's bytes is memory the peer controls
+(100 distinct 1 MiB values once kept 143 MB alive after their connection ended); peers that repeat
+a value index it in the dynamic table, which HPACK bounds.
+
+The decoded header list is bounded too (``Decoder.max_list_size``, counted as RFC 9113 §6.5.2 does:
+name + value + 32 per field): a block over it is still decoded to the end, so the dynamic table stays
+in step with the peer's, and then refused with ``HeaderListTooLarge``, a stream-level error.
 """
 
 from __future__ import annotations
@@ -89,7 +95,15 @@ class HpackError(Exception):
     """A header block the decoder cannot accept: a connection error (COMPRESSION_ERROR)."""
 
 
-@lru_cache(maxsize=512)
+class HeaderListTooLarge(Exception):
+    """A valid header block whose decoded list is over the limit: a stream error, not a connection one."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"header list of {size} bytes is larger than the limit of {limit}")
+        self.size = size
+        self.limit = limit
+
+
 def _huffman(data: bytes) -> str:
     try:
         return decode_huffman(data).decode("utf-8", "replace")
@@ -132,7 +146,8 @@ def _string(data: bytes | memoryview, pos: int) -> tuple[str, int]:
 class Decoder:
     """One per connection and direction: the dynamic table is shared state with the peer's encoder."""
 
-    def __init__(self, max_table_size: int = 4096) -> None:
+    def __init__(self, max_table_size: int = 4096, max_list_size: int = 1 << 62) -> None:
+        self.max_list_size = max_list_size
         self._max_allowed = max_table_size  # what we advertised (SETTINGS_HEADER_TABLE_SIZE)
         self._max = max_table_size
         self._size = 0
@@ -164,11 +179,16 @@ class Decoder:
         data = block
         pos = 0
         end = len(data)
+        size = 0
+        limit = self.max_list_size
         while pos < end:
             byte = data[pos]
             if byte & 0x80:  # indexed field
                 index, pos = _integer(data, pos, 7)
-                headers.append(self._lookup(index))
+                header = self._lookup(index)
+                size += len(header[0]) + len(header[1]) + _ENTRY_OVERHEAD
+                if size <= limit:
+                    headers.append(header)
                 continue
             if byte & 0xE0 == 0x20:  # dynamic table size update
                 size, pos = _integer(data, pos, 5)
@@ -191,7 +211,11 @@ class Decoder:
             header = (name, value)
             if indexing:
                 self._add(header)
-            headers.append(header)
+            size += len(name) + len(value) + _ENTRY_OVERHEAD
+            if size <= limit:
+                headers.append(header)
+        if size > limit:
+            raise HeaderListTooLarge(size, limit)
         return headers
 
 
@@ -214,6 +238,10 @@ def _encode_string(value: str) -> bytes:
 
 
 @lru_cache(maxsize=256)
+def _encode_cached(name: str, value: str) -> bytes:
+    return _encode_field(name, value)
+
+
 def _encode_field(name: str, value: str) -> bytes:
     full = _STATIC_FULL.get((name, value))
     if full is not None:
@@ -224,6 +252,11 @@ def _encode_field(name: str, value: str) -> bytes:
     return b"\x00" + _encode_string(name) + _encode_string(value)
 
 
+# Only fields whose values come from our own code are cached: grpc-message carries error details, which
+# may quote what a peer sent (an unknown method's path), and a cache keyed on those is the peer's memory.
+_UNCACHED = frozenset({"grpc-message"})
+
+
 def encode(headers: list[Header]) -> bytes:
     """A header block that never touches the peer's dynamic table."""
-    return b"".join(_encode_field(n, v) for n, v in headers)
+    return b"".join(_encode_field(n, v) if n in _UNCACHED else _encode_cached(n, v) for n, v in headers)

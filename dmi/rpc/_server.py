@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -31,7 +32,7 @@ from dmi.rpc._grpc import (
     parse_timeout,
 )
 from dmi.rpc._hpack import Header
-from dmi.rpc._http2 import ConnectionError_, ErrorCode, Http2Connection
+from dmi.rpc._http2 import DEFAULT_LIMITS, ConnectionError_, ErrorCode, Http2Connection, Limits
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class _Method:
 
 
 class _Stream:
-    __slots__ = ("headers_sent", "method", "queue", "reader", "requests", "task", "timeout")
+    __slots__ = ("headers_sent", "method", "queue", "reader", "requests", "task", "timeout", "withheld")
 
     def __init__(self, method: _Method, reader: MessageReader, timeout: float | None) -> None:
         self.method = method
@@ -60,6 +61,7 @@ class _Stream:
         self.queue: asyncio.Queue[bytes | None] | None = None
         self.task: asyncio.Task[None] | None = None
         self.headers_sent = False
+        self.withheld = 0  # received bytes not yet given back to the connection window
 
 
 def _trailers(code: StatusCode, details: str) -> list[Header]:
@@ -73,7 +75,7 @@ def _trailers(code: StatusCode, details: str) -> list[Header]:
 
 class _ServerConnection(Http2Connection):
     def __init__(self, server: Server) -> None:
-        super().__init__()
+        super().__init__(server.limits)
         self.server = server
         self.streams: dict[int, _Stream] = {}
         self.last_stream = 0
@@ -90,6 +92,10 @@ class _ServerConnection(Http2Connection):
                 stream.task.cancel()
         self.streams.clear()
 
+    def open_streams(self) -> int:
+        # A stream answered but waiting for window to send its answer still holds memory: it counts.
+        return len(self.streams) + len(self._outbound)
+
     # ---- requests -----------------------------------------------------------------------------
 
     def headers_received(self, stream_id: int, headers: list[Header], end_stream: bool) -> None:
@@ -101,7 +107,8 @@ class _ServerConnection(Http2Connection):
         if stream_id % 2 == 0 or stream_id <= self.last_stream:
             raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, f"unexpected stream id {stream_id}")
         self.last_stream = stream_id
-        if self.server.draining:
+        if self.server.draining or self.open_streams() >= self.limits.max_concurrent_streams:
+            # Refused before any work: the client may retry it, here or elsewhere (RFC 9113 §8.7).
             self.reset_stream(stream_id, ErrorCode.REFUSED_STREAM)
             return
         path = method = content_type = ""
@@ -134,27 +141,61 @@ class _ServerConnection(Http2Connection):
         if end_stream:
             self._requests_done(stream_id, stream)
 
-    def data_frame(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+    def header_list_too_large(self, stream_id: int, reason: str) -> None:
+        stream = self.streams.get(stream_id)
+        if stream is not None:  # trailers from the client
+            self._fail(stream_id, stream, StatusCode.RESOURCE_EXHAUSTED, reason)
+            return
+        if stream_id % 2 == 0 or stream_id <= self.last_stream:
+            raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, f"unexpected stream id {stream_id}")
+        self.last_stream = stream_id
+        self._trailers_only(stream_id, StatusCode.RESOURCE_EXHAUSTED, reason)
+
+    def data_frame(self, stream_id: int, data: bytes, end_stream: bool) -> int:
         stream = self.streams.get(stream_id)
         if stream is None:
-            return  # a stream we already answered (e.g. unknown method): its body is ignored
+            return 0  # a stream we already answered (e.g. unknown method): its body is ignored
+        before = stream.withheld
         try:
             messages = stream.reader.feed(data)
         except RpcError as err:
             self._fail(stream_id, stream, err.code, err.details)
-            return
+            return 0
         if stream.queue is not None:
+            if stream.queue.qsize() + len(messages) > self.limits.max_queued_messages:
+                details = f"more than {self.limits.max_queued_messages} requests wait for the handler"
+                self._fail(stream_id, stream, StatusCode.RESOURCE_EXHAUSTED, details)
+                return 0
             for raw in messages:
                 stream.queue.put_nowait(raw)
         else:
             stream.requests.extend(messages)
+            if len(stream.requests) > 1:
+                details = "a unary call needs exactly one request message"
+                self._fail(stream_id, stream, StatusCode.INTERNAL, details)
+                return 0
         if end_stream:
             self._requests_done(stream_id, stream)
+        if self.streams.get(stream_id) is not stream:
+            return 0  # ended meanwhile: _drop gave back what it had withheld
+        stream.withheld = stream.reader.held
+        return stream.withheld - before
 
     def stream_reset(self, stream_id: int, code: int) -> None:
-        stream = self.streams.pop(stream_id, None)
-        if stream is not None and stream.task is not None:
-            stream.task.cancel()
+        stream = self.streams.get(stream_id)
+        if stream is not None:
+            self._drop(stream_id, stream)
+            if stream.task is not None:
+                stream.task.cancel()
+
+    def _drop(self, stream_id: int, stream: _Stream) -> bool:
+        """Forget a stream (False if it was already gone); what it withheld goes back to the window."""
+        if self.streams.pop(stream_id, None) is not stream:
+            return False
+        if stream.withheld:
+            self.consumed(stream.withheld)
+            stream.withheld = 0
+        return True
 
     def goaway_received(self, last_stream_id: int, code: int) -> None:
         pass  # the client stops opening streams; those open finish normally
@@ -240,13 +281,13 @@ class _ServerConnection(Http2Connection):
         self.send_message(stream_id, frame_message(response.SerializeToString()))
 
     def _reply(self, stream_id: int, stream: _Stream, response: Message) -> None:
-        if self.streams.pop(stream_id, None) is not stream:
+        if not self._drop(stream_id, stream):
             return  # reset by the client meanwhile
         self.send_headers(stream_id, _RESPONSE_HEADERS)
         self.send_message(stream_id, frame_message(response.SerializeToString()), trailers=_OK_TRAILERS)
 
     def _finish(self, stream_id: int, stream: _Stream, code: StatusCode, details: str) -> None:
-        if self.streams.pop(stream_id, None) is not stream:
+        if not self._drop(stream_id, stream):
             return
         if stream.headers_sent:
             self.send_message(stream_id, b"", trailers=_trailers(code, details))
@@ -266,11 +307,19 @@ class _ServerConnection(Http2Connection):
         self.send_headers(stream_id, _RESPONSE_HEADERS + _trailers(code, details), end_stream=True)
 
 
-class Server:
-    """gRPC services on one Unix socket; ``start`` binds it, ``stop`` drains and closes."""
+_SERVER_LIMITS = dataclasses.replace(DEFAULT_LIMITS, idle_timeout=300.0)
 
-    def __init__(self, *, max_message_size: int = MAX_MESSAGE) -> None:
+
+class Server:
+    """gRPC services on one Unix socket; ``start`` binds it, ``stop`` drains and closes.
+
+    ``limits`` bound what each connection may cost (see ``dmi.rpc._http2.Limits``); by default a
+    connection without a call for 5 minutes is closed (clients reconnect on their next call).
+    """
+
+    def __init__(self, *, max_message_size: int = MAX_MESSAGE, limits: Limits = _SERVER_LIMITS) -> None:
         self.max_message_size = max_message_size
+        self.limits = limits
         self.methods: dict[str, _Method] = {}
         self.draining = False
         self._server: asyncio.Server | None = None

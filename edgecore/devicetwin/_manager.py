@@ -18,12 +18,14 @@ import contextlib
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from edgecore.devicetwin import _formats as fmt
 from edgecore.devicetwin._state import (
+    UNREACHABLE_STATES,
     Change,
     Device,
     TwinError,
@@ -34,6 +36,7 @@ from edgecore.devicetwin._state import (
     model_types,
 )
 from edgecore.devicetwin._store import TwinStore
+from kubeshore.logs import Throttled
 
 log = logging.getLogger(__name__)
 
@@ -111,16 +114,22 @@ class DeviceTwin:
         self.retry_after = retry_after
         self.listeners: list[DeviceListener] = []
         self.on_report: list[Callable[[str, list[Change]], None]] = []
+        #: ``record(device, type, reason, message)``: an Event about a Device (sent to the cloud)
+        self.on_event: Callable[[Device, str, str, str], None] | None = None
         self._cloud_dirty: set[str] = set()
         self._inflight: dict[str, _InFlight] = {}
         self._sent: dict[str, dict[str, tuple[int, int]]] = {}  # versions sent, not yet acknowledged
         self._state_sent: dict[str, int] = {}
+        self._resend_state: set[str] = set()
         self._sync_task: asyncio.Task[None] | None = None
         self._sync_wake = asyncio.Event()
         self._bg: set[asyncio.Task[Any]] = set()
         self._types: dict[str, dict[str, str]] = {}
         #: twin property changes applied (DMI reports and MQTT updates), for /metrics
         self.twin_updates = 0
+        #: MQTT messages refused, by kind (twin, state, payload, operation, topic, internal)
+        self.mqtt_refused: Counter[str] = Counter()
+        self._throttled = Throttled(log)
 
     async def start(self) -> None:
         for dev in self.store.devices.values():
@@ -306,6 +315,9 @@ class DeviceTwin:
         self._sent.clear()
         self._state_sent.clear()
         if connected:
+            # Every state again: the cloud may have marked this node's devices unknown meanwhile.
+            self._resend_state = {d.id for d in self.store.devices.values() if d.state or d.conditions}
+            self._cloud_dirty.update(self._resend_state)
             for dev in self.store.devices.values():
                 if dev.state_version > dev.state_synced or any(t.unsynced for t in dev.twins.values()):
                     self._cloud_dirty.add(dev.id)
@@ -327,11 +339,59 @@ class DeviceTwin:
 
     def report_state(self, namespace: str, name: str, state: str) -> Device:
         device = self._device(namespace, name)
+        before = device.state
         if not apply_state(device, state):
             raise TwinError(400, f"unknown device state {state!r}")
         self.store.device_changed(device.id)
-        self._cloud_dirty.add(device.id)
+        if device.state_version > max(device.state_synced, self._state_sent.get(device.id, 0)):
+            self._cloud_dirty.add(device.id)
+        if device.state != before and device.state in UNREACHABLE_STATES:
+            self.event(
+                device, "Warning", "DeviceUnreachable", f"the mapper reports the device {device.state}"
+            )
         return device
+
+    def desired_outcome(
+        self, namespace: str, name: str, reported: list[str], refused: dict[str, str]
+    ) -> None:
+        """What a mapper's report says of the desired values of the ``reported`` properties:
+        ``refused`` maps those it did not apply to why."""
+        device = self._device(namespace, name)
+        for prop in reported:
+            if prop in refused:
+                device.refused[prop] = refused[prop]
+            else:
+                device.refused.pop(prop, None)
+        if device.refused:
+            reasons = "; ".join(f"property {p}: {why}" for p, why in sorted(device.refused.items()))
+            self.set_condition(
+                device.id, "DesiredApplied", "False", "DesiredRefused", f"the mapper did not apply {reasons}"
+            )
+        elif any(t.expected is not None for t in device.twins.values()):
+            self.set_condition(
+                device.id, "DesiredApplied", "True", "Applied", "the mapper accepted every desired value"
+            )
+
+    def event(self, device: Device, type_: str, reason: str, message: str) -> None:
+        if self.on_event is not None:
+            self.on_event(device, type_, reason, message)
+
+    def set_condition(self, device_id: str, ctype: str, status: str, reason: str, message: str) -> bool:
+        """Set one of the edge's conditions of a device; a change goes to the cloud with the state, and
+        one to False is recorded as a Warning Event (reason and message as the condition's)."""
+        device = self.store.devices.get(device_id)
+        if device is None:
+            return False
+        value = (status, reason, message)
+        if device.conditions.get(ctype) == value:
+            return False
+        device.conditions[ctype] = value
+        device.state_version += 1
+        self._cloud_dirty.add(device_id)
+        self._sync_wake.set()
+        if status == "False":
+            self.event(device, "Warning", reason, message)
+        return True
 
     def _device(self, namespace: str, name: str) -> Device:
         device = self.store.devices.get(f"{namespace}/{name}")
@@ -342,9 +402,18 @@ class DeviceTwin:
     # ---- MQTT -------------------------------------------------------------------------------
 
     def handle_mqtt(self, topic: str, payload: bytes) -> None:
+        """Every message on the twin topics; bad input is answered on ``<topic>/result`` (code and
+        reason), counted in ``mqtt_refused`` and logged (one line per reason a minute), never raised."""
+        try:
+            self._handle_mqtt(topic, payload)
+        except Exception as exc:  # a bug, not the peer's fault: still one line, and the next message goes on
+            self._refused("internal", topic, f"{type(exc).__name__}: {exc}")
+
+    def _handle_mqtt(self, topic: str, payload: bytes) -> None:
         if topic.startswith(TOPIC_PREFIX):
             parts = topic[len(TOPIC_PREFIX) :].split("/")
             if len(parts) < 4:
+                self._refused("topic", topic, "not a device topic")
                 return
             ns, name, action = parts[0], parts[1], "/".join(parts[2:])
             base = f"{TOPIC_PREFIX}{ns}/{name}"
@@ -354,11 +423,24 @@ class DeviceTwin:
                 self._mqtt_twin_get(base, ns, name, payload)
             elif action == "state/update":
                 self._mqtt_state_update(base, ns, name, payload)
+            elif not action.endswith(("/result", "/document", "/delta")):
+                # Our own publications come back through the wildcard; anything else is unknown.
+                self._refused("operation", topic, f"unknown operation {action!r}")
         elif topic.startswith(NODE_PREFIX) and topic.endswith("/membership/get"):
-            event_id, _ = self._event(payload)
+            event_id = ""
+            try:
+                event_id, _ = self._event(payload)
+            except TwinError as err:
+                self._refused("payload", topic, err.reason)
+                self._publish(topic + "/result", fmt.error_result(event_id, err.code, err.reason))
+                return
             doc = fmt.header(event_id)
             doc["devices"] = [fmt.membership_device(d) for d in self.store.devices.values()]
             self._publish(topic + "/result", doc)
+
+    def _refused(self, kind: str, topic: str, reason: str) -> None:
+        self.mqtt_refused[kind] += 1
+        self._throttled.warning(kind, "MQTT message on %s refused: %s", topic, reason, refused=kind)
 
     def _event(self, payload: bytes) -> tuple[str, dict[str, Any]]:
         try:
@@ -380,6 +462,7 @@ class DeviceTwin:
             device = self._device(ns, name)
             changes = apply_twin_update(device, twins, self.types_of(device))
         except TwinError as err:
+            self._refused("twin", base + "/twin/update", err.reason)
             self._publish(base + "/twin/update/result", fmt.error_result(event_id, err.code, err.reason))
             return
         self._after_update(device, changes, event_id)
@@ -398,6 +481,7 @@ class DeviceTwin:
             event_id, _ = self._event(payload)
             device = self._device(ns, name)
         except TwinError as err:
+            self._refused("twin", base + "/twin/get", err.reason)
             self._publish(base + "/twin/get/result", fmt.error_result(event_id, err.code, err.reason))
             return
         self._publish(base + "/twin/get/result", fmt.get_result(event_id, device))
@@ -411,6 +495,7 @@ class DeviceTwin:
                 raise TwinError(400, "state must be a string")
             device = self.report_state(ns, name, state)
         except TwinError as err:
+            self._refused("state", base + "/state/update", err.reason)
             self._publish(base + "/state/update/result", fmt.error_result(event_id, err.code, err.reason))
             return
         self._publish(base + "/state/update/result", fmt.state_result(event_id, device))
@@ -516,8 +601,8 @@ class DeviceTwin:
                 self._inflight[msg_id] = _InFlight(device_id, "twin", versions, 0, now)
                 sent += 1
             state_sent = self._state_sent.get(device_id, 0)
-            if device.state_version > max(device.state_synced, state_sent):
-                doc = fmt.state_result(fmt.header()["event_id"], device)
+            if device.state_version > max(device.state_synced, state_sent) or device_id in self._resend_state:
+                doc = fmt.cloud_state(device)
                 msg_id = await cloud.send(
                     resource=f"device/{device.namespace}/{device.name}/state/update",
                     operation="update",
@@ -528,6 +613,7 @@ class DeviceTwin:
                     self._cloud_dirty.add(device_id)
                     return sent
                 self._state_sent[device_id] = device.state_version
+                self._resend_state.discard(device_id)
                 self._inflight[msg_id] = _InFlight(device_id, "state", {}, device.state_version, now)
                 sent += 1
         return sent
@@ -539,7 +625,13 @@ class DeviceTwin:
         device = self.store.devices.get(inflight.device_id)
         if device is None:
             return
-        if content not in ("OK", b"OK", '"OK"'):
+        if isinstance(content, str) and content.startswith("refused"):
+            # The API server will refuse these values again (too large, invalid): sending them
+            # again would wedge the device; the cloud recorded an Event, the next values go through.
+            self._throttled.warning(
+                f"cloud-refused/{device.id}", "cloud refused the twin sync of %s: %.300s", device.id, content
+            )
+        elif content not in ("OK", b"OK", '"OK"'):
             log.warning("cloud rejected twin sync of %s: %s", inflight.device_id, content)
             self._sent.pop(device.id, None)
             self._state_sent.pop(device.id, None)
