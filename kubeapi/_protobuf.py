@@ -240,6 +240,8 @@ def _value_to_json(field: Any, value: Any) -> Any:
         return _special_to_json(field.message_type.full_name, value)
     if field.type == field.TYPE_BYTES:
         return base64.b64encode(value).decode()
+    if isinstance(value, bytes):  # a proto2 string that is not UTF-8 comes back as bytes
+        raise ConversionError(f"{field.full_name} is not UTF-8")
     return value
 
 

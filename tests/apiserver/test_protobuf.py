@@ -21,6 +21,7 @@ import pytest
 from cloudcore.apiserver import EmbeddedAPIServer
 from k8sproto import generate
 from kubeapi import _protobuf
+from kubeapi.errors import APIError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "protobuf"
 PROTOBUF = "application/vnd.kubernetes.protobuf"
@@ -169,6 +170,23 @@ def test_embedded_go_structs_sit_in_their_parent() -> None:
     assert msg.spec.volumes[0].volumeSource.configMap.localObjectReference.name == "cm"
     assert msg.spec.containers[0].livenessProbe.handler.httpGet.port.strVal == "http"
     assert _protobuf.decode(wire) == pod
+
+
+def test_bodies_with_no_json_form_are_refused_naming_why() -> None:
+    meta = b"\x0a\x02\xff\xfe"  # ObjectMeta.name, not UTF-8
+    configmap = _message("k8s.io.api.core.v1.ConfigMap")
+    configmap.MergeFromString(b"\x0a" + bytes([len(meta)]) + meta)
+    pod = _message("k8s.io.api.core.v1.Pod")
+    pod.metadata.creationTimestamp.seconds = 10**15
+    cases = [
+        (_wrap("v1", "ConfigMap", configmap), "ObjectMeta.name is not UTF-8"),
+        (_wrap("v1", "Pod", pod), "out of range"),
+        (b"k8s\x00\x0a\x0c\x0a\x02v1\x12\x06Secret\x12\x03\xff\xff\xff", "Wire format was corrupt"),
+    ]
+    for body, reason in cases:
+        with pytest.raises(APIError) as err:
+            _protobuf.decode(body)
+        assert err.value.code == 400 and reason in err.value.message
 
 
 def test_go_durations() -> None:
