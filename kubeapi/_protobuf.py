@@ -142,6 +142,21 @@ def message_name(api_version: str, kind: str) -> str | None:
     return None
 
 
+@functools.cache
+def _inline_fields(message: str) -> tuple[Any, ...]:
+    descriptor = _pool().FindMessageTypeByName(message)
+    return tuple(f for f in descriptor.fields if (message, f.name) in INLINE_FIELDS)
+
+
+@functools.cache
+def _map_value(field_name: str) -> Any:
+    """The value field of a map field's entry, or None when the field is no map."""
+    field = _pool().FindFieldByName(field_name)
+    if field.message_type is None or not field.message_type.GetOptions().map_entry:
+        return None
+    return field.message_type.fields_by_name["value"]
+
+
 def supports(api_version: str, kind: str) -> bool:
     return message_name(api_version, kind) is not None
 
@@ -251,8 +266,8 @@ def to_json(msg: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for field, value in msg.ListFields():
         name = field.name
-        if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            value_field = field.message_type.fields_by_name["value"]
+        value_field = _map_value(field.full_name) if field.is_repeated else None
+        if value_field is not None:
             out[name] = {key: _value_to_json(value_field, item) for key, item in value.items()}
             continue
         if field.is_repeated:
@@ -374,10 +389,10 @@ def _fill(msg: Any, value: Any) -> None:
 
 def _set(msg: Any, field: Any, value: Any) -> None:
     name = field.name
-    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+    value_field = _map_value(field.full_name) if field.is_repeated else None
+    if value_field is not None:
         if not isinstance(value, dict):
             raise ConversionError(f"{field.full_name}: {value!r} is not an object")
-        value_field = field.message_type.fields_by_name["value"]
         container = getattr(msg, name)
         for key, item in value.items():
             if item is None:
@@ -413,7 +428,7 @@ def from_json(obj: dict[str, Any], msg: Any) -> Any:
     """
     descriptor = msg.DESCRIPTOR
     owner = descriptor.full_name
-    inline = [f for f in descriptor.fields if (owner, f.name) in INLINE_FIELDS]
+    inline = _inline_fields(owner)
     rest: dict[str, Any] = {}
     for key, value in obj.items():
         field = descriptor.fields_by_name.get(key)
