@@ -174,8 +174,12 @@ def test_node_registered_ready_with_lease(lane: Lane) -> None:
     assert "node-role.kubernetes.io/edge" in node["metadata"]["labels"]
     assert node["status"]["nodeInfo"]["kubeletVersion"]
     wait_for(lambda: not lane.cp.get("node", NODE)["spec"].get("taints"), 60, "not-ready taint lifted")
-    first = lane.cp.get("lease", NODE, "-n", "kube-node-lease")["spec"]["renewTime"]
-    assert lane.cp.get("lease", NODE, "-n", "kube-node-lease")["spec"]["holderIdentity"] == NODE
+    lease = lane.cp.get("lease", NODE, "-n", "kube-node-lease")
+    assert lease["spec"]["holderIdentity"] == NODE
+    # Owned by its Node, as the kubelet's: deleting the Node deletes the Lease.
+    owners = lease["metadata"].get("ownerReferences") or []
+    assert [(o["kind"], o["name"], o["uid"]) for o in owners] == [("Node", NODE, node["metadata"]["uid"])]
+    first = lease["spec"]["renewTime"]
     wait_for(
         lambda: lane.cp.get("lease", NODE, "-n", "kube-node-lease")["spec"]["renewTime"] != first,
         40,
