@@ -117,7 +117,7 @@ def _class(full_name: str) -> Any:
     return message_factory.GetMessageClass(_pool().FindMessageTypeByName(full_name))
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)  # bounded: the names come from request bodies
 def message_name(api_version: str, kind: str) -> str | None:
     """The protobuf message of a built-in kind (``apps/v1``, ``Deployment``), or None for other kinds.
 
@@ -230,6 +230,12 @@ def _embedded_json(raw: bytes) -> Any:
         raise ConversionError(f"embedded object is neither JSON nor protobuf: {exc}") from None
 
 
+def _text(value: str | bytes, where: str) -> str:
+    if isinstance(value, bytes):  # a proto2 string that is not UTF-8 comes back as bytes
+        raise ConversionError(f"{where} is not UTF-8")
+    return value
+
+
 def _special_to_json(name: str, msg: Any) -> Any:
     if name in (_TIME, _MICRO_TIME):
         if not msg.HasField("seconds"):
@@ -238,9 +244,9 @@ def _special_to_json(name: str, msg: Any) -> Any:
     if name == _DURATION:
         return format_duration(msg.duration)
     if name == _QUANTITY:
-        return msg.string or "0"
+        return _text(msg.string, name) or "0"
     if name == _INT_OR_STRING:
-        return msg.strVal if msg.type == 1 else msg.intVal
+        return _text(msg.strVal, name) if msg.type == 1 else msg.intVal
     if name == _RAW_EXTENSION:
         return _embedded_json(msg.raw) if msg.raw else _OMIT
     if name == _FIELDS_V1:
@@ -255,8 +261,8 @@ def _value_to_json(field: Any, value: Any) -> Any:
         return _special_to_json(field.message_type.full_name, value)
     if field.type == field.TYPE_BYTES:
         return base64.b64encode(value).decode()
-    if isinstance(value, bytes):  # a proto2 string that is not UTF-8 comes back as bytes
-        raise ConversionError(f"{field.full_name} is not UTF-8")
+    if field.type == field.TYPE_STRING:
+        return _text(value, field.full_name)
     return value
 
 
@@ -268,7 +274,10 @@ def to_json(msg: Any) -> dict[str, Any]:
         name = field.name
         value_field = _map_value(field.full_name) if field.is_repeated else None
         if value_field is not None:
-            out[name] = {key: _value_to_json(value_field, item) for key, item in value.items()}
+            out[name] = {
+                _text(key, f"a key of {field.full_name}"): _value_to_json(value_field, item)
+                for key, item in value.items()
+            }
             continue
         if field.is_repeated:
             items = [_value_to_json(field, item) for item in value]
@@ -295,6 +304,7 @@ def decode(data: bytes) -> dict[str, Any]:
     try:
         envelope = _class(_UNKNOWN).FromString(data[len(MAGIC) :])
         api_version, kind = envelope.typeMeta.apiVersion, envelope.typeMeta.kind
+        api_version, kind = _text(api_version, "typeMeta.apiVersion"), _text(kind, "typeMeta.kind")
         name = message_name(api_version, kind)
         if name is None:
             raise APIError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import random
 import re
 import shutil
 import ssl
@@ -189,6 +190,34 @@ def test_bodies_with_no_json_form_are_refused_naming_why() -> None:
         with pytest.raises(APIError) as err:
             _protobuf.decode(body)
         assert err.value.code == 400 and reason in err.value.message
+
+
+def test_mutated_bodies_decode_or_are_refused_cleanly() -> None:
+    """Random byte flips, truncations and insertions of the captured bodies: every outcome is an object
+    that serializes to JSON or a 400/415 Status, never another exception (which would be a 500)."""
+    rng = random.Random(12)
+    bodies = [p.read_bytes() for p in sorted(FIXTURES.glob("*.bin"))]
+    outcomes = {"decoded": 0, "refused": 0}
+    for _ in range(3000):
+        data = bytearray(rng.choice(bodies))
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(4, len(data))
+            action = rng.randrange(3)
+            if action == 0:
+                data[at] = rng.randrange(256)
+            elif action == 1:
+                del data[at:]
+                if len(data) <= 4:
+                    data += b"\x00"
+            else:
+                data[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+        try:
+            json.dumps(_protobuf.decode(bytes(data)))
+            outcomes["decoded"] += 1
+        except APIError as err:
+            assert err.code in (400, 415), err.message
+            outcomes["refused"] += 1
+    assert outcomes["decoded"] > 50 and outcomes["refused"] > 50, outcomes
 
 
 def test_go_durations() -> None:
