@@ -449,7 +449,7 @@ def from_json(obj: dict[str, Any], msg: Any) -> Any:
             continue
         try:
             _set(msg, field, value)
-        except ConversionError as exc:
+        except (ConversionError, ValueError, TypeError) as exc:  # out of range, lone surrogates
             # What a Go client could not decode either; the rest of the object still serves.
             msg.ClearField(key)
             log.debug("left out of a protobuf answer: %s", exc)

@@ -220,6 +220,22 @@ def test_mutated_bodies_decode_or_are_refused_cleanly() -> None:
     assert outcomes["decoded"] > 50 and outcomes["refused"] > 50, outcomes
 
 
+def test_values_protobuf_cannot_carry_are_left_out_of_an_answer() -> None:
+    stored = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "cm", "labels": {"bad\ud800": "x"}, "generation": 2**70},
+        "data": {"k": 5},
+        "immutable": True,
+    }
+    assert _protobuf.decode(_protobuf.encode(stored)) == {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "cm"},
+        "immutable": True,
+    }
+
+
 def test_go_durations() -> None:
     for ns, text in [
         (0, "0s"),
