@@ -10,8 +10,10 @@ copied into a scratch tree under its module name (``k8s.io/api/core/v1/generated
 ``k8sproto/api/core_v1.proto``) with its imports rewritten the same way, and protoc runs there. The
 proto packages, hence the message names on the wire (``k8s.io.api.core.v1.Pod``), are unchanged.
 
-A second proto set (the CRI, ``k8s.io/cri-api``) is added by appending a :class:`ProtoSet` to
-``PROTO_SETS``; ``grpc=True`` also writes its gRPC stubs.
+Another proto set of ``../shared/kubernetes-proto`` (another group, or the CRI of ``k8s.io/cri-api``,
+which ``python -m cri.generate`` today generates from a copy in ``cri/v1``) is one more
+:class:`ProtoSet` in ``PROTO_SETS``; ``grpc=True`` also writes its gRPC stubs. protoc itself runs
+through ``dmi.generate.run_protoc``, as for every proto set of the project.
 """
 
 from __future__ import annotations
