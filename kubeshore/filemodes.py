@@ -28,8 +28,21 @@ def private_umask() -> None:
     os.umask(0o077)
 
 
+# Directories a data directory must never be: tightening them would lock everyone else out.
+_SYSTEM_DIRS = frozenset(
+    Path(p)
+    for p in ("/", "/etc", "/var", "/var/lib", "/usr", "/home", "/tmp", "/opt", "/root", "/srv", "/run")
+)
+
+
+def _check_not_system(path: Path) -> None:
+    if path.resolve() in _SYSTEM_DIRS:
+        raise FileModeError(f"{path} cannot be a data directory: give kubeshore a directory of its own")
+
+
 def private_dir(path: Path) -> Path:
     """``path`` (and missing parents) created 0700; an existing one is tightened."""
+    _check_not_system(path)
     path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     _tighten(path, os.lstat(path))
     return path
@@ -45,11 +58,14 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 def secure_tree(root: Path) -> list[Path]:
-    """Tighten ``root`` and everything below it to 0700 (directories) and 0600 (files); returns the
-    paths that were wider. Symbolic links are not followed; sockets keep their mode (their owners
-    choose who may connect)."""
+    """Tighten ``root`` (a directory or one file) and everything below it to 0700 (directories) and
+    0600 (files); returns the paths that were wider. Symbolic links are not followed; sockets keep
+    their mode (their owners choose who may connect)."""
     if not root.exists():
         return []
+    if not root.is_dir():
+        return [root] if _tighten(root, os.lstat(root)) else []
+    _check_not_system(root)
     changed: list[Path] = []
     for top, dirs, files in os.walk(root, followlinks=False):
         for name in [None, *dirs, *files]:

@@ -53,3 +53,15 @@ def test_wide_file_of_another_user_is_refused(tmp_path: Path) -> None:
     os.chown(f, 65534, 65534)
     with pytest.raises(filemodes.FileModeError, match="owned by uid 65534"):
         filemodes.secure_tree(tmp_path)
+
+
+def test_one_file_is_tightened_and_system_dirs_are_refused(tmp_path: Path) -> None:
+    key = tmp_path / "server.key"
+    key.write_bytes(b"k")
+    key.chmod(0o644)
+    assert filemodes.secure_tree(key) == [key] and _mode(key) == 0o600
+    for system in (Path("/"), Path("/etc"), Path("/var/lib")):
+        with pytest.raises(filemodes.FileModeError, match="cannot be a data directory"):
+            filemodes.secure_tree(system)
+        with pytest.raises(filemodes.FileModeError, match="cannot be a data directory"):
+            filemodes.private_dir(system)
