@@ -18,19 +18,8 @@ from kubeshore import pki
 
 TWIN = "$hw/events/device/default/lamp/twin/update"
 
-ACL = """\
-# docs/security.md: only edgecore and mappers write twin and state topics
-user edgecore
-topic readwrite $hw/events/#
-
-user mapper
-topic write $hw/events/device/+/+/twin/update
-topic write $hw/events/device/+/+/state/update
-topic read $hw/events/device/+/+/twin/update/#
-
-user app
-topic read $hw/events/#
-"""
+# The ACL kubeshore ships for edge brokers (and docs/security.md shows).
+ACL = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "kubeshore.acl"
 
 
 class Broker:
@@ -47,7 +36,7 @@ class Broker:
         ):
             flags = ["-c"] if i == 0 else []
             subprocess.run(["mosquitto_passwd", *flags, "-b", str(pw), user, password], check=True)
-        (tmp / "acl").write_text(ACL)
+        (tmp / "acl").write_bytes(ACL.read_bytes())
         self.tls_port = free_port()
         self.mosquitto = Mosquitto(
             free_port(),
