@@ -23,7 +23,13 @@ from cloudcore._resources import CLUSTEROBJECTSYNCS
 from cloudcore.cloudhub import CertServer, CloudHub, CloudHubSettings
 from cloudcore.config import CloudCoreConfig
 from cloudcore.devicecontroller import DeviceController
-from cloudcore.edgecontroller import EdgeController, EdgeEvents, NodeGroupViews, NodeLifecycle
+from cloudcore.edgecontroller import (
+    EdgeController,
+    EdgeEvents,
+    NodeGroupViews,
+    NodeLifecycle,
+    PodStatusWriter,
+)
 from cloudcore.sync import NodeSyncer, ObjectSyncStore
 from kubeclient import CRDS, NODES, ApiError, EventRecorder, Kube
 from kubeshore import filemodes, pki
@@ -142,6 +148,7 @@ class CloudCore:
         self.nodegroup_views = NodeGroupViews(self.kube, hub, syncer, self.edgecontroller)
         self.events = EventRecorder(self.kube)
         self.edge_events = EdgeEvents(self.events)
+        self.pods = PodStatusWriter(self.kube)
         self.devicecontroller = DeviceController(
             self.kube,
             hub,
@@ -153,8 +160,10 @@ class CloudCore:
         )
 
         async def default_upstream(node: str, msg: Any) -> None:
-            if not self.edge_events.handle_upstream(node, msg) and not await self.nodes.handle_upstream(
-                node, msg
+            if (
+                not self.edge_events.handle_upstream(node, msg)
+                and not await self.pods.handle_upstream(node, msg)
+                and not await self.nodes.handle_upstream(node, msg)
             ):
                 log.debug("node %s: unhandled upstream %s %s", node, msg.route.operation, msg.route.resource)
 

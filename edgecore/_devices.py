@@ -13,11 +13,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from edgecore._router import ModuleRouter
 from edgecore.config import EdgeCoreConfig
-from edgecore.devicetwin import DeviceTwin, TwinStore
+from edgecore.devicetwin import Device, DeviceTwin, TwinStore
 from edgecore.dmiserver import DmiServer
 from edgecore.eventbus import MqttClient
 from edgecore.metamanager import Change, EdgeStore, open_error
-from kubeshore.message import GROUP_TWIN, SOURCE_TWIN, Message
+from kubeshore.events import RT_EVENT, involved, new_event
+from kubeshore.message import GROUP_META, GROUP_TWIN, OP_INSERT, SOURCE_EDGED, SOURCE_TWIN, Message
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,13 @@ class DeviceModule:
         self.cloud = _Cloud(router)
         self.mqtt = eventbus_client(cfg)
         self.twin = DeviceTwin(self.store, cfg.node_name, mqtt=self.mqtt, cloud=self.cloud)
+        self.twin.on_event = self._event
         self.dmi = DmiServer(self.twin, str(cfg.dmi.socket))
         # (type, gvr, namespace, name): the object itself is read back from the edge store when its
         # turn comes, so a burst (a node receiving its 1,000 devices) does not wait here parsed.
         self._changes: asyncio.Queue[tuple[str, str, str | None, str]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Task[bool]] = set()
         router.register(GROUP_TWIN, self._from_cloud)
         router.on_cloud_state(self._cloud_state)
         store.add_watcher(self._watch)
@@ -138,6 +141,29 @@ class DeviceModule:
             content=msg.content,
             parent_id=msg.header.parent_msg_id,
         )
+
+    def _event(self, device: Device, type_: str, reason: str, message: str) -> None:
+        """An Event about a Device, up the channel as KubeEdge's edged sends its Events."""
+        md = (device.body.get("metadata") or {}) if device.raw else {}
+        ref = involved(
+            {
+                "apiVersion": "devices.kubeedge.io/v1beta1",
+                "kind": "Device",
+                "metadata": {"namespace": device.namespace, "name": device.name, "uid": md.get("uid", "")},
+            }
+        )
+        event = new_event(ref, type_, reason, message, "edgecore", self.cfg.node_name)
+        msg = Message.new(
+            source=SOURCE_EDGED,
+            group=GROUP_META,
+            operation=OP_INSERT,
+            resource=f"{device.namespace}/{RT_EVENT}/{event['metadata']['name']}",
+            content=event,
+        )
+        log.info("device %s: %s: %s", device.id, reason, message)
+        task = asyncio.ensure_future(self.router.to_cloud(msg))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
     async def _cloud_state(self, connected: bool) -> None:
         self.cloud.connected = connected

@@ -20,10 +20,12 @@ from edgecore.config import (
     DatabaseConfig,
     DmiConfig,
     EdgeCoreConfig,
+    EdgedConfig,
     EdgeHubConfig,
     EventBusConfig,
     MetaServerConfig,
     MetricsConfig,
+    TailoredKubeletConfig,
 )
 from edgecore.edgehub._certificates import (
     Address,
@@ -37,6 +39,37 @@ from kubeshore.config import dump_config
 from kubeshore.jointoken import JoinToken, TokenError
 
 DEFAULT_HTTPS_PORT = 10002
+
+
+def obtain_certificates(
+    https_addr: Address, node_name: str, token: JoinToken, ca_file: Path, cert_file: Path, key_file: Path
+) -> None:
+    """Fetch the CA (checked against the token's hash) and a node certificate requested with the token;
+    write them to the given files. Raises ``CertificateRequestError`` saying what failed."""
+    ca_der = fetch_ca(https_addr)
+    if not token.matches_ca(ca_der):
+        raise CertificateRequestError(
+            f"the CA served by {https_addr} does not match the token's CA hash: "
+            "wrong token or wrong cloudcore"
+        )
+    from cryptography import x509
+
+    ca_pem = pki.cert_to_pem(x509.load_der_x509_certificate(ca_der))
+    cert_pem, key_pem = request_certificate(https_addr, node_name, ca_pem, bearer=token.jwt)
+    ca_file.parent.mkdir(parents=True, exist_ok=True)
+    ca_file.write_bytes(ca_pem)
+    write_certificate(cert_file, key_file, cert_pem, key_pem)
+
+
+def _edged_config(endpoint: str | None, cgroup_driver: str) -> EdgedConfig:
+    if not endpoint:
+        return EdgedConfig()
+    return EdgedConfig(
+        enable=True,
+        tailored_kubelet_config=TailoredKubeletConfig(
+            container_runtime_endpoint=endpoint, cgroup_driver=cgroup_driver
+        ),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,6 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="file holding edgecore's MQTT password (not an argument: ps shows those)",
     )
     p.add_argument("--dmi-socket", type=Path, help="DMI unix socket (default DIR/dmi.sock)")
+    p.add_argument(
+        "--remote-runtime-endpoint",
+        help="CRI socket (e.g. unix:///run/containerd/containerd.sock): run this node's Pods with edged",
+    )
+    p.add_argument("--cgroupdriver", choices=("cgroupfs", "systemd"), default="cgroupfs")
     ns = p.parse_args(list(sys.argv[1:] if argv is None else argv))
 
     def fail(reason: str, code: int = 1) -> int:
@@ -86,26 +124,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return fail(f"--mqtt-password-file: {exc}", 2)
     data_dir: Path = ns.data_dir.resolve()
     https_addr = Address(ws_addr.host, ns.https_port)
-    try:
-        ca_der = fetch_ca(https_addr)
-    except CertificateRequestError as exc:
-        return fail(str(exc))
-    if not token.matches_ca(ca_der):
-        return fail(
-            f"the CA served by {https_addr} does not match the token's CA hash: "
-            "wrong token or wrong cloudcore"
-        )
-    from cryptography import x509
-
-    ca_pem = pki.cert_to_pem(x509.load_der_x509_certificate(ca_der))
-    try:
-        cert_pem, key_pem = request_certificate(https_addr, ns.node_name, ca_pem, bearer=token.jwt)
-    except CertificateRequestError as exc:
-        return fail(str(exc))
     filemodes.private_dir(data_dir)
     certs = filemodes.private_dir(data_dir / "certs")
-    (certs / "ca.crt").write_bytes(ca_pem)
-    write_certificate(certs / "server.crt", certs / "server.key", cert_pem, key_pem)
+    try:
+        obtain_certificates(
+            https_addr, ns.node_name, token, certs / "ca.crt", certs / "server.crt", certs / "server.key"
+        )
+    except CertificateRequestError as exc:
+        return fail(str(exc))
     try:
         cfg = EdgeCoreConfig(
             node_name=ns.node_name,
@@ -121,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 mqtt_url=ns.mqtt_url, mqtt_username=ns.mqtt_username or "", mqtt_password=password
             ),
             dmi=DmiConfig(socket=ns.dmi_socket or data_dir / "dmi.sock"),
+            edged=_edged_config(ns.remote_runtime_endpoint, ns.cgroupdriver),
             state_file=data_dir / "edgecore.json",
         )
     except ValueError as exc:

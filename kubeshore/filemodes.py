@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -57,17 +58,22 @@ def write_private(path: Path, data: bytes) -> None:
         f.write(data)
 
 
-def secure_tree(root: Path) -> list[Path]:
+def secure_tree(root: Path, *, keep: Iterable[Path] = ()) -> list[Path]:
     """Tighten ``root`` (a directory or one file) and everything below it to 0700 (directories) and
     0600 (files); returns the paths that were wider. Symbolic links are not followed; sockets keep
-    their mode (their owners choose who may connect)."""
+    their mode (their owners choose who may connect); below a directory of ``keep`` (Pod volumes,
+    whose modes the Pod chose) nothing is changed, the directory itself is tightened."""
     if not root.exists():
         return []
     if not root.is_dir():
         return [root] if _tighten(root, os.lstat(root)) else []
     _check_not_system(root)
+    kept = {k.resolve() for k in keep}
     changed: list[Path] = []
     for top, dirs, files in os.walk(root, followlinks=False):
+        if Path(top).resolve() in kept:
+            dirs.clear()
+            files = []
         for name in [None, *dirs, *files]:
             path = Path(top) if name is None else Path(top) / name
             st = os.lstat(path)

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from cloudcore.apiserver._admission import DeviceAdmission
 from cloudcore.apiserver._controllers import Controllers
 from cloudcore.apiserver._security import Credentials
 from cloudcore.apiserver._store import SQLiteStore
@@ -51,7 +52,9 @@ class EmbeddedAPIServer:
         self.registry = Registry()
         self.registry.add(*builtin_types())
         self.store = SQLiteStore(self.data_dir / "apiserver.db", self.registry, event_log_size=event_log_size)
-        self.service = ObjectService(self.store, self.registry)
+        admission = DeviceAdmission(self.registry)
+        self.service = ObjectService(self.store, self.registry, admit=admission)
+        admission.service = self.service
         self.controllers = Controllers(self.store, self.registry, self.service)
         self._authorize = authorize
         self._bookmark_interval = bookmark_interval

@@ -357,7 +357,8 @@ class Supervisor:
         except OSError as exc:
             raise ProcessFailed(f"{name}: cannot start {argv[0]}: {exc.strerror}") from exc
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), within)
+            async with asyncio.timeout(within):
+                out, err = await proc.communicate()
         except (TimeoutError, asyncio.CancelledError):
             await stop_group(proc.pid, None, grace=2)
             await proc.wait()

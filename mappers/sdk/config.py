@@ -15,7 +15,7 @@ from pydantic import Field
 from kubeshore.config import ConfigModel
 
 DEFAULT_DMI_DIR = "/etc/kubeedge"
-DEFAULT_REST_PORT = 7777
+DEFAULT_REST_PORT = 0  # any free port (KubeEdge's 7777 is often taken by another mapper on the node)
 
 
 class GrpcServerConfig(ConfigModel):
@@ -97,7 +97,10 @@ class MapperConfig(ConfigModel):
         return path
 
     def mapper_socket(self, mapper_name: str) -> str:
-        return self.grpc_server.socket_path or f"{DEFAULT_DMI_DIR}/{mapper_name}.sock"
+        """This mapper's socket: configured, else beside edgecore's (the directory a node's mappers share)."""
+        return self.grpc_server.socket_path or str(
+            Path(self.edgecore_socket()).parent / f"{mapper_name}.sock"
+        )
 
     def rest_port(self) -> int:
         if self.rest.port is not None:

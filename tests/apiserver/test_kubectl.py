@@ -299,8 +299,12 @@ def test_imperative_create_of_builtin_kinds(apiserver: APIServerProcess) -> None
     assert apiserver.kubectl_json("get", "cm", "cm-create", "-n", "made-by-create")["data"] == {"a": "1"}
     secret = apiserver.kubectl_json("get", "secret", "s-create", "-n", "made-by-create")
     assert secret["data"] == {"k": "dg=="} and secret["type"] == "Opaque"
-    out = apiserver.kubectl("create", "deployment", "d", "--image=nginx", check=False)
-    assert out.returncode != 0 and "kubectl apply -f" in out.stderr
+    apiserver.kubectl(
+        "create", "deployment", "d-create", "-n", "made-by-create", "--image=nginx", "--replicas=0"
+    )
+    deployment = apiserver.kubectl_json("get", "deployment", "d-create", "-n", "made-by-create")
+    assert deployment["spec"]["replicas"] == 0
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx"
 
 
 def test_server_side_apply(apiserver: APIServerProcess) -> None:

@@ -65,3 +65,29 @@ def test_one_file_is_tightened_and_system_dirs_are_refused(tmp_path: Path) -> No
             filemodes.secure_tree(system)
         with pytest.raises(filemodes.FileModeError, match="cannot be a data directory"):
             filemodes.private_dir(system)
+
+
+def test_pod_volumes_keep_the_modes_their_pod_chose(tmp_path: Path) -> None:
+    edged = tmp_path / "edged"
+    volume = edged / "pods" / "uid" / "volumes" / "cfg"
+    volume.mkdir(parents=True)
+    (volume / "app.conf").write_bytes(b"x")
+    (volume / "app.conf").chmod(0o644)
+    edged.chmod(0o755)
+    filemodes.secure_tree(tmp_path, keep=[edged])
+    assert _mode(edged) == 0o700  # the volumes are behind an owner-only directory
+    assert _mode(volume / "app.conf") == 0o644
+
+
+def test_pod_volumes_are_readable_by_the_pod_under_edgecores_umask(tmp_path: Path) -> None:
+    from edgecore.edged._volumes import write_atomically
+
+    old = os.umask(0o077)  # edgecore's (filemodes.private_umask)
+    try:
+        vol = tmp_path / "cfg"
+        assert write_atomically(vol, {"a/b.conf": (b"x", 0o644), "top": (b"y", 0o640)})
+    finally:
+        os.umask(old)
+    data = (vol / "..data").resolve()
+    assert _mode(vol) == 0o755 and _mode(data) == 0o755 and _mode(data / "a") == 0o755
+    assert _mode(data / "a" / "b.conf") == 0o644 and _mode(data / "top") == 0o640
