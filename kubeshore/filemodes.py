@@ -99,6 +99,12 @@ def _tighten(path: Path, st: os.stat_result) -> bool:
             f"{path} is owned by uid {st.st_uid}, not by this user, and readable by others "
             f"(mode {mode:o}); give it to this user or remove it"
         )
-    os.chmod(path, mode & want)
+    try:
+        os.chmod(path, mode & want)
+    except OSError as exc:
+        # A read-only file system: nobody can change the file either; what needs to write it fails
+        # next with its own error.
+        log.warning("%s is open to others (mode %o) and cannot be narrowed: %s", path, mode, exc.strerror)
+        return False
     log.warning("%s was open to other users (mode %o); now %o", path, mode, mode & want)
     return True

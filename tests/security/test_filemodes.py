@@ -91,3 +91,19 @@ def test_pod_volumes_are_readable_by_the_pod_under_edgecores_umask(tmp_path: Pat
     data = (vol / "..data").resolve()
     assert _mode(vol) == 0o755 and _mode(data) == 0o755 and _mode(data / "a") == 0o755
     assert _mode(data / "a" / "b.conf") == 0o644 and _mode(data / "top") == 0o640
+
+
+def test_a_file_that_cannot_be_narrowed_is_named_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    f = tmp_path / "edge.db"
+    f.write_bytes(b"")
+    f.chmod(0o644)
+
+    def read_only(path: object, mode: int) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(filemodes.os, "chmod", read_only)
+    with caplog.at_level(logging.WARNING):
+        assert filemodes.secure_tree(f) == []
+    assert "edge.db is open to others (mode 644) and cannot be narrowed: Read-only file system" in caplog.text
