@@ -5,9 +5,10 @@ What carries over: the node name (``modules.edged.hostnameOverride``), the cloud
 (``modules.edgeHub.websocket.server``, ``httpServer``), the node certificate files and the join
 ``token`` (used when the certificate files are not there yet), heartbeat, handshake timeout and
 certificate rotation, the database file, the DMI socket directory (``modules.deviceTwin.dmiSockPath``),
-the external MQTT broker with its credentials and TLS (``modules.eventBus``), the MetaServer address,
-edged (``enable``, ``rootDirectory``, and of ``tailoredKubeletConfig`` the CRI endpoint, cgroup driver,
-runtime request timeout and node status frequencies).
+the external MQTT broker with its credentials and TLS (``modules.eventBus.mqttServerExternal``,
+``mqttUsername``, ``mqttPassword``, ``eventBusTLS``), the MetaServer address, edged (``enable``,
+``rootDirectory``, and of ``tailoredKubeletConfig`` the CRI endpoint, cgroup driver, runtime request
+timeout and node status frequencies).
 
 What is named in the warning line: every other key that carries a value (a section with many such keys
 once, with their number). A section switched off (``enable: false``) and empty values carry nothing and
@@ -165,9 +166,14 @@ def translate(doc: dict[str, Any]) -> Translated:
     r.take(f"{bus}.mqttUsername", "eventBus.mqttUsername")
     r.take(f"{bus}.mqttPassword", "eventBus.mqttPassword")
     tls = f"{bus}.eventBusTLS"
-    if r.take(f"{tls}.enable", "eventBus.eventBusTLS.enable"):
-        for key in ("tlsMqttCAFile", "tlsMqttCertFile", "tlsMqttPrivateKeyFile"):
+    if r.get(f"{tls}.enable"):
+        for key in ("enable", "tlsMqttCAFile", "tlsMqttCertFile", "tlsMqttPrivateKeyFile"):
             r.take(f"{tls}.{key}", f"eventBus.eventBusTLS.{key}")
+    else:
+        # KubeEdge writes the TLS file paths even when TLS is off: nothing to carry, nothing to name.
+        r.used.update(
+            f"{tls}.{k}" for k in ("enable", "tlsMqttCAFile", "tlsMqttCertFile", "tlsMqttPrivateKeyFile")
+        )
 
     edged = "modules.edged"
     kubelet = f"{edged}.tailoredKubeletConfig"
