@@ -17,15 +17,15 @@ from typing import Any
 
 import yaml
 
-from cloudcore._identity import current_token, load_or_create_ca
+from cloudcore._identity import current_token, has_certificate, load_or_create_ca, record_certificate
 from cloudcore._metrics import Metrics
 from cloudcore._resources import CLUSTEROBJECTSYNCS
 from cloudcore.cloudhub import CertServer, CloudHub, CloudHubSettings
 from cloudcore.config import CloudCoreConfig
 from cloudcore.devicecontroller import DeviceController
-from cloudcore.edgecontroller import EdgeController, NodeGroupViews, NodeLifecycle
+from cloudcore.edgecontroller import EdgeController, EdgeEvents, NodeGroupViews, NodeLifecycle
 from cloudcore.sync import NodeSyncer, ObjectSyncStore
-from kubeclient import CRDS, NODES, ApiError, Kube
+from kubeclient import CRDS, NODES, ApiError, EventRecorder, Kube
 from kubeshore import pki
 
 log = logging.getLogger("cloudcore")
@@ -140,21 +140,28 @@ class CloudCore:
         )
         self.edgecontroller = EdgeController(self.kube, hub, syncer)
         self.nodegroup_views = NodeGroupViews(self.kube, hub, syncer, self.edgecontroller)
+        self.events = EventRecorder(self.kube)
+        self.edge_events = EdgeEvents(self.events)
         self.devicecontroller = DeviceController(
             self.kube,
             hub,
             syncer,
+            events=self.events,
             flush_interval=cfg.device_status_flush_interval,
             status_writers=cfg.device_status_writers,
+            refresh_interval=cfg.device_status_refresh_interval,
         )
 
         async def default_upstream(node: str, msg: Any) -> None:
-            if not await self.nodes.handle_upstream(node, msg):
+            if not self.edge_events.handle_upstream(node, msg) and not await self.nodes.handle_upstream(
+                node, msg
+            ):
                 log.debug("node %s: unhandled upstream %s %s", node, msg.route.operation, msg.route.resource)
 
         hub.set_default_upstream(default_upstream)
         self.metrics = Metrics(hub, self.store, lambda: self.ready, self.devicecontroller)
         await self.metrics.start(cfg.metrics_bind, cfg.metrics_port)
+        await self.events.start()
         await self.store.start()
         await self.nodegroup_views.start()
         await self.edgecontroller.start()
@@ -167,6 +174,8 @@ class CloudCore:
             port=cfg.https_port,
             node_exists=self._node_exists,
             cert_validity=dt.timedelta(days=cfg.edge_cert_validity_days),
+            has_certificate=self._has_certificate,
+            record_issued=self._record_issued,
         )
         await self.certs.start()
         await hub.start()
@@ -184,6 +193,12 @@ class CloudCore:
 
     async def _node_exists(self, name: str) -> bool:
         return await self.kube.run(self.kube.get, NODES, name) is not None
+
+    async def _has_certificate(self, name: str) -> bool:
+        return bool(await self.kube.run(has_certificate, self.kube, name))
+
+    async def _record_issued(self, name: str, not_after: dt.datetime) -> None:
+        await self.kube.run(record_certificate, self.kube, name, not_after.isoformat())
 
     def ports(self) -> dict[str, int]:
         assert self.hub and self.certs and self.metrics
@@ -207,6 +222,7 @@ class CloudCore:
         await self.nodegroup_views.stop()
         await self.devicecontroller.stop()
         await self.nodes.stop()
+        await self.events.stop()
         if self.metrics:
             await self.metrics.stop()
         if self._tmp:

@@ -2,7 +2,9 @@
 
 Secret ``kubeedge/casecret`` holds ``cadata`` (CA certificate DER) and ``cakeydata`` (key DER);
 ``kubeedge/tokensecret`` holds ``tokendata``. Several cloudcores (or ``kubeshore token create``)
-share them through the API.
+share them through the API. ConfigMap ``kubeedge/kubeshore-node-certificates`` records which node
+names have been given a certificate with a join token, so that a token cannot take over a name
+(section "Join tokens" of docs/security.md).
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from kubeclient import NAMESPACES, SECRETS, ApiError, Kube
+from kubeclient import CONFIGMAPS, NAMESPACES, NODES, SECRETS, ApiError, Kube
 from kubeshore import pki
 from kubeshore.jointoken import TokenError, create_token, verify_jwt
 
 NAMESPACE = "kubeedge"
 CA_SECRET = "casecret"
 TOKEN_SECRET = "tokensecret"
+ISSUED_CONFIGMAP = "kubeshore-node-certificates"
 
 
 def _b64(data: bytes) -> str:
@@ -112,3 +115,33 @@ def current_token(kube: Kube, ca: pki.CertificateAuthority, validity_seconds: in
     else:
         kube.patch(SECRETS, TOKEN_SECRET, {"data": body["data"]}, NAMESPACE)
     return TokenInfo(token, verify_jwt(token.split(".", 1)[1], key_der))
+
+
+def has_certificate(kube: Kube, node: str) -> bool:
+    """Whether ``node`` already holds a certificate: it registered, or a token was used for it."""
+    if kube.get(NODES, node) is not None:
+        return True
+    issued = kube.get(CONFIGMAPS, ISSUED_CONFIGMAP, NAMESPACE)
+    return issued is not None and node in (issued.get("data") or {})
+
+
+def record_certificate(kube: Kube, node: str, not_after: str) -> None:
+    """Remember that ``node`` was given a certificate with a join token (valid until ``not_after``)."""
+    patch = {"data": {node: not_after}}
+    try:
+        kube.patch(CONFIGMAPS, ISSUED_CONFIGMAP, patch, NAMESPACE)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        body = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": ISSUED_CONFIGMAP, "namespace": NAMESPACE},
+            **patch,
+        }
+        try:
+            kube.create(CONFIGMAPS, body, NAMESPACE)
+        except ApiError as exc2:
+            if exc2.status != 409:
+                raise
+            kube.patch(CONFIGMAPS, ISSUED_CONFIGMAP, patch, NAMESPACE)

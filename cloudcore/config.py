@@ -41,6 +41,12 @@ class CloudCoreConfig(ConfigModel):
         1.0, gt=0, description="seconds between DeviceStatus writes of one device (reports are coalesced)"
     )
     device_status_writers: int = Field(4, ge=1, le=64, description="DeviceStatus writes in flight at once")
+    device_status_refresh_interval: float = Field(
+        60.0,
+        gt=0,
+        description="seconds a report that changes no value, state or condition (only timestamps such as "
+        "lastOnlineTime) may wait before it is written to the DeviceStatus",
+    )
     token_validity_hours: float = Field(24.0, gt=0)
     edge_cert_validity_days: float = Field(365.0, gt=0)
 

@@ -11,6 +11,7 @@ from typing import Final, Literal
 
 from pydantic import ConfigDict, Field
 
+from crds._apps import StatusCondition
 from crds._base import (
     FreeForm,
     Int32,
@@ -178,7 +179,9 @@ class DeviceProperty(KubeModel):
     report_cycle: Int64 | None = Field(default=None, description="Push interval in milliseconds.")
     collect_cycle: Int64 | None = Field(default=None, description="Collect interval in milliseconds.")
     report_to_cloud: bool | None = Field(default=None, description="Report the twin to the cloud.")
-    push_method: PushMethod | None = None
+    push_method: PushMethod | None = Field(
+        default=None, description="Where the mapper pushes the value: HTTP, MQTT, OTEL or a database."
+    )
 
 
 class DeviceMethod(KubeModel):
@@ -201,22 +204,48 @@ class DeviceSpec(KubeModel):
         description="The DeviceModel (same namespace) this device instantiates."
     )
     node_name: str | None = Field(default=None, description="Edge node the device is bound to.")
-    properties: list[DeviceProperty] | None = None
-    protocol: ProtocolConfig | None = None
-    methods: list[DeviceMethod] | None = None
-    state_report: StateReport | None = None
+    properties: list[DeviceProperty] | None = Field(
+        default=None,
+        description="Per-property settings: desired value, visitor, report and collect cycles, push methods.",
+    )
+    protocol: ProtocolConfig | None = Field(
+        default=None, description="Protocol name (selects the mapper) and its connection configData."
+    )
+    methods: list[DeviceMethod] | None = Field(
+        default=None, description="Named groups of properties an application may write together."
+    )
+    state_report: StateReport | None = Field(
+        default=None, description="Whether and how often the mapper reports the device state."
+    )
+
+
+class DeviceConditionType(StrEnum):
+    """kubeshore's conditions of a Device (KubeEdge has none): why a device is silent."""
+
+    MODEL_FOUND = "ModelFound"
+    MAPPER_AVAILABLE = "MapperAvailable"
+    REPORTING = "Reporting"
+    DESIRED_APPLIED = "DesiredApplied"
+
+
+_CONDITIONS_DESCRIPTION = (
+    "kubeshore: ModelFound, MapperAvailable, Reporting and DesiredApplied, each with a reason and a "
+    "message saying why a device is silent or a desired value was not applied."
+)
 
 
 class DeviceStatusOld(KubeModel):
     """``Device.status`` since v1.23: only the state-report settings (``spec.stateReport`` wins).
 
     Unknown keys are kept: objects written by KubeEdge <= v1.22 carry twins, state, lastOnlineTime here.
+    ``conditions`` is kubeshore's addition (the same as the DeviceStatus's).
     """
 
     model_config = ConfigDict(extra="allow")
 
     report_to_cloud: bool | None = None
     report_cycle: Int64 | None = None
+    conditions: list[StatusCondition] | None = Field(default=None, description=_CONDITIONS_DESCRIPTION)
 
 
 class Device(Resource):
@@ -235,6 +264,11 @@ class Device(Resource):
             PrinterColumn("Node", ".spec.nodeName", description="Edge node the device is bound to"),
             PrinterColumn("Model", ".spec.deviceModelRef.name", description="DeviceModel"),
             PrinterColumn("Protocol", ".spec.protocol.protocolName", description="Protocol (mapper)"),
+            PrinterColumn(
+                "Reporting",
+                '.status.conditions[?(@.type=="Reporting")].reason',
+                description="Why the device reports or is silent (the Reporting condition's reason)",
+            ),
             _AGE,
         ),
         description="Device is a device instance managed by KubeEdge mappers.",
@@ -320,6 +354,7 @@ class DeviceStatusStatus(KubeModel):
         default=None, description="RFC 3339 time the device was last online."
     )
     extensions: FreeForm | None = Field(default=None, description="Free-form data, e.g. anomaly detection.")
+    conditions: list[StatusCondition] | None = Field(default=None, description=_CONDITIONS_DESCRIPTION)
 
 
 class DeviceStatus(Resource):
@@ -336,6 +371,15 @@ class DeviceStatus(Resource):
         categories=("kubeedge",),
         printer_columns=(
             PrinterColumn("State", ".status.state", description="Device state reported by the mapper"),
+            PrinterColumn(
+                "Reason",
+                '.status.conditions[?(@.type=="Reporting")].reason',
+                description="Why the device reports or is silent (the Reporting condition's reason)",
+            ),
+            PrinterColumn(
+                "Property", ".status.twins[0].propertyName", description="The first reported property"
+            ),
+            PrinterColumn("Value", ".status.twins[0].reported.value", description="Its reported value"),
             PrinterColumn(
                 "Last-Online", ".status.lastOnlineTime", "date", description="Time last seen online"
             ),

@@ -10,6 +10,15 @@ What crosses the wire
     (``effective_device``, KubeEdge's override rules) and sends that. Proto3 scalars cannot tell zero from
     unset, so ``0``/``""``/``false`` come back as absent (as Go's ``omitempty`` would write them).
 
+Messages a Go mapper dereferences are always present
+    KubeEdge's edgecore builds the DMI Device from the CRD's JSON, where ``protocol``, a property's
+    ``desired`` and ``visitors`` are Go structs (never omitted), so its mappers read
+    ``property.Desired.Value``, ``property.Visitors.ConfigData.Data`` and ``device.Spec.Protocol`` without
+    a nil check (mapper-framework ``pkg/util/parse/grpc.go``) and panic when one is missing. So
+    ``device_to_dmi`` always sets them: ``desired`` with an empty value, ``visitors`` and ``protocol``
+    with an empty ``configData`` (where KubeEdge's would have none, and its own mappers would panic).
+    Reading back, an empty ``desired``, visitor, protocol or ``configData`` is absent again.
+
 configData, anomalyDetection and ``google.protobuf.Any``
     Each top-level value is packed into a standard wrapper that KubeEdge's Go mappers decode
     (mapper-framework ``DecodeAnyValue`` knows StringValue, Int32Value, Int64Value, FloatValue, BoolValue
@@ -175,9 +184,10 @@ def _twin_property_to_dmi(prop: crds.TwinProperty) -> api_pb2.TwinProperty:
     return api_pb2.TwinProperty(value=prop.value, metadata=prop.metadata or {})
 
 
-def _visitor_to_dmi(visitor: crds.VisitorConfig, path: str) -> api_pb2.VisitorConfig:
-    msg = api_pb2.VisitorConfig(protocolName=visitor.protocol_name or "")
-    if visitor.config_data is not None:
+def _visitor_to_dmi(visitor: crds.VisitorConfig | None, path: str) -> api_pb2.VisitorConfig:
+    msg = api_pb2.VisitorConfig(protocolName=(visitor.protocol_name or "") if visitor else "")
+    msg.configData.SetInParent()
+    if visitor is not None and visitor.config_data is not None:
         msg.configData.CopyFrom(_customized(visitor.config_data, f"{path}.configData"))
     return msg
 
@@ -274,10 +284,10 @@ def _property_to_dmi(prop: crds.DeviceProperty, path: str) -> api_pb2.DeviceProp
         collectCycle=prop.collect_cycle or 0,
         reportToCloud=bool(prop.report_to_cloud),
     )
+    msg.desired.SetInParent()
     if prop.desired is not None:
         msg.desired.CopyFrom(_twin_property_to_dmi(prop.desired))
-    if prop.visitors is not None:
-        msg.visitors.CopyFrom(_visitor_to_dmi(prop.visitors, f"{path}.visitors"))
+    msg.visitors.CopyFrom(_visitor_to_dmi(prop.visitors, f"{path}.visitors"))
     if prop.push_method is not None:
         msg.pushMethod.CopyFrom(_push_method_to_dmi(prop.push_method, f"{path}.pushMethod"))
     return msg
@@ -291,8 +301,9 @@ def device_to_dmi(device: crds.Device) -> api_pb2.Device:
     spec = device.spec
     msg = api_pb2.Device(name=device.name, namespace=device.namespace)
     msg.spec.deviceModelReference = spec.device_model_ref.name
+    protocol = msg.spec.protocol
+    protocol.configData.SetInParent()
     if spec.protocol is not None:
-        protocol = msg.spec.protocol
         protocol.protocolName = spec.protocol.protocol_name or ""
         if spec.protocol.config_data is not None:
             protocol.configData.CopyFrom(_customized(spec.protocol.config_data, "spec.protocol.configData"))
@@ -360,7 +371,7 @@ def _twin_property_from_dmi(msg: api_pb2.TwinProperty) -> dict[str, Any]:
 
 def _visitor_from_dmi(msg: api_pb2.VisitorConfig, path: str) -> dict[str, Any]:
     out = _present(protocolName=msg.protocolName)
-    if msg.HasField("configData"):
+    if msg.configData.data:
         out["configData"] = unpack_values(msg.configData.data, f"{path}.configData")
     return out
 
@@ -421,10 +432,12 @@ def _property_from_dmi(msg: api_pb2.DeviceProperty, path: str) -> dict[str, Any]
             reportCycle=msg.reportCycle, collectCycle=msg.collectCycle, reportToCloud=msg.reportToCloud
         ),
     }
-    if msg.HasField("desired"):
+    if msg.HasField("desired") and (msg.desired.value or msg.desired.metadata):
         out["desired"] = _twin_property_from_dmi(msg.desired)
     if msg.HasField("visitors"):
-        out["visitors"] = _visitor_from_dmi(msg.visitors, f"{path}.visitors")
+        visitors = _visitor_from_dmi(msg.visitors, f"{path}.visitors")
+        if visitors:
+            out["visitors"] = visitors
     if msg.HasField("pushMethod"):
         out["pushMethod"] = _push_method_from_dmi(msg.pushMethod, f"{path}.pushMethod")
     return out
@@ -447,12 +460,10 @@ def device_from_dmi(msg: api_pb2.Device) -> crds.Device:
     """The Device a DMI message describes. ``status`` becomes ``spec.stateReport``; its twins are not
     part of a Device (see ``twin_from_dmi``)."""
     spec: dict[str, Any] = {"deviceModelRef": {"name": msg.spec.deviceModelReference}}
-    if msg.spec.HasField("protocol"):
-        protocol = _present(protocolName=msg.spec.protocol.protocolName)
-        if msg.spec.protocol.HasField("configData"):
-            protocol["configData"] = unpack_values(
-                msg.spec.protocol.configData.data, "spec.protocol.configData"
-            )
+    protocol = _present(protocolName=msg.spec.protocol.protocolName)
+    if msg.spec.protocol.configData.data:
+        protocol["configData"] = unpack_values(msg.spec.protocol.configData.data, "spec.protocol.configData")
+    if protocol:
         spec["protocol"] = protocol
     if msg.spec.properties:
         spec["properties"] = [

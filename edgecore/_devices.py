@@ -9,12 +9,14 @@ import contextlib
 import logging
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from edgecore._router import ModuleRouter
 from edgecore.config import EdgeCoreConfig
 from edgecore.devicetwin import DeviceTwin, TwinStore
 from edgecore.dmiserver import DmiServer
 from edgecore.eventbus import MqttClient
-from edgecore.metamanager import Change, EdgeStore
+from edgecore.metamanager import Change, EdgeStore, open_error
 from kubeshore.message import GROUP_TWIN, SOURCE_TWIN, Message
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,10 @@ class DeviceModule:
         store.add_watcher(self._watch)
 
     async def start(self) -> None:
-        await self.store.open()
+        try:
+            await self.store.open()
+        except (OSError, SQLAlchemyError) as exc:
+            raise open_error(self.cfg.database.path, exc) from None
         await self._catch_up()
         await self.mqtt.start()
         await self.twin.start()

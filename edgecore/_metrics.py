@@ -58,12 +58,33 @@ class _NodeCollector(Collector):
         )
         devices = node.devices
         yield counter(
+            "edgecore_store_write_failures",
+            "Twin store transactions that failed (disk full, read-only, I/O error)",
+            devices.store.write_failures,
+        )
+        yield counter(
             "edgecore_twin_updates", "Twin property changes applied (DMI and MQTT)", devices.twin.twin_updates
         )
         yield gauge("edgecore_devices", "Devices bound to this node", len(devices.store.devices))
         yield gauge(
             "edgecore_registered_mappers", "Mappers registered over DMI", len(devices.dmi.registry.mappers)
         )
+        healthy = GaugeMetricFamily(
+            "edgecore_mapper_healthy",
+            "1 while the mapper answers DMI calls within the call timeout",
+            labels=["mapper"],
+        )
+        for name, m in sorted(devices.dmi.registry.mappers.items()):
+            healthy.add_metric([name], int(m.reachable))
+        yield healthy
+        refused = CounterMetricFamily(
+            "edgecore_mqtt_refused",
+            "MQTT twin-topic messages refused (answered with a code and reason on .../result), by kind",
+            labels=["kind"],
+        )
+        for kind, n in sorted(devices.twin.mqtt_refused.items()):
+            refused.add_metric([kind], n)
+        yield refused
         calls = CounterMetricFamily(
             "edgecore_dmi_calls", "DMI calls served, by rpc and result", labels=["rpc", "result"]
         )
@@ -89,5 +110,11 @@ def node_health(node: EdgeNode) -> HealthChecks:
         await node.store.count()
         return True
 
+    async def store_writes() -> bool:
+        # Raises with the reason (disk full, read-only): the probe's answer names it.
+        await node.devices.store.probe_write()
+        return True
+
     health.add("store", store)
+    health.add("store-writes", store_writes)
     return health

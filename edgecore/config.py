@@ -21,7 +21,11 @@ class EdgeHubConfig(_Camel):
     server: str = Field(description="cloudcore websocket address host:port")
     https_server: str = Field(description="cloudcore certificate server host:port")
     heartbeat: float = Field(15.0, gt=0, description="seconds between websocket pings")
-    json_keepalive: bool = Field(False, description="also send KubeEdge JSON keepalive messages")
+    json_keepalive: bool = Field(
+        True,
+        description="also send KubeEdge's keepalive messages (KubeEdge's cloudhub closes a session "
+        "without them after its keepaliveInterval)",
+    )
     handshake_timeout: float = Field(30.0, gt=0)
     reconnect_initial: float = Field(1.0, gt=0, description="first reconnect delay (seconds)")
     reconnect_max: float = Field(30.0, gt=0, description="largest reconnect delay (seconds)")

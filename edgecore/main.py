@@ -59,9 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             await node.stop()
 
+    from edgecore.metamanager import StoreOpenError
+
     try:
         asyncio.run(runner())
-    except OSError as exc:
+    except (OSError, StoreOpenError) as exc:
+        # One line, no traceback: these are the operator's to fix (paths, permissions, disk).
         print(f"edgecore: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -26,6 +26,7 @@ from kubeclient._client import (
     object_key,
     split_api_version,
 )
+from kubeclient._events import EventRecorder
 from kubeclient._informer import EventHandler, Informer, wait_synced
 from kubeclient._workqueue import WorkQueue
 
@@ -46,6 +47,7 @@ __all__ = [
     "STRATEGIC_MERGE_PATCH",
     "ApiError",
     "EventHandler",
+    "EventRecorder",
     "Informer",
     "Kube",
     "Obj",

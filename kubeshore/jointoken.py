@@ -1,7 +1,9 @@
 """KubeEdge join tokens: ``<hex sha256 of the CA certificate DER>.<JWT>``.
 
-The JWT is HS256 with the CA private key's DER bytes as the HMAC secret and carries only ``exp``
-(section 3.4). The edge checks the CA hash before trusting anything the cloud sends and presents
+The JWT is HS256 with the CA private key's DER bytes as the HMAC secret and carries ``exp`` (section
+3.4); a token made for one node (``kubeshore token create --node NAME``) also carries ``node``, which
+KubeEdge ignores and kubeshore's certificate server enforces. The edge checks the CA hash before
+trusting anything the cloud sends and presents
 only the JWT as a Bearer token. Written on the standard library so edge code stays light.
 """
 
@@ -29,9 +31,12 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def create_jwt(secret: bytes, expires_at: int) -> str:
+def create_jwt(secret: bytes, expires_at: int, *, node: str | None = None) -> str:
     header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
-    claims = _b64(json.dumps({"exp": expires_at}, separators=(",", ":")).encode())
+    body: dict[str, object] = {"exp": expires_at}
+    if node is not None:
+        body["node"] = node
+    claims = _b64(json.dumps(body, separators=(",", ":")).encode())
     signing_input = f"{header}.{claims}".encode()
     signature = _b64(hmac.new(secret, signing_input, hashlib.sha256).digest())
     return f"{header}.{claims}.{signature}"
@@ -39,6 +44,13 @@ def create_jwt(secret: bytes, expires_at: int) -> str:
 
 def verify_jwt(token: str, secret: bytes, *, now: float | None = None) -> int:
     """Check signature and expiry; returns ``exp``."""
+    exp = verify_jwt_claims(token, secret, now=now)["exp"]
+    assert isinstance(exp, int)
+    return exp
+
+
+def verify_jwt_claims(token: str, secret: bytes, *, now: float | None = None) -> dict[str, object]:
+    """Check signature and expiry; returns the claims."""
     parts = token.split(".")
     if len(parts) != 3:
         raise TokenError("bearer token is not a JWT (expected 3 dot-separated parts)")
@@ -58,12 +70,17 @@ def verify_jwt(token: str, secret: bytes, *, now: float | None = None) -> int:
         raise TokenError("bearer token has no exp claim")
     if exp < (time.time() if now is None else now):
         raise TokenError("bearer token has expired; create a new one with 'kubeshore token create'")
-    return exp
+    node = claims.get("node")
+    if node is not None and not isinstance(node, str):
+        raise TokenError("bearer token's node claim is not a string")
+    return dict(claims)
 
 
-def create_token(ca_cert_der: bytes, ca_key_der: bytes, validity_seconds: int) -> str:
+def create_token(
+    ca_cert_der: bytes, ca_key_der: bytes, validity_seconds: int, *, node: str | None = None
+) -> str:
     ca_hash = hashlib.sha256(ca_cert_der).hexdigest()
-    return f"{ca_hash}.{create_jwt(ca_key_der, int(time.time()) + validity_seconds)}"
+    return f"{ca_hash}.{create_jwt(ca_key_der, int(time.time()) + validity_seconds, node=node)}"
 
 
 @dataclass(frozen=True)

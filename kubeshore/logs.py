@@ -109,3 +109,43 @@ def setup_logging(level: str = "info", fmt: str | None = None, stream: TextIO | 
 
 def setup_from_args(args: argparse.Namespace) -> None:
     setup_logging(args.log_level, args.log_format)
+
+
+class Throttled:
+    """One logger's repeated lines, at most one per ``interval`` seconds per key.
+
+    Peers can send the same bad input thousands of times a second; a line per message would fill
+    the disk and bury everything else. The first line of a key is logged at once, the repeats within
+    the interval are counted, and the next line logged for the key says how many were left out
+    (field ``suppressed``). Keys are the caller's (a reason class, a peer), at most ``max_keys`` kept.
+    """
+
+    def __init__(self, logger: logging.Logger, interval: float = 60.0, max_keys: int = 1024) -> None:
+        self.logger = logger
+        self.interval = interval
+        self.max_keys = max_keys
+        self._last: dict[str, tuple[float, int]] = {}  # key -> (monotonic time logged, suppressed since)
+
+    def log(self, level: int, key: str, msg: str, *args: object, **fields: Any) -> bool:
+        """Log ``msg % args`` with ``fields``, unless ``key`` was logged within the interval (False)."""
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last[0] < self.interval:
+            self._last[key] = (last[0], last[1] + 1)
+            return False
+        if last is None and len(self._last) >= self.max_keys:
+            # Forget the keys logged longest ago, so a stream of new keys cannot grow this map.
+            for old in sorted(self._last, key=lambda k: self._last[k][0])[: self.max_keys // 2]:
+                del self._last[old]
+        suppressed = last[1] if last is not None else 0
+        if suppressed:
+            fields["suppressed"] = suppressed
+        self._last[key] = (now, 0)
+        self.logger.log(level, msg, *args, extra=fields or None)
+        return True
+
+    def warning(self, key: str, msg: str, *args: object, **fields: Any) -> bool:
+        return self.log(logging.WARNING, key, msg, *args, **fields)
+
+    def error(self, key: str, msg: str, *args: object, **fields: Any) -> bool:
+        return self.log(logging.ERROR, key, msg, *args, **fields)

@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _CA_VALIDITY = dt.timedelta(days=100 * 364)
+NODE_CN_PREFIX = "system:node:"
+NODE_ORGANIZATION = "system:nodes"
+_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 DEFAULT_CERT_VALIDITY = dt.timedelta(days=365)
 
 
@@ -136,15 +140,19 @@ class CertificateAuthority:
         return cert, key
 
     def sign_csr(
-        self, csr: x509.CertificateSigningRequest, *, validity: dt.timedelta = DEFAULT_CERT_VALIDITY
+        self,
+        csr: x509.CertificateSigningRequest,
+        *,
+        subject: x509.Name | None = None,
+        validity: dt.timedelta = DEFAULT_CERT_VALIDITY,
     ) -> x509.Certificate:
-        """Sign a client CSR as-is (subject kept); the caller has already authorised the subject."""
+        """Sign a client CSR with ``subject`` (default: the CSR's); the caller has authorised it."""
         if not csr.is_signature_valid:
             raise ValueError("CSR signature is invalid")
         public_key = csr.public_key()
         if not isinstance(public_key, ec.EllipticCurvePublicKey):
             raise ValueError("CSR key must be ECDSA")
-        return self._sign(csr.subject, public_key, [], True, False, validity)
+        return self._sign(subject or csr.subject, public_key, [], True, False, validity)
 
     def _sign(
         self,
@@ -187,6 +195,15 @@ class CertificateAuthority:
         return builder.sign(self.key, hashes.SHA256())
 
 
+def node_subject(node: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, NODE_ORGANIZATION),
+            x509.NameAttribute(NameOID.COMMON_NAME, NODE_CN_PREFIX + node),
+        ]
+    )
+
+
 def new_csr(
     common_name: str, organization: str, key: ec.EllipticCurvePrivateKey
 ) -> x509.CertificateSigningRequest:
@@ -202,6 +219,33 @@ def new_csr(
 def common_name(cert: x509.Certificate | x509.CertificateSigningRequest) -> str:
     attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(attrs[0].value) if attrs else ""
+
+
+class IdentityError(PermissionError):
+    """A certificate or CSR does not name exactly one node."""
+
+
+def node_identity(subject_of: x509.Certificate | x509.CertificateSigningRequest) -> str:
+    """The one node a certificate or CSR names; the identity rule of the certificate server and cloudhub.
+
+    Exactly one CN ``system:node:<name>`` with a valid node name and exactly one O ``system:nodes``;
+    other attributes (KubeEdge's CSR adds C, L, ST) are allowed. Anything else is refused: a subject
+    with two CNs was read as one node by a check of the first CN and as another by the last.
+    """
+    subject = subject_of.subject
+    cns = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    orgs = subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    if len(cns) != 1:
+        raise IdentityError(f"subject must have exactly one CN {NODE_CN_PREFIX}<node>, has {len(cns)}")
+    if [a.value for a in orgs] != [NODE_ORGANIZATION]:
+        raise IdentityError(
+            f"subject must have exactly one O {NODE_ORGANIZATION}, has {[str(a.value) for a in orgs]}"
+        )
+    cn = str(cns[0].value)
+    name = cn[len(NODE_CN_PREFIX) :]
+    if not cn.startswith(NODE_CN_PREFIX) or len(name) > 253 or not _NODE_NAME.match(name):
+        raise IdentityError(f"CN {cn!r} is not {NODE_CN_PREFIX}<node name>")
+    return name
 
 
 def write_private(path: Path, data: bytes) -> None:

@@ -144,7 +144,7 @@ def test_kubeedge_int64_fields_carry_the_format() -> None:
 
 def _schema_has_path(schema: dict[str, Any], json_path: str) -> bool:
     # Printer columns use kubectl JSONPath; drop filters and wildcards to get the field path.
-    plain = re.sub(r"\[\?\(.*?\)\]|\[\*\]", "", json_path)
+    plain = re.sub(r"\[\?\(.*?\)\]|\[\*\]|\[\d+\]", "", json_path)
     node = schema
     for part in plain.strip(".").split("."):
         if node.get("type") == "array":
@@ -179,11 +179,13 @@ def test_kubectl_get_shows_useful_columns() -> None:
         "Node": "edge-1",
         "Model": "full-model",
         "Protocol": "modbus",
+        "Reporting": None,
         "Age": None,
     }
     assert printer_cells(load_fixture("devicemodel_full.yaml"))["Protocol"] == "modbus"
     status = printer_cells(load_fixture("devicestatus_full.yaml"))
     assert (status["State"], status["Last-Online"]) == ("online", "2026-11-22T01:00:00Z")
+    assert (status["Reason"], status["Property"], status["Value"]) == ("Online", "temperature", "21")
     assert printer_cells(load_fixture("nodegroup_full.yaml")) == {
         "Nodes": "[edge-1 edge-2]",
         "Match-Labels": "map[location:hangzhou]",

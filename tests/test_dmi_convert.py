@@ -61,6 +61,18 @@ def test_device_message_uses_kubeedge_field_names() -> None:
     assert msg.spec.methods[0].propertyNames == ["switch"]
 
 
+def test_messages_a_go_mapper_dereferences_are_always_present() -> None:
+    # KubeEdge's mapper-framework reads these without nil checks (tests/interop/test_dmi_go_mapper.py).
+    spec = {"deviceModelRef": {"name": "m"}, "properties": [{"name": "p"}]}
+    device = crds.Device.model_validate({"metadata": {"name": "bare"}, "spec": spec})
+    msg = _over_the_wire(convert.device_to_dmi(device))
+    prop = msg.spec.properties[0]
+    assert prop.HasField("desired") and prop.desired.value == ""
+    assert prop.HasField("visitors") and prop.visitors.HasField("configData")
+    assert msg.spec.HasField("protocol") and msg.spec.protocol.HasField("configData")
+    assert convert.device_from_dmi(msg) == device
+
+
 def test_device_model_round_trip_keeps_every_property_field() -> None:
     original = load_fixture("devicemodel_full.yaml")
     model = crds.DeviceModel.model_validate(original)

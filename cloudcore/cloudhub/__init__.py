@@ -7,7 +7,7 @@ from cloudcore.cloudhub._server import (
     MessageValidator,
     NodeListener,
     UpstreamHandler,
-    node_from_certificate,
+    node_from_transport,
 )
 from cloudcore.cloudhub._session import NodeStats
 
@@ -19,5 +19,5 @@ __all__ = [
     "NodeListener",
     "NodeStats",
     "UpstreamHandler",
-    "node_from_certificate",
+    "node_from_transport",
 ]

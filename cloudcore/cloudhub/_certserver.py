@@ -1,12 +1,15 @@
 """The HTTPS certificate server (default port 10002): ``/ca.crt``, ``/edge.crt``, ``/node/{name}``.
 
-``/edge.crt`` signs a PEM CSR sent as the body of a GET (as KubeEdge does). The first certificate is
-authorised by the join token's JWT as a Bearer token; rotation by the node's current client
-certificate. Either way the CSR subject must be ``O=system:nodes, CN=system:node:<NodeName>``.
+``/edge.crt`` signs a CSR sent as the body of a GET, DER as KubeEdge's edge sends it (PEM is accepted
+too). Renewal is authorised by the node's current client certificate, for that node only. A join token
+(its JWT as a Bearer token) obtains the first certificate of a node name; a name that already has one
+needs a token made for that node (``kubeshore token create --node NAME``). Either way the CSR must name
+exactly the requested node (``kubeshore.pki.node_identity``), and the certificate carries only that identity.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import ssl
@@ -15,14 +18,15 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from cryptography import x509
 
-from cloudcore.cloudhub._server import NODE_CN_PREFIX, NODE_ORGANIZATION, node_from_certificate, peer_identity
+from cloudcore.cloudhub._server import node_from_transport
 from kubeshore import pki
-from kubeshore.jointoken import TokenError, verify_jwt
+from kubeshore.jointoken import TokenError, verify_jwt_claims
 
 log = logging.getLogger(__name__)
 
 MAX_CSR_BYTES = 1024 * 1024
 NodeExists = Callable[[str], Awaitable[bool]]
+RecordIssued = Callable[[str, dt.datetime], Awaitable[None]]
 
 
 class CertServer:
@@ -35,6 +39,8 @@ class CertServer:
         port: int,
         node_exists: NodeExists,
         cert_validity: dt.timedelta,
+        has_certificate: NodeExists,
+        record_issued: RecordIssued,
     ) -> None:
         self.ca = ca
         self.ssl_context = ssl_context
@@ -42,6 +48,11 @@ class CertServer:
         self.port = port
         self.node_exists = node_exists
         self.cert_validity = cert_validity
+        self.has_certificate = has_certificate
+        self.record_issued = record_issued
+        # One token-authorised issue at a time: the check that a name is free and its record must not
+        # interleave with another request for the same name.
+        self._token_issue = asyncio.Lock()
         self.issued = 0
         self.refused = 0
         self._ca_der = pki.cert_to_der(ca.cert)
@@ -83,42 +94,59 @@ class CertServer:
         node = request.headers.get("NodeName", "")
         if not node:
             return self._deny(400, "NodeName header is required", node)
-        peercert = request.transport.get_extra_info("peercert") if request.transport else None
+        ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
         auth = request.headers.get("Authorization", "")
-        if peercert:
-            # Rotation: the current certificate (already verified against the CA by TLS) must be this node's.
-            cn, _ = peer_identity(peercert)
+        if ssl_object is not None and ssl_object.getpeercert(binary_form=True):
+            # Renewal: the current certificate (already verified against the CA by TLS) must be this node's.
             try:
-                cert_node = node_from_certificate(peercert)
-            except PermissionError as exc:
-                return self._deny(403, str(exc), node)
+                cert_node = node_from_transport(request.transport)
+            except pki.IdentityError as exc:
+                return self._deny(403, f"client certificate: {exc}", node)
             if cert_node != node:
-                return self._deny(403, f"client certificate {cn!r} cannot renew node {node!r}", node)
+                return self._deny(403, f"certificate of node {cert_node!r} cannot renew {node!r}", node)
         elif auth.startswith("Bearer "):
             try:
-                verify_jwt(auth[len("Bearer ") :].strip(), self._key_der)
+                claims = verify_jwt_claims(auth[len("Bearer ") :].strip(), self._key_der)
             except TokenError as exc:
                 return self._deny(401, f"invalid token: {exc}", node)
+            bound = claims.get("node")
+            if bound is not None and bound != node:
+                return self._deny(403, f"the token was made for node {bound!r}, not {node!r}", node)
+            body = await request.read()
+            async with self._token_issue:
+                if bound is None and await self.has_certificate(node):
+                    return self._deny(
+                        409,
+                        f"node {node!r} already has a certificate: renew it with that certificate, or make "
+                        f"a token for this node with 'kubeshore token create --node {node}'",
+                        node,
+                    )
+                return await self._sign(body, node, token=True)
         else:
             return self._deny(401, "a Bearer token or a client certificate is required", node)
-        body = await request.read()
+        return await self._sign(await request.read(), node, token=False)
+
+    async def _sign(self, body: bytes, node: str, *, token: bool) -> web.Response:
         try:
-            csr = x509.load_pem_x509_csr(body)
+            if body.lstrip().startswith(b"-----BEGIN"):
+                csr = x509.load_pem_x509_csr(body)
+            else:
+                csr = x509.load_der_x509_csr(body)
         except ValueError:
-            return self._deny(400, "request body is not a PEM certificate signing request", node)
-        want_cn = NODE_CN_PREFIX + node
-        cn = pki.common_name(csr)
-        orgs = [a.value for a in csr.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)]
-        if cn != want_cn or orgs != [NODE_ORGANIZATION]:
-            return self._deny(
-                403,
-                f"CSR subject must be O={NODE_ORGANIZATION}, CN={want_cn} (got CN={cn!r}, O={orgs})",
-                node,
-            )
+            return self._deny(400, "request body is not a certificate signing request (DER or PEM)", node)
         try:
-            cert = self.ca.sign_csr(csr, validity=self.cert_validity)
+            csr_node = pki.node_identity(csr)
+        except pki.IdentityError as exc:
+            return self._deny(403, f"CSR: {exc}", node)
+        if csr_node != node:
+            return self._deny(403, f"CSR names node {csr_node!r}, the request node {node!r}", node)
+        try:
+            # A fresh subject: nothing the CSR carried besides its one node identity reaches the certificate.
+            cert = self.ca.sign_csr(csr, subject=pki.node_subject(node), validity=self.cert_validity)
         except ValueError as exc:
             return self._deny(400, f"cannot sign CSR: {exc}", node)
+        if token:
+            await self.record_issued(node, cert.not_valid_after_utc)
         self.issued += 1
         log.info("issued certificate for node %s (valid %s)", node, self.cert_validity)
         return web.Response(body=pki.cert_to_der(cert), content_type="application/octet-stream")

@@ -15,14 +15,15 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
 
+from cryptography import x509
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from cloudcore.cloudhub._session import NodeSession, NodeStats, Pending, TrackingConnection
+from kubeshore import pki
 from kubeshore.message import (
     OP_ERROR,
     OP_KEEPALIVE,
@@ -34,9 +35,6 @@ from kubeshore.message import (
 )
 
 log = logging.getLogger(__name__)
-
-NODE_CN_PREFIX = "system:node:"
-NODE_ORGANIZATION = "system:nodes"
 
 UpstreamHandler = Callable[[str, Message], Awaitable[None]]
 NodeListener = Callable[[str], Awaitable[None]]
@@ -54,25 +52,13 @@ class CloudHubSettings:
     ack_retries: int = 4
 
 
-def peer_identity(peercert: dict[str, Any] | None) -> tuple[str, str]:
-    """(CN, O) from ``ssl.getpeercert()``."""
-    cn = org = ""
-    for rdn in (peercert or {}).get("subject", ()):
-        for key, value in rdn:
-            if key == "commonName":
-                cn = value
-            elif key == "organizationName":
-                org = value
-    return cn, org
-
-
-def node_from_certificate(peercert: dict[str, Any] | None) -> str:
-    cn, org = peer_identity(peercert)
-    if not cn.startswith(NODE_CN_PREFIX) or len(cn) == len(NODE_CN_PREFIX):
-        raise PermissionError(f"client certificate CN {cn!r} is not system:node:<name>")
-    if org != NODE_ORGANIZATION:
-        raise PermissionError(f"client certificate O {org!r} is not {NODE_ORGANIZATION}")
-    return cn[len(NODE_CN_PREFIX) :]
+def node_from_transport(transport: asyncio.BaseTransport | None) -> str:
+    """The node whose client certificate (already verified against the CA by TLS) is on ``transport``."""
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    if not der:
+        raise pki.IdentityError("no client certificate")
+    return pki.node_identity(x509.load_der_x509_certificate(der))
 
 
 class CloudHub:
@@ -213,14 +199,18 @@ class CloudHub:
             self.stats.setdefault(node, NodeStats()).refused += 1
 
     def _check_request(self, conn: ServerConnection, request: Request) -> Response | None:
-        peercert = conn.transport.get_extra_info("peercert")
         try:
-            node = node_from_certificate(peercert)
-        except PermissionError as exc:
-            log.warning("refused connection from %s: %s", conn.remote_address, exc)
+            node = node_from_transport(conn.transport)
+        except pki.IdentityError as exc:
+            log.warning("refused connection from %s: client certificate: %s", conn.remote_address, exc)
             self._refuse("bad_certificate")
-            return conn.respond(HTTPStatus.FORBIDDEN, f"{exc}\n")
-        claimed = _claimed_node(request.headers, request.path)
+            return conn.respond(HTTPStatus.FORBIDDEN, f"client certificate: {exc}\n")
+        try:
+            claimed = _claimed_node(request.headers, request.path)
+        except ValueError as exc:
+            log.warning("refused connection of node %r: %s", node, exc)
+            self._refuse("bad_request", node)
+            return conn.respond(HTTPStatus.BAD_REQUEST, f"{exc}\n")
         if claimed is not None and claimed != node:
             log.warning(
                 "refused connection: certificate is for node %r but the request claims node %r", node, claimed
@@ -237,7 +227,7 @@ class CloudHub:
 
     async def _handle(self, conn: ServerConnection) -> None:
         assert isinstance(conn, TrackingConnection)
-        node = node_from_certificate(conn.transport.get_extra_info("peercert"))
+        node = node_from_transport(conn.transport)
         old = self.sessions.get(node)
         if old is not None:
             log.info("node %s reconnected; closing its previous session", node)
@@ -401,9 +391,12 @@ def _shrink_tls_read_buffers() -> None:
 
 
 def _claimed_node(headers: Headers, path: str) -> str | None:
-    claimed = headers.get("node_id") or headers.get("node-id")
-    if claimed:
-        return claimed
+    """The node the request names, if any; ValueError when it names it more than once."""
+    claims = [*headers.get_all("node_id"), *headers.get_all("node-id")]
+    if len(claims) > 1:
+        raise ValueError(f"the request has {len(claims)} node_id headers; exactly one is allowed")
+    if claims and claims[0]:
+        return claims[0]
     # KubeEdge dials wss://host/<projectID>/<nodeName>/events
     parts = [p for p in path.split("?")[0].split("/") if p]
     if len(parts) == 3 and parts[2] == "events":

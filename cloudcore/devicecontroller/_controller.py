@@ -8,10 +8,16 @@ Upstream, ``twin/edge_updated`` and ``state/update`` messages from the edge beco
 DeviceStatus object (same name as the Device, owned by it) through the coalescing StatusWriter;
 a desired value set at the edge (KubeEdge #4166) is written into the Device spec when the spec
 still holds the value the edge replaced.
+
+Conditions (kubeshore's; see ``_conditions``) are written to the Device and its DeviceStatus when
+they change, with a Warning Event when one turns False for a reason the cloud sees (model missing,
+node not ready); the edge records the Events about its mappers itself. Devices of a node that is
+not Ready are ``unknown`` until it is Ready again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -19,9 +25,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from cloudcore.cloudhub import CloudHub
+from cloudcore.devicecontroller import _conditions as conds
 from cloudcore.devicecontroller._status import StatusWriter
 from cloudcore.sync import NodeSyncer
-from kubeclient import ApiError, Informer, Kube, Obj, Resource
+from kubeclient import NODES, ApiError, EventRecorder, Informer, Kube, Obj, Resource
+from kubeshore.events import WARNING, involved, new_event
 from kubeshore.message import ACK_OK, OP_RESPONSE, SOURCE_DEVICECONTROLLER, SOURCE_TWIN, Message, now_ms
 
 log = logging.getLogger(__name__)
@@ -48,6 +56,24 @@ def _model_name(obj: Obj) -> str:
     return str(((obj.get("spec") or {}).get("deviceModelRef") or {}).get("name") or "")
 
 
+def _node_ready(node: Obj | None) -> bool | None:
+    if node is None:
+        return None
+    for c in (node.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            return bool(c.get("status") == "True")
+    return False
+
+
+def _without_status(obj: Obj) -> Obj:
+    md = {
+        k: v
+        for k, v in (obj.get("metadata") or {}).items()
+        if k not in ("resourceVersion", "managedFields", "generation")
+    }
+    return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": md}
+
+
 def _membership_device(obj: Obj) -> dict[str, Any]:
     md = obj.get("metadata") or {}
     labels = md.get("labels") or {}
@@ -67,6 +93,8 @@ class DeviceController:
         *,
         flush_interval: float = 1.0,
         status_writers: int = 4,
+        refresh_interval: float = 60.0,
+        events: EventRecorder | None = None,
     ) -> None:
         self.kube = kube
         self.hub = hub
@@ -74,23 +102,41 @@ class DeviceController:
         self.models = Informer(kube, DEVICEMODELS, self._on_model)
         self.devices = Informer(kube, DEVICES, self._on_device)
         self.statuses = Informer(kube, DEVICESTATUSES, self._on_status)
+        self.nodes = Informer(kube, NODES, self._on_node)
         self.node_of: dict[Key, str] = {}
         self.status = StatusWriter(
-            self._patch_status, self._cached_status, flush_interval=flush_interval, concurrency=status_writers
+            self._patch_status,
+            self._cached_status,
+            flush_interval=flush_interval,
+            concurrency=status_writers,
+            refresh_interval=refresh_interval,
         )
+        self._own_events = events is None
+        self.events = events if events is not None else EventRecorder(kube)
+        self._node_ready: dict[str, bool | None] = {}
+        self._edge_conditions: dict[Key, dict[str, conds.Cond]] = {}
+        self._edge_state: dict[Key, str] = {}  # the state the edge last reported
+        self._conditions: dict[Key, list[dict[str, Any]]] = {}  # as last written
+        self._writes: set[asyncio.Task[None]] = set()
         syncer.add_source(SOURCE_DEVICECONTROLLER, self.objects_for)
         hub.register_upstream(SOURCE_TWIN, self._upstream)
 
     async def start(self) -> None:
-        for inf in (self.statuses, self.models, self.devices):
+        if self._own_events:
+            await self.events.start()
+        for inf in (self.nodes, self.statuses, self.models, self.devices):
             await inf.start()
             await inf.wait_synced()
         await self.status.start()
 
     async def stop(self) -> None:
         await self.status.stop()
-        for inf in (self.devices, self.models, self.statuses):
+        for inf in (self.devices, self.models, self.statuses, self.nodes):
             await inf.stop()
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+        if self._own_events:
+            await self.events.stop()
 
     # downstream -------------------------------------------------------------------------------
 
@@ -136,11 +182,19 @@ class DeviceController:
         if event == "DELETED":
             self.node_of.pop(key, None)
             self.status.forget(key)
+            for table in (self._edge_conditions, self._edge_state, self._conditions):
+                table.pop(key, None)
             await self._delete_status(key)
         else:
             self.node_of[key] = node
             if (key[0], key[1]) not in self.statuses.cache:
                 await self._ensure_status(obj)
+            if prev != node:
+                self._edge_conditions.pop(key, None)
+                self._edge_state.pop(key, None)
+            self._refresh(key)
+            if old is not None and prev == node and _without_status(old) == _without_status(obj):
+                return  # only status changed (our conditions): nothing for the edge
         if prev and prev != node:
             self._remove_from(prev, old or obj)
         if not node:
@@ -161,7 +215,11 @@ class DeviceController:
             self.syncer.retract(node, model, module=SOURCE_DEVICECONTROLLER)
 
     async def _on_model(self, event: str, obj: Obj, old: Obj | None) -> None:
-        nodes = self._nodes_using(_key(obj))
+        model_key = _key(obj)
+        for key, dev in list(self.devices.cache.items()):
+            if key[0] == model_key[0] and _model_name(dev) == model_key[1]:
+                self._refresh(key)
+        nodes = self._nodes_using(model_key)
         for node in nodes:
             if event == "DELETED":
                 self.syncer.retract(node, obj, module=SOURCE_DEVICECONTROLLER)
@@ -173,6 +231,79 @@ class DeviceController:
             key = _key(obj)
             if key in self.devices.cache:
                 await self._ensure_status(self.devices.cache[key])
+
+    async def _on_node(self, event: str, obj: Obj, old: Obj | None) -> None:
+        name = str((obj.get("metadata") or {}).get("name") or "")
+        ready = None if event == "DELETED" else _node_ready(obj)
+        before = self._node_ready.get(name)
+        self._node_ready[name] = ready
+        if ready == before:
+            return
+        for key, node in list(self.node_of.items()):
+            if node != name:
+                continue
+            if ready is False:
+                self.status.state_report(key, "unknown", "")
+            elif ready and key in self._edge_state:
+                self.status.state_report(key, self._edge_state[key], "")
+            self._refresh(key)
+
+    # conditions -----------------------------------------------------------------------------
+
+    def _refresh(self, key: Key) -> None:
+        """Recompute the device's conditions; write them (and record Events) when they changed."""
+        device = self.devices.cache.get(key)
+        if device is None:
+            return
+        node = _node(device)
+        model = _model_name(device)
+        node_ready = self._node_ready.get(node)
+        if node_ready is None and ("", node) in self.nodes.cache:
+            node_ready = self._node_ready[node] = _node_ready(self.nodes.cache["", node])
+        computed = conds.device_conditions(
+            namespace=key[0],
+            model=model,
+            model_found=(key[0], model) in self.models.cache,
+            node=node,
+            node_ready=node_ready,
+            state=self._edge_state.get(key),
+            edge=self._edge_conditions.get(key, {}),
+        )
+        previous = self._conditions.get(key)
+        if previous is None:
+            previous = ((device.get("status") or {}).get("conditions")) or None
+        rendered = conds.render(computed, previous)
+        if key in self._conditions and conds.same(rendered, previous):
+            return
+        self._conditions[key] = rendered
+        self.status.conditions_report(key, rendered)
+        if not conds.same(rendered, previous):
+            self._spawn(self._write_device_conditions(key, rendered))
+        was_false = {(c.get("type"), c.get("reason")) for c in previous or [] if c.get("status") == "False"}
+        for cond in computed:
+            if (
+                cond.type == "Reporting"
+                and cond.status == "False"
+                and cond.reason in (conds.MODEL_NOT_FOUND, conds.NODE_NOT_READY)
+                and (cond.type, cond.reason) not in was_false
+            ):
+                self.events.record(
+                    new_event(involved(device), WARNING, cond.reason, cond.message, SOURCE_DEVICECONTROLLER)
+                )
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _write_device_conditions(self, key: Key, rendered: list[dict[str, Any]]) -> None:
+        try:
+            await self.kube.run(
+                self.kube.patch, DEVICES, key[1], {"status": {"conditions": rendered}}, key[0]
+            )
+        except ApiError as exc:
+            if exc.status != 404:
+                log.warning("device %s/%s: conditions not written: %s", *key, exc)
 
     # DeviceStatus ---------------------------------------------------------------------------
 
@@ -263,7 +394,13 @@ class DeviceController:
             if not isinstance(state, str) or not state:
                 return
             last_online = str(dev.get("lastOnlineTime") or "")
+            self._edge_state[key] = state
+            if "conditions" in dev:  # kubeshore's edge only; KubeEdge's sends none
+                self._edge_conditions[key] = conds.parse_edge_conditions(dev["conditions"])
+            if self._node_ready.get(node) is False:
+                state = "unknown"  # stale news from a node the cloud considers gone
             self.status.state_report(key, state, last_online, lambda: self._reply(node, msg))
+            self._refresh(key)
 
     def _reply(self, node: str, msg: Message) -> None:
         reply = Message.new(

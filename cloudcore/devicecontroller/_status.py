@@ -10,6 +10,11 @@ makes status go backwards, and no value is lost: a write that fails stays pendin
 at the next flush. The edge gets its reply (which clears its retry state) once the values of its
 message are written.
 
+Only changes are written: a report that changes no value, state or condition (a value read again,
+a state reported again with a newer lastOnlineTime) is answered at once and written with the next
+change, or after ``refresh_interval`` when nothing changes, so timestamps stay honest without a
+write per report. KubeEdge writes every report.
+
 Unlike KubeEdge the first report of a property already carries its value (KubeEdge's
 ``findOrCreateTwinByName`` pointer bug only appends the name), and state, lastOnlineTime and
 twins of a device share one write.
@@ -47,6 +52,7 @@ class _Pending:
     twins: dict[str, dict[str, Any]] = field(default_factory=dict)  # property -> {reported, observedDesired}
     state: str | None = None
     last_online: str | None = None
+    conditions: list[dict[str, Any]] | None = None
     replies: list[Callable[[], None]] = field(default_factory=list)
 
 
@@ -58,15 +64,20 @@ class StatusWriter:
         *,
         flush_interval: float = 0.5,
         concurrency: int = 4,
+        refresh_interval: float = 60.0,
     ) -> None:
-        """``concurrency``: DeviceStatus writes in flight at once."""
+        """``concurrency``: DeviceStatus writes in flight at once; ``refresh_interval``: how long a
+        report that changes nothing (only timestamps) may wait for the next write."""
         self.patch = patch
+        self.refresh_interval = refresh_interval
         self.concurrency = concurrency
         self.current = current  # the DeviceStatus as the informer last saw it
         self.flush_interval = flush_interval
         self._pending: dict[Key, _Pending] = {}
         # What this writer last wrote, per device and property: the informer cache may lag behind.
         self._written: dict[Key, dict[str, dict[str, Any]]] = {}
+        self._written_state: dict[Key, str] = {}
+        self._written_conditions: dict[Key, list[dict[str, Any]]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_write: dict[Key, float] = {}  # loop time each device's last write started
@@ -101,7 +112,17 @@ class StatusWriter:
 
     def forget(self, key: Key) -> None:
         self._written.pop(key, None)
+        self._written_state.pop(key, None)
+        self._written_conditions.pop(key, None)
         self._last_write.pop(key, None)
+
+    def conditions_report(self, key: Key, conditions: list[dict[str, Any]]) -> None:
+        """The device's conditions as they are now (written with its next write)."""
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = _Pending()
+            self._wake.set()
+        pending.conditions = conditions
 
     # input ------------------------------------------------------------------------------------
 
@@ -163,13 +184,45 @@ class StatusWriter:
             for key in list(self._pending):
                 if key in self._writing:
                     continue  # its next write waits for this one (and then for the interval)
-                due = self._last_write.get(key, -self.flush_interval) + self.flush_interval
+                pending = self._pending[key]
+                interval = self.flush_interval
+                if not self._changes_something(key, pending):
+                    # Only newer timestamps: answer the edge now, write them later (or with a change).
+                    for reply in pending.replies:
+                        reply()
+                    pending.replies.clear()
+                    interval = max(self.refresh_interval, self.flush_interval)
+                due = self._last_write.get(key, -interval) + interval
                 if due <= now:
                     self._start_write(key, self._pending.pop(key), now)
                 elif next_due is None or due < next_due:
                     next_due = due
             if next_due is not None:
                 timer = loop.call_at(next_due, self._wake.set)
+
+    def _current_state(self, key: Key) -> tuple[str | None, list[dict[str, Any]] | None]:
+        cached = (self.current(*key) or {}).get("status") or {}
+        state = self._written_state.get(key, cached.get("state"))
+        conditions = self._written_conditions.get(key, cached.get("conditions"))
+        return state, conditions
+
+    def _changes_something(self, key: Key, pending: _Pending) -> bool:
+        """Whether writing ``pending`` changes a value, the state or a condition (not just timestamps)."""
+        state, conditions = self._current_state(key)
+        if pending.state is not None and pending.state != state:
+            return True
+        if pending.conditions is not None and pending.conditions != conditions:
+            return True
+        if not pending.twins:
+            return False
+        current = self._merged_twins(key)
+        for name, entry in pending.twins.items():
+            twin = current.get(name) or {}
+            for side, value in entry.items():
+                now = twin.get(side) or {}
+                if value.get("value") != now.get("value") and _ts(value) >= _ts(now):
+                    return True
+        return False
 
     def _start_write(self, key: Key, pending: _Pending, now: float) -> None:
         self._last_write[key] = now
@@ -220,6 +273,8 @@ class StatusWriter:
                 newer.state = old.state
             if newer.last_online is None:
                 newer.last_online = old.last_online
+            if newer.conditions is None:
+                newer.conditions = old.conditions
             newer.replies[:0] = old.replies
         self._wake.set()
 
@@ -236,10 +291,15 @@ class StatusWriter:
                         changed = True
             if changed:
                 status["twins"] = [merged[n] for n in sorted(merged)]
-        if pending.state is not None:
+        state, conditions = self._current_state(key)
+        if pending.state is not None and pending.state != state:
             status["state"] = pending.state
         if pending.last_online:
-            status["lastOnlineTime"] = pending.last_online
+            cached = (self.current(*key) or {}).get("status") or {}
+            if pending.last_online != cached.get("lastOnlineTime"):
+                status["lastOnlineTime"] = pending.last_online
+        if pending.conditions is not None and pending.conditions != conditions:
+            status["conditions"] = pending.conditions
         if not status:
             return
         written = await self.patch(key[0], key[1], {"status": status})
@@ -247,6 +307,10 @@ class StatusWriter:
         self.write_results["ok" if written else "gone"] += 1
         if written and "twins" in status:
             self._written[key] = {t["propertyName"]: t for t in status["twins"]}
+        if written and "state" in status:
+            self._written_state[key] = status["state"]
+        if written and "conditions" in status:
+            self._written_conditions[key] = status["conditions"]
 
     def _merged_twins(self, key: Key) -> dict[str, dict[str, Any]]:
         cached = self.current(*key) or {}

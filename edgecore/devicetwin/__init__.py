@@ -2,7 +2,7 @@
 
 from edgecore.devicetwin._manager import CloudSender, DeviceListener, DeviceTwin, Publisher
 from edgecore.devicetwin._state import Change, Device, Twin, TwinError
-from edgecore.devicetwin._store import TwinStore, open_engine
+from edgecore.devicetwin._store import StoreUnavailable, TwinStore, open_engine
 
 __all__ = [
     "Change",
@@ -11,6 +11,7 @@ __all__ = [
     "DeviceListener",
     "DeviceTwin",
     "Publisher",
+    "StoreUnavailable",
     "Twin",
     "TwinError",
     "TwinStore",

@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -34,6 +35,7 @@ from edgecore.devicetwin._state import (
     model_types,
 )
 from edgecore.devicetwin._store import TwinStore
+from kubeshore.logs import Throttled
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +123,9 @@ class DeviceTwin:
         self._types: dict[str, dict[str, str]] = {}
         #: twin property changes applied (DMI reports and MQTT updates), for /metrics
         self.twin_updates = 0
+        #: MQTT messages refused, by kind (twin, state, payload, operation, topic, internal)
+        self.mqtt_refused: Counter[str] = Counter()
+        self._throttled = Throttled(log)
 
     async def start(self) -> None:
         for dev in self.store.devices.values():
@@ -342,9 +347,18 @@ class DeviceTwin:
     # ---- MQTT -------------------------------------------------------------------------------
 
     def handle_mqtt(self, topic: str, payload: bytes) -> None:
+        """Every message on the twin topics; bad input is answered on ``<topic>/result`` (code and
+        reason), counted in ``mqtt_refused`` and logged (one line per reason a minute), never raised."""
+        try:
+            self._handle_mqtt(topic, payload)
+        except Exception as exc:  # a bug, not the peer's fault: still one line, and the next message goes on
+            self._refused("internal", topic, f"{type(exc).__name__}: {exc}")
+
+    def _handle_mqtt(self, topic: str, payload: bytes) -> None:
         if topic.startswith(TOPIC_PREFIX):
             parts = topic[len(TOPIC_PREFIX) :].split("/")
             if len(parts) < 4:
+                self._refused("topic", topic, "not a device topic")
                 return
             ns, name, action = parts[0], parts[1], "/".join(parts[2:])
             base = f"{TOPIC_PREFIX}{ns}/{name}"
@@ -354,11 +368,24 @@ class DeviceTwin:
                 self._mqtt_twin_get(base, ns, name, payload)
             elif action == "state/update":
                 self._mqtt_state_update(base, ns, name, payload)
+            elif not action.endswith(("/result", "/document", "/delta")):
+                # Our own publications come back through the wildcard; anything else is unknown.
+                self._refused("operation", topic, f"unknown operation {action!r}")
         elif topic.startswith(NODE_PREFIX) and topic.endswith("/membership/get"):
-            event_id, _ = self._event(payload)
+            event_id = ""
+            try:
+                event_id, _ = self._event(payload)
+            except TwinError as err:
+                self._refused("payload", topic, err.reason)
+                self._publish(topic + "/result", fmt.error_result(event_id, err.code, err.reason))
+                return
             doc = fmt.header(event_id)
             doc["devices"] = [fmt.membership_device(d) for d in self.store.devices.values()]
             self._publish(topic + "/result", doc)
+
+    def _refused(self, kind: str, topic: str, reason: str) -> None:
+        self.mqtt_refused[kind] += 1
+        self._throttled.warning(kind, "MQTT message on %s refused: %s", topic, reason, refused=kind)
 
     def _event(self, payload: bytes) -> tuple[str, dict[str, Any]]:
         try:
@@ -380,6 +407,7 @@ class DeviceTwin:
             device = self._device(ns, name)
             changes = apply_twin_update(device, twins, self.types_of(device))
         except TwinError as err:
+            self._refused("twin", base + "/twin/update", err.reason)
             self._publish(base + "/twin/update/result", fmt.error_result(event_id, err.code, err.reason))
             return
         self._after_update(device, changes, event_id)
@@ -398,6 +426,7 @@ class DeviceTwin:
             event_id, _ = self._event(payload)
             device = self._device(ns, name)
         except TwinError as err:
+            self._refused("twin", base + "/twin/get", err.reason)
             self._publish(base + "/twin/get/result", fmt.error_result(event_id, err.code, err.reason))
             return
         self._publish(base + "/twin/get/result", fmt.get_result(event_id, device))
@@ -411,6 +440,7 @@ class DeviceTwin:
                 raise TwinError(400, "state must be a string")
             device = self.report_state(ns, name, state)
         except TwinError as err:
+            self._refused("state", base + "/state/update", err.reason)
             self._publish(base + "/state/update/result", fmt.error_result(event_id, err.code, err.reason))
             return
         self._publish(base + "/state/update/result", fmt.state_result(event_id, device))

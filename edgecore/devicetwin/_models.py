@@ -9,7 +9,7 @@ classes: the store writes rows in batches and loads them once, and ``sqlalchemy.
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, Text
+from sqlalchemy import Boolean, Column, Float, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -70,4 +70,12 @@ device_mapper = Table(
     Column("protocol", String(253), nullable=False),
     Column("address", Text, nullable=False),
     Column("body", Text, nullable=False),  # MapperInfo as JSON
+)
+
+# One row, rewritten by the readiness probe: a store that cannot take this write cannot take reports.
+write_probe = Table(
+    "write_probe",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", Float, nullable=False),
 )

@@ -20,6 +20,15 @@ VALID_STATES = frozenset({"online", "offline", "ok", "unknown", "unhealthy", "di
 ONLINE_STATES = frozenset({"online", "ok"})
 _NAME_RE = re.compile(r"^[a-zA-Z0-9\-_.,:/@#]{1,128}$")
 MAX_VALUE_LEN = 4096
+#: twins a device may have (its model's properties and optional ones): one update of 1,000 junk
+#: twins would otherwise make every DeviceStatus write too large for the API server
+MAX_TWINS = 256
+#: metadata entries of one twin side, and the length of each key and value
+MAX_META_ENTRIES = 16
+MAX_META_LEN = 256
+#: how far a source timestamp may be ahead of this node's clock (ms): a value stamped later would
+#: hide every newer value until that time comes (a far-future one froze the twin for good)
+MAX_FUTURE_SKEW_MS = 5000
 
 # DeviceModel property types -> twin value types (KubeEdge's metadata.type vocabulary).
 MODEL_TYPE_TO_TWIN = {
@@ -234,6 +243,32 @@ def validate_value(name: str, value: str, attr_type: str) -> None:
         raise TwinError(400, f"twin {name!r}: value {value!r} is not of type {attr_type}") from None
 
 
+def validate_ts(name: str, ts: int | None, now: int) -> None:
+    if ts is not None and ts > now + MAX_FUTURE_SKEW_MS:
+        raise TwinError(
+            400,
+            f"twin {name!r}: timestamp {ts} is {(ts - now) / 1000:.1f} s in the future "
+            f"(at most {MAX_FUTURE_SKEW_MS / 1000:g} s of clock skew is accepted)",
+        )
+    if ts is not None and ts < 0:
+        raise TwinError(400, f"twin {name!r}: timestamp {ts} is negative")
+
+
+def _known(ts: int, now: int) -> int:
+    """A stored timestamp, as newer values must beat it: one from the future (stored before the
+    skew check existed) counts as now, so it cannot hide the values that follow."""
+    return min(ts, now + MAX_FUTURE_SKEW_MS)
+
+
+def validate_count(device: Device, names: list[str]) -> None:
+    new = sum(1 for n in names if n not in device.twins)
+    if new and len(device.twins) + new > MAX_TWINS:
+        raise TwinError(
+            400,
+            f"device {device.id} would have {len(device.twins) + new} twins; at most {MAX_TWINS} are allowed",
+        )
+
+
 def validate_name(name: str) -> None:
     if not _NAME_RE.match(name):
         raise TwinError(400, f"twin name {name!r} is not allowed (1-128 of [a-zA-Z0-9-_.,:/@#])")
@@ -328,6 +363,14 @@ def parse_side(name: str, raw: Any, what: str) -> SideUpdate | None:
         raise TwinError(400, f"twin {name!r}: {what}.metadata must be an object")
     ts = _int_or_none(meta_raw.get("timestamp"))
     meta = {str(k): str(v) for k, v in meta_raw.items() if k != "timestamp"}
+    if len(meta) > MAX_META_ENTRIES or any(
+        len(k) > MAX_META_LEN or len(v) > MAX_META_LEN for k, v in meta.items()
+    ):
+        raise TwinError(
+            400,
+            f"twin {name!r}: {what}.metadata has more than {MAX_META_ENTRIES} entries or an entry "
+            f"longer than {MAX_META_LEN} characters",
+        )
     return SideUpdate(value=value, ts=ts, version=None, meta=meta)
 
 
@@ -344,11 +387,24 @@ class Change:
 def apply_twin_update(
     device: Device, twins: dict[str, Any], types: dict[str, str], *, from_mapper: bool = False
 ) -> list[Change]:
-    """Apply a KubeEdge TwinUpdate ``twin`` map; raises TwinError before changing anything if invalid."""
+    """Apply a KubeEdge TwinUpdate ``twin`` map; raises TwinError before changing anything if invalid.
+
+    Checked against the device's model (``types``, property name -> type, empty when the model is
+    not known): a twin that is not a property of the model and not already on the device is
+    refused, values must convert to the property's type, sizes are bounded (value length,
+    metadata, twins per device) and timestamps may be at most ``MAX_FUTURE_SKEW_MS`` ahead."""
     now = now_ms()
+    if len(twins) > MAX_TWINS:
+        raise TwinError(400, f"{len(twins)} twins in one update; at most {MAX_TWINS} are allowed")
     planned: list[tuple[str, SideUpdate | None, SideUpdate | None, str | None, bool]] = []
     for name, raw in twins.items():
         validate_name(name)
+        if types and name not in types and name not in device.twins and raw is not None:
+            raise TwinError(
+                400,
+                f"twin {name!r} is not a property of device model {device.model_id} "
+                f"(properties: {', '.join(sorted(types))})",
+            )
         if raw is None:
             existing = device.twins.get(name)
             if existing is not None and not existing.optional:
@@ -372,6 +428,7 @@ def apply_twin_update(
         for side in (expected, actual):
             if side is not None:
                 validate_value(name, side.value, attr_type or "string")
+                validate_ts(name, side.ts, now)
         for key, side in (("expected_version", expected), ("actual_version", actual)):
             ver = raw.get(key)
             if side is not None and isinstance(ver, dict):
@@ -398,6 +455,7 @@ def apply_twin_update(
                 f"twin {name!r}: actual_version {actual.version} is older than {existing.actual_version}",
             )
         planned.append((name, expected, actual, attr_type or "string", False))
+    validate_count(device, [p[0] for p in planned if not p[4]])
 
     changes: list[Change] = []
     for name, expected, actual, attr_type, delete in planned:
@@ -411,8 +469,9 @@ def apply_twin_update(
         last = existing.render() if existing is not None else None
         touched = desired_changed = False
         if expected is not None:
-            ts = expected.ts if expected.ts is not None else max(now, twin.expected_ts)
-            if ts >= twin.expected_ts:
+            known = _known(twin.expected_ts, now)
+            ts = expected.ts if expected.ts is not None else max(now, known)
+            if ts >= known:
                 desired_changed = expected.value != twin.expected
                 twin.expected = expected.value
                 twin.expected_ts = ts
@@ -423,8 +482,9 @@ def apply_twin_update(
                 )
                 touched = True
         if actual is not None:
-            ts = actual.ts if actual.ts is not None else max(now, twin.actual_ts)
-            if ts >= twin.actual_ts:
+            known = _known(twin.actual_ts, now)
+            ts = actual.ts if actual.ts is not None else max(now, known)
+            if ts >= known:
                 twin.actual = actual.value
                 twin.actual_ts = ts
                 twin.actual_version += 1
@@ -441,10 +501,13 @@ def apply_report(
 ) -> list[Change]:
     """Apply DMI ReportDeviceStatus twins: (name, reported, reported metadata, observedDesired)."""
     now = now_ms()
-    for name, reported, _meta, _observed in reports:
+    for name, reported, meta, _observed in reports:
         validate_name(name)
         if reported is not None:
             validate_value(name, reported, types.get(name) or _twin_type(device, name))
+        if "timestamp" in meta:
+            validate_ts(name, _int_or_none(meta["timestamp"]), now)
+    validate_count(device, [r[0] for r in reports])
     changes: list[Change] = []
     for name, reported, meta, observed in reports:
         twin = device.twins.get(name)
@@ -452,14 +515,15 @@ def apply_report(
         if twin is None:
             twin = device.twins[name] = Twin(name=name, attr_type=types.get(name, "string"))
         touched = False
-        ts = _int_or_none(meta.get("timestamp")) or max(now, twin.actual_ts)
-        if reported is not None and ts >= twin.actual_ts:
+        known = _known(twin.actual_ts, now)
+        ts = _int_or_none(meta.get("timestamp")) or max(now, known)
+        if reported is not None and ts >= known:
             twin.actual = reported
             twin.actual_ts = ts
             twin.actual_version += 1
             twin.actual_meta = shared_meta({k: v for k, v in meta.items() if k != "timestamp"})
             touched = True
-        if observed is not None and observed != twin.observed and ts >= twin.observed_ts:
+        if observed is not None and observed != twin.observed and ts >= _known(twin.observed_ts, now):
             twin.observed = observed
             twin.observed_ts = ts
             touched = True

@@ -5,7 +5,9 @@ commit per report. Instead changes mark rows dirty and a flusher commits them at
 ``flush_interval`` seconds (the newest value of a row wins, so a busy twin costs one row write per
 flush). Callers that must not lose an accepted change across a crash await :meth:`TwinStore.sync`
 (everything) or :meth:`TwinStore.sync_device` (one device: a desired value, a Device from the
-cloud), which does not wait for other devices' pending rows.
+cloud), which does not wait for other devices' pending rows, or :meth:`TwinStore.commit` (group
+commit: the DMI reports, each answered OK only once durable; the reports that arrive while one
+transaction commits share the next one, so a commit costs one transaction per batch, not per report).
 
 Ordering: every write is a snapshot of the in-memory state taken on the event loop when the write
 is handed to the store's one writer thread, and that thread commits in hand-over order, so an
@@ -22,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,7 +36,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from edgecore.devicetwin._models import device as device_table
-from edgecore.devicetwin._models import device_mapper, device_model, device_twin, metadata
+from edgecore.devicetwin._models import device_mapper, device_model, device_twin, metadata, write_probe
 from edgecore.devicetwin._state import Device, Twin
 
 log = logging.getLogger(__name__)
@@ -173,6 +176,10 @@ class _Batch:
     taken_mappers: set[str] = field(default_factory=set)
 
 
+class StoreUnavailable(Exception):
+    """The store could not commit: nothing that waited for this commit may be acknowledged."""
+
+
 class TwinStore:
     def __init__(
         self,
@@ -203,9 +210,16 @@ class TwinStore:
         self._writes: set[asyncio.Task[None]] = set()  # handed to the writer thread, not settled
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        # Group commit: callers of commit() wait on ``_group``; the committer writes it in one transaction.
+        self._group: asyncio.Future[None] | None = None
+        self._group_wake = asyncio.Event()
+        self._committer: asyncio.Task[None] | None = None
         #: rows committed and writes made, for measurements
         self.rows_written = 0
         self.writes = 0
+        #: why the last write failed, None once a write succeeds again (for /readyz)
+        self.write_error: str | None = None
+        self.write_failures = 0
 
     async def open(self) -> None:
         if self._shared_engine is None:
@@ -213,6 +227,7 @@ class TwinStore:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._open_sync)
         self._flusher = asyncio.create_task(self._flush_loop(), name="twin-store-flush")
+        self._committer = asyncio.create_task(self._commit_loop(), name="twin-store-commit")
 
     def _open_sync(self) -> None:
         self._engine = self._shared_engine or open_engine(self.path)
@@ -261,17 +276,39 @@ class TwinStore:
                 self.mappers[prow.name] = json.loads(prow.body)
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
+        for task in (self._flusher, self._committer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._flusher = self._committer = None
+        if self._group is not None and not self._group.done():
+            self._group.set_exception(StoreUnavailable("the twin store is closing"))
+            self._group.exception()  # retrieved: its waiters report it
+        self._group = None
         await self.sync()
         loop = asyncio.get_running_loop()
         if self._engine is not None and self._shared_engine is None:
             await loop.run_in_executor(self._executor, self._engine.dispose)
         if self._own_executor:
             self._executor.shutdown(wait=True)
+
+    async def probe_write(self) -> None:
+        """Commit a one-row write, for readiness; raises StoreUnavailable with the reason."""
+        if self.write_error is not None:
+            raise StoreUnavailable(f"the twin store cannot write: {self.write_error}")
+
+        def write() -> None:
+            assert self._engine is not None
+            with self._engine.begin() as s:
+                stmt = sqlite_insert(write_probe).values(id=1, at=time.time())
+                s.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={"at": stmt.excluded.at}))
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, write)
+        except Exception as exc:
+            self._write_failed(exc)
+            raise StoreUnavailable(f"the twin store cannot write: {self.write_error}") from None
 
     # marking changes ---------------------------------------------------------------------------
 
@@ -335,6 +372,33 @@ class TwinStore:
         """Return once every change made before the call is committed."""
         await self._write_now(self._take(list(self._dirty), everything=True))
 
+    async def commit(self) -> None:
+        """Group commit: return once every change made before the call is committed. Callers that
+        arrive while a transaction commits share the next one. Raises :class:`StoreUnavailable`
+        when the write fails (the changes stay in memory, marked dirty, and are written later)."""
+        group = self._group
+        if group is None:
+            group = self._group = asyncio.get_running_loop().create_future()
+            self._group_wake.set()
+        await asyncio.shield(group)
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._group_wake.wait()
+            self._group_wake.clear()
+            group, self._group = self._group, None
+            if group is None:
+                continue
+            try:
+                await self.sync()
+            except Exception as exc:
+                if not group.done():
+                    group.set_exception(StoreUnavailable(f"the twin store cannot write: {exc}"))
+                    group.exception()  # retrieved here: each waiter gets it too
+            else:
+                if not group.done():
+                    group.set_result(None)
+
     async def sync_device(self, device_id: str) -> None:
         """Return once every change to ``device_id`` (its row, its twins) made before the call is
         committed. Other devices' pending rows stay pending: this waits at most for a write that is
@@ -366,7 +430,7 @@ class TwinStore:
                 while (batch := self._take(this_round, everything=False, limit=_CHUNK_ROWS)) is not None:
                     await asyncio.shield(self._hand_over(batch))
             except Exception:
-                log.exception("twin store flush failed; retrying")
+                pass  # logged once by _write_failed (and /readyz says so); retried next round
             await asyncio.sleep(self.flush_interval)
 
     def _take(
@@ -451,11 +515,23 @@ class TwinStore:
     async def _settle(self, done: asyncio.Future[None], batch: _Batch) -> None:
         try:
             await done
-        except BaseException:
+        except BaseException as exc:
             self._restore(batch)
+            if isinstance(exc, Exception):
+                self._write_failed(exc)
             raise
+        if self.write_error is not None:
+            log.warning("twin store writes again")
+            self.write_error = None
         self.writes += 1
         self.rows_written += len(batch.devices) + len(batch.twins)
+
+    def _write_failed(self, exc: Exception) -> None:
+        self.write_failures += 1
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        if self.write_error is None:
+            log.error("twin store cannot write: %s", reason)
+        self.write_error = reason
 
     def _restore(self, batch: _Batch) -> None:
         """Mark what a failed write held dirty again (rows are rebuilt from memory, so never stale)."""

@@ -6,6 +6,11 @@ restored at edgecore start; several mappers may serve one protocol (a Device pic
 is sent to its mapper with UpdateDevice only when what the mapper would receive really changed
 (a fingerprint of the DMI message is kept per device and persisted with the registration); and a
 device whose mapper is not registered yet, or not reachable, is delivered as soon as it is.
+
+Each mapper is isolated: it has its own delivery queue and worker, so calls to one mapper never
+wait on another, and a call that gets no answer within ``call_timeout`` (3 s) marks that mapper
+unhealthy (logged, ``edgecore_mapper_healthy`` 0, its devices' state ``unhealthy``) while the
+others keep their latency. Its worker retries every ``retry_interval``.
 """
 
 from __future__ import annotations
@@ -22,13 +27,13 @@ from google.protobuf.message import Message
 
 from dmi.rpc import Channel, RpcError, StatusCode
 from dmi.v1beta1 import api_pb2
-from edgecore.devicetwin import Device, DeviceTwin
+from edgecore.devicetwin import Device, DeviceTwin, TwinError
 from edgecore.dmiserver._convert import ConversionError, device_to_dmi, model_to_dmi
 
 log = logging.getLogger(__name__)
 
 MAPPER_ANNOTATION = "devices.kubeshore.io/mapper"
-CALL_TIMEOUT = 10.0
+CALL_TIMEOUT = 3.0
 _SERVICE = "/" + api_pb2.DESCRIPTOR.services_by_name["DeviceMapperService"].full_name + "/"
 
 R = TypeVar("R", bound=Message)
@@ -38,7 +43,7 @@ def _fingerprint(msg: Any) -> str:
     return hashlib.sha256(msg.SerializeToString(deterministic=True)).hexdigest()[:32]
 
 
-@dataclass
+@dataclass(eq=False)
 class Mapper:
     name: str
     protocol: str
@@ -49,6 +54,12 @@ class Mapper:
     models: dict[str, str] = field(default_factory=dict)  # model id -> fingerprint
     channel: Channel | None = None
     reachable: bool = True
+    call_timeout: float = CALL_TIMEOUT
+    # device ids this mapper's worker must reconcile (insertion order), and the worker itself
+    queue: dict[str, None] = field(default_factory=dict)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    worker: asyncio.Task[None] | None = None
+    busy: bool = False  # the worker is in a call
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,31 +72,41 @@ class Mapper:
             "models": self.models,
         }
 
+    def enqueue(self, device_id: str) -> None:
+        self.queue[device_id] = None
+        self.wake.set()
+
     async def call(self, method: str, request: Message, response_type: type[R]) -> R:
         """Call DeviceMapperService.``method`` on this mapper; raises RpcError."""
         if self.channel is None:
             self.channel = Channel(self.address)
-        return await self.channel.unary(_SERVICE + method, request, response_type, timeout=CALL_TIMEOUT)
+        return await self.channel.unary(_SERVICE + method, request, response_type, timeout=self.call_timeout)
 
     async def close(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.worker
+            self.worker = None
         if self.channel is not None:
             await self.channel.close()
             self.channel = None
 
 
 class MapperRegistry:
-    """Implements devicetwin's DeviceListener: turns device/model changes into DMI calls."""
+    """Implements devicetwin's DeviceListener: turns device/model changes into DMI calls, each
+    mapper's on its own worker."""
 
-    def __init__(self, twin: DeviceTwin, *, retry_interval: float = 2.0) -> None:
+    def __init__(
+        self, twin: DeviceTwin, *, retry_interval: float = 2.0, call_timeout: float = CALL_TIMEOUT
+    ) -> None:
         self.twin = twin
         self.store = twin.store
         self.retry_interval = retry_interval
+        self.call_timeout = call_timeout
         self.mappers: dict[str, Mapper] = {}
-        self._pending: set[str] = set()
-        self._lock = asyncio.Lock()
-        self._retry_task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._started = False
 
     async def start(self) -> None:
         for name, info in self.store.mappers.items():
@@ -97,24 +118,35 @@ class MapperRegistry:
                 info={k: v for k, v in info.items() if k not in ("delivered", "models")},
                 delivered=dict(info.get("delivered") or {}),
                 models=dict(info.get("models") or {}),
+                call_timeout=self.call_timeout,
             )
         if self.mappers:
             log.info("restored %d mapper registration(s): %s", len(self.mappers), ", ".join(self.mappers))
+        self._started = True
+        for m in self.mappers.values():
+            self._start_worker(m)
         # Deliver whatever changed while edgecore was down; unchanged devices cost no call.
-        self._pending.update(self.store.devices)
-        self._pending.update(d for m in self.mappers.values() for d in m.delivered)
-        self._retry_task = asyncio.create_task(self._retry_loop(), name="dmi-delivery")
-        self._wake.set()
+        self._route(set(self.store.devices) | {d for m in self.mappers.values() for d in m.delivered})
 
     async def stop(self) -> None:
-        if self._retry_task is not None:
-            self._retry_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._retry_task
+        self._started = False
         for task in list(self._tasks):
             task.cancel()
         for m in self.mappers.values():
             await m.close()
+
+    def _start_worker(self, mapper: Mapper) -> None:
+        if self._started and mapper.worker is None:
+            mapper.worker = asyncio.create_task(self._work(mapper), name=f"dmi-mapper-{mapper.name}")
+
+    async def settled(self, within: float = 10.0) -> None:
+        """Wait until every reachable mapper's queue is empty and its worker idle (for tests)."""
+        async with asyncio.timeout(within):
+            # Polled: a test helper, and the workers have no "all idle" event to wait on.
+            while any(  # noqa: ASYNC110
+                m.queue or m.busy or m.wake.is_set() for m in self.mappers.values() if m.reachable
+            ):
+                await asyncio.sleep(0.01)
 
     # registration ----------------------------------------------------------------------------
 
@@ -127,13 +159,14 @@ class MapperRegistry:
             address=address,
             registered_at=old.registered_at if old is not None else time.time(),
             info={"version": info.version, "apiVersion": info.api_version, "state": info.state},
+            call_timeout=self.call_timeout,
         )
         if old is not None:
             if old.address == address and old.channel is not None:
                 mapper.channel = old.channel  # it reconnects by itself
-            else:
-                # Closing a channel fails its calls: let a delivery round that still uses it finish.
-                self._spawn(self._close_later(old))
+                old.channel = None
+            # Its worker stops; a call it is making finishes (or times out) on the channel it has.
+            self._spawn(self._close_later(old))
         self.mappers[info.name] = mapper
         response = api_pb2.MapperRegisterResponse()
         if with_data:
@@ -161,13 +194,16 @@ class MapperRegistry:
             address,
             len(response.deviceList),
         )
+        self._start_worker(mapper)
         # Devices of this protocol that another mapper serves, or that waited for one.
-        self._pending.update(self.store.devices)
-        self._wake.set()
+        self._route(set(self.store.devices))
         return response
 
     async def _close_later(self, mapper: Mapper) -> None:
-        await asyncio.sleep(CALL_TIMEOUT + 1)
+        if mapper.worker is not None:
+            mapper.worker.cancel()
+            mapper.worker = None
+        await asyncio.sleep(mapper.call_timeout + 1)
         await mapper.close()
 
     def _spawn(self, coro: Any) -> None:
@@ -192,44 +228,53 @@ class MapperRegistry:
                 return m
         return None
 
-    # DeviceListener ---------------------------------------------------------------------------
+    # DeviceListener: never waits for a mapper --------------------------------------------------
 
     async def device_upserted(self, device_id: str, spec_changed: bool) -> None:
         device = self.store.devices.get(device_id)
         current = self.mapper_of(device_id)
         if spec_changed or current is None or (device is not None and self.choose(device) is not current):
-            self._pending.add(device_id)
-            await self._deliver_pending()
+            self._route({device_id})
 
     async def device_removed(self, device: Device) -> None:
-        self._pending.add(device.id)
-        await self._deliver_pending()
+        self._route({device.id})
 
     async def model_upserted(self, model_id: str, changed: bool) -> None:
         if not changed:
             return
         # A model change reaches the mappers by itself: its devices' DMI messages change too.
-        self._pending.update(d.id for d in self.store.devices.values() if d.model_id == model_id)
-        await self._deliver_pending()
+        self._route({d.id for d in self.store.devices.values() if d.model_id == model_id})
 
     async def model_removed(self, model_id: str, body: dict[str, Any]) -> None:
-        async with self._lock:
-            await self._remove_model(model_id)
-
-    async def _remove_model(self, model_id: str) -> None:
         for m in list(self.mappers.values()):
             if model_id in m.models:
-                with contextlib.suppress(RpcError):
-                    ns, name = model_id.split("/", 1)
-                    await m.call(
-                        "RemoveDeviceModel",
-                        api_pb2.RemoveDeviceModelRequest(modelName=name, modelNamespace=ns),
-                        api_pb2.RemoveDeviceModelResponse,
-                    )
-                m.models.pop(model_id, None)
-                self.store.put_mapper(m.name, m.to_json())
+                self._spawn(self._remove_model(m, model_id))
+
+    async def _remove_model(self, m: Mapper, model_id: str) -> None:
+        with contextlib.suppress(RpcError):
+            ns, name = model_id.split("/", 1)
+            await m.call(
+                "RemoveDeviceModel",
+                api_pb2.RemoveDeviceModelRequest(modelName=name, modelNamespace=ns),
+                api_pb2.RemoveDeviceModelResponse,
+            )
+        m.models.pop(model_id, None)
+        self.store.put_mapper(m.name, m.to_json())
 
     # delivery ---------------------------------------------------------------------------------
+
+    def _route(self, device_ids: set[str]) -> None:
+        """Put each device in the queue of the mapper that must be called next: the one that has it,
+        when another should (it is removed there first), else the one that should have it."""
+        for device_id in sorted(device_ids):
+            device = self.store.devices.get(device_id)
+            current = self.mapper_of(device_id)
+            target = self.choose(device) if device is not None else None
+            if current is not None and current is not target:
+                current.enqueue(device_id)
+            elif target is not None:
+                target.enqueue(device_id)
+            # else: waits for its mapper; register() routes every device again
 
     def _dmi_device(self, device_id: str) -> api_pb2.Device | None:
         body = self.twin.device_for_mapper(device_id)
@@ -242,88 +287,103 @@ class MapperRegistry:
             log.error("device %s cannot be given to a mapper: %s", device_id, exc)
             return None
 
-    async def _retry_loop(self) -> None:
+    async def _work(self, mapper: Mapper) -> None:
+        """This mapper's deliveries, one device at a time; a mapper that fails waits, alone."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.retry_interval):
-                    await self._wake.wait()
-            self._wake.clear()
-            if self._pending:
+            await mapper.wake.wait()
+            mapper.wake.clear()
+            while mapper.queue:
+                device_id = next(iter(mapper.queue))
+                del mapper.queue[device_id]
+                mapper.busy = True
                 try:
-                    await self._deliver_pending()
+                    await self._reconcile(mapper, device_id)
+                except RpcError as exc:
+                    self._call_failed(mapper, device_id, exc)
+                    if exc.code in (StatusCode.UNAVAILABLE, StatusCode.DEADLINE_EXCEEDED):
+                        mapper.queue[device_id] = None  # retried with the rest, after a pause
+                        await asyncio.sleep(self.retry_interval)
+                    else:
+                        self._spawn(self._again_later(mapper, device_id))
                 except Exception:
-                    log.exception("DMI delivery failed")
+                    log.exception("DMI delivery of %s to mapper %s failed", device_id, mapper.name)
+                    self._spawn(self._again_later(mapper, device_id))
+                finally:
+                    mapper.busy = False
 
-    async def _deliver_pending(self) -> None:
-        async with self._lock:
-            pending, self._pending = self._pending, set()
-            down: set[str] = set()  # mappers found unreachable in this round: not called again
-            for device_id in sorted(pending):
-                try:
-                    ok = await self._reconcile(device_id, down)
-                except _MapperCallError as err:
-                    ok = False
-                    self._call_failed(err.mapper, device_id, err.cause, down)
-                if not ok:
-                    self._pending.add(device_id)
+    async def _again_later(self, mapper: Mapper, device_id: str) -> None:
+        await asyncio.sleep(self.retry_interval)
+        mapper.enqueue(device_id)
 
-    def _call_failed(self, mapper: Mapper, device_id: str, exc: RpcError, down: set[str]) -> None:
+    def _call_failed(self, mapper: Mapper, device_id: str, exc: RpcError) -> None:
         if exc.code in (StatusCode.UNAVAILABLE, StatusCode.DEADLINE_EXCEEDED):
-            down.add(mapper.name)
             if mapper.reachable:
                 mapper.reachable = False
                 log.warning(
-                    "mapper %s at %s is unreachable (%s); its devices wait for it",
+                    "mapper %s at %s is unhealthy (%s after at most %g s); its devices wait for it",
                     mapper.name,
                     mapper.address,
                     exc.code.name,
+                    mapper.call_timeout,
                 )
+                self._mark_devices(mapper)
         else:
             log.warning(
                 "mapper %s refused device %s: %s %s", mapper.name, device_id, exc.code.name, exc.details
             )
 
-    async def _reconcile(self, device_id: str, down: set[str]) -> bool:
-        """Make the mappers hold exactly what they should for ``device_id``; False = retry later."""
+    def _mark_devices(self, mapper: Mapper) -> None:
+        """The devices of an unhealthy mapper say so in their state (and so in DeviceStatus)."""
+        for device_id in set(mapper.delivered) | set(mapper.queue):
+            device = self.store.devices.get(device_id)
+            if device is None or self.choose(device) is not mapper or device.state == "unhealthy":
+                continue
+            with contextlib.suppress(TwinError):
+                self.twin.report_state(device.namespace, device.name, "unhealthy")
+
+    async def _reconcile(self, mapper: Mapper, device_id: str) -> None:
+        """Make ``mapper`` hold what it should of ``device_id``; raises RpcError to retry later."""
         device = self.store.devices.get(device_id)
         current = self.mapper_of(device_id)
         target = self.choose(device) if device is not None else None
-        if current is not None and current is not target:
-            if current.name in down:
-                return False
+        if current is mapper and target is not mapper:
             ns, name = device_id.split("/", 1)
             try:
-                await current.call(
+                await mapper.call(
                     "RemoveDevice",
                     api_pb2.RemoveDeviceRequest(deviceName=name, deviceNamespace=ns),
                     api_pb2.RemoveDeviceResponse,
                 )
             except RpcError as exc:
                 if exc.code != StatusCode.NOT_FOUND:
-                    raise _MapperCallError(current, exc) from exc
-            current.delivered.pop(device_id, None)
-            self.store.put_mapper(current.name, current.to_json())
-        if device is None:
-            return True
-        if target is None:
-            return True  # waits for its mapper: register() looks at every device again
+                    raise
+            mapper.delivered.pop(device_id, None)
+            self.store.put_mapper(mapper.name, mapper.to_json())
+            self._reachable(mapper)
+            if target is not None:
+                target.enqueue(device_id)
+            return
+        if device is None or target is not mapper:
+            if target is not None or current is not None:
+                self._route({device_id})  # the registrations changed since it was queued
+            return
+        if current is not None and current is not mapper:
+            current.enqueue(device_id)  # removed there first; it comes back here after
+            return
         if self.store.models.get(device.model_id) is None:
             # Mappers need the model before the device (KubeEdge's wait 3 s for it, then fail);
-            # model_upserted() puts the device back in the queue when the model arrives.
-            return True
-        if target.name in down:
-            return False
+            # model_upserted() routes the device again when the model arrives.
+            return
         dmi_device = self._dmi_device(device_id)
         if dmi_device is None:
-            return True  # not convertible: logged; retrying would not help
-        try:
-            await self._deliver(target, device, device_id, dmi_device)
-        except RpcError as exc:
-            raise _MapperCallError(target, exc) from exc
-        if not target.reachable:
-            target.reachable = True
-            log.info("mapper %s is reachable again", target.name)
-        return True
+            return  # not convertible: logged; retrying would not help
+        await self._deliver(mapper, device, device_id, dmi_device)
+        self._reachable(mapper)
+
+    def _reachable(self, mapper: Mapper) -> None:
+        if not mapper.reachable:
+            mapper.reachable = True
+            log.info("mapper %s is reachable again", mapper.name)
 
     async def _deliver(
         self, target: Mapper, device: Device, device_id: str, dmi_device: api_pb2.Device
@@ -361,10 +421,3 @@ class MapperRegistry:
         if known != fp:
             target.delivered[device_id] = fp
             self.store.put_mapper(target.name, target.to_json())
-
-
-class _MapperCallError(Exception):
-    def __init__(self, mapper: Mapper, cause: RpcError) -> None:
-        super().__init__(str(cause))
-        self.mapper = mapper
-        self.cause = cause

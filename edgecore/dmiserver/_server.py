@@ -2,7 +2,11 @@
 
 Served by ``dmi.rpc`` rather than grpcio, which costs three times the CPU per call. Unlike
 KubeEdge there is no shared 1 request/s limiter: reports are cheap (an in-memory twin update, a
-write-behind row and a few MQTT publishes), and throttling them only loses data.
+row in the next group commit and a few MQTT publishes), and throttling them only loses data.
+
+A report is answered OK only once it is committed to SQLite (the twin store's group commit: the
+reports that arrive while one transaction commits share the next), so an OK survives a kill -9 of
+edgecore; when the store cannot write, reports are answered UNAVAILABLE and the mapper keeps them.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 
 from dmi.rpc import RpcError, Server, StatusCode, enable_reflection
 from dmi.v1beta1 import api_pb2
-from edgecore.devicetwin import DeviceTwin, TwinError
+from edgecore.devicetwin import DeviceTwin, StoreUnavailable, TwinError
 from edgecore.dmiserver._registry import MapperRegistry
 
 log = logging.getLogger(__name__)
@@ -34,7 +38,7 @@ _CODES = {400: StatusCode.INVALID_ARGUMENT, 404: StatusCode.NOT_FOUND, 409: Stat
 
 
 class _Servicer:
-    """DeviceManagerService. The reports are plain functions: the RPC layer answers them inline."""
+    """DeviceManagerService."""
 
     def __init__(self, twin: DeviceTwin, registry: MapperRegistry, calls: Counter[tuple[str, str]]) -> None:
         self.twin = twin
@@ -66,7 +70,13 @@ class _Servicer:
         self.calls["MapperRegister", "OK"] += 1
         return response
 
-    def ReportDeviceStatus(
+    async def _durable(self, rpc: str) -> None:
+        try:
+            await self.twin.store.commit()
+        except StoreUnavailable as exc:
+            raise self._refuse(rpc, StatusCode.UNAVAILABLE, str(exc)) from None
+
+    async def ReportDeviceStatus(
         self, request: api_pb2.ReportDeviceStatusRequest
     ) -> api_pb2.ReportDeviceStatusResponse:
         rpc = "ReportDeviceStatus"
@@ -91,10 +101,11 @@ class _Servicer:
             self.twin.report_status(request.deviceNamespace or "default", request.deviceName, twins)
         except TwinError as err:
             raise self._refuse(rpc, _CODES.get(err.code, StatusCode.INTERNAL), err.reason) from None
+        await self._durable(rpc)
         self.calls[rpc, "OK"] += 1
         return api_pb2.ReportDeviceStatusResponse()
 
-    def ReportDeviceStates(
+    async def ReportDeviceStates(
         self, request: api_pb2.ReportDeviceStatesRequest
     ) -> api_pb2.ReportDeviceStatesResponse:
         rpc = "ReportDeviceStates"
@@ -106,6 +117,7 @@ class _Servicer:
             self.twin.report_state(request.deviceNamespace or "default", request.deviceName, request.state)
         except TwinError as err:
             raise self._refuse(rpc, _CODES.get(err.code, StatusCode.INTERNAL), err.reason) from None
+        await self._durable(rpc)
         self.calls[rpc, "OK"] += 1
         return api_pb2.ReportDeviceStatesResponse()
 

@@ -99,14 +99,16 @@ def request_certificate(
 
     key = pki.new_key()
     csr = pki.new_csr(f"system:node:{node}", NODE_ORGANIZATION, key)
-    headers = {"NodeName": node, "Content-Type": "application/x-pem-file"}
+    # KubeEdge's edge sends the CSR as DER (the bytes of x509.CreateCertificateRequest) and its cloud
+    # parses nothing else.
+    headers = {"NodeName": node, "Content-Type": "application/octet-stream"}
     if bearer:
         headers["Authorization"] = f"Bearer {bearer}"
     der = _request(
         addr,
         "/edge.crt",
         verified_context(ca_pem, client),
-        body=csr.public_bytes(serialization.Encoding.PEM),
+        body=csr.public_bytes(serialization.Encoding.DER),
         headers=headers,
     )
     try:

@@ -104,7 +104,12 @@ class EdgeHub:
                 async with connect(
                     uri,
                     ssl=self._ssl(),
-                    additional_headers={"node_id": self.cfg.node_name, "project_id": PROJECT_ID},
+                    # Without ConnectionUse KubeEdge's cloudhub (viaduct) starts no reader for the session.
+                    additional_headers={
+                        "node_id": self.cfg.node_name,
+                        "project_id": PROJECT_ID,
+                        "ConnectionUse": "msg",
+                    },
                     ping_interval=hub.heartbeat,
                     ping_timeout=hub.heartbeat * 2,
                     open_timeout=hub.handshake_timeout,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import os
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from edgecore.metamanager._models import meta_v2, metadata, outbox
 
@@ -80,12 +82,45 @@ def _set_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+class StoreOpenError(Exception):
+    """The database cannot be opened or created: one line saying which file and why."""
+
+
+def open_error(path: Path, exc: BaseException) -> StoreOpenError:
+    """``exc`` (SQLite's, SQLAlchemy's or the OS's) as one line naming ``path`` and the likely cause."""
+    if isinstance(exc, SQLAlchemyError) and getattr(exc, "orig", None) is not None:
+        reason = str(getattr(exc, "orig", exc))
+    else:
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+    hint = ""
+    directory = path.parent
+    while not directory.exists() and directory != directory.parent:
+        directory = directory.parent
+    try:
+        if path.is_dir():
+            hint = " (it is a directory: give the database file's path)"
+        elif os.statvfs(directory).f_flag & os.ST_RDONLY:
+            hint = f" ({directory} is on a read-only file system)"
+        elif not os.access(directory, os.W_OK):
+            hint = f" ({directory} is not writable)"
+        elif path.exists() and not os.access(path, os.R_OK | os.W_OK):
+            hint = " (the file is not readable and writable)"
+    except OSError:
+        pass
+    return StoreOpenError(f"cannot open database {path}: {reason}{hint}")
+
+
 class EdgeStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})
-        event.listen(self.engine, "connect", _set_pragmas)
-        metadata.create_all(self.engine)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(
+                f"sqlite:///{path}", connect_args={"check_same_thread": False}
+            )
+            event.listen(self.engine, "connect", _set_pragmas)
+            metadata.create_all(self.engine)
+        except (OSError, SQLAlchemyError) as exc:
+            raise open_error(path, exc) from None
         #: the one thread for all work on this database (shared with the twin store)
         self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="edgestore")
         self._watchers: list[Callable[[Change], None]] = []

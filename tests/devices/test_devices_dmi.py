@@ -223,6 +223,7 @@ async def test_registrations_survive_edgecore_restart(tmp_path: Path, mapper: Pr
     await edge.twin.upsert_model(model())
     await edge.twin.upsert_device(device())
     await mapper.wait_for("RegisterDevice")
+    await edge.dmi.registry.settled()  # the answer is in, too
     await edge.stop()
 
     n = len(mapper.calls)
@@ -230,7 +231,7 @@ async def test_registrations_survive_edgecore_restart(tmp_path: Path, mapper: Pr
     try:
         assert "test-mapper" in edge.dmi.registry.mappers
         # Unchanged device: the running mapper is left alone.
-        await edge.dmi.registry._deliver_pending()
+        await edge.dmi.registry.settled()
         assert len(mapper.calls) == n
         # A change after the restart reaches the mapper without it registering again.
         await edge.twin.upsert_device(device(rv="25", desired="31"))
