@@ -20,11 +20,11 @@ from _peers import Mosquitto, free_port
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edgecore.eventbus import MqttClient
-from edgecore.eventbus._client import MAX_UNACKED
-from edgecore.eventbus._packets import remaining_length, split_packets
-from edgecore.eventbus._topics import encode_topic_filter, encode_topic_name, topic_matches
+from kubeshore.mqtt._client import MAX_UNACKED
+from kubeshore.mqtt._packets import remaining_length, split_packets
+from kubeshore.mqtt._topics import encode_topic_filter, encode_topic_name, topic_matches
 
-LOG = "edgecore.eventbus._client"
+LOG = "kubeshore.mqtt._client"
 
 
 class PahoPeer:

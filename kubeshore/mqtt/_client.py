@@ -1,4 +1,4 @@
-"""edgecore's MQTT 3.1.1 client: one asyncio connection to the broker, no threads, no locks.
+"""kubeshore's MQTT 3.1.1 client (edgecore's eventbus, the mapper SDK's sink): asyncio, no threads.
 
 Everything runs on the event loop. What arrives is split into packets and dispatched in the same
 ``data_received`` call, however many packets a read brought; what leaves is appended to one buffer that
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
 
-from edgecore.eventbus import _packets as pk
-from edgecore.eventbus._topics import encode_topic_filter, encode_topic_name, topic_matches
+from kubeshore.mqtt import _packets as pk
+from kubeshore.mqtt._topics import encode_topic_filter, encode_topic_name, topic_matches
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The MQTT 3.1.1 packets edgecore's client uses, encoded and decoded (OASIS MQTT 3.1.1, section 3).
+"""The MQTT 3.1.1 packets kubeshore's client uses, encoded and decoded (OASIS MQTT 3.1.1, section 3).
 
 Encoders return ``bytes`` ready for the transport. Decoding works on a receive buffer and offsets so
 a buffer holding many packets is split without copying each packet first.
