@@ -40,6 +40,18 @@ class ProtocolError(Exception):
     """The broker sent something MQTT 3.1.1 does not allow; the connection is dropped."""
 
 
+class PacketTooLarge(Exception):
+    """A packet whose declared length is over the receive limit: raised as soon as its fixed header is
+    read, so the caller can skip its body instead of buffering it."""
+
+    def __init__(self, first: int, header_start: int, body_start: int, length: int) -> None:
+        super().__init__(f"packet of {length} bytes")
+        self.first = first
+        self.header_start = header_start
+        self.body_start = body_start
+        self.length = length
+
+
 def remaining_length(n: int) -> bytes:
     """The fixed header's variable-length integer: 7 bits per byte, high bit = more bytes follow."""
     if n < 128:
@@ -93,12 +105,14 @@ def encode_puback(packet_id: int) -> bytes:
     return b"\x40\x02" + packet_id.to_bytes(2, "big")
 
 
-def split_packets(buf: bytes | bytearray) -> Iterator[tuple[int, int, int]]:
-    """Yield ``(first byte, body start, body end)`` for every complete packet at the start of ``buf``.
+def split_packets(
+    buf: bytes | bytearray, max_length: int = MAX_REMAINING_LENGTH, pos: int = 0
+) -> Iterator[tuple[int, int, int]]:
+    """Yield ``(first byte, body start, body end)`` for every complete packet in ``buf`` from ``pos``.
 
     Stops at the first incomplete packet; the caller keeps the bytes after the last yielded end.
+    Raises ``PacketTooLarge`` at a packet longer than ``max_length`` without waiting for its body.
     """
-    pos = 0
     size = len(buf)
     while size - pos >= 2:
         length = 0
@@ -115,6 +129,8 @@ def split_packets(buf: bytes | bytearray) -> Iterator[tuple[int, int, int]]:
             shift += 7
             if shift > 21:
                 raise ProtocolError("remaining length longer than four bytes")
+        if length > max_length:
+            raise PacketTooLarge(buf[pos], pos, i, length)
         end = i + length
         if end > size:
             return
