@@ -109,6 +109,7 @@ class _ServerConnection(Http2Connection):
         self.last_stream = stream_id
         if self.server.draining or self.open_streams() >= self.limits.max_concurrent_streams:
             # Refused before any work: the client may retry it, here or elsewhere (RFC 9113 §8.7).
+            self.server.refused_streams += 1
             self.reset_stream(stream_id, ErrorCode.REFUSED_STREAM)
             return
         path = method = content_type = ""
@@ -322,6 +323,8 @@ class Server:
         self.limits = limits
         self.methods: dict[str, _Method] = {}
         self.draining = False
+        self.refused_streams = 0  # over the stream limit or while draining; a client that honours our
+        # SETTINGS_MAX_CONCURRENT_STREAMS never sees one
         self._server: asyncio.Server | None = None
         self._connections: set[_ServerConnection] = set()
 

@@ -1,14 +1,18 @@
-"""A bare ``dmi.rpc`` Server in a process of its own, for the limit tests: run as
-``python limits_server.py SOCKET``; prints ``ready`` once it listens.
+"""A bare ``dmi.rpc`` Server in a process of its own, for the limit tests and the grpc-go interop test:
+run as ``python limits_server.py SOCKET [MAX_STREAMS]``; prints ``ready`` once it listens, and its
+counters (JSON) when it gets SIGTERM.
 
-Its timers are short (seconds, not minutes) so the tests of the keepalive, idle and handshake
-timeouts finish quickly; every other limit is the default one.
+It serves ``DeviceMapperService.GetDevice`` (an echo) and ``DeviceManagerService.ReportDeviceStatus``
+(an empty answer, as edgecore's after storing). Its timers are short (seconds, not minutes) so the tests
+of the keepalive, idle and handshake timeouts finish quickly; every other limit is the default one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import signal
 import sys
 
 from dmi.rpc import Server
@@ -30,13 +34,24 @@ class Mapper:
         return api_pb2.GetDeviceResponse(device=api_pb2.Device(name=request.deviceName))
 
 
-async def main(path: str) -> None:
-    server = Server(limits=LIMITS)
+class Manager:
+    def ReportDeviceStatus(
+        self, request: api_pb2.ReportDeviceStatusRequest
+    ) -> api_pb2.ReportDeviceStatusResponse:
+        return api_pb2.ReportDeviceStatusResponse()
+
+
+async def main(path: str, max_streams: int) -> None:
+    server = Server(limits=dataclasses.replace(LIMITS, max_concurrent_streams=max_streams))
     server.add_service(api_pb2.DESCRIPTOR.services_by_name["DeviceMapperService"], Mapper())
+    server.add_service(api_pb2.DESCRIPTOR.services_by_name["DeviceManagerService"], Manager())
     await server.start(path)
     print("ready", flush=True)
-    await asyncio.Event().wait()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    print(json.dumps({"refused_streams": server.refused_streams}), flush=True)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1]))
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else LIMITS.max_concurrent_streams))
