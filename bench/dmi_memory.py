@@ -217,6 +217,28 @@ def with_bare_server(args: argparse.Namespace) -> dict[str, Any]:
             srv.wait()
 
 
+def shape(runs: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """The results file: one row per pairing, and every sample as a compact list per process."""
+    return {
+        "title": "DMI memory over 200,000 calls: mapper (dmi.rpc client) and server",
+        "description": "RSS of the mapper process (dmi.rpc Channel) and of the server (the real edgecore, "
+        "or a bare dmi.rpc Server) every 10,000 ReportDeviceStatus calls at a fixed rate; growth from "
+        f"the sample after {WARM_UP:,} calls to the last. Target: growth within 5 MB on each side.",
+        "command": "python bench/dmi_memory.py",
+        "calls": args.calls,
+        "rate": args.rate,
+        "runs": [
+            {"server": name, **{k: v for k, v in r.items() if k != "samples"}} for name, r in runs.items()
+        ],
+        "rss_mb_every_10000_calls": {
+            f"{name}.{side}": [s[f"{side}_rss_mb"] for s in r["samples"]]
+            for name, r in runs.items()
+            for side in ("mapper", "server")
+        },
+        "machine": {"cpus": os.cpu_count(), "loadavg_1m": round(os.getloadavg()[0], 2)},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--calls", type=int, default=200_000)
@@ -235,21 +257,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in (None, name):
             print(f"{name}:", flush=True)
             runs[name] = run(args)
-    result = {
-        "title": "DMI memory over 200,000 calls: mapper (dmi.rpc client) and server",
-        "description": "RSS of the mapper process (dmi.rpc Channel) and of the server (the real edgecore, "
-        "or a bare dmi.rpc Server) every 10,000 ReportDeviceStatus calls at a fixed rate; growth from "
-        f"the sample after {WARM_UP:,} calls to the last.",
-        "command": "python bench/dmi_memory.py",
-        "calls": args.calls,
-        "rate": args.rate,
-        "runs": runs,
-        "machine": {"cpus": os.cpu_count(), "loadavg_1m": round(os.getloadavg()[0], 2)},
-    }
-    for name, r in runs.items():
+    result = shape(runs, args)
+    for r in result["runs"]:
         print(
-            f"{name}: {r['calls']} calls ({r['errors']} errors, {r['calls_per_s']}/s); mapper "
-            f"{r['mapper_rss_mb']}, server {r['server_rss_mb']}"
+            f"{r['server']}: {r['calls']} calls ({r['errors']} errors, {r['calls_per_s']}/s); "
+            f"mapper {r['mapper_rss_mb']}, server {r['server_rss_mb']}"
         )
     out = ROOT / "bench" / "results" / "dmi_memory.json"
     out.parent.mkdir(parents=True, exist_ok=True)
