@@ -81,64 +81,73 @@ class Stack(Processes):
         self.ports: dict[str, Any] = {}
         self.edge_dir = tmp / "edge-1"
 
-    def start_cloudcore(self, **config: Any) -> None:
-        """Start cloudcore; ``config`` holds extra config-file keys (camelCase), e.g. flush intervals."""
+    def start_cloudcore(self, *, same_ports: bool = False, **config: Any) -> None:
+        """Start cloudcore; ``config`` holds extra config-file keys (camelCase), e.g. flush intervals;
+        ``same_ports``: on the ports of the previous start (a restart its nodes reconnect to)."""
         data = self.tmp / "cloud"
         extra: list[str] = []
         if config:
             path = self.tmp / "cloudcore.yaml"
             path.write_text(yaml.safe_dump(config))
             extra = ["--config", str(path)]
+        ports = {"websocketPort": 0, "httpsPort": 0, "apiserverPort": 0, "metricsPort": 0}
+        if same_ports:
+            ports = {k: self.ports[k] for k in ports}
+        state = data / "cloudcore.json"
+        state.unlink(missing_ok=True)
         self.start(
             "cloudcore", str(BIN / "cloudcore"), "--standalone", "--data-dir", str(data),
-            "--bind", "127.0.0.1", "--websocket-port", "0", "--https-port", "0",
-            "--apiserver-port", "0", "--metrics-port", "0", "--log-format", "json", *extra,
+            "--bind", "127.0.0.1", "--websocket-port", str(ports["websocketPort"]),
+            "--https-port", str(ports["httpsPort"]), "--apiserver-port", str(ports["apiserverPort"]),
+            "--metrics-port", str(ports["metricsPort"]), "--log-format", "json", *extra,
         )  # fmt: skip
-        state = data / "cloudcore.json"
         wait_for(state.exists, 60, "cloudcore.json")
         self.ports = json.loads(state.read_text())
         self.kubeconfig = str(data / "admin.kubeconfig")
 
-    def join_edge(self) -> None:
+    def join_edge(self, name: str = "edge-1", data_dir: Path | None = None) -> Path:
+        """Join node ``name`` (files under ``data_dir``, default ``edge_dir``); returns its edgecore.yaml."""
+        data_dir = data_dir or self.edge_dir
         token = subprocess.run(
             [str(BIN / "kubeshore"), "token", "create", "--data-dir", str(self.tmp / "cloud")],
             capture_output=True, text=True, check=True, timeout=60,
         ).stdout.strip()  # fmt: skip
         subprocess.run(
             [str(BIN / "kubeshore"), "join", "--cloudcore", f"127.0.0.1:{self.ports['websocketPort']}",
-             "--https-port", str(self.ports["httpsPort"]), "--token", token, "--node-name", "edge-1",
-             "--data-dir", str(self.edge_dir), "--metaserver-port", "0", "--metrics-port", "0",
+             "--https-port", str(self.ports["httpsPort"]), "--token", token, "--node-name", name,
+             "--data-dir", str(data_dir), "--metaserver-port", "0", "--metrics-port", "0",
              "--mqtt-url", self.broker,
-             "--dmi-socket", str(self.edge_dir / "dmi.sock")],
+             "--dmi-socket", str(data_dir / "dmi.sock")],
             capture_output=True, text=True, check=True, timeout=60,
         )  # fmt: skip
-        cfg_path = self.edge_dir / "edgecore.yaml"
+        cfg_path = data_dir / "edgecore.yaml"
         cfg = yaml.safe_load(cfg_path.read_text())
         cfg["edgeHub"].update({"heartbeat": 1.0, "reconnectInitial": 0.2, "reconnectMax": 1.0})
         cfg_path.write_text(yaml.safe_dump(cfg))
+        return cfg_path
 
-    def start_edgecore(self) -> None:
+    def start_edgecore(self, name: str = "edgecore", edge_dir: Path | None = None) -> None:
         self.start(
-            "edgecore", str(BIN / "edgecore"), "--config", str(self.edge_dir / "edgecore.yaml"),
+            name, str(BIN / "edgecore"), "--config", str((edge_dir or self.edge_dir) / "edgecore.yaml"),
             "--log-format", "json",
         )  # fmt: skip
 
-    def scrape(self, component: str, path: str = "/metrics") -> tuple[int, str]:
-        """(status, body) of ``path`` on cloudcore's or edgecore's metrics port."""
+    def scrape(self, component: str, path: str = "/metrics", edge_dir: Path | None = None) -> tuple[int, str]:
+        """(status, body) of ``path`` on cloudcore's or an edgecore's (``edge_dir``) metrics port."""
         if component == "cloudcore":
             port = self.ports["metricsPort"]
         else:
-            port = json.loads((self.edge_dir / "edgecore.json").read_text())["metricsPort"]
+            port = json.loads(((edge_dir or self.edge_dir) / "edgecore.json").read_text())["metricsPort"]
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
                 return resp.status, resp.read().decode()
         except urllib.error.HTTPError as err:
             return err.code, err.read().decode()
 
-    def samples(self, component: str) -> dict[str, float]:
+    def samples(self, component: str, edge_dir: Path | None = None) -> dict[str, float]:
         """``/metrics`` of ``component`` as {"name{labels}": value}."""
         out: dict[str, float] = {}
-        for line in self.scrape(component)[1].splitlines():
+        for line in self.scrape(component, edge_dir=edge_dir)[1].splitlines():
             if line and not line.startswith("#"):
                 key, _, value = line.rpartition(" ")
                 out[key] = float(value)

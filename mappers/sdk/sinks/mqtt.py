@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import uuid
 
 from kubeshore.mqtt import BrokerAddress, MqttClient
@@ -22,13 +23,27 @@ log = logging.getLogger("mappers.sinks")
 
 
 class MqttSink(SinkBackend):
-    def __init__(self, address: str) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         try:
             broker = BrokerAddress.parse(address)
         except ValueError as exc:
             raise ValueError(f"pushMethod.mqtt.address: {exc}") from None
         self.label = f"mqtt {broker.host}:{broker.port}"
-        self._client = MqttClient(address, f"kubeshore-mapper-{uuid.uuid4().hex[:12]}", max_backoff=5.0)
+        self._client = MqttClient(
+            address,
+            f"kubeshore-mapper-{uuid.uuid4().hex[:12]}",
+            max_backoff=5.0,
+            username=username,
+            password=password,
+            tls=tls,
+        )
         self._started = False
         self._warned_qos2 = False
 
