@@ -20,6 +20,7 @@ import grpc
 import hpack
 import pytest
 
+from bench._measure import peak_rss_mb
 from dmi.rpc import Channel, Server
 from dmi.rpc._hpack import Decoder, HeaderListTooLarge, _encode_cached, encode
 from dmi.rpc._http2 import PREFACE, RECEIVE_WINDOW, frame
@@ -50,12 +51,9 @@ class ServerProcess:
     path: str
     pid: int
 
-    def memory_mb(self, field: str = "VmHWM") -> float:
-        """Peak (VmHWM) or current (VmRSS) resident memory of the server process."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-        raise AssertionError(f"{field} not in /proc/{self.pid}/status")
+    def memory_mb(self) -> float:
+        """Peak resident memory of the server process so far."""
+        return peak_rss_mb(self.pid)
 
 
 @pytest.fixture(scope="module")

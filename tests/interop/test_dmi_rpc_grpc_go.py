@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from _stack import Processes, wait_for
 
+from bench._measure import peak_rss_mb
+
 LIMITS_SERVER = Path(__file__).resolve().parents[1] / "dmirpc" / "limits_server.py"
 
 
@@ -30,13 +32,6 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Processes]]:
         procs.stop_all()
 
 
-def vm_hwm_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
-
-
 def test_grpc_go_dmiload_against_a_dmi_rpc_server(kubeedge_bin: Path, server: tuple[str, Processes]) -> None:
     path, procs = server
     proc = procs.procs["server"]
@@ -49,7 +44,7 @@ def test_grpc_go_dmiload_against_a_dmi_rpc_server(kubeedge_bin: Path, server: tu
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["failed"] == 0, summary
     assert summary["ok"] == summary["offered"] > 3000, summary
-    assert vm_hwm_mb(proc.pid) < 80
+    assert peak_rss_mb(proc.pid) < 80
     proc.terminate()
     proc.wait(10)
     counters = json.loads(procs.log("server").strip().splitlines()[-1])
