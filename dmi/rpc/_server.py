@@ -79,6 +79,10 @@ class _ServerConnection(Http2Connection):
         self.server = server
         self.streams: dict[int, _Stream] = {}
         self.last_stream = 0
+        # Handlers of streams the client reset, told to stop but not finished yet: they still count
+        # against the stream limit, or opening and resetting streams at once ("rapid reset") would
+        # start handlers without bound.
+        self._stopping: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -94,7 +98,7 @@ class _ServerConnection(Http2Connection):
 
     def open_streams(self) -> int:
         # A stream answered but waiting for window to send its answer still holds memory: it counts.
-        return len(self.streams) + len(self._outbound)
+        return len(self.streams) + len(self._outbound) + len(self._stopping)
 
     # ---- requests -----------------------------------------------------------------------------
 
@@ -186,8 +190,11 @@ class _ServerConnection(Http2Connection):
         stream = self.streams.get(stream_id)
         if stream is not None:
             self._drop(stream_id, stream)
-            if stream.task is not None:
-                stream.task.cancel()
+            task = stream.task
+            if task is not None and not task.done():
+                task.cancel()
+                self._stopping.add(task)
+                task.add_done_callback(self._stopping.discard)
 
     def _drop(self, stream_id: int, stream: _Stream) -> bool:
         """Forget a stream (False if it was already gone); what it withheld goes back to the window."""

@@ -100,11 +100,11 @@ class RawPeer(asyncio.Protocol):
         self._arrived.set()
 
     async def until(self, check: Callable[[], T], within: float = 20.0) -> T:
-        """Wait until ``check()`` is truthy (returned) or the server closes (then ``check()`` once more)."""
+        """Wait until ``check()`` is truthy, and return it; fails if the server closes first."""
         async with asyncio.timeout(within):
             while not (result := check()):
                 if self.eof:
-                    return check()
+                    raise AssertionError(f"the server closed the connection first (GOAWAY {self.goaway()})")
                 self._arrived.clear()
                 await self._arrived.wait()
             return result

@@ -2,9 +2,10 @@
 run as ``python limits_server.py SOCKET [MAX_STREAMS]``; prints ``ready`` once it listens, and its
 counters (JSON) when it gets SIGTERM.
 
-It serves ``DeviceMapperService.GetDevice`` (an echo) and ``DeviceManagerService.ReportDeviceStatus``
-(an empty answer, as edgecore's after storing). Its timers are short (seconds, not minutes) so the tests
-of the keepalive, idle and handshake timeouts finish quickly; every other limit is the default one.
+It serves ``DeviceMapperService.GetDevice`` (an echo), ``UpdateDevice`` (slow to answer and to
+stop) and ``DeviceManagerService.ReportDeviceStatus`` (an empty answer, as edgecore's after storing).
+Its timers are short (seconds, not minutes) so the tests of the keepalive, idle and handshake timeouts
+finish quickly; every other limit is the default one.
 """
 
 from __future__ import annotations
@@ -32,6 +33,16 @@ LIMITS = dataclasses.replace(
 class Mapper:
     def GetDevice(self, request: api_pb2.GetDeviceRequest) -> api_pb2.GetDeviceResponse:
         return api_pb2.GetDeviceResponse(device=api_pb2.Device(name=request.deviceName))
+
+    async def UpdateDevice(self, request: api_pb2.UpdateDeviceRequest) -> api_pb2.UpdateDeviceResponse:
+        """Slow, and slow to stop: cancelled, it first finishes what it started (as a handler that
+        completes a durable write before answering would)."""
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            await asyncio.sleep(1)
+            raise
+        return api_pb2.UpdateDeviceResponse()
 
 
 class Manager:

@@ -368,3 +368,38 @@ async def test_client_keeps_nothing_per_finished_call(tmp_path: Path) -> None:
     finally:
         await ours.stop(0.1)
         await theirs.stop(None)
+
+
+async def test_rapid_reset_counts_handlers_still_stopping(server: ServerProcess) -> None:
+    """Open a stream and reset it at once, 20,000 times (CVE-2023-44487): handlers told to stop but not
+    finished still count against the 128-stream limit, so the rest are refused, not started."""
+    before = server.memory_mb()
+    body = api_pb2.UpdateDeviceRequest(device=api_pb2.Device(name="x")).SerializeToString()
+    block = encode(
+        [
+            *request_headers()[:2],
+            (":path", "/v1beta1.DeviceMapperService/UpdateDevice"),
+            *request_headers()[3:],
+        ]
+    )
+    message = b"\x00" + len(body).to_bytes(4, "big") + body
+    n = 20_000
+    async with raw(server.path) as peer:
+        peer.send(
+            b"".join(
+                frame(HEADERS, 0x4, s, block)
+                + frame(DATA, 0x1, s, message)
+                + frame(3, 0, s, (8).to_bytes(4, "big"))
+                for s in range(1, 2 * n, 2)
+            )
+        )
+
+        def refused() -> int:
+            code = REFUSED_STREAM.to_bytes(4, "big")
+            return sum(1 for k, _, _, p in peer.frames if k == 3 and p == code)
+
+        # Slots free as stopped handlers finish (1 s each), so a few hundred more than 128 may start.
+        await peer.until(lambda: refused() >= 0.9 * n, within=60)
+        await served(server.path, "during-the-resets")
+    grown = server.memory_mb() - before
+    assert grown < 8, f"peak RSS grew {grown:.1f} MB"
