@@ -370,7 +370,9 @@ class MqttClient:
             payload = _payload_bytes(payload)
         if qos == 0:
             conn = self._conn
-            if conn is None or conn.paused:
+            # Also what this loop iteration wrote and not yet handed to the transport: a caller
+            # publishing in a tight loop never lets the transport say it is full.
+            if conn is None or conn.paused or len(conn._out) > WRITE_BUFFER_LIMIT:
                 return False
             conn.write(pk.publish_header(0, retain, len(encoded) + len(payload)), encoded, payload)
             return True

@@ -649,3 +649,12 @@ async def test_inflight_and_queued_qos1_messages_are_bounded() -> None:
             assert broker.publishes() == 110
         finally:
             await client.stop()
+
+
+async def test_qos0_burst_in_one_loop_iteration_is_bounded(ours: MqttClient) -> None:
+    """Publishing without ever yielding to the loop cannot queue more than the write limit (4 MiB)."""
+    payload = bytes(1024)
+    accepted = sum(ours.publish("burst", payload) for _ in range(20_000))  # 20 MiB offered at once
+    assert 3_000 < accepted < 5_000
+    await asyncio.sleep(0.5)  # flushed: publishing works again
+    assert ours.publish("burst", payload)
