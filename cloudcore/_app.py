@@ -287,11 +287,16 @@ async def run(cfg: CloudCoreConfig, stop: asyncio.Event | None = None) -> None:
         await core.start()
         controllers_stop = asyncio.Event()
         controllers: asyncio.Task[None] | None = None
+        workloads: asyncio.Task[None] | None = None
         if cfg.standalone:
             # Standalone cloudcore is the whole control plane: it runs the node-group controllers too.
+            from cloudcore.workloads import run_workload_controllers
             from nodegroup import run_controllers
 
             controllers = asyncio.create_task(run_controllers(kubeconfig, controllers_stop), name="nodegroup")
+            workloads = asyncio.create_task(
+                run_workload_controllers(kubeconfig, controllers_stop), name="workloads"
+            )
         try:
             if cfg.data_dir is not None:
                 state: dict[str, Any] = {"pid": os.getpid(), "kubeconfig": kubeconfig, **core.ports()}
@@ -301,7 +306,8 @@ async def run(cfg: CloudCoreConfig, stop: asyncio.Event | None = None) -> None:
             await stop.wait()
         finally:
             controllers_stop.set()
-            if controllers is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(controllers, 10)
+            for task in (controllers, workloads):
+                if task is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(task, 10)
             await core.stop()

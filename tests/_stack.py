@@ -105,8 +105,11 @@ class Stack(Processes):
         self.ports = json.loads(state.read_text())
         self.kubeconfig = str(data / "admin.kubeconfig")
 
-    def join_edge(self, name: str = "edge-1", data_dir: Path | None = None) -> Path:
-        """Join node ``name`` (files under ``data_dir``, default ``edge_dir``); returns its edgecore.yaml."""
+    def join_edge(
+        self, name: str = "edge-1", data_dir: Path | None = None, extra: tuple[str, ...] = ()
+    ) -> Path:
+        """Join node ``name`` (files under ``data_dir``, default ``edge_dir``; ``extra``: more join flags);
+        returns its edgecore.yaml."""
         data_dir = data_dir or self.edge_dir
         token = subprocess.run(
             [str(BIN / "kubeshore"), "token", "create", "--data-dir", str(self.tmp / "cloud")],
@@ -117,7 +120,7 @@ class Stack(Processes):
              "--https-port", str(self.ports["httpsPort"]), "--token", token, "--node-name", name,
              "--data-dir", str(data_dir), "--metaserver-port", "0", "--metrics-port", "0",
              "--mqtt-url", self.broker,
-             "--dmi-socket", str(data_dir / "dmi.sock")],
+             "--dmi-socket", str(data_dir / "dmi.sock"), *extra],
             capture_output=True, text=True, check=True, timeout=60,
         )  # fmt: skip
         cfg_path = data_dir / "edgecore.yaml"

@@ -72,7 +72,7 @@ def stack(containerd: Containerd, tmp_path_factory: pytest.TempPathFactory) -> I
         s = PodStack(tmp, broker)
         try:
             s.start_cloudcore()
-            s.join_edge("--remote-runtime-endpoint", containerd.endpoint)
+            s.join_edge(extra=("--remote-runtime-endpoint", containerd.endpoint))
             cfg_path = s.edge_dir / "edgecore.yaml"
             cfg = yaml.safe_load(cfg_path.read_text())
             # Short back-off so restarts are seen in seconds (the default is the kubelet's 10 s).
@@ -201,3 +201,68 @@ def test_delete_pod_removes_containers(stack: PodStack, containerd: Containerd) 
 
     assert wait_for(stopped, 60, "the pod's containers stopped and the pod gone")
     assert others <= set(containerd.container_pids()), "deleting one pod stopped another's containers"
+
+
+def test_deployment_runs_scales_and_rolls_out(stack: PodStack) -> None:
+    """Standalone mode's own controllers: Deployment -> ReplicaSet -> Pods, scheduled onto the node."""
+    deploy = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "webd"}},
+            "strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {"labels": {"app": "webd"}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [
+                        {"name": "main", "image": BUSYBOX, "imagePullPolicy": "Never",
+                         "command": ["sh", "-c", "echo v1 > /www/index.html; exec httpd -f -p 8080 -h /www"],
+                         "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}
+                    ],
+                },
+            },
+        },
+    }  # fmt: skip
+
+    def ready_pods(version: str) -> list[dict[str, Any]]:
+        pods = json.loads(stack.kubectl("get", "pods", "-l", "app=webd", "-o", "json"))["items"]
+        out = []
+        for p in pods:
+            st = p.get("status") or {}
+            if p["metadata"].get("deletionTimestamp") or not st.get("podIP"):
+                continue
+            try:
+                if http_get(f"http://{st['podIP']}:8080/").strip() == version:
+                    out.append(p)
+            except OSError:
+                continue
+        return out
+
+    stack.apply(yaml.safe_dump(deploy))
+    pods = wait_for(lambda: len(r := ready_pods("v1")) == 2 and r, 90, "2 pods of v1 answering")
+    assert {p["spec"]["nodeName"] for p in pods} == {NODE}
+    status = wait_for(
+        lambda: (
+            (s := json.loads(stack.kubectl("get", "deploy", "web", "-o", "json"))["status"]).get(
+                "availableReplicas"
+            )
+            == 2
+            and s
+        ),
+        60,
+        "deployment available",
+    )
+    assert status["updatedReplicas"] == 2
+    stack.kubectl("scale", "deploy", "web", "--replicas=3")
+    wait_for(lambda: len(ready_pods("v1")) == 3, 60, "scaled to 3")
+    deploy["spec"]["replicas"] = 3
+    deploy["spec"]["template"]["spec"]["containers"][0]["command"][2] = (
+        "echo v2 > /www/index.html; exec httpd -f -p 8080 -h /www"
+    )
+    stack.apply(yaml.safe_dump(deploy))
+    wait_for(lambda: len(ready_pods("v2")) == 3 and not ready_pods("v1"), 120, "rolled out to v2")
+    rs = json.loads(stack.kubectl("get", "rs", "-l", "app=webd", "-o", "json"))["items"]
+    assert sorted(r["spec"]["replicas"] for r in rs) == [0, 3]
