@@ -59,6 +59,7 @@ class HostileMapper(asyncio.Protocol):
     """Answers each call as its device name says (see ``reply``)."""
 
     bomb = b""
+    done_once: set[str] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -82,6 +83,16 @@ class HostileMapper(asyncio.Protocol):
                 self.decoder.decode(payload)
             elif kind == 0 and stream:
                 name = api_pb2.GetDeviceRequest.FromString(payload[5:]).deviceName
+                if name.endswith("-once") and name not in self.done_once:
+                    self.done_once.add(name)
+                    if name == "refuse-once":
+                        self.transport.write(frame(3, 0, stream, (7).to_bytes(4, "big")))  # REFUSED_STREAM
+                    else:  # a server going away just as the call arrived: it never ran it
+                        last = (stream - 2).to_bytes(4, "big")
+                        self.transport.write(frame(7, 0, 0, last + bytes(4) + b"idle"))
+                        self.transport.close()
+                        return
+                    continue
                 self.transport.write(reply(stream, name, self.bomb))
             elif kind == 4 and not flags & 1:
                 self.transport.write(frame(4, 1, 0))
@@ -138,6 +149,19 @@ async def test_hostile_answers_fail_only_their_call(
         assert err.value.details.startswith(details), err.value.details
         assert peak < 16 << 20, f"{peak} bytes at the peak for one hostile answer"
         assert (await call(channel, "ok")).device.name == "fine"  # the same connection goes on
+    finally:
+        await channel.close()
+
+
+async def test_calls_the_server_did_not_process_are_sent_again(hostile: str) -> None:
+    """REFUSED_STREAM, or a GOAWAY whose last stream is below the call's (a server closing an idle
+    connection as the call went out): the server never ran it, so the call goes again, once."""
+    HostileMapper.done_once.clear()
+    channel = Channel(hostile)
+    try:
+        assert (await call(channel, "ok")).device.name == "fine"
+        assert (await call(channel, "refuse-once")).device.name == "fine"
+        assert (await call(channel, "goaway-once")).device.name == "fine"
     finally:
         await channel.close()
 
