@@ -5,7 +5,9 @@ memory it may cost is bounded, and the connection serves the next call."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
+import time
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator
@@ -15,7 +17,7 @@ import pytest
 
 from dmi.rpc import Channel, RpcError, StatusCode
 from dmi.rpc._hpack import Decoder, encode
-from dmi.rpc._http2 import frame
+from dmi.rpc._http2 import DEFAULT_LIMITS, frame
 from dmi.v1beta1 import api_pb2
 from tests.dmirpc.test_limits import gzip_bomb
 
@@ -60,6 +62,7 @@ class HostileMapper(asyncio.Protocol):
 
     bomb = b""
     done_once: set[str] = set()
+    pings: list[float] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -79,7 +82,9 @@ class HostileMapper(asyncio.Protocol):
                 return
             kind, flags, stream = self.buf[3], self.buf[4], int.from_bytes(self.buf[5:9], "big")
             payload, self.buf = self.buf[9 : 9 + length], self.buf[9 + length :]
-            if kind == 1:
+            if kind == 6 and not flags & 1:
+                self.pings.append(time.monotonic())  # and never answered
+            elif kind == 1:
                 self.decoder.decode(payload)
             elif kind == 0 and stream:
                 name = api_pb2.GetDeviceRequest.FromString(payload[5:]).deviceName
@@ -93,7 +98,8 @@ class HostileMapper(asyncio.Protocol):
                         self.transport.close()
                         return
                     continue
-                self.transport.write(reply(stream, name, self.bomb))
+                if name != "hang":
+                    self.transport.write(reply(stream, name, self.bomb))
             elif kind == 4 and not flags & 1:
                 self.transport.write(frame(4, 1, 0))
 
@@ -162,6 +168,26 @@ async def test_calls_the_server_did_not_process_are_sent_again(hostile: str) -> 
         assert (await call(channel, "ok")).device.name == "fine"
         assert (await call(channel, "refuse-once")).device.name == "fine"
         assert (await call(channel, "goaway-once")).device.name == "fine"
+    finally:
+        await channel.close()
+
+
+async def test_client_pings_only_while_waiting_and_drops_a_hung_server(hostile: str) -> None:
+    """Idle, the client never pings (grpc-go servers close connections that ping without calls, as
+    "too_many_pings"); waiting on a server that stopped answering, it pings and gives up on it."""
+    HostileMapper.pings.clear()
+    quick = dataclasses.replace(DEFAULT_LIMITS, keepalive_interval=0.3, keepalive_timeout=0.6, tick=0.1)
+    channel = Channel(hostile, limits=quick)
+    try:
+        assert (await call(channel, "ok")).device.name == "fine"
+        await asyncio.sleep(1.5)
+        assert HostileMapper.pings == []
+        t0 = time.monotonic()
+        with pytest.raises(RpcError) as err:
+            await call(channel, "hang")
+        assert err.value.code == StatusCode.UNAVAILABLE
+        assert time.monotonic() - t0 < 5
+        assert len(HostileMapper.pings) == 1
     finally:
         await channel.close()
 
