@@ -101,6 +101,9 @@ class StatusWriter:
         self._task: asyncio.Task[None] | None = None
         self._last_write: dict[Key, float] = {}  # loop time each device's last write started
         self._writing: set[Key] = set()
+        # Pending devices whose write waits for refresh_interval (nothing but timestamps changed):
+        # a report added to one of them may be a change, so it wakes the loop to look again.
+        self._deferred: set[Key] = set()
         # A few writes at a time, not a whole batch: each one is an API request (a thread of the
         # client pool, and in standalone mode a request this process serves too), and a burst of
         # hundreds at once makes every other request and watch event of the process (a user's
@@ -134,13 +137,23 @@ class StatusWriter:
         self._written_state.pop(key, None)
         self._written_conditions.pop(key, None)
         self._last_write.pop(key, None)
+        self._deferred.discard(key)
+
+    def _pending_for(self, key: Key) -> _Pending:
+        pending = self._pending.get(key)
+        if pending is None:
+            # Only a device that was not pending yet needs the loop: the others are scheduled...
+            pending = self._pending[key] = _Pending()
+            self._wake.set()
+        elif key in self._deferred:
+            # ...unless its write was put off for lack of a change: this report may be one.
+            self._deferred.discard(key)
+            self._wake.set()
+        return pending
 
     def conditions_report(self, key: Key, conditions: list[dict[str, Any]]) -> None:
         """The device's conditions as they are now (written with its next write)."""
-        pending = self._pending.get(key)
-        if pending is None:
-            pending = self._pending[key] = _Pending()
-            self._wake.set()
+        pending = self._pending_for(key)
         pending.conditions = conditions
 
     # input ------------------------------------------------------------------------------------
@@ -154,11 +167,7 @@ class StatusWriter:
     ) -> None:
         """``twins`` is the ``twin`` map of a ``twin/edge_updated`` message; ``reply`` is called once
         its values are written, ``refused(reason)`` instead when the API server refused them for good."""
-        pending = self._pending.get(key)
-        if pending is None:
-            # Only a device that was not pending yet needs the loop: the others are scheduled.
-            pending = self._pending[key] = _Pending()
-            self._wake.set()
+        pending = self._pending_for(key)
         for name, twin in twins.items():
             if not isinstance(twin, dict):
                 continue
@@ -190,10 +199,7 @@ class StatusWriter:
         reply: Callable[[], None] | None = None,
         refused: Callable[[str], None] | None = None,
     ) -> None:
-        pending = self._pending.get(key)
-        if pending is None:
-            pending = self._pending[key] = _Pending()
-            self._wake.set()
+        pending = self._pending_for(key)
         self.state_updates += 1
         pending.state = state
         if last_online:
@@ -227,8 +233,12 @@ class StatusWriter:
                         reply()
                     pending.replies.clear()
                     interval = max(self.refresh_interval, self.flush_interval)
+                    self._deferred.add(key)
+                else:
+                    self._deferred.discard(key)
                 due = self._last_write.get(key, -interval) + interval
                 if due <= now:
+                    self._deferred.discard(key)
                     self._start_write(key, self._pending.pop(key), now)
                 elif next_due is None or due < next_due:
                     next_due = due
