@@ -160,7 +160,7 @@ async def test_a_change_after_a_put_off_report_is_written_at_once() -> None:
         await asyncio.sleep(0.1)
         w.state_report(("default", "t1"), "unhealthy", "")
         async with asyncio.timeout(5):
-            while api.objects[("default", "t1")]["status"].get("state") != "unhealthy":
+            while api.objects[("default", "t1")]["status"].get("state") != "unhealthy":  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
     finally:
         await w.stop()
