@@ -7,6 +7,7 @@ import logging
 
 from edgecore._router import ModuleRouter
 from edgecore.metamanager._store import EdgeStore, Operation, Remove, Upsert, gvr_of
+from kubeshore.logs import Throttled
 from kubeshore.message import (
     ACK_OK,
     GROUP_RESOURCE,
@@ -22,6 +23,7 @@ from kubeshore.message import (
 )
 
 log = logging.getLogger(__name__)
+_throttled = Throttled(log)
 
 _BATCH = 256
 
@@ -79,7 +81,13 @@ class MetaManager:
                     accepted.append(msg)
                 except ValueError as exc:
                     self.rejected += 1
-                    log.warning("refused %s %s: %s", msg.route.operation, msg.route.resource, exc)
+                    _throttled.warning(
+                        f"refused/{msg.route.operation}",
+                        "refused %s %.200s: %s",
+                        msg.route.operation,
+                        msg.route.resource,
+                        exc,
+                    )
                     reply = msg.response(f"refused: {exc}", source=SOURCE_METAMANAGER)
                     reply.route.operation = OP_ERROR
                     await self.router.to_cloud(reply, queue_offline=False)
