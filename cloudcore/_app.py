@@ -23,10 +23,16 @@ from cloudcore._resources import CLUSTEROBJECTSYNCS
 from cloudcore.cloudhub import CertServer, CloudHub, CloudHubSettings
 from cloudcore.config import CloudCoreConfig
 from cloudcore.devicecontroller import DeviceController
-from cloudcore.edgecontroller import EdgeController, EdgeEvents, NodeGroupViews, NodeLifecycle
+from cloudcore.edgecontroller import (
+    EdgeController,
+    EdgeEvents,
+    NodeGroupViews,
+    NodeLifecycle,
+    PodStatusWriter,
+)
 from cloudcore.sync import NodeSyncer, ObjectSyncStore
 from kubeclient import CRDS, NODES, ApiError, EventRecorder, Kube
-from kubeshore import pki
+from kubeshore import filemodes, pki
 
 log = logging.getLogger("cloudcore")
 
@@ -44,7 +50,7 @@ def _ssl_contexts(
     ca: pki.CertificateAuthority, names: list[str], workdir: Path
 ) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     cert, key = ca.issue("cloudcore", organization="KubeEdge", server_names=names, server=True)
-    workdir.mkdir(parents=True, exist_ok=True)
+    filemodes.private_dir(workdir)
     cert_file, key_file = workdir / "server.crt", workdir / "server.key"
     cert_file.write_bytes(pki.cert_to_pem(cert) + pki.cert_to_pem(ca.cert))
     pki.write_private(key_file, pki.key_to_pem(key))
@@ -142,6 +148,7 @@ class CloudCore:
         self.nodegroup_views = NodeGroupViews(self.kube, hub, syncer, self.edgecontroller)
         self.events = EventRecorder(self.kube)
         self.edge_events = EdgeEvents(self.events)
+        self.pods = PodStatusWriter(self.kube)
         self.devicecontroller = DeviceController(
             self.kube,
             hub,
@@ -153,8 +160,10 @@ class CloudCore:
         )
 
         async def default_upstream(node: str, msg: Any) -> None:
-            if not self.edge_events.handle_upstream(node, msg) and not await self.nodes.handle_upstream(
-                node, msg
+            if (
+                not self.edge_events.handle_upstream(node, msg)
+                and not await self.pods.handle_upstream(node, msg)
+                and not await self.nodes.handle_upstream(node, msg)
             ):
                 log.debug("node %s: unhandled upstream %s %s", node, msg.route.operation, msg.route.resource)
 
@@ -230,7 +239,7 @@ class CloudCore:
 
 
 def write_state(data_dir: Path, state: dict[str, Any]) -> None:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    filemodes.private_dir(data_dir)
     tmp = data_dir / (STATE_FILE + ".tmp")
     tmp.write_text(json.dumps(state, indent=2) + "\n")
     os.replace(tmp, data_dir / STATE_FILE)
@@ -270,6 +279,9 @@ async def kubernetes_access(cfg: CloudCoreConfig) -> AsyncIterator[tuple[Kube, s
 
 async def run(cfg: CloudCoreConfig, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
+    if cfg.data_dir is not None:
+        filemodes.private_dir(cfg.data_dir)
+        filemodes.secure_tree(cfg.data_dir)
     async with kubernetes_access(cfg) as (kube, kubeconfig, apiserver_port):
         core = CloudCore(cfg, kube)
         await core.start()

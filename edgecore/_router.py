@@ -6,11 +6,12 @@ listen for cloud connect/disconnect. Modules send to the cloud through :meth:`Mo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
 from kubeshore.logs import Throttled
-from kubeshore.message import Message
+from kubeshore.message import OP_RESPONSE, Message
 
 log = logging.getLogger(__name__)
 _throttled = Throttled(log)
@@ -25,6 +26,7 @@ class ModuleRouter:
         self._handlers: dict[str, Handler] = {}
         self._state_listeners: list[StateListener] = []
         self._sender: CloudSender | None = None
+        self._waiting: dict[str, asyncio.Future[Message]] = {}
         self.unrouted = 0
 
     def register(self, group: str, handler: Handler) -> None:
@@ -37,6 +39,11 @@ class ModuleRouter:
         self._sender = sender
 
     async def dispatch(self, msg: Message) -> bool:
+        if msg.route.operation == OP_RESPONSE and msg.header.parent_msg_id in self._waiting:
+            fut = self._waiting.pop(msg.header.parent_msg_id)
+            if not fut.done():
+                fut.set_result(msg)
+            return True
         handler = self._handlers.get(msg.route.group)
         if handler is None:
             self.unrouted += 1
@@ -55,6 +62,20 @@ class ModuleRouter:
         if self._sender is None:
             return False
         return await self._sender(msg, queue_offline)
+
+    async def request(self, msg: Message, within: float) -> Message | None:
+        """Send ``msg`` now (never queued) and wait for the cloud's ``response`` to it (KubeEdge's
+        SendSync); None when offline or when no answer came within ``within`` seconds."""
+        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._waiting[msg.header.msg_id] = fut
+        try:
+            if not await self.to_cloud(msg, queue_offline=False):
+                return None
+            return await asyncio.wait_for(fut, within)
+        except TimeoutError:
+            return None
+        finally:
+            self._waiting.pop(msg.header.msg_id, None)
 
     async def cloud_state(self, connected: bool) -> None:
         for listener in self._state_listeners:

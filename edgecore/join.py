@@ -2,7 +2,8 @@
 
     kubeshore join --cloudcore HOST:PORT --token TOKEN --node-name NAME --data-dir DIR
                    [--https-port P] [--metaserver-port P] [--metrics-port P]
-                   [--mqtt-url URL] [--dmi-socket PATH]
+                   [--mqtt-url URL] [--mqtt-username USER --mqtt-password-file FILE]
+                   [--dmi-socket PATH]
 
 HOST:PORT is cloudcore's websocket address; certificates come from HOST:--https-port (default 10002).
 """
@@ -19,10 +20,12 @@ from edgecore.config import (
     DatabaseConfig,
     DmiConfig,
     EdgeCoreConfig,
+    EdgedConfig,
     EdgeHubConfig,
     EventBusConfig,
     MetaServerConfig,
     MetricsConfig,
+    TailoredKubeletConfig,
 )
 from edgecore.edgehub._certificates import (
     Address,
@@ -31,11 +34,42 @@ from edgecore.edgehub._certificates import (
     request_certificate,
     write_certificate,
 )
-from kubeshore import pki
+from kubeshore import filemodes, pki
 from kubeshore.config import dump_config
 from kubeshore.jointoken import JoinToken, TokenError
 
 DEFAULT_HTTPS_PORT = 10002
+
+
+def obtain_certificates(
+    https_addr: Address, node_name: str, token: JoinToken, ca_file: Path, cert_file: Path, key_file: Path
+) -> None:
+    """Fetch the CA (checked against the token's hash) and a node certificate requested with the token;
+    write them to the given files. Raises ``CertificateRequestError`` saying what failed."""
+    ca_der = fetch_ca(https_addr)
+    if not token.matches_ca(ca_der):
+        raise CertificateRequestError(
+            f"the CA served by {https_addr} does not match the token's CA hash: "
+            "wrong token or wrong cloudcore"
+        )
+    from cryptography import x509
+
+    ca_pem = pki.cert_to_pem(x509.load_der_x509_certificate(ca_der))
+    cert_pem, key_pem = request_certificate(https_addr, node_name, ca_pem, bearer=token.jwt)
+    ca_file.parent.mkdir(parents=True, exist_ok=True)
+    ca_file.write_bytes(ca_pem)
+    write_certificate(cert_file, key_file, cert_pem, key_pem)
+
+
+def _edged_config(endpoint: str | None, cgroup_driver: str) -> EdgedConfig:
+    if not endpoint:
+        return EdgedConfig()
+    return EdgedConfig(
+        enable=True,
+        tailored_kubelet_config=TailoredKubeletConfig(
+            container_runtime_endpoint=endpoint, cgroup_driver=cgroup_driver
+        ),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,7 +88,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--metrics-port", type=int, default=10352, help="/metrics and health port on 127.0.0.1 (0 = any free)"
     )
     p.add_argument("--mqtt-url", default="tcp://127.0.0.1:1883")
+    p.add_argument("--mqtt-username", help="edgecore's MQTT user name (eventBus mqttUsername)")
+    p.add_argument(
+        "--mqtt-password-file",
+        type=Path,
+        help="file holding edgecore's MQTT password (not an argument: ps shows those)",
+    )
     p.add_argument("--dmi-socket", type=Path, help="DMI unix socket (default DIR/dmi.sock)")
+    p.add_argument(
+        "--remote-runtime-endpoint",
+        help="CRI socket (e.g. unix:///run/containerd/containerd.sock): run this node's Pods with edged",
+    )
+    p.add_argument("--cgroupdriver", choices=("cgroupfs", "systemd"), default="cgroupfs")
     ns = p.parse_args(list(sys.argv[1:] if argv is None else argv))
 
     def fail(reason: str, code: int = 1) -> int:
@@ -69,28 +114,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         token = JoinToken.parse(ns.token)
     except TokenError as exc:
         return fail(f"--token: {exc}", 2)
+    password = ""
+    if ns.mqtt_password_file is not None:
+        if not ns.mqtt_username:
+            return fail("--mqtt-password-file needs --mqtt-username", 2)
+        try:
+            password = ns.mqtt_password_file.read_text().strip()
+        except OSError as exc:
+            return fail(f"--mqtt-password-file: {exc}", 2)
     data_dir: Path = ns.data_dir.resolve()
     https_addr = Address(ws_addr.host, ns.https_port)
+    filemodes.private_dir(data_dir)
+    certs = filemodes.private_dir(data_dir / "certs")
     try:
-        ca_der = fetch_ca(https_addr)
-    except CertificateRequestError as exc:
-        return fail(str(exc))
-    if not token.matches_ca(ca_der):
-        return fail(
-            f"the CA served by {https_addr} does not match the token's CA hash: "
-            "wrong token or wrong cloudcore"
+        obtain_certificates(
+            https_addr, ns.node_name, token, certs / "ca.crt", certs / "server.crt", certs / "server.key"
         )
-    from cryptography import x509
-
-    ca_pem = pki.cert_to_pem(x509.load_der_x509_certificate(ca_der))
-    try:
-        cert_pem, key_pem = request_certificate(https_addr, ns.node_name, ca_pem, bearer=token.jwt)
     except CertificateRequestError as exc:
         return fail(str(exc))
-    certs = data_dir / "certs"
-    certs.mkdir(parents=True, exist_ok=True)
-    (certs / "ca.crt").write_bytes(ca_pem)
-    write_certificate(certs / "server.crt", certs / "server.key", cert_pem, key_pem)
     try:
         cfg = EdgeCoreConfig(
             node_name=ns.node_name,
@@ -102,8 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             database=DatabaseConfig(path=data_dir / "edgecore.db"),
             meta_server=MetaServerConfig(port=ns.metaserver_port),
             metrics=MetricsConfig(port=ns.metrics_port),
-            event_bus=EventBusConfig(mqtt_url=ns.mqtt_url),
+            event_bus=EventBusConfig(
+                mqtt_url=ns.mqtt_url, mqtt_username=ns.mqtt_username or "", mqtt_password=password
+            ),
             dmi=DmiConfig(socket=ns.dmi_socket or data_dir / "dmi.sock"),
+            edged=_edged_config(ns.remote_runtime_endpoint, ns.cgroupdriver),
             state_file=data_dir / "edgecore.json",
         )
     except ValueError as exc:

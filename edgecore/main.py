@@ -10,25 +10,42 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubeshore.config import ConfigError, load_config
 from kubeshore.logs import add_logging_flags, setup_from_args
 
+if TYPE_CHECKING:
+    from edgecore.config import EdgeCoreConfig
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="edgecore", description="kubeshore edgecore (KubeEdge-compatible)")
-    p.add_argument("--config", required=True, type=Path, help="edgecore.yaml written by 'kubeshore join'")
+    p.add_argument(
+        "--config",
+        required=True,
+        type=Path,
+        help="edgecore.yaml written by 'kubeshore join', or KubeEdge's own edgecore.yaml",
+    )
+    p.add_argument("--metrics-port", type=int, help="overrides metrics.port (0 = any free port)")
     add_logging_flags(p)
     ns = p.parse_args(list(sys.argv[1:] if argv is None else argv))
     setup_from_args(ns)
+    from kubeshore.filemodes import FileModeError, private_umask, secure_tree
+
+    private_umask()
     from edgecore.config import EdgeCoreConfig
 
     try:
-        cfg = load_config(EdgeCoreConfig, ns.config)
+        cfg = load_config(EdgeCoreConfig, ns.config, {"metrics": {"port": ns.metrics_port}})
     except ConfigError as exc:
         print(f"edgecore: {exc}", file=sys.stderr)
         return 2
+    if cfg.edge_hub.token and not cfg.certs.cert_file.is_file():
+        failure = _bootstrap_certificates(cfg)
+        if failure:
+            print(f"edgecore: {failure}", file=sys.stderr)
+            return 1
     for label, path in (
         ("CA", cfg.certs.ca_file),
         ("certificate", cfg.certs.cert_file),
@@ -39,6 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"edgecore: {label} file {path} does not exist (run 'kubeshore join' first)", file=sys.stderr
             )
             return 2
+    try:
+        for path in {cfg.data_dir, cfg.certs.key_file, cfg.database.path.parent}:
+            secure_tree(path)
+    except FileModeError as exc:
+        print(f"edgecore: {exc}", file=sys.stderr)
+        return 2
 
     async def runner() -> None:
         from edgecore._node import EdgeNode
@@ -68,6 +91,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"edgecore: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _bootstrap_certificates(cfg: EdgeCoreConfig) -> str | None:
+    """Request the node certificate with the configured join token, as KubeEdge's edgecore does on its
+    first start; returns what failed, or None."""
+    from edgecore.edgehub import Address, CertificateRequestError
+    from edgecore.join import obtain_certificates
+    from kubeshore.jointoken import JoinToken, TokenError
+
+    assert cfg.edge_hub.token is not None
+    try:
+        token = JoinToken.parse(cfg.edge_hub.token)
+        obtain_certificates(
+            Address.parse(cfg.edge_hub.https_server),
+            cfg.node_name,
+            token,
+            cfg.certs.ca_file,
+            cfg.certs.cert_file,
+            cfg.certs.key_file,
+        )
+    except TokenError as exc:
+        return f"edgeHub.token: {exc}"
+    except (CertificateRequestError, ValueError, OSError) as exc:
+        return f"cannot obtain the node certificate with the configured token: {exc}"
+    return None
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ whoever writes.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import re
@@ -441,6 +442,8 @@ class ObjectService:
         from kubeapi import schema  # writes only: not loaded by a read-only server
 
         name = str(obj.get("metadata", {}).get("name", ""))
+        if resource.kind == "Secret" and resource.group == "":
+            _merge_string_data(resource, name, obj)
         if resource.custom and resource.schema:
             result = schema.admit(resource.schema, obj)
             if result.errors:
@@ -627,6 +630,27 @@ class ObjectService:
             if latest is None:
                 return
             stored = latest
+
+
+def _merge_string_data(resource: ResourceType, name: str, obj: dict[str, Any]) -> None:
+    """Secret ``stringData`` is write-only: merged into ``data`` (base64 of its UTF-8), winning over
+    ``data``'s key of the same name, and never stored, as kube-apiserver does."""
+    string_data = obj.pop("stringData", None)
+    if string_data is None:
+        return
+    if not isinstance(string_data, dict) or not all(isinstance(v, str) for v in string_data.values()):
+        raise invalid(
+            resource.kind,
+            resource.group,
+            name,
+            [field_error("stringData", "FieldValueInvalid", "Invalid value: must map keys to strings")],
+        )
+    data = obj.get("data") or {}
+    if not isinstance(data, dict):
+        data = {}
+    for key, value in string_data.items():
+        data[key] = base64.b64encode(value.encode()).decode()
+    obj["data"] = data
 
 
 def _parse_rv(text: str) -> int:

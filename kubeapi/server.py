@@ -88,6 +88,15 @@ def _json_response(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=data, status=status, content_type=JSON_TYPE)
 
 
+def _object_response(request: web.Request, body: bytes | dict[str, Any], status: int = 200) -> web.Response:
+    """An object (or list) as JSON, or as protobuf when the client asks for it first and it is built in."""
+    if _protobuf.wants_protobuf(request.headers.get("Accept", "")):
+        obj = json.loads(body) if isinstance(body, bytes) else body
+        if _protobuf.supports(str(obj.get("apiVersion") or ""), str(obj.get("kind") or "")):
+            return web.Response(body=_protobuf.encode(obj), status=status, content_type=_protobuf.PROTOBUF)
+    return _json_response(body, status)
+
+
 def _error_response(err: APIError) -> web.Response:
     return web.Response(body=err.status().to_bytes(), status=err.code, content_type=JSON_TYPE)
 
@@ -335,7 +344,7 @@ class KubeAPI:
             stored = await self.service.create(
                 resource, target.namespace, body, dry_run=dry_run, field_validation=field_validation
             )
-            return _json_response(served_bytes(resource, stored), 201)
+            return _object_response(request, served_bytes(resource, stored), 201)
         if verb == "update":
             body = await self._body(request)
             stored = await self.service.update(
@@ -347,7 +356,7 @@ class KubeAPI:
                 dry_run=dry_run,
                 field_validation=field_validation,
             )
-            return _json_response(served_bytes(resource, stored))
+            return _object_response(request, served_bytes(resource, stored))
         if verb == "patch":
             patch_type = (request.content_type or "").lower()
             if patch_type not in (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH, APPLY_PATCH):
@@ -368,12 +377,12 @@ class KubeAPI:
                 dry_run=dry_run,
                 field_validation=field_validation,
             )
-            return _json_response(served_bytes(resource, stored))
+            return _object_response(request, served_bytes(resource, stored))
         if verb == "delete":
             body = await self._body(request, optional=True)
             options = DeleteOptions.from_body(body if isinstance(body, dict) else None, dict(query))
             stored, _ = await self.service.delete(resource, target.namespace, target.name, options)
-            return _json_response(served_bytes(resource, stored))
+            return _object_response(request, served_bytes(resource, stored))
         return await self._delete_collection(request, target)
 
     async def _body(self, request: web.Request, *, allow_yaml: bool = True, optional: bool = False) -> Any:
@@ -395,7 +404,7 @@ class KubeAPI:
                 return None
             raise bad_request("the body of the request is empty")
         content_type = (request.content_type or JSON_TYPE).lower()
-        if content_type == "application/vnd.kubernetes.protobuf":
+        if content_type == _protobuf.PROTOBUF:
             return _protobuf.decode(data)
         if "protobuf" in content_type or "cbor" in content_type:
             # client-go falls back to JSON after a 415 for protobuf.
@@ -440,7 +449,7 @@ class KubeAPI:
             )
             doc["apiVersion"] = f"meta.k8s.io/{table_version}"
             return _json_response(doc)
-        return _json_response(served_bytes(resource, stored))
+        return _object_response(request, served_bytes(resource, stored))
 
     async def _list(self, request: web.Request, target: _Target) -> web.StreamResponse:
         resource = target.resource
@@ -480,7 +489,7 @@ class KubeAPI:
             f'"metadata":{{{meta}}},"items":['
         )
         body = b"".join((head.encode(), b",".join(served_bytes(resource, s) for s in page.items), b"]}"))
-        return _json_response(body)
+        return _object_response(request, body)
 
     async def _delete_collection(self, request: web.Request, target: _Target) -> web.StreamResponse:
         resource = target.resource
@@ -504,7 +513,7 @@ class KubeAPI:
             f'{{"kind":"{resource.list_kind}","apiVersion":"{resource.group_version}",'
             f'"metadata":{{"resourceVersion":"{rv}"}},"items":['
         )
-        return _json_response(b"".join((head.encode(), b",".join(items), b"]}")))
+        return _object_response(request, b"".join((head.encode(), b",".join(items), b"]}")))
 
     async def _scale(self, request: web.Request, target: _Target, verb: str) -> web.StreamResponse:
         from kubeapi import patch as patches  # writes only: not loaded by a read-only server
@@ -537,7 +546,7 @@ class KubeAPI:
             if rv:
                 patch["metadata"] = {"resourceVersion": rv}
             stored = await self.service.patch(resource, target.namespace, target.name, MERGE_PATCH, patch)
-        return _json_response(_scale_of(resource, stored.object()))
+        return _object_response(request, _scale_of(resource, stored.object()))
 
     # -- watch -----------------------------------------------------------------------------
 
@@ -550,7 +559,11 @@ class KubeAPI:
         bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
         timeout_text = query.get("timeoutSeconds")
         deadline = time.monotonic() + float(timeout_text) if timeout_text else None
-        table_version = _table_version(request.headers.get("Accept", ""))
+        accept = request.headers.get("Accept", "")
+        table_version = _table_version(accept)
+        protobuf = _protobuf.wants_protobuf(accept) and _protobuf.supports(
+            resource.group_version, resource.kind
+        )
         initial: list[StoredObject] = []
         if rv_text in ("", "0"):
             page = await self.store.list(resource, ListOptions(namespace=namespace, selector=selector))
@@ -562,20 +575,31 @@ class KubeAPI:
             except ValueError:
                 raise bad_request(f'invalid resource version "{rv_text}"') from None
         response = web.StreamResponse(
-            headers={"Content-Type": JSON_TYPE, "Cache-Control": "no-cache, private"}
+            headers={
+                "Content-Type": _protobuf.WATCH_PROTOBUF if protobuf else JSON_TYPE,
+                "Cache-Control": "no-cache, private",
+            }
         )
         response.enable_chunked_encoding()
         try:
             watch = self.store.watch(resource, namespace, selector, since)
         except APIError as err:
             await response.prepare(request)
-            await response.write(_event_bytes("ERROR", err.status().to_bytes()))
+            status_doc = err.status().to_bytes()
+            frame = (
+                _protobuf.watch_frame("ERROR", json.loads(status_doc))
+                if protobuf
+                else _event_bytes("ERROR", status_doc)
+            )
+            await response.write(frame)
             return response
         await response.prepare(request)
         first_table = [True]
 
         def encode(kind: str, stored: StoredObject) -> bytes:
             raw = served_bytes(resource, stored)
+            if protobuf:
+                return _protobuf.watch_frame(kind, json.loads(raw))
             if table_version:
                 doc = _tables.table(
                     resource,
@@ -619,7 +643,12 @@ class KubeAPI:
                         "apiVersion": resource.group_version,
                         "metadata": {"resourceVersion": str(last_rv)},
                     }
-                    await response.write(_event_bytes("BOOKMARK", json.dumps(mark).encode()))
+                    frame = (
+                        _protobuf.watch_frame("BOOKMARK", mark)
+                        if protobuf
+                        else _event_bytes("BOOKMARK", json.dumps(mark).encode())
+                    )
+                    await response.write(frame)
                     last_bookmark = now
                 if deadline is not None and now >= deadline:
                     break

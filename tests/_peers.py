@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
 import shutil
 import socket
@@ -38,11 +39,13 @@ class BrokerURL(str):
 class Mosquitto:
     """mosquitto on loopback with a throwaway config; can be stopped and started again on the same port."""
 
-    def __init__(self, port: int, workdir: Path) -> None:
+    def __init__(self, port: int, workdir: Path, *, settings: str = "allow_anonymous true\n") -> None:
+        """``settings``: further configuration lines (authentication, more listeners)."""
         self.port = port
         self.conf = workdir / f"mosquitto-{port}.conf"
         self.conf.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            # As root, mosquitto would switch to user mosquitto, which cannot read 0600 test files.
+            f"user {getpass.getuser()}\nlistener {port} 127.0.0.1\n{settings}persistence false\n"
             "max_queued_messages 100000\n"
             # Without it mosquitto's small writes wait for the subscriber's delayed ACK (~40 ms).
             "set_tcp_nodelay true\n"

@@ -60,7 +60,7 @@ def _kubectl_json(kubeconfig: Path, *args: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def platform(tmp_path: Path) -> Iterator[tuple[Path, float]]:
+def platform(tmp_path: Path) -> Iterator[tuple[Path, float, float]]:
     missing = _missing()
     if missing:
         pytest.skip("waiting for: " + ", ".join(missing))
@@ -70,7 +70,7 @@ def platform(tmp_path: Path) -> Iterator[tuple[Path, float]]:
         up = _kubeshore("up", "--detach", "--random-ports", "--data-dir", str(data), "--timeout", str(BUDGET))
         assert up.returncode == 0, up.stdout + up.stderr
         assert f"export KUBECONFIG={data / 'cloud' / 'admin.kubeconfig'}" in up.stdout
-        yield data, t0
+        yield data, t0, time.monotonic()
     finally:
         _kubeshore("down", "--data-dir", str(data))
 
@@ -88,8 +88,8 @@ def _wait(what: str, deadline: float, probe: Any) -> Any:
     pytest.fail(f"{what} not seen within {BUDGET:.0f} s of `kubeshore up` (last: {last!r})")
 
 
-def test_up_runs_everything_and_down_stops_it(platform: tuple[Path, float]) -> None:
-    data, t0 = platform
+def test_up_runs_everything_and_down_stops_it(platform: tuple[Path, float, float]) -> None:
+    data, t0, ready_at = platform
     deadline = t0 + BUDGET
     state = read_state(data)
     kubeconfig = Path(state["kubeconfig"])
@@ -116,6 +116,16 @@ def test_up_runs_everything_and_down_stops_it(platform: tuple[Path, float]) -> N
 
     first = _wait("reported twin values in DeviceStatus", deadline, reported)
 
+    # Every example device shows values within 15 s of ready, the Modbus thermostat included.
+    devices = _kubectl_json(kubeconfig, "devices.devices.kubeedge.io", "-A")["items"]
+    names = {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in devices}
+    assert ("default", "thermostat-1") in names
+
+    def every_device_reports() -> bool:
+        return names <= {k[:2] for k in reported()}
+
+    _wait("values from every example device", min(deadline, ready_at + 15), every_device_reports)
+
     def changed() -> bool:
         now = reported()
         return any(now.get(k) not in (None, v) for k, v in first.items())
@@ -131,10 +141,12 @@ def test_up_runs_everything_and_down_stops_it(platform: tuple[Path, float]) -> N
 
     host, port = endpoints["mqtt"].split(":")
     remaining = max(5, int(deadline - time.monotonic()))
-    # edgecore publishes every twin change reported by the mapper on the device's twin topics.
+    # edgecore publishes every twin change reported by the mapper on the device's twin topics; the
+    # broker admits applications as user "app" (read-only).
     topic = f"$hw/events/device/{ns}/{name}/twin/#"
+    app = ["-u", "app", "-P", Path(endpoints["mqtt_app_password_file"]).read_text().strip()]
     sub = subprocess.run(
-        ["mosquitto_sub", "-h", host, "-p", port, "-C", "1", "-W", str(remaining), "-v", "-t", topic],
+        ["mosquitto_sub", "-h", host, "-p", port, *app, "-C", "1", "-W", str(remaining), "-v", "-t", topic],
         capture_output=True,
         text=True,
         timeout=remaining + 5,
@@ -182,7 +194,8 @@ def test_up_runs_everything_and_down_stops_it(platform: tuple[Path, float]) -> N
     # `kubeshore down` stops everything it recorded, the supervisor and every service's process group.
     recorded = [(int(r["pid"]), r.get("ticks")) for r in state["processes"].values()]
     supervisor = (int(state["supervisor"]["pid"]), state["supervisor"].get("ticks"))
-    assert len(recorded) == 7  # cloudcore + per node: mosquitto, edgecore, mapper
+    # cloudcore + per node: mosquitto, edgecore, mapper; + edge-2's Modbus simulator and Modbus mapper
+    assert len(recorded) == 9
     down = _kubeshore("down", "--data-dir", str(data))
     assert down.returncode == 0, down.stderr
     for pid, ticks in [*recorded, supervisor]:

@@ -108,6 +108,8 @@ class DeviceController:
         self.statuses = Informer(kube, DEVICESTATUSES, self._on_status)
         self.nodes = Informer(kube, NODES, self._on_node)
         self.node_of: dict[Key, str] = {}
+        # Devices waiting for the node to acknowledge their model, by (node, model uid).
+        self._after_model: dict[tuple[str, str], set[Key]] = {}
         self.status = StatusWriter(
             self._patch_status,
             self._cached_status,
@@ -154,7 +156,10 @@ class DeviceController:
                 continue
             model_key = (key[0], _model_name(dev))
             model = self.models.cache.get(model_key)
-            if model is not None and model_key not in models:
+            if model is None:
+                # KubeEdge's edge refuses a Device whose model it has not seen; it follows its model.
+                continue
+            if model_key not in models:
                 models.add(model_key)
                 yield model
             yield dev
@@ -209,9 +214,30 @@ class DeviceController:
         if prev != node:
             self._membership(node, [obj], [])
         model = self.models.cache.get((key[0], _model_name(obj)))
-        if model is not None:
-            self.syncer.push(node, model, module=SOURCE_DEVICECONTROLLER)
-        self.syncer.push(node, obj, module=SOURCE_DEVICECONTROLLER)
+        if model is None:
+            # Sent when its model arrives (_on_model): KubeEdge's edge refuses a Device before its model.
+            return
+        self._push_device(node, model, obj)
+
+    def _push_device(self, node: str, model: Obj, device: Obj) -> None:
+        """Send a Device after its model: KubeEdge's edge handles the two messages concurrently and
+        refuses a Device whose model its device module has not seen, so the Device waits for the
+        model's acknowledgement."""
+        if self.syncer.acknowledged(node, model):
+            self.syncer.push(node, device, module=SOURCE_DEVICECONTROLLER)
+            return
+        model_key = (node, model["metadata"]["uid"])
+        self._after_model.setdefault(model_key, set()).add(_key(device))
+
+        def model_acked() -> None:
+            for key in self._after_model.pop(model_key, set()):
+                dev = self.devices.cache.get(key)
+                if dev is not None and _node(dev) == node:
+                    self.syncer.push(node, dev, module=SOURCE_DEVICECONTROLLER)
+
+        sent = self.syncer.push(node, model, module=SOURCE_DEVICECONTROLLER, on_ack=model_acked)
+        if not sent and self.syncer.acknowledged(node, model):
+            model_acked()
 
     def _remove_from(self, node: str, obj: Obj) -> None:
         self._membership(node, [], [obj])
@@ -231,6 +257,10 @@ class DeviceController:
             if event == "DELETED":
                 self.syncer.retract(node, obj, module=SOURCE_DEVICECONTROLLER)
             else:
+                # With the Devices that waited for this model (pushing one the node has is a no-op).
+                for key, dev in list(self.devices.cache.items()):
+                    if key[0] == _key(obj)[0] and _model_name(dev) == _key(obj)[1] and _node(dev) == node:
+                        self._push_device(node, obj, dev)
                 self.syncer.push(node, obj, module=SOURCE_DEVICECONTROLLER)
 
     async def _on_status(self, event: str, obj: Obj, old: Obj | None) -> None:

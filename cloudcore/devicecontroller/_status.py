@@ -67,6 +67,7 @@ class _Pending:
     conditions: list[dict[str, Any]] | None = None
     replies: list[Callable[[], None]] = field(default_factory=list)
     refusals: list[Callable[[str], None]] = field(default_factory=list)
+    held: bool = False  # changes nothing but timestamps: waits for the refresh interval
 
 
 class StatusWriter:
@@ -101,9 +102,6 @@ class StatusWriter:
         self._task: asyncio.Task[None] | None = None
         self._last_write: dict[Key, float] = {}  # loop time each device's last write started
         self._writing: set[Key] = set()
-        # Pending devices whose write waits for refresh_interval (nothing but timestamps changed):
-        # a report added to one of them may be a change, so it wakes the loop to look again.
-        self._deferred: set[Key] = set()
         # A few writes at a time, not a whole batch: each one is an API request (a thread of the
         # client pool, and in standalone mode a request this process serves too), and a burst of
         # hundreds at once makes every other request and watch event of the process (a user's
@@ -137,24 +135,26 @@ class StatusWriter:
         self._written_state.pop(key, None)
         self._written_conditions.pop(key, None)
         self._last_write.pop(key, None)
-        self._deferred.discard(key)
-
-    def _pending_for(self, key: Key) -> _Pending:
-        pending = self._pending.get(key)
-        if pending is None:
-            # Only a device that was not pending yet needs the loop: the others are scheduled...
-            pending = self._pending[key] = _Pending()
-            self._wake.set()
-        elif key in self._deferred:
-            # ...unless its write was put off for lack of a change: this report may be one.
-            self._deferred.discard(key)
-            self._wake.set()
-        return pending
 
     def conditions_report(self, key: Key, conditions: list[dict[str, Any]]) -> None:
         """The device's conditions as they are now (written with its next write)."""
-        pending = self._pending_for(key)
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = _Pending()
+            self._wake.set()
         pending.conditions = conditions
+        if pending.held:
+            self._recheck(key, pending)
+
+    def _recheck(self, key: Key, pending: _Pending) -> None:
+        """A held device got another report: write it soon if that changed something, else answer."""
+        if self._changes_something(key, pending):
+            pending.held = False
+            self._wake.set()
+        else:
+            for reply in pending.replies:
+                reply()
+            pending.replies.clear()
 
     # input ------------------------------------------------------------------------------------
 
@@ -167,7 +167,11 @@ class StatusWriter:
     ) -> None:
         """``twins`` is the ``twin`` map of a ``twin/edge_updated`` message; ``reply`` is called once
         its values are written, ``refused(reason)`` instead when the API server refused them for good."""
-        pending = self._pending_for(key)
+        pending = self._pending.get(key)
+        if pending is None:
+            # Only a device that was not pending yet needs the loop: the others are scheduled.
+            pending = self._pending[key] = _Pending()
+            self._wake.set()
         for name, twin in twins.items():
             if not isinstance(twin, dict):
                 continue
@@ -190,6 +194,8 @@ class StatusWriter:
             pending.replies.append(reply)
         if refused is not None:
             pending.refusals.append(refused)
+        if pending.held:
+            self._recheck(key, pending)
 
     def state_report(
         self,
@@ -199,7 +205,10 @@ class StatusWriter:
         reply: Callable[[], None] | None = None,
         refused: Callable[[str], None] | None = None,
     ) -> None:
-        pending = self._pending_for(key)
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = _Pending()
+            self._wake.set()
         self.state_updates += 1
         pending.state = state
         if last_online:
@@ -208,6 +217,8 @@ class StatusWriter:
             pending.replies.append(reply)
         if refused is not None:
             pending.refusals.append(refused)
+        if pending.held:
+            self._recheck(key, pending)
 
     # output -----------------------------------------------------------------------------------
 
@@ -227,18 +238,15 @@ class StatusWriter:
                     continue  # its next write waits for this one (and then for the interval)
                 pending = self._pending[key]
                 interval = self.flush_interval
-                if not self._changes_something(key, pending):
+                pending.held = not self._changes_something(key, pending)
+                if pending.held:
                     # Only newer timestamps: answer the edge now, write them later (or with a change).
                     for reply in pending.replies:
                         reply()
                     pending.replies.clear()
                     interval = max(self.refresh_interval, self.flush_interval)
-                    self._deferred.add(key)
-                else:
-                    self._deferred.discard(key)
                 due = self._last_write.get(key, -interval) + interval
                 if due <= now:
-                    self._deferred.discard(key)
                     self._start_write(key, self._pending.pop(key), now)
                 elif next_due is None or due < next_due:
                     next_due = due

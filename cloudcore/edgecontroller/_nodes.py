@@ -17,11 +17,17 @@ import time
 from typing import Any
 
 from cloudcore.cloudhub import CloudHub
-from kubeclient import NODES, ApiError, Kube, Obj
+from kubeclient import LEASES, NODES, ApiError, Kube, Obj
 from kubeshore.message import (
+    GROUP_RESOURCE,
     NULL_NAMESPACE,
+    OP_INSERT,
+    OP_PATCH,
+    OP_QUERY,
+    OP_UPDATE,
     RT_NODE,
     RT_NODESTATUS,
+    SOURCE_EDGECONTROLLER,
     Message,
     MessageError,
     parse_edge_resource,
@@ -33,6 +39,9 @@ log = logging.getLogger(__name__)
 METASERVER_PORT_ANNOTATION = "kubeshore.io/metaserver-port"
 
 EDGE_ROLE_LABEL = "node-role.kubernetes.io/edge"
+LEASE_NAMESPACE = "kube-node-lease"
+RT_NODEPATCH = "nodepatch"
+RT_LEASE = "lease"
 _REPORTED_FIELDS = ("addresses", "capacity", "allocatable", "nodeInfo", "daemonEndpoints")
 
 
@@ -81,6 +90,7 @@ class NodeLifecycle:
         self._want: dict[str, str] = {}
         self._writers: dict[str, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._requests: set[asyncio.Task[None]] = set()
         hub.on_connect(self._connected)
         hub.on_disconnect(self._disconnected)
         hub.add_validator(validate_node_message)
@@ -126,24 +136,111 @@ class NodeLifecycle:
             await asyncio.gather(*self._writers.values(), return_exceptions=True)
 
     async def handle_upstream(self, node: str, msg: Message) -> bool:
-        """Node status reports (``null/nodestatus/<node>``); returns False for other messages."""
+        """What an edge says about its Node; returns False for other messages.
+
+        ``null/nodestatus/<node>`` (update) carries the reported status. As KubeEdge's edged does, an
+        edge may also register its Node (``default/node/<node>`` insert/update/query), patch its status
+        (``default/nodepatch/<node>``) and keep its Lease (``kube-node-lease/lease/<node>``); those are
+        answered with KubeEdge's ``{"Object": ..., "Err": ...}``. The Ready condition stays
+        cloudcore's: it follows the node's traffic, whatever the edge claims.
+        """
         try:
             r = parse_edge_resource(msg.route.resource, msg.route.operation)
         except MessageError:
             return False
-        if r.resource_type != RT_NODESTATUS or r.namespace != NULL_NAMESPACE:
-            return False
-        data = msg.content_data()
-        status = data.get("status") if isinstance(data, dict) else None
-        if not isinstance(status, dict):
-            log.warning("node %s: nodestatus without a status object ignored", node)
+        op = msg.route.operation
+        if r.resource_type == RT_NODESTATUS and r.namespace == NULL_NAMESPACE:
+            data = msg.content_data()
+            status = data.get("status") if isinstance(data, dict) else None
+            if not isinstance(status, dict):
+                log.warning("node %s: nodestatus without a status object ignored", node)
+                return True
+            self._take_report(node, status, data.get("metaServerPort"))
+            self.request_write(node, "True")
             return True
-        self.reported[node] = {k: status[k] for k in _REPORTED_FIELDS if k in status}
-        port = data.get("metaServerPort")
+        if r.resource_type == RT_NODE and op in (OP_INSERT, OP_UPDATE, OP_QUERY):
+            data = msg.content_data()
+            if isinstance(data, dict):
+                annotations = (data.get("metadata") or {}).get("annotations") or {}
+                port = str(annotations.get(METASERVER_PORT_ANNOTATION, ""))
+                status = data.get("status")
+                self._take_report(
+                    node,
+                    status if isinstance(status, dict) else {},
+                    int(port) if port.isdigit() else None,
+                )
+            self._answer(node, msg, self._node_request(node, op))
+            return True
+        if r.resource_type == RT_NODEPATCH and op == OP_PATCH:
+            data = msg.content_data()
+            status = data.get("status") if isinstance(data, dict) else None
+            self._take_report(node, status if isinstance(status, dict) else {}, None)
+            self._answer(node, msg, self._node_request(node, OP_PATCH))
+            return True
+        if r.resource_type == RT_LEASE and op in (OP_INSERT, OP_UPDATE, OP_QUERY):
+            if r.namespace != LEASE_NAMESPACE:
+                return False
+            data = msg.content_data()
+            self._answer(node, msg, self._lease_request(node, op, data if isinstance(data, dict) else {}))
+            return True
+        return False
+
+    def _take_report(self, node: str, status: dict[str, Any], port: Any) -> None:
+        reported = {k: status[k] for k in _REPORTED_FIELDS if k in status}
+        if reported:
+            self.reported[node] = reported
         if isinstance(port, int) and 0 < port < 65536:
             self.metaserver_ports[node] = port
-        self.request_write(node, "True")
-        return True
+
+    def _answer(self, node: str, msg: Message, work: Any) -> None:
+        """Run ``work`` (a blocking call returning the object) off the session, then answer ``msg``."""
+
+        async def run() -> None:
+            content: dict[str, Any]
+            try:
+                obj = await self.kube.run(work)
+                content = {"Object": obj, "Err": None}
+            except ApiError as exc:
+                status = {
+                    "status": "Failure",
+                    "message": exc.message,
+                    "reason": exc.reason,
+                    "code": exc.status,
+                }
+                content = {"Object": None, "Err": {"ErrStatus": status}}
+            reply = msg.response(content, source=SOURCE_EDGECONTROLLER)
+            reply.route.group = GROUP_RESOURCE
+            self.hub.send_to_node(node, reply)
+
+        task = asyncio.create_task(run(), name=f"node-request-{node}")
+        self._requests.add(task)
+        task.add_done_callback(self._requests.discard)
+
+    def _node_request(self, node: str, op: str) -> Any:
+        def work() -> Obj | None:
+            if op != OP_QUERY:
+                self._write(node, "True" if self.hub.is_connected(node) else self.ready.get(node, "Unknown"))
+            return self.kube.get(NODES, node)
+
+        return work
+
+    def _lease_request(self, node: str, op: str, lease: Obj) -> Any:
+        def work() -> Obj | None:
+            if op == OP_QUERY:
+                found = self.kube.get(LEASES, node, LEASE_NAMESPACE)
+                if found is None:
+                    raise ApiError(404, f'leases.coordination.k8s.io "{node}" not found', "NotFound")
+                return found
+            md = dict(lease.get("metadata") or {})
+            if md.get("name") != node or md.get("namespace", LEASE_NAMESPACE) != LEASE_NAMESPACE:
+                raise ApiError(403, f"node {node} may only write its own Lease", "Forbidden")
+            md["ownerReferences"] = [o for o in md.get("ownerReferences") or [] if o.get("uid")]
+            obj = {**lease, "metadata": md}
+            if op == OP_INSERT:
+                return self.kube.create(LEASES, obj, LEASE_NAMESPACE)
+            return self.kube.replace(LEASES, obj, LEASE_NAMESPACE)
+
+        return work
 
     async def _connected(self, node: str) -> None:
         self.last_seen[node] = time.monotonic()

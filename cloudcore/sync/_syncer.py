@@ -71,11 +71,13 @@ class NodeSyncer:
         module: str = SOURCE_EDGECONTROLLER,
         content_json: str | None = None,
         force: bool = False,
+        on_ack: Callable[[], None] | None = None,
     ) -> bool:
         """Send ``obj`` to ``node`` if the node has not acknowledged this or a newer version.
 
         ``content_json`` is ``obj`` already encoded (a fan-out encodes once); ``force`` resends even
-        an acknowledged version (e.g. when a per-node filter changed what the node should see).
+        an acknowledged version (e.g. when a per-node filter changed what the node should see);
+        ``on_ack`` runs once the node acknowledged this message.
         """
         if not self.hub.is_connected(node):
             return False
@@ -108,12 +110,21 @@ class NodeSyncer:
             self.store.record(node, synced)
             if self.inflight.get(node, {}).get(uid) == rv:
                 del self.inflight[node][uid]
+            if on_ack is not None:
+                on_ack()
 
         if self.hub.send_to_node(node, frame, msg_id=msg_id, key=uid, on_ack=acked_cb):
             inflight[uid] = rv
             self.hub.count_object_sent(node, rtype, op)
             return True
         return False
+
+    def acknowledged(self, node: str, obj: Obj) -> bool:
+        """Whether ``node`` acknowledged this version of ``obj`` (or a newer one)."""
+        acked = self.store.get(node, obj["metadata"]["uid"])
+        return acked is not None and acked.resource_version >= int(
+            obj["metadata"].get("resourceVersion") or 0
+        )
 
     def retract(self, node: str, ref: Obj | SyncedObject, *, module: str = SOURCE_EDGECONTROLLER) -> bool:
         """Delete an object from ``node`` if the node has (or is being sent) it."""
@@ -128,15 +139,21 @@ class NodeSyncer:
             return False
         rtype = resource_type_of(synced)
         msg_id = str(uuid.uuid4())
-        content = {
-            "apiVersion": synced.api_version,
-            "kind": synced.kind,
-            "metadata": {
-                "name": synced.name,
-                "uid": uid,
-                **({"namespace": synced.namespace} if synced.namespace else {}),
-            },
-        }
+        content: Obj
+        if isinstance(ref, dict):
+            # The whole object, as KubeEdge's cloud sends it: its edge finds a deleted Device's mapper
+            # through spec.protocol.
+            content = {**ref, "apiVersion": synced.api_version, "kind": synced.kind}
+        else:
+            content = {
+                "apiVersion": synced.api_version,
+                "kind": synced.kind,
+                "metadata": {
+                    "name": synced.name,
+                    "uid": uid,
+                    **({"namespace": synced.namespace} if synced.namespace else {}),
+                },
+            }
         frame = encode_with_raw_content(
             msg_id=msg_id,
             source=module,

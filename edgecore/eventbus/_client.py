@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -41,17 +42,21 @@ class BrokerAddress:
     host: str
     port: int
 
+    tls: bool = False
+
     @classmethod
     def parse(cls, url: str) -> BrokerAddress:
-        """Accept KubeEdge's forms: ``tcp://host:port``, ``mqtt://host:port`` or ``host:port``."""
+        """Accept KubeEdge's forms: ``tcp://host:port``, ``mqtt://host:port`` or ``host:port``, and
+        ``ssl://``, ``tls://`` or ``mqtts://`` for TLS (port 8883 unless given)."""
         if "://" not in url:
             url = "tcp://" + url
         parts = urlsplit(url)
-        if parts.scheme not in ("tcp", "mqtt"):
-            raise ValueError(f"MQTT url {url!r}: scheme must be tcp:// or mqtt://")
+        if parts.scheme not in ("tcp", "mqtt", "ssl", "tls", "mqtts"):
+            raise ValueError(f"MQTT url {url!r}: scheme must be tcp://, mqtt://, ssl://, tls:// or mqtts://")
         if not parts.hostname:
             raise ValueError(f"MQTT url {url!r}: no host")
-        return cls(parts.hostname, parts.port or 1883)
+        tls = parts.scheme in ("ssl", "tls", "mqtts")
+        return cls(parts.hostname, parts.port or (8883 if tls else 1883), tls)
 
 
 class _Connection(asyncio.Protocol):
@@ -215,12 +220,22 @@ class MqttClient:
         *,
         keepalive: int = 30,
         max_backoff: float = 5.0,
+        username: str | None = None,
+        password: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """``tls``: speak TLS with this context (KubeEdge's ``eventBusTLS``); an ``ssl://`` URL without
+        one uses the system's trust store. ``username``/``password``: KubeEdge's ``mqttUsername`` and
+        ``mqttPassword``; the password is never logged."""
         if not 0 <= keepalive <= 65535:
             raise ValueError(f"MQTT keepalive {keepalive} must be 0..65535 seconds")
         if len(client_id.encode()) > 65535:
             raise ValueError("MQTT client id longer than 65535 bytes")
         self.address = BrokerAddress.parse(url)
+        if password is not None and username is None:
+            raise ValueError("an MQTT password needs a user name (MQTT 3.1.1)")
+        self._tls = tls if tls is not None else (ssl.create_default_context() if self.address.tls else None)
+        self._connect_packet = pk.encode_connect(client_id, keepalive, username, password)
         self.client_id = client_id
         self._keepalive = keepalive
         self._max_backoff = max_backoff
@@ -337,8 +352,14 @@ class MqttClient:
         conn: _Connection | None = None
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
-                _, conn = await loop.create_connection(lambda: _Connection(self, loop), host, port)
-                conn.write(pk.encode_connect(self.client_id, self._keepalive))
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(self, loop),
+                    host,
+                    port,
+                    ssl=self._tls,
+                    server_hostname=host if self._tls is not None else None,
+                )
+                conn.write(self._connect_packet)
                 code = await conn.connack
         except (OSError, TimeoutError) as exc:
             if conn is not None:

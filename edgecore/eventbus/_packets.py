@@ -57,9 +57,20 @@ def length_prefixed(data: bytes) -> bytes:
     return len(data).to_bytes(2, "big") + data
 
 
-def encode_connect(client_id: str, keepalive: int) -> bytes:
-    # protocol name "MQTT", level 4 (3.1.1), flags: clean session only (no will, no credentials)
-    body = b"\x00\x04MQTT\x04\x02" + keepalive.to_bytes(2, "big") + length_prefixed(client_id.encode())
+def encode_connect(
+    client_id: str, keepalive: int, username: str | None = None, password: str | None = None
+) -> bytes:
+    # protocol name "MQTT", level 4 (3.1.1), flags: clean session, no will; user name and password
+    # when given (3.1.1 allows a password only with a user name)
+    flags = 0x02
+    payload = length_prefixed(client_id.encode())
+    if username is not None:
+        flags |= 0x80
+        payload += length_prefixed(username.encode())
+        if password is not None:
+            flags |= 0x40
+            payload += length_prefixed(password.encode())
+    body = b"\x00\x04MQTT\x04" + bytes((flags,)) + keepalive.to_bytes(2, "big") + payload
     return bytes((CONNECT << 4,)) + remaining_length(len(body)) + body
 
 

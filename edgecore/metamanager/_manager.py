@@ -15,6 +15,7 @@ from kubeshore.message import (
     OP_ERROR,
     OP_INSERT,
     OP_PATCH,
+    OP_RESPONSE,
     OP_UPDATE,
     SOURCE_METAMANAGER,
     Message,
@@ -27,6 +28,20 @@ _throttled = Throttled(log)
 
 _BATCH = 256
 
+# apiVersion and kind by resource type, for objects sent without them: KubeEdge's cloud sends a deleted
+# Device as its informer saw it, without apiVersion and kind.
+_TYPE_META = {
+    "device": ("devices.kubeedge.io/v1beta1", "Device"),
+    "devicemodel": ("devices.kubeedge.io/v1beta1", "DeviceModel"),
+    "pod": ("v1", "Pod"),
+    "configmap": ("v1", "ConfigMap"),
+    "secret": ("v1", "Secret"),
+    "service": ("v1", "Service"),
+    "endpoints": ("v1", "Endpoints"),
+    "node": ("v1", "Node"),
+    "endpointslice": ("discovery.k8s.io/v1", "EndpointSlice"),
+}
+
 
 class MetaManager:
     def __init__(self, store: EdgeStore, router: ModuleRouter) -> None:
@@ -38,6 +53,10 @@ class MetaManager:
         router.register(GROUP_RESOURCE, self.handle)
 
     async def handle(self, msg: Message) -> None:
+        if msg.route.operation == OP_RESPONSE:
+            # An answer to a request of ours that nobody waits for any more (late): nothing to store.
+            log.debug("late response to %s %s ignored", msg.header.parent_msg_id, msg.route.resource)
+            return
         self.queue.put_nowait(msg)
 
     def _operation(self, msg: Message) -> Operation:
@@ -50,6 +69,9 @@ class MetaManager:
         if not isinstance(obj, dict) or not isinstance(obj.get("metadata"), dict):
             raise ValueError("content is not a Kubernetes object")
         md = obj["metadata"]
+        if not obj.get("kind") and res.resource_type in _TYPE_META:
+            api_version, kind = _TYPE_META[res.resource_type]
+            obj = {**obj, "apiVersion": obj.get("apiVersion") or api_version, "kind": kind}
         ns = md.get("namespace") or "null"
         if md.get("name") != res.name or ns != res.namespace:
             raise ValueError(

@@ -102,6 +102,8 @@ class DeviceRuntime:
         self.driver: Driver | None = None
         self.twins: dict[str, TwinValue] = {}
         self.state = DeviceState.UNKNOWN
+        #: property -> why its desired value was not applied (reported to edgecore with observedDesired)
+        self.desired_errors: dict[str, str] = {}
         self.last_online: datetime | None = None
         self.opens = 0
         self._lock = asyncio.Lock()
@@ -406,11 +408,14 @@ class DeviceRuntime:
         async def apply() -> None:
             try:
                 await self.write(prop.name, prop.desired)
+                self.desired_errors.pop(prop.name, None)
             except WriteRejected as exc:
+                self.desired_errors[prop.name] = f"{prop.desired!r} refused: {exc}"
                 log.warning("device %s: desired value not applied: %s", self.id, exc)
             except CONNECTION_ERRORS as exc:
                 self._connection_failed(exc)
             except Exception as exc:
+                self.desired_errors[prop.name] = f"writing {prop.desired!r} failed: {_describe(exc)}"
                 log.warning("device %s property %s: desired write failed: %s", self.id, prop.name, exc)
 
         task = asyncio.get_running_loop().create_task(apply())
@@ -450,7 +455,12 @@ class DeviceRuntime:
                     continue
                 except Exception as exc:
                     log.warning("device %s: state() failed: %s", self.id, _describe(exc))
+            changed = state != self.state
             self._set_state(state)
+            if not changed:
+                # Reported every cycle as KubeEdge's mappers do: edgecore's lastOnlineTime is the
+                # last time the device was reported online.
+                self._events.state_changed(self)
 
     # -- update ----------------------------------------------------------------------------------
 

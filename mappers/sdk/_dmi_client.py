@@ -197,7 +197,9 @@ class DmiClient:
                     reported=api_pb2.TwinProperty(
                         value=r.value, metadata={"type": r.type, "timestamp": str(r.timestamp_ms)}
                     ),
-                    observedDesired=api_pb2.TwinProperty(value=desired),
+                    observedDesired=api_pb2.TwinProperty(
+                        value=desired, metadata=_refusal(device, r.property)
+                    ),
                 )
             )
         request = api_pb2.ReportDeviceStatusRequest(
@@ -232,6 +234,13 @@ class DmiClient:
 
     async def close(self) -> None:
         await self._close_channel()
+
+
+def _refusal(device: DeviceRuntime, prop: str) -> dict[str, str]:
+    """Why the desired value of ``prop`` was not applied, in the metadata edgecore reads
+    (``error``; KubeEdge's edgecore ignores it)."""
+    error = device.desired_errors.get(prop)
+    return {"error": error} if error else {}
 
 
 def _brief(exc: BaseException) -> str:

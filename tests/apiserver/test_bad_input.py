@@ -118,10 +118,12 @@ async def test_bad_bodies_are_refused_and_nothing_is_written(embedded: EmbeddedA
         assert status == 415
         status, _ = await c.request("GET", "/api/v1/namespaces/default/configmaps/missing")
         assert status == 404
-        type_meta = b"\x0a\x07apps/v1\x12\x0aDeployment"
+        # A custom resource has no protobuf form (kube-apiserver answers 415 too).
+        type_meta = b"\x0a\x1bdevices.kubeedge.io/v1beta1\x12\x06Device"
         envelope = b"k8s\x00\x0a" + bytes([len(type_meta)]) + type_meta
         status, doc = await c.request("POST", path, envelope, "application/vnd.kubernetes.protobuf")
         assert status == 415 and doc["reason"] == "UnsupportedMediaType"
+        assert "devices.kubeedge.io/v1beta1/Device" in doc["message"]
         status, doc = await c.request("POST", path, b"\x0a\x02k8s", "application/vnd.kubernetes.protobuf")
         assert status == 400 and doc["reason"] == "BadRequest"
         status, doc = await c.request("POST", path, b"\xa0", "application/cbor")

@@ -7,6 +7,7 @@ Payload (KubeEdge's template sends plain text ``time is ... <topic>: <value>``; 
 from __future__ import annotations
 
 import json
+import ssl
 import uuid
 from urllib.parse import urlsplit
 
@@ -26,12 +27,23 @@ def broker_address(address: str) -> tuple[str, int]:
 
 
 class MqttSink(SinkBackend):
-    def __init__(self, address: str) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         host, port = broker_address(address)
         self.label = f"mqtt {host}:{port}"
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=f"kubeshore-mapper-{uuid.uuid4().hex[:12]}"
         )
+        if username is not None:
+            self._client.username_pw_set(username, password)
+        if tls is not None:
+            self._client.tls_set_context(tls)
         self._client.reconnect_delay_set(min_delay=1, max_delay=5)
         self._client.connect_async(host, port)
         self._client.loop_start()

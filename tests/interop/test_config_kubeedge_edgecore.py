@@ -1,0 +1,138 @@
+"""``edgecore --config`` reads KubeEdge's own edgecore.yaml: the file KubeEdge's edgecore writes with
+``--defaultconfig`` (every key mapped or named in one warning line), and a file written by KubeEdge's
+recipe for this machine, on which kubeshore's edgecore gets its certificate with the configured token
+and syncs a Device from kubeshore's cloudcore."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _peers import free_port, mosquitto
+from _stack import BIN, Stack, wait_for
+
+from edgecore.config import EdgeCoreConfig
+from kubeshore.config import load_config
+
+pytest.importorskip("cloudcore.apiserver", reason="standalone mode needs the embedded API server")
+
+
+@pytest.fixture(scope="module")
+def default_config(kubeedge_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ke-config") / "default.yaml"
+    out = subprocess.run(
+        [str(kubeedge_bin / "edgecore"), "--defaultconfig"], capture_output=True, text=True, timeout=30
+    )
+    path.write_text(out.stdout)
+    return path
+
+
+def test_kubeedge_default_config_maps_and_names_what_it_ignores(
+    default_config: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="kubeshore.config"):
+        cfg = load_config(EdgeCoreConfig, default_config)
+
+    assert cfg.node_name == "vm"
+    assert (cfg.edge_hub.server, cfg.edge_hub.https_server) == ("192.0.2.2:10000", "192.0.2.2:10002")
+    assert (cfg.edge_hub.heartbeat, cfg.edge_hub.handshake_timeout) == (15.0, 30.0)
+    assert cfg.certs.ca_file == Path("/etc/kubeedge/ca/rootCA.crt")
+    assert cfg.certs.cert_file == Path("/etc/kubeedge/certs/server.crt")
+    assert cfg.certs.key_file == Path("/etc/kubeedge/certs/server.key")
+    assert cfg.database.path == Path("/var/lib/kubeedge/edgecore.db")
+    assert cfg.dmi.socket == Path("/etc/kubeedge/dmi.sock")
+    assert cfg.event_bus.mqtt_url == "tcp://127.0.0.1:1883"
+    assert cfg.meta_server.enable is False
+
+    (warning,) = [r.getMessage() for r in caplog.records]
+    named = set(warning.rpartition("ignored: ")[2].split(", "))
+    assert {
+        "modules.edgeHub.projectID",
+        "modules.edged.tailoredKubeletConfig",
+        "modules.edged.enable",
+    } <= named
+    # Mapped keys and sections switched off are not named.
+    assert not named & {"modules.edgeHub.websocket.server", "modules.edged.hostnameOverride", "apiVersion"}
+    assert not any(
+        n.startswith(("modules.edgeStream", "modules.edgeHub.quic", "modules.serviceBus")) for n in named
+    )
+
+    # The command reads it too: one warning line, then the missing certificate (no join happened).
+    done = subprocess.run(
+        [str(BIN / "edgecore"), "--config", str(default_config)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert [ln for ln in lines if "ignored:" in ln] == [
+        ln for ln in lines if "modules.edgeHub.projectID" in ln
+    ]
+    assert "does not exist" in lines[-1] and "/etc/kubeedge/ca/rootCA.crt" in lines[-1]
+
+
+@pytest.fixture
+def cloud(tmp_path: Path) -> Iterator[Stack]:
+    with mosquitto() as broker:
+        s = Stack(tmp_path, broker)
+        try:
+            s.start_cloudcore()
+            yield s
+        finally:
+            s.stop_all()
+
+
+DEVICE = """
+apiVersion: devices.kubeedge.io/v1beta1
+kind: DeviceModel
+metadata: {name: cfg-model, namespace: default}
+spec: {protocol: virtual, properties: [{name: p, type: INT, accessMode: ReadOnly}]}
+---
+apiVersion: devices.kubeedge.io/v1beta1
+kind: Device
+metadata: {name: cfg-1, namespace: default}
+spec:
+  deviceModelRef: {name: cfg-model}
+  nodeName: ke-config-node
+  protocol: {protocolName: virtual}
+  properties: [{name: p}]
+"""
+
+
+def test_recipe_config_runs_kubeshore_edgecore(
+    cloud: Stack, default_config: Path, kubeedge_recipes: Path
+) -> None:
+    token = subprocess.run(
+        [str(BIN / "kubeshore"), "token", "create", "--data-dir", str(cloud.tmp / "cloud")],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.strip()  # fmt: skip
+    edge_dir = cloud.tmp / "ke-edge"
+    edge_dir.mkdir()
+    config = edge_dir / "edgecore.yaml"
+    metaserver = free_port()
+    subprocess.run(
+        [sys.executable, str(kubeedge_recipes / "edgecore-config.py"), str(default_config), str(config),
+         str(edge_dir), "ke-config-node", f"127.0.0.1:{cloud.ports['websocketPort']}",
+         f"127.0.0.1:{cloud.ports['httpsPort']}", token, cloud.broker, str(metaserver)],
+        check=True, timeout=30,
+    )  # fmt: skip
+
+    cloud.start("edgecore", str(BIN / "edgecore"), "--config", str(config), "--metrics-port", "0")
+    cloud.apply(DEVICE)
+
+    # The certificate came with the token; the Device reached the edge (its MetaServer serves it) and
+    # the DMI socket is where KubeEdge's dmiSockPath puts it.
+    def device_at_edge() -> bool:
+        assert cloud.procs["edgecore"].poll() is None, cloud.log("edgecore")[-3000:]
+        url = f"http://127.0.0.1:{metaserver}/apis/devices.kubeedge.io/v1beta1/namespaces/default/devices"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            items = json.loads(resp.read())["items"]
+        return any(d["metadata"]["name"] == "cfg-1" for d in items)
+
+    wait_for(device_at_edge, 60, "Device cfg-1 in the edge's MetaServer")
+    assert (edge_dir / "certs" / "server.crt").is_file()
+    assert (edge_dir / "dmi.sock").exists()
