@@ -121,6 +121,7 @@ def test_start_up_errors_are_one_line(stack: RobustStack, tmp_path: Path) -> Non
     # A database on a read-only file system.
     with tmpfs(tmp_path / "ro", "1m") as ro:
         (ro / "edge.db").write_bytes(b"")
+        (ro / "edge.db").chmod(0o600)  # as edgecore wants it: the failure is SQLite's, not a chmod
         subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
         cfg["database"]["path"] = str(ro / "edge.db")
         config.write_text(yaml.safe_dump(cfg))
@@ -130,9 +131,22 @@ def test_start_up_errors_are_one_line(stack: RobustStack, tmp_path: Path) -> Non
     assert len(lines) == 1 and "cannot open database" in lines[0] and "read-only" in lines[0], lines
 
     # A directory where the database file should be.
-    cfg["database"]["path"] = str(tmp_path)
+    (tmp_path / "db").mkdir(mode=0o700)
+    cfg["database"]["path"] = str(tmp_path / "db")
     config.write_text(yaml.safe_dump(cfg))
     out = _edgecore_once(config)
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
     lines = _error_lines(out)
     assert len(lines) == 1 and "is a directory" in lines[0], lines
+
+    # A database file edgecore must tighten (mode 0644) on a read-only file system.
+    with tmpfs(tmp_path / "ro2", "1m") as ro:
+        (ro / "edge.db").write_bytes(b"")
+        (ro / "edge.db").chmod(0o644)
+        subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
+        cfg["database"]["path"] = str(ro / "edge.db")
+        config.write_text(yaml.safe_dump(cfg))
+        out = _edgecore_once(config)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    lines = _error_lines(out)
+    assert len(lines) == 1 and "Read-only file system" in lines[0] and "edge.db" in lines[0], lines
