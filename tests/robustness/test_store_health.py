@@ -2,7 +2,8 @@
 "read-only database at start: a 125-line traceback".
 
 Bounds: with the database's file system full, a report is answered UNAVAILABLE (never OK) within
-2,000 reports, /readyz answers 500 naming the reason, and edgecore logs it; once space is back,
+2,000 reports, /readyz answers 500 naming the reason, and edgecore logs it; a Device sent meanwhile
+is answered "unavailable" and the cloud keeps the node's session; once space is back,
 /readyz is 200 again within 30 s and reports are answered OK. A database edgecore cannot open
 (read-only file system, a directory) ends edgecore with exit code 1 and one line, no traceback.
 """
@@ -15,6 +16,7 @@ import errno
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,9 +91,20 @@ def test_full_disk_fails_readiness_and_refuses_reports(stack: RobustStack) -> No
             samples = stack.samples("edgecore", edge_dir)
             assert samples["edgecore_store_write_failures_total"] >= 1
 
+            # A Device sent to the node meanwhile cannot be stored: the node answers so, and the cloud
+            # keeps the session (it used to give up on the unacknowledged node every 25 s).
+            stack.apply_objects(device("disk-meter-2", node="edge-disk"))
+            unavailable = 'cloudhub_refusals_total{reason="node_unavailable"}'
+            wait_for(
+                lambda: stack.samples("cloudcore").get(unavailable, 0) >= 1, 30, "node answers unavailable"
+            )
+            time.sleep(8)  # more than cloudcore's ackTimeout x (ackRetries + 1) in the suite
+            assert stack.samples("edgecore", edge_dir)["edgecore_cloud_connects_total"] == 1
+            assert "acknowledgements overdue" not in stack.log("cloudcore")
+
             (disk / "filler").unlink()
             wait_for(lambda: stack.scrape("edgecore", "/readyz", edge_dir)[0] == 200, 30, "ready again")
-            asyncio.run(wait_devices(socket, ["disk-meter"], within=30))
+            asyncio.run(wait_devices(socket, ["disk-meter", "disk-meter-2"], within=60))
             assert "Traceback" not in stack.log("edgecore-disk")
         finally:
             stack.kill9("edgecore-disk")
