@@ -213,6 +213,13 @@ def _netns_of(pids: list[int]) -> set[Path]:
     return found
 
 
+def cleanup_all(runtimes: Path) -> None:
+    """:func:`cleanup` for every node's containerd under ``runtimes`` (``DIR/runtime`` of `kubeshore up`)."""
+    if runtimes.is_dir():
+        for root in sorted(runtimes.iterdir()):
+            cleanup(root)
+
+
 def cleanup(root: Path) -> None:
     """Remove what the (stopped or killed) containerd under ``root`` left: shims and containers (by
     PID), their network namespaces, mounts under ``root``, and the bridge it recorded."""
