@@ -23,10 +23,16 @@ from cloudcore._resources import CLUSTEROBJECTSYNCS
 from cloudcore.cloudhub import CertServer, CloudHub, CloudHubSettings
 from cloudcore.config import CloudCoreConfig
 from cloudcore.devicecontroller import DeviceController
-from cloudcore.edgecontroller import EdgeController, EdgeEvents, NodeGroupViews, NodeLifecycle
+from cloudcore.edgecontroller import (
+    EdgeController,
+    EdgeEvents,
+    NodeGroupViews,
+    NodeLifecycle,
+    PodStatusWriter,
+)
 from cloudcore.sync import NodeSyncer, ObjectSyncStore
 from kubeclient import CRDS, NODES, ApiError, EventRecorder, Kube
-from kubeshore import pki
+from kubeshore import filemodes, pki
 
 log = logging.getLogger("cloudcore")
 
@@ -44,7 +50,7 @@ def _ssl_contexts(
     ca: pki.CertificateAuthority, names: list[str], workdir: Path
 ) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     cert, key = ca.issue("cloudcore", organization="KubeEdge", server_names=names, server=True)
-    workdir.mkdir(parents=True, exist_ok=True)
+    filemodes.private_dir(workdir)
     cert_file, key_file = workdir / "server.crt", workdir / "server.key"
     cert_file.write_bytes(pki.cert_to_pem(cert) + pki.cert_to_pem(ca.cert))
     pki.write_private(key_file, pki.key_to_pem(key))
@@ -61,24 +67,52 @@ def _ssl_contexts(
     return ctx(ssl.CERT_REQUIRED), ctx(ssl.CERT_OPTIONAL)
 
 
+def _served(kube: Kube, group: str, version: str) -> set[str]:
+    """The resources ``group/version`` serves (discovery, which every authenticated user may read)."""
+    try:
+        listing = kube.request("GET", f"/apis/{group}/{version}")
+    except ApiError as exc:
+        if exc.status == 404:
+            return set()
+        raise
+    return {str(r.get("name")) for r in (listing or {}).get("resources") or []}
+
+
 def install_crds(kube: Kube, timeout: float = 30.0) -> int:
-    """Create every CRD shipped in ``crds/*.yaml`` that the cluster lacks; wait for ObjectSync."""
+    """Create every CRD shipped in ``crds/*.yaml`` that the cluster does not serve; wait for ObjectSync.
+
+    What is served is read from discovery first, so on a cluster where an administrator applied the
+    CRDs cloudcore needs no right on customresourcedefinitions at all (deploy/ grants none)."""
     import importlib.resources
     import time
 
-    n = 0
+    missing: list[dict[str, Any]] = []
+    served: dict[tuple[str, str], set[str]] = {}
     for entry in sorted(importlib.resources.files("crds").iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".yaml"):
             continue
         for doc in yaml.safe_load_all(entry.read_text()):
             if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
                 continue
-            try:
-                kube.create(CRDS, doc)
-                n += 1
-            except ApiError as exc:
-                if exc.status != 409:
-                    raise
+            spec = doc["spec"]
+            for version in (v["name"] for v in spec["versions"] if v.get("served", True)):
+                key = (spec["group"], version)
+                if key not in served:
+                    served[key] = _served(kube, *key)
+                if spec["names"]["plural"] not in served[key]:
+                    missing.append(doc)
+                    break
+    n = 0
+    for doc in missing:
+        try:
+            kube.create(CRDS, doc)
+            n += 1
+        except ApiError as exc:
+            if exc.status == 403:
+                names = ", ".join(d["metadata"]["name"] for d in missing)
+                raise ApiError(exc.status, f"not served: {names}; {exc.message}", exc.reason) from exc
+            if exc.status != 409:
+                raise
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -142,6 +176,7 @@ class CloudCore:
         self.nodegroup_views = NodeGroupViews(self.kube, hub, syncer, self.edgecontroller)
         self.events = EventRecorder(self.kube)
         self.edge_events = EdgeEvents(self.events)
+        self.pods = PodStatusWriter(self.kube)
         self.devicecontroller = DeviceController(
             self.kube,
             hub,
@@ -153,8 +188,10 @@ class CloudCore:
         )
 
         async def default_upstream(node: str, msg: Any) -> None:
-            if not self.edge_events.handle_upstream(node, msg) and not await self.nodes.handle_upstream(
-                node, msg
+            if (
+                not self.edge_events.handle_upstream(node, msg)
+                and not await self.pods.handle_upstream(node, msg)
+                and not await self.nodes.handle_upstream(node, msg)
             ):
                 log.debug("node %s: unhandled upstream %s %s", node, msg.route.operation, msg.route.resource)
 
@@ -230,7 +267,7 @@ class CloudCore:
 
 
 def write_state(data_dir: Path, state: dict[str, Any]) -> None:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    filemodes.private_dir(data_dir)
     tmp = data_dir / (STATE_FILE + ".tmp")
     tmp.write_text(json.dumps(state, indent=2) + "\n")
     os.replace(tmp, data_dir / STATE_FILE)
@@ -270,16 +307,24 @@ async def kubernetes_access(cfg: CloudCoreConfig) -> AsyncIterator[tuple[Kube, s
 
 async def run(cfg: CloudCoreConfig, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
+    if cfg.data_dir is not None:
+        filemodes.private_dir(cfg.data_dir)
+        filemodes.secure_tree(cfg.data_dir)
     async with kubernetes_access(cfg) as (kube, kubeconfig, apiserver_port):
         core = CloudCore(cfg, kube)
         await core.start()
         controllers_stop = asyncio.Event()
         controllers: asyncio.Task[None] | None = None
+        workloads: asyncio.Task[None] | None = None
         if cfg.standalone:
             # Standalone cloudcore is the whole control plane: it runs the node-group controllers too.
+            from cloudcore.workloads import run_workload_controllers
             from nodegroup import run_controllers
 
             controllers = asyncio.create_task(run_controllers(kubeconfig, controllers_stop), name="nodegroup")
+            workloads = asyncio.create_task(
+                run_workload_controllers(kubeconfig, controllers_stop), name="workloads"
+            )
         try:
             if cfg.data_dir is not None:
                 state: dict[str, Any] = {"pid": os.getpid(), "kubeconfig": kubeconfig, **core.ports()}
@@ -289,7 +334,8 @@ async def run(cfg: CloudCoreConfig, stop: asyncio.Event | None = None) -> None:
             await stop.wait()
         finally:
             controllers_stop.set()
-            if controllers is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(controllers, 10)
+            for task in (controllers, workloads):
+                if task is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(task, 10)
             await core.stop()

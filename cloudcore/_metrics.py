@@ -82,10 +82,11 @@ class _DeviceCollector(Collector):
         st = self.status
         writes = CounterMetricFamily(
             "devicecontroller_status_writes",
-            "DeviceStatus merge patches to the API, by result (ok, gone = no such DeviceStatus, error)",
+            "DeviceStatus merge patches to the API, by result (ok, gone = no such DeviceStatus, error = "
+            "retried, refused = refused by the API server for good: not retried)",
             labels=["result"],
         )
-        for result in ("ok", "gone", "error"):
+        for result in ("ok", "gone", "error", "refused"):
             writes.add_metric([result], st.write_results[result])
         yield writes
         twins = CounterMetricFamily("devicecontroller_twin_updates", "Twin properties reported by edge nodes")

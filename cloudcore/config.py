@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -18,7 +19,11 @@ class CloudCoreConfig(ConfigModel):
     kubeconfig: Path | None = None
     standalone: bool = False
     data_dir: Path | None = None
-    bind: str = "0.0.0.0"
+    bind: str = Field(
+        "0.0.0.0",
+        description="listen address of cloudhub, certificates and (standalone) the API server; "
+        "default 0.0.0.0 with a kubeconfig (KubeEdge's), 127.0.0.1 standalone",
+    )
     advertise_address: list[str] = Field(default_factory=list)
     websocket_port: int = Field(10000, ge=0, le=65535)
     https_port: int = Field(10002, ge=0, le=65535)
@@ -49,6 +54,15 @@ class CloudCoreConfig(ConfigModel):
     )
     token_validity_hours: float = Field(24.0, gt=0)
     edge_cert_validity_days: float = Field(365.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _local_default_bind(cls, data: Any) -> Any:
+        # Standalone is a single machine's control plane (often `kubeshore up`): nothing on it should
+        # be reachable from the network unless asked for.
+        if isinstance(data, dict) and data.get("standalone") and "bind" not in data:
+            return {**data, "bind": "127.0.0.1"}
+        return data
 
     @model_validator(mode="after")
     def _check_mode(self) -> CloudCoreConfig:

@@ -21,7 +21,7 @@ from kubeshore.logs import add_logging_flags, setup_from_args
 _FLAGS: dict[str, tuple[str, type, str]] = {
     "--kubeconfig": ("kubeconfig", str, "kubeconfig of the Kubernetes API server to use"),
     "--data-dir": ("dataDir", str, "state directory (standalone: API server data, admin.kubeconfig)"),
-    "--bind": ("bind", str, "address to listen on (default 0.0.0.0)"),
+    "--bind": ("bind", str, "address to listen on (default 0.0.0.0; 127.0.0.1 with --standalone)"),
     "--advertise-address": ("advertiseAddress", str, "extra name/IP for the server certificate (repeatable)"),
     "--websocket-port": ("websocketPort", int, "CloudHub websocket port (default 10000; 0 = any free port)"),
     "--https-port": ("httpsPort", int, "certificate server port (default 10002; 0 = any free port)"),
@@ -61,6 +61,9 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, dict[str, Any]]
 def main(argv: Sequence[str] | None = None) -> int:
     ns, overrides = parse_args(sys.argv[1:] if argv is None else argv)
     setup_from_args(ns)
+    from kubeshore.filemodes import private_umask
+
+    private_umask()
     from cloudcore.config import CloudCoreConfig
 
     try:
@@ -79,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         asyncio.run(runner())
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError) as exc:  # FileModeError is an OSError
         print(f"cloudcore: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -99,6 +99,7 @@ from crds._devices import (
     Twin,
     TwinProperty,
     VisitorConfig,
+    desired_value_problems,
 )
 from crds._reliablesyncs import (
     ClusterObjectSync,
@@ -231,6 +232,7 @@ __all__ = [
     "WorkloadScope",
     "WorkloadTemplate",
     "crd_manifest",
+    "desired_value_problems",
     "model_for",
     "openapi_schema",
     "parse_object",

@@ -7,7 +7,7 @@ are free-form; on their way to a mapper (DMI) every top-level value must be a sc
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -404,3 +404,51 @@ class DeviceModelList(KubeList[DeviceModel]):
 
 class DeviceStatusList(KubeList[DeviceStatus]):
     pass
+
+
+# --- validation beyond the schema -----------------------------------------------------------------
+
+
+def _converts(value: str, ptype: str) -> bool:
+    try:
+        if ptype == PropertyType.INT:
+            int(value.strip())
+        elif ptype in (PropertyType.FLOAT, PropertyType.DOUBLE):
+            float(value.strip())
+        elif ptype == PropertyType.BOOLEAN:
+            return value.strip().lower() in ("true", "false")
+    except ValueError:
+        return False
+    return True
+
+
+def desired_value_problems(
+    device: dict[str, Any], model: dict[str, Any] | None
+) -> list[tuple[str, str, str]]:
+    """(field path, value, why) for each desired value of ``device`` that cannot be converted to the type
+    of its property in ``model`` (none when the model is missing: the Device is accepted and its
+    ModelFound condition says so)."""
+    if not model:
+        return []
+    types = {
+        str(p.get("name")): str(p.get("type", "")).upper()
+        for p in (model.get("spec") or {}).get("properties") or []
+        if isinstance(p, dict)
+    }
+    problems = []
+    for i, prop in enumerate((device.get("spec") or {}).get("properties") or []):
+        if not isinstance(prop, dict) or not isinstance(prop.get("desired"), dict):
+            continue
+        value = prop["desired"].get("value")
+        ptype = types.get(str(prop.get("name")))
+        if not isinstance(value, str) or ptype is None or _converts(value, ptype):
+            continue
+        problems.append(
+            (
+                f"spec.properties[{i}].desired.value",
+                value,
+                f"property {prop.get('name')} is of type {ptype} in DeviceModel "
+                f"{(model.get('metadata') or {}).get('name')}",
+            )
+        )
+    return problems

@@ -19,6 +19,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -42,8 +43,23 @@ def _mypy_grpc_plugin() -> str:
     return found
 
 
-def render_stubs() -> dict[str, str]:
-    """Run protoc and return the stub file contents keyed by file name, headers included."""
+def run_protoc(
+    proto: Path | Sequence[Path],
+    names: Sequence[str],
+    header: str,
+    *,
+    grpc: bool = True,
+    typed: bool = True,
+    include: Path = REPO_ROOT,
+) -> dict[str, str]:
+    """Run protoc (``include``, by default the repository root, as include path) on ``proto`` (one or
+    several in one directory); the generated files named ``names``, keyed by name, each prefixed with
+    ``header``. ``grpc`` adds the gRPC stubs and their typing, ``typed`` the ``.pyi`` of the messages.
+
+    Also used by ``python -m cri.generate`` for the CRI messages and ``python -m k8sproto.generate`` for
+    Kubernetes' messages, so every proto set is generated one way.
+    """
+    protos = [proto] if isinstance(proto, Path) else list(proto)
     try:
         from grpc_tools import protoc  # dev-only dependency
     except ImportError as exc:
@@ -51,23 +67,26 @@ def render_stubs() -> dict[str, str]:
     import grpc_tools
 
     well_known = Path(grpc_tools.__file__).parent / "_proto"
-    with tempfile.TemporaryDirectory(prefix="dmi-generate-") as out:
-        args = [
-            "protoc",
-            f"-I{REPO_ROOT}",
-            f"-I{well_known}",
-            f"--plugin=protoc-gen-mypy_grpc={_mypy_grpc_plugin()}",
-            f"--python_out={out}",
-            f"--pyi_out={out}",
-            f"--grpc_python_out={out}",
-            f"--mypy_grpc_out={out}",
-            str(PROTO),
-        ]
-        code = protoc.main(args)
+    with tempfile.TemporaryDirectory(prefix="protoc-") as out:
+        args = ["protoc", f"-I{include}", f"-I{well_known}", f"--python_out={out}"]
+        if typed:
+            args.append(f"--pyi_out={out}")
+        if grpc:
+            args += [
+                f"--plugin=protoc-gen-mypy_grpc={_mypy_grpc_plugin()}",
+                f"--grpc_python_out={out}",
+                f"--mypy_grpc_out={out}",
+            ]
+        code = protoc.main([*args, *map(str, protos)])
         if code != 0:
-            raise GenerationError(f"protoc failed with exit code {code} for {PROTO}")
-        generated = Path(out) / PROTO.parent
-        return {name: HEADER + (generated / name).read_text(encoding="utf-8") for name in STUB_NAMES}
+            raise GenerationError(f"protoc failed with exit code {code} for {', '.join(map(str, protos))}")
+        generated = Path(out) / protos[0].parent
+        return {name: header + (generated / name).read_text(encoding="utf-8") for name in names}
+
+
+def render_stubs() -> dict[str, str]:
+    """Run protoc and return the stub file contents keyed by file name, headers included."""
+    return run_protoc(PROTO, STUB_NAMES, HEADER)
 
 
 def stale_stubs(stub_dir: Path = STUB_DIR) -> list[str]:

@@ -13,10 +13,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from edgecore._router import ModuleRouter
 from edgecore.config import EdgeCoreConfig
-from edgecore.devicetwin import DeviceTwin, TwinStore
+from edgecore.devicetwin import Device, DeviceTwin, TwinStore
 from edgecore.dmiserver import DmiServer
 from edgecore.eventbus import MqttClient
 from edgecore.metamanager import Change, EdgeStore, open_error
+from kubeshore.events import event_message, involved, new_event
 from kubeshore.message import GROUP_TWIN, SOURCE_TWIN, Message
 
 log = logging.getLogger(__name__)
@@ -46,13 +47,15 @@ class DeviceModule:
         self.edge_store = store
         self.store = TwinStore(cfg.database.path, engine=store.engine, executor=store.executor)
         self.cloud = _Cloud(router)
-        self.mqtt = MqttClient(cfg.event_bus.mqtt_url, f"edgecore-{cfg.node_name}")
+        self.mqtt = eventbus_client(cfg)
         self.twin = DeviceTwin(self.store, cfg.node_name, mqtt=self.mqtt, cloud=self.cloud)
+        self.twin.on_event = self._event
         self.dmi = DmiServer(self.twin, str(cfg.dmi.socket))
         # (type, gvr, namespace, name): the object itself is read back from the edge store when its
         # turn comes, so a burst (a node receiving its 1,000 devices) does not wait here parsed.
         self._changes: asyncio.Queue[tuple[str, str, str | None, str]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Task[bool]] = set()
         router.register(GROUP_TWIN, self._from_cloud)
         router.on_cloud_state(self._cloud_state)
         store.add_watcher(self._watch)
@@ -139,6 +142,46 @@ class DeviceModule:
             parent_id=msg.header.parent_msg_id,
         )
 
+    def _event(self, device: Device, type_: str, reason: str, message: str) -> None:
+        """An Event about a Device, up the channel as KubeEdge's edged sends its Events."""
+        md = (device.body.get("metadata") or {}) if device.raw else {}
+        ref = involved(
+            {
+                "apiVersion": "devices.kubeedge.io/v1beta1",
+                "kind": "Device",
+                "metadata": {"namespace": device.namespace, "name": device.name, "uid": md.get("uid", "")},
+            }
+        )
+        event = new_event(ref, type_, reason, message, "edgecore", self.cfg.node_name)
+        msg = event_message(event)
+        log.info("device %s: %s: %s", device.id, reason, message)
+        task = asyncio.ensure_future(self.router.to_cloud(msg))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
     async def _cloud_state(self, connected: bool) -> None:
         self.cloud.connected = connected
         self.twin.cloud_connection_changed(connected)
+
+
+def eventbus_client(cfg: EdgeCoreConfig) -> MqttClient:
+    """edgecore's MQTT client with KubeEdge's eventBus settings: credentials and TLS (whose files
+    default, as KubeEdge's do, to the node's CA, certificate and key)."""
+    bus = cfg.event_bus
+    tls = None
+    if bus.event_bus_tls.enable:
+        from kubeshore.pki import client_tls_context
+
+        t = bus.event_bus_tls
+        tls = client_tls_context(
+            t.tls_mqtt_ca_file or cfg.certs.ca_file,
+            t.tls_mqtt_cert_file or cfg.certs.cert_file,
+            t.tls_mqtt_private_key_file or cfg.certs.key_file,
+        )
+    return MqttClient(
+        bus.mqtt_url,
+        f"edgecore-{cfg.node_name}",
+        username=bus.mqtt_username or None,
+        password=bus.mqtt_password if bus.mqtt_username else None,
+        tls=tls,
+    )

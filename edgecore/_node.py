@@ -38,6 +38,25 @@ class EdgeNode:
             lease_renew_period=cfg.lease_renew_period,
         )
         self.devices = DeviceModule(cfg, self.router, self.store)
+        self.edged: Any = None
+        if cfg.edged.enable:
+            # Imported only when enabled: the CRI messages cost memory a device-only node does not need.
+            from edgecore._nodestatus import internal_ip
+            from edgecore.edged import Edged
+
+            e = cfg.edged
+            self.edged = Edged(
+                node=cfg.node_name,
+                store=self.store,
+                router=self.router,
+                runtime_endpoint=e.tailored_kubelet_config.container_runtime_endpoint,
+                root=e.root_directory or cfg.data_dir / "edged",
+                host_ip=internal_ip(Address.parse(cfg.edge_hub.server).host),
+                cgroup_driver=e.tailored_kubelet_config.cgroup_driver,
+                runtime_timeout=e.tailored_kubelet_config.runtime_request_timeout,
+                backoff_initial=e.restart_backoff_initial,
+                backoff_max=e.restart_backoff_max,
+            )
         self.metaserver: Any = None
         self.observability: ObservabilityServer | None = None
         self.started = False
@@ -48,9 +67,13 @@ class EdgeNode:
             # Imported only when enabled: kubeapi brings aiohttp.
             from edgecore.metamanager.metaserver import MetaServer
 
-            self.metaserver = MetaServer(self.store, self.cfg.meta_server.address, self.cfg.meta_server.port)
+            ms = self.cfg.meta_server
+            token_file = ms.token_file or self.cfg.data_dir / "metaserver.token"
+            self.metaserver = MetaServer(self.store, ms.address, ms.port, token_file=token_file)
             await self.metaserver.start()
         await self.devices.start()
+        if self.edged is not None:
+            await self.edged.start()
         if self.cfg.metrics.enable:
             from edgecore._metrics import node_health, node_registry
 
@@ -93,4 +116,6 @@ class EdgeNode:
         if self.metaserver is not None:
             await self.metaserver.stop()
         await self.devices.stop()
+        if self.edged is not None:
+            await self.edged.stop()
         self.store.close()

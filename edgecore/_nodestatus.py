@@ -64,7 +64,7 @@ def _os_image() -> str:
     return platform.system()
 
 
-def _internal_ip(towards: str) -> str:
+def internal_ip(towards: str) -> str:
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.connect((towards, 9))
@@ -89,7 +89,7 @@ def node_status(cloud_host: str) -> dict[str, Any]:
     resources = {"cpu": cpus, "memory": f"{mem}Ki", "pods": "110"}
     return {
         "addresses": [
-            {"type": "InternalIP", "address": _internal_ip(cloud_host)},
+            {"type": "InternalIP", "address": internal_ip(cloud_host)},
             {"type": "Hostname", "address": hostname},
         ],
         "capacity": resources,

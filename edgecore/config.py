@@ -7,6 +7,7 @@ own ``edgecore.yaml`` (``edgecore.config.kubeedge.io/v1alpha2``) is read too (``
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic.alias_generators import to_camel
@@ -56,6 +57,11 @@ class MetaServerConfig(_Camel):
     enable: bool = True
     address: str = "127.0.0.1"
     port: int = Field(10550, ge=0, le=65535)
+    token_file: Path | None = Field(
+        None,
+        description="bearer token a caller must present to read Secrets (created 0600 at first start; "
+        "default <dataDir>/metaserver.token)",
+    )
 
 
 class MetricsConfig(_Camel):
@@ -67,12 +73,46 @@ class MetricsConfig(_Camel):
     port: int = Field(10352, ge=0, le=65535, description="0 = any free port (written to stateFile)")
 
 
+class EventBusTLS(_Camel):
+    """KubeEdge's ``modules.eventBus.eventBusTLS``; files default to the node's CA, certificate and key."""
+
+    enable: bool = False
+    tls_mqtt_ca_file: Path | None = Field(None, alias="tlsMqttCAFile")
+    tls_mqtt_cert_file: Path | None = None
+    tls_mqtt_private_key_file: Path | None = None
+
+
 class EventBusConfig(_Camel):
     mqtt_url: str = "tcp://127.0.0.1:1883"
+    mqtt_username: str = Field("", description="KubeEdge's mqttUsername; empty: no credentials")
+    mqtt_password: str = Field("", repr=False, description="KubeEdge's mqttPassword")
+    event_bus_tls: EventBusTLS = Field(default_factory=EventBusTLS, alias="eventBusTLS")
 
 
 class DmiConfig(_Camel):
     socket: Path
+
+
+class TailoredKubeletConfig(_Camel):
+    """The part of KubeEdge's ``edged.tailoredKubeletConfig`` that edged acts on."""
+
+    container_runtime_endpoint: str = Field(
+        "unix:///run/containerd/containerd.sock", description="CRI socket of the node's container runtime"
+    )
+    cgroup_driver: Literal["cgroupfs", "systemd"] = "cgroupfs"
+    runtime_request_timeout: float = Field(120.0, gt=0, description="seconds a CRI call may take")
+
+
+class EdgedConfig(_Camel):
+    """edged: run the Pods bound to this node through CRI (KubeEdge's names)."""
+
+    enable: bool = Field(False, description="run Pods (needs a CRI runtime such as containerd)")
+    root_directory: Path | None = Field(None, description="Pod volumes and logs; default <dataDir>/edged")
+    tailored_kubelet_config: TailoredKubeletConfig = Field(default_factory=TailoredKubeletConfig)
+    restart_backoff_initial: float = Field(
+        10.0, gt=0, description="seconds before a crashing container's second restart (doubles each time)"
+    )
+    restart_backoff_max: float = Field(300.0, gt=0, description="longest wait between container restarts")
 
 
 class EdgeCoreConfig(_Camel):
@@ -88,6 +128,7 @@ class EdgeCoreConfig(_Camel):
     event_bus: EventBusConfig = Field(default_factory=EventBusConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     dmi: DmiConfig
+    edged: EdgedConfig = Field(default_factory=EdgedConfig)
     node_status_check_period: float = Field(
         60.0, gt=0, description="seconds between checks whether the node's status changed (sent only if so)"
     )

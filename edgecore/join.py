@@ -2,7 +2,8 @@
 
     kubeshore join --cloudcore HOST:PORT --token TOKEN --node-name NAME --data-dir DIR
                    [--https-port P] [--metaserver-port P] [--metrics-port P]
-                   [--mqtt-url URL] [--dmi-socket PATH]
+                   [--mqtt-url URL] [--mqtt-username USER --mqtt-password-file FILE]
+                   [--dmi-socket PATH]
 
 HOST:PORT is cloudcore's websocket address; certificates come from HOST:--https-port (default 10002).
 """
@@ -19,19 +20,21 @@ from edgecore.config import (
     DatabaseConfig,
     DmiConfig,
     EdgeCoreConfig,
+    EdgedConfig,
     EdgeHubConfig,
     EventBusConfig,
     MetaServerConfig,
     MetricsConfig,
+    TailoredKubeletConfig,
 )
-from edgecore.edgehub._certificates import (
+from edgecore.edgehub import (
     Address,
     CertificateRequestError,
     fetch_ca,
     request_certificate,
     write_certificate,
 )
-from kubeshore import pki
+from kubeshore import filemodes, pki
 from kubeshore.config import dump_config
 from kubeshore.jointoken import JoinToken, TokenError
 
@@ -58,6 +61,17 @@ def obtain_certificates(
     write_certificate(cert_file, key_file, cert_pem, key_pem)
 
 
+def _edged_config(endpoint: str | None, cgroup_driver: str) -> EdgedConfig:
+    if not endpoint:
+        return EdgedConfig()
+    return EdgedConfig(
+        enable=True,
+        tailored_kubelet_config=TailoredKubeletConfig(
+            container_runtime_endpoint=endpoint, cgroup_driver=cgroup_driver
+        ),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="kubeshore join", description="join this machine to cloudcore as an edge node"
@@ -74,7 +88,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--metrics-port", type=int, default=10352, help="/metrics and health port on 127.0.0.1 (0 = any free)"
     )
     p.add_argument("--mqtt-url", default="tcp://127.0.0.1:1883")
+    p.add_argument("--mqtt-username", help="edgecore's MQTT user name (eventBus mqttUsername)")
+    p.add_argument(
+        "--mqtt-password-file",
+        type=Path,
+        help="file holding edgecore's MQTT password (not an argument: ps shows those)",
+    )
     p.add_argument("--dmi-socket", type=Path, help="DMI unix socket (default DIR/dmi.sock)")
+    p.add_argument(
+        "--remote-runtime-endpoint",
+        help="CRI socket (e.g. unix:///run/containerd/containerd.sock): run this node's Pods with edged",
+    )
+    p.add_argument("--cgroupdriver", choices=("cgroupfs", "systemd"), default="cgroupfs")
     ns = p.parse_args(list(sys.argv[1:] if argv is None else argv))
 
     def fail(reason: str, code: int = 1) -> int:
@@ -89,9 +114,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         token = JoinToken.parse(ns.token)
     except TokenError as exc:
         return fail(f"--token: {exc}", 2)
+    password = ""
+    if ns.mqtt_password_file is not None:
+        if not ns.mqtt_username:
+            return fail("--mqtt-password-file needs --mqtt-username", 2)
+        try:
+            password = ns.mqtt_password_file.read_text().strip()
+        except OSError as exc:
+            return fail(f"--mqtt-password-file: {exc}", 2)
     data_dir: Path = ns.data_dir.resolve()
     https_addr = Address(ws_addr.host, ns.https_port)
-    certs = data_dir / "certs"
+    filemodes.private_dir(data_dir)
+    certs = filemodes.private_dir(data_dir / "certs")
     try:
         obtain_certificates(
             https_addr, ns.node_name, token, certs / "ca.crt", certs / "server.crt", certs / "server.key"
@@ -109,8 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             database=DatabaseConfig(path=data_dir / "edgecore.db"),
             meta_server=MetaServerConfig(port=ns.metaserver_port),
             metrics=MetricsConfig(port=ns.metrics_port),
-            event_bus=EventBusConfig(mqtt_url=ns.mqtt_url),
+            event_bus=EventBusConfig(
+                mqtt_url=ns.mqtt_url, mqtt_username=ns.mqtt_username or "", mqtt_password=password
+            ),
             dmi=DmiConfig(socket=ns.dmi_socket or data_dir / "dmi.sock"),
+            edged=_edged_config(ns.remote_runtime_endpoint, ns.cgroupdriver),
             state_file=data_dir / "edgecore.json",
         )
     except ValueError as exc:

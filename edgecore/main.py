@@ -31,6 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_logging_flags(p)
     ns = p.parse_args(list(sys.argv[1:] if argv is None else argv))
     setup_from_args(ns)
+    from kubeshore.filemodes import FileModeError, private_umask, secure_tree
+
+    private_umask()
     from edgecore.config import EdgeCoreConfig
 
     try:
@@ -53,6 +56,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"edgecore: {label} file {path} does not exist (run 'kubeshore join' first)", file=sys.stderr
             )
             return 2
+    try:
+        secure_tree(cfg.data_dir, keep=[cfg.edged.root_directory or cfg.data_dir / "edged"])
+        db = cfg.database.path
+        for path in (
+            cfg.certs.key_file,
+            ns.config,
+            db,
+            *(db.with_name(db.name + s) for s in ("-wal", "-shm")),
+        ):
+            secure_tree(path)
+    except FileModeError as exc:
+        print(f"edgecore: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. a read-only file system: one line, no traceback
+        print(
+            f"edgecore: cannot restrict the modes of {exc.filename or path}: {exc.strerror}", file=sys.stderr
+        )
+        return 1
 
     async def runner() -> None:
         from edgecore._node import EdgeNode

@@ -38,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if entry is None:
         print(f"kubeshore: unknown command {args[0]!r}; see 'kubeshore --help'", file=sys.stderr)
         return 2
+    from kubeshore.filemodes import private_umask
+
+    private_umask()
     module_name, func_name = entry[0].split(":")
     func: Callable[[list[str]], int] = getattr(importlib.import_module(module_name), func_name)
     return func(args[1:])

@@ -20,6 +20,8 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from kubeshore import filemodes
+
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 log = logging.getLogger("kubeshore.config")
@@ -154,4 +156,7 @@ def dump_config(config: BaseModel, path: str | Path) -> None:
     """Write a configuration as YAML with its JSON (camelCase) names, readable by ``load_config``."""
     import yaml
 
-    Path(path).write_text(yaml.safe_dump(config.model_dump(mode="json", by_alias=True), sort_keys=False))
+    # Configurations may hold credentials (mqttPassword, tokens): owner-only like keys.
+    filemodes.write_private(
+        Path(path), yaml.safe_dump(config.model_dump(mode="json", by_alias=True), sort_keys=False).encode()
+    )

@@ -103,7 +103,8 @@ def setup_logging(level: str = "info", fmt: str | None = None, stream: TextIO | 
     root.addHandler(handler)
     root.setLevel(level.upper())
     # Libraries that are chatty at info would drown the platform's own lines.
-    for noisy in ("websockets", "aiohttp.access", "grpc", "asyncio"):
+    # kubernetes' and urllib3's debug lines may carry request and response bodies (Secrets): never.
+    for noisy in ("websockets", "aiohttp.access", "grpc", "asyncio", "kubernetes", "urllib3"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

@@ -188,8 +188,8 @@ class Message(BaseModel):
         if isinstance(c, str):
             try:
                 return json.loads(c)
-            except ValueError:
-                return c
+            except (ValueError, RecursionError):
+                return c  # not JSON (or nested past the parser's limit): the caller sees a string
         return c
 
     def to_json(self) -> str:
@@ -229,6 +229,9 @@ def parse_frame(data: str | bytes) -> dict[str, Any]:
         raw = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MessageError(f"frame is not JSON: {exc}") from exc
+    except RecursionError:
+        # The C parser recurses per nesting level: a peer's 100,000 brackets must not be a traceback.
+        raise MessageError("frame is not JSON: nested too deeply") from None
     if not isinstance(raw, dict):
         raise MessageError(f"frame must be a JSON object, not {type(raw).__name__}")
     if not isinstance(raw.get("route"), dict):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
-import os
 import re
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from kubeshore import filemodes
 
 _CA_VALIDITY = dt.timedelta(days=100 * 364)
 NODE_CN_PREFIX = "system:node:"
@@ -195,6 +197,18 @@ class CertificateAuthority:
         return builder.sign(self.key, hashes.SHA256())
 
 
+def client_tls_context(
+    ca_file: Path | None, cert_file: Path | None = None, key_file: Path | None = None
+) -> ssl.SSLContext:
+    """TLS client context: the server must chain to ``ca_file`` (the system's CAs when None) and match
+    the host name; ``cert_file``/``key_file`` are presented when the server asks for a certificate."""
+    ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert_file is not None and key_file is not None:
+        ctx.load_cert_chain(cert_file, key_file)
+    return ctx
+
+
 def node_subject(node: str) -> x509.Name:
     return x509.Name(
         [
@@ -250,7 +264,4 @@ def node_identity(subject_of: x509.Certificate | x509.CertificateSigningRequest)
 
 def write_private(path: Path, data: bytes) -> None:
     """Write key material readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    filemodes.write_private(path, data)

@@ -25,7 +25,26 @@ def test_ports_are_chosen_once_and_kept(tmp_path: Path) -> None:
     again = load_or_choose_ports(tmp_path / "a")
     assert first == again
     values = list(first.all().values())
-    assert len(set(values)) == len(values) == 4 + 4 * 2
+    assert len(set(values)) == len(values) == 4 + 4 * 2 + 2  # + edge-2's Modbus simulator and mapper
+
+
+def test_ports_added_later_are_chosen_once_and_taken_ones_announced(tmp_path: Path) -> None:
+    import json
+    import socket
+
+    path = tmp_path / "ports.json"
+    load_or_choose_ports(tmp_path, well_known=False)
+    old = json.loads(path.read_text())
+    for node in old["nodes"].values():  # a ports.json written before the Modbus simulator existed
+        node.pop("modbus"), node.pop("modbus_rest")
+    path.write_text(json.dumps(old))
+    with socket.socket() as busy:  # the simulator's well-known port is taken
+        busy.bind(("127.0.0.1", 1502)) if not port_in_use(1502) else None
+        upgraded = load_or_choose_ports(tmp_path)
+        assert upgraded.nodes["edge-2"].modbus not in (0, 1502)
+        assert upgraded.moved["edge-2 modbus"] == (1502, upgraded.nodes["edge-2"].modbus)
+    assert load_or_choose_ports(tmp_path).nodes["edge-2"].modbus == upgraded.nodes["edge-2"].modbus
+    assert load_or_choose_ports(tmp_path).moved == {}  # announced when chosen, not on every resume
 
 
 def test_well_known_ports_when_free(tmp_path: Path) -> None:
@@ -92,7 +111,9 @@ def test_examples_bring_the_node_groups(tmp_path: Path) -> None:
     plan = Plan(tmp_path, load_or_choose_ports(tmp_path, well_known=False), examples=REPO_EXAMPLES)
     assert ("NodeGroup", "site-a") in plan.examples_kinds()
     titles = [s.title for s in plan.steps(Supervisor(tmp_path))]
-    assert titles[-1].startswith("examples from") and "node groups" not in titles
+    assert titles[-2].startswith("examples from") and "node groups" not in titles
+    assert titles[-1] == "thermostat-1 pointed at the simulator"
+    assert "Modbus thermostat simulator on edge-2" in titles and "Modbus mapper on edge-2" in titles
     plan.examples_marker.write_text("applied")
     titles = [s.title for s in plan.steps(Supervisor(tmp_path))]
     assert not any(t.startswith("examples") or t == "node groups" for t in titles)

@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 from pydantic import BaseModel, ConfigDict, Field
 
 from kubeapi.server import User
-from kubeshore import pki
+from kubeshore import filemodes, pki
 
 ADMIN_USER = User("kubeshore-admin", ("system:masters", "system:authenticated"))
 
@@ -86,7 +86,7 @@ class Credentials:
 
     def __init__(self, pki_dir: Path) -> None:
         self.dir = pki_dir
-        pki_dir.mkdir(parents=True, exist_ok=True)
+        filemodes.private_dir(pki_dir)
         self.ca = pki.CertificateAuthority.load_or_create(
             pki_dir / "ca.crt", pki_dir / "ca.key", "kubeshore-apiserver-ca"
         )

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from cloudcore.apiserver._admission import DeviceAdmission
 from cloudcore.apiserver._controllers import Controllers
 from cloudcore.apiserver._security import Credentials
 from cloudcore.apiserver._store import SQLiteStore
@@ -19,6 +20,7 @@ from kubeapi.errors import APIError
 from kubeapi.objects import ObjectService
 from kubeapi.resources import Registry
 from kubeapi.server import Authorizer, KubeAPI
+from kubeshore import filemodes
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,9 @@ class EmbeddedAPIServer:
         self.registry = Registry()
         self.registry.add(*builtin_types())
         self.store = SQLiteStore(self.data_dir / "apiserver.db", self.registry, event_log_size=event_log_size)
-        self.service = ObjectService(self.store, self.registry)
+        admission = DeviceAdmission(self.registry)
+        self.service = ObjectService(self.store, self.registry, admit=admission)
+        admission.service = self.service
         self.controllers = Controllers(self.store, self.registry, self.service)
         self._authorize = authorize
         self._bookmark_interval = bookmark_interval
@@ -78,7 +82,9 @@ class EmbeddedAPIServer:
         await self.stop()
 
     async def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # The store holds every Secret, kubeedge/casecret (the edge CA key) among them.
+        filemodes.private_dir(self.data_dir)
+        filemodes.secure_tree(self.data_dir)
         credentials = await asyncio.to_thread(Credentials, self.data_dir / "pki")
         ssl_context = await asyncio.to_thread(credentials.server_context, self.bind)
         await self.store.open()

@@ -24,6 +24,7 @@ from websockets.http11 import Request, Response
 
 from cloudcore.cloudhub._session import NodeSession, NodeStats, Pending, TrackingConnection
 from kubeshore import pki
+from kubeshore.logs import Throttled
 from kubeshore.message import (
     OP_ERROR,
     OP_KEEPALIVE,
@@ -85,6 +86,8 @@ class CloudHub:
         self._closing: set[asyncio.Task[None]] = set()
         self.port = settings.port
         self.last_activity = 0.0
+        # A node sending the same bad input thousands of times gets one line a minute per reason.
+        self._throttled = Throttled(log)
 
     # Seams for controllers ------------------------------------------------------------------
     def register_upstream(self, source: str, handler: UpstreamHandler) -> None:
@@ -262,7 +265,9 @@ class CloudHub:
                         continue
                     msg = Message.from_data(raw)
                 except MessageError as exc:
-                    log.warning("node %s sent a malformed frame (%s); closing", node, exc)
+                    self._throttled.warning(
+                        f"malformed/{node}", "node %s sent a malformed frame (%s); closing", node, exc
+                    )
                     self._refuse("malformed_frame", node)
                     await conn.close(1007, f"malformed message: {exc}"[:120])
                     break
@@ -314,26 +319,64 @@ class CloudHub:
                 self._acked(p)
             return
         if op == OP_ERROR:
-            log.warning("node %s reported an error for %s: %s", node, msg.route.resource, msg.content)
+            self._node_error(session, msg)
             return
         if not is_known_operation(op):
-            log.warning("node %s: refused message with unknown operation %r", node, op)
+            self._throttled.warning(
+                f"unknown_operation/{node}", "node %s: refused message with unknown operation %.64r", node, op
+            )
             self._refuse("unknown_operation", node)
             return
         for validator in self._validators:
             reason = validator(node, msg)
             if reason:
-                log.warning("node %s: refused message %s: %s", node, msg.route.resource, reason)
+                self._throttled.warning(
+                    f"invalid/{node}", "node %s: refused message %.200s: %s", node, msg.route.resource, reason
+                )
                 self._refuse("invalid_message", node)
                 return
         handler = self._upstream.get(msg.route.source, self._default_upstream)
         if handler is None:
-            log.info("node %s: no handler for message from %r", node, msg.route.source)
+            self._throttled.log(
+                logging.INFO,
+                f"unhandled/{node}",
+                "node %s: no handler for message from %.64r",
+                node,
+                msg.route.source,
+            )
             return
         try:
             await handler(node, msg)
-        except Exception:
-            log.exception("node %s: handler for %s failed", node, msg.route.resource)
+        except Exception as exc:
+            # A handler's bug, triggered by this node's message: one line, and the session goes on.
+            self._refuse("handler_failed", node)
+            self._throttled.error(
+                f"handler/{node}/{type(exc).__name__}",
+                "node %s: handler for %.200s failed: %s: %s",
+                node,
+                msg.route.resource,
+                type(exc).__name__,
+                exc,
+            )
+
+    def _node_error(self, session: NodeSession, msg: Message) -> None:
+        """The node answered one of our messages with an error instead of an ACK. ``refused: ...``
+        (the message is invalid for it) is final: the message is not sent again. Anything else
+        (``unavailable: ...``, its store cannot write) is transient: the message is sent again later,
+        and the session stays, since the node is alive and answering."""
+        node = session.node
+        content = str(msg.content)
+        parent = msg.header.parent_msg_id
+        p = session.pending.get(parent) if parent else None
+        if p is not None and content.startswith("refused"):
+            session.acknowledge(parent)  # without on_ack: it is not on the node
+            self._refuse("refused_by_node", node)
+        elif p is not None:
+            p.tries = 1
+            self._refuse("node_unavailable", node)
+        self._throttled.warning(
+            f"error/{node}", "node %s answered %s with an error: %.300s", node, msg.route.resource, content
+        )
 
     def busy(self, within: float = 0.5) -> bool:
         """Whether messages were sent or acknowledged in the last ``within`` seconds (a fan-out)."""

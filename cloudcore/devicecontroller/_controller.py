@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -41,6 +42,9 @@ DEVICESTATUSES = Resource(GROUP, "v1beta1", "devicestatuses", "DeviceStatus", Tr
 GROUP_TWIN = "twin"
 
 Key = tuple[str, str]
+
+#: at most one DeviceStatusRefused Event per device in this many seconds
+_EVENT_INTERVAL = 300.0
 
 
 def _key(obj: Obj) -> Key:
@@ -111,6 +115,8 @@ class DeviceController:
             self._cached_status,
             flush_interval=flush_interval,
             concurrency=status_writers,
+            properties=self._properties,
+            on_refused=self._refused,
             refresh_interval=refresh_interval,
         )
         self._own_events = events is None
@@ -120,6 +126,7 @@ class DeviceController:
         self._edge_state: dict[Key, str] = {}  # the state the edge last reported
         self._conditions: dict[Key, list[dict[str, Any]]] = {}  # as last written
         self._writes: set[asyncio.Task[None]] = set()
+        self._events_at: dict[Key, float] = {}
         syncer.add_source(SOURCE_DEVICECONTROLLER, self.objects_for)
         hub.register_upstream(SOURCE_TWIN, self._upstream)
 
@@ -340,6 +347,27 @@ class DeviceController:
     def _cached_status(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.statuses.cache.get((namespace, name))
 
+    def _properties(self, namespace: str, name: str) -> set[str] | None:
+        device = self.devices.cache.get((namespace, name))
+        if device is None:
+            return None
+        props = (device.get("spec") or {}).get("properties") or []
+        return {str(p["name"]) for p in props if isinstance(p, dict) and p.get("name")}
+
+    def _refused(self, key: Key, reason: str) -> None:
+        """A DeviceStatus write refused for good: a Warning Event on the Device (a few per hour)."""
+        device = self.devices.cache.get(key)
+        now = time.monotonic()
+        if device is None or now - self._events_at.get(key, -_EVENT_INTERVAL) < _EVENT_INTERVAL:
+            return
+        if len(self._events_at) > 10000:
+            self._events_at.clear()
+        self._events_at[key] = now
+        message = f"DeviceStatus write refused by the API server; values dropped, not retried: {reason}"
+        self.events.record(
+            new_event(involved(device), WARNING, "DeviceStatusRefused", message, SOURCE_DEVICECONTROLLER)
+        )
+
     async def _ensure_status(self, device: Obj) -> bool:
         md = device["metadata"]
         body = {
@@ -409,7 +437,12 @@ class DeviceController:
             twins = content.get("twin")
             if not isinstance(twins, dict):
                 return
-            self.status.twin_report(key, twins, lambda: self._reply(node, msg))
+            self.status.twin_report(
+                key,
+                twins,
+                lambda: self._reply(node, msg),
+                lambda reason: self._reply(node, msg, f"refused: {reason}"),
+            )
             desired = {
                 n: t["desired"]
                 for n, t in twins.items()
@@ -429,16 +462,22 @@ class DeviceController:
                 self._edge_conditions[key] = conds.parse_edge_conditions(dev["conditions"])
             if self._node_ready.get(node) is False:
                 state = "unknown"  # stale news from a node the cloud considers gone
-            self.status.state_report(key, state, last_online, lambda: self._reply(node, msg))
+            self.status.state_report(
+                key,
+                state,
+                last_online,
+                lambda: self._reply(node, msg),
+                lambda reason: self._reply(node, msg, f"refused: {reason}"),
+            )
             self._refresh(key)
 
-    def _reply(self, node: str, msg: Message) -> None:
+    def _reply(self, node: str, msg: Message, content: str = ACK_OK) -> None:
         reply = Message.new(
             source=SOURCE_DEVICECONTROLLER,
             group=GROUP_TWIN,
             operation=OP_RESPONSE,
             resource="twin",
-            content=ACK_OK,
+            content=content,
             parent_msg_id=msg.msg_id,
         )
         self.hub.send_to_node(node, reply)

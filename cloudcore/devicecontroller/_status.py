@@ -15,6 +15,12 @@ a state reported again with a newer lastOnlineTime) is answered at once and writ
 change, or after ``refresh_interval`` when nothing changes, so timestamps stay honest without a
 write per report. KubeEdge writes every report.
 
+A write the API server refuses as it is (400, 413 too large, 422 invalid) is not retried for ever:
+it is tried once more with only the properties the Device declares (junk twins from an edge are
+left out), and if that is refused too the values are dropped, counted (``refused``), logged once per
+device a minute and reported through ``on_refused`` (an Event on the Device); the edge's messages
+are answered with the refusal so it stops resending them, and the device's next values are written.
+
 Unlike KubeEdge the first report of a property already carries its value (KubeEdge's
 ``findOrCreateTwinByName`` pointer bug only appends the name), and state, lastOnlineTime and
 twins of a device share one write.
@@ -30,7 +36,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubeshore.logs import Throttled
+
 log = logging.getLogger(__name__)
+_throttled = Throttled(log)
+
+#: HTTP codes of a write the API server will refuse again as long as it is the same
+REFUSED_CODES = frozenset({400, 413, 422})
 
 Key = tuple[str, str]  # (namespace, name)
 Patch = Callable[[str, str, dict[str, Any]], Awaitable[bool]]
@@ -54,6 +66,8 @@ class _Pending:
     last_online: str | None = None
     conditions: list[dict[str, Any]] | None = None
     replies: list[Callable[[], None]] = field(default_factory=list)
+    refusals: list[Callable[[str], None]] = field(default_factory=list)
+    held: bool = False  # changes nothing but timestamps: waits for the refresh interval
 
 
 class StatusWriter:
@@ -65,11 +79,17 @@ class StatusWriter:
         flush_interval: float = 0.5,
         concurrency: int = 4,
         refresh_interval: float = 60.0,
+        properties: Callable[[str, str], set[str] | None] | None = None,
+        on_refused: Callable[[Key, str], None] | None = None,
     ) -> None:
         """``concurrency``: DeviceStatus writes in flight at once; ``refresh_interval``: how long a
-        report that changes nothing (only timestamps) may wait for the next write."""
+        report that changes nothing (only timestamps) may wait for the next write;
+        ``properties(ns, name)``: the property names the Device declares (None: unknown);
+        ``on_refused(key, reason)``: a write was refused for good (its values dropped)."""
         self.patch = patch
         self.refresh_interval = refresh_interval
+        self.properties = properties
+        self.on_refused = on_refused
         self.concurrency = concurrency
         self.current = current  # the DeviceStatus as the informer last saw it
         self.flush_interval = flush_interval
@@ -123,11 +143,30 @@ class StatusWriter:
             pending = self._pending[key] = _Pending()
             self._wake.set()
         pending.conditions = conditions
+        if pending.held:
+            self._recheck(key, pending)
+
+    def _recheck(self, key: Key, pending: _Pending) -> None:
+        """A held device got another report: write it soon if that changed something, else answer."""
+        if self._changes_something(key, pending):
+            pending.held = False
+            self._wake.set()
+        else:
+            for reply in pending.replies:
+                reply()
+            pending.replies.clear()
 
     # input ------------------------------------------------------------------------------------
 
-    def twin_report(self, key: Key, twins: dict[str, Any], reply: Callable[[], None] | None = None) -> None:
-        """``twins`` is the ``twin`` map of a ``twin/edge_updated`` message."""
+    def twin_report(
+        self,
+        key: Key,
+        twins: dict[str, Any],
+        reply: Callable[[], None] | None = None,
+        refused: Callable[[str], None] | None = None,
+    ) -> None:
+        """``twins`` is the ``twin`` map of a ``twin/edge_updated`` message; ``reply`` is called once
+        its values are written, ``refused(reason)`` instead when the API server refused them for good."""
         pending = self._pending.get(key)
         if pending is None:
             # Only a device that was not pending yet needs the loop: the others are scheduled.
@@ -153,9 +192,18 @@ class StatusWriter:
                     entry[dst] = value
         if reply is not None:
             pending.replies.append(reply)
+        if refused is not None:
+            pending.refusals.append(refused)
+        if pending.held:
+            self._recheck(key, pending)
 
     def state_report(
-        self, key: Key, state: str, last_online: str, reply: Callable[[], None] | None = None
+        self,
+        key: Key,
+        state: str,
+        last_online: str,
+        reply: Callable[[], None] | None = None,
+        refused: Callable[[str], None] | None = None,
     ) -> None:
         pending = self._pending.get(key)
         if pending is None:
@@ -167,6 +215,10 @@ class StatusWriter:
             pending.last_online = last_online
         if reply is not None:
             pending.replies.append(reply)
+        if refused is not None:
+            pending.refusals.append(refused)
+        if pending.held:
+            self._recheck(key, pending)
 
     # output -----------------------------------------------------------------------------------
 
@@ -186,7 +238,8 @@ class StatusWriter:
                     continue  # its next write waits for this one (and then for the interval)
                 pending = self._pending[key]
                 interval = self.flush_interval
-                if not self._changes_something(key, pending):
+                pending.held = not self._changes_something(key, pending)
+                if pending.held:
                     # Only newer timestamps: answer the edge now, write them later (or with a change).
                     for reply in pending.replies:
                         reply()
@@ -243,14 +296,65 @@ class StatusWriter:
     async def _write_and_reply(self, key: Key, pending: _Pending) -> None:
         try:
             async with self._limit:
-                await self._write(key, pending)
+                try:
+                    await self._write(key, pending)
+                except Exception as exc:
+                    if getattr(exc, "status", None) not in REFUSED_CODES:
+                        raise
+                    if not await self._salvage(key, pending, exc):
+                        return
         except Exception as exc:
             self.write_results["error"] += 1
-            log.warning("DeviceStatus %s/%s not written (will retry): %s", *key, exc)
+            _throttled.warning(
+                f"error/{key[0]}/{key[1]}", "DeviceStatus %s/%s not written (will retry): %s", *key, exc
+            )
             self._requeue(key, pending)
             return
         for reply in pending.replies:
             reply()
+
+    async def _salvage(self, key: Key, pending: _Pending, exc: Exception) -> bool:
+        """After a refusal: write again with only the Device's properties if that leaves something
+        out; True when written, False when refused for good (values dropped and reported)."""
+        known = self.properties(*key) if self.properties is not None else None
+        if known is not None:
+            extra = [n for n in pending.twins if n not in known]
+            stored = [n for n in self._merged_twins(key) if n not in known]
+            if extra or stored:
+                kept = _Pending(
+                    twins={n: t for n, t in pending.twins.items() if n in known},
+                    state=pending.state,
+                    last_online=pending.last_online,
+                    conditions=pending.conditions,
+                )
+                try:
+                    await self._write(key, kept, only=known)
+                except Exception as again:
+                    if getattr(again, "status", None) not in REFUSED_CODES:
+                        raise
+                    exc = again
+                else:
+                    self._report_refusal(
+                        key, f"twins that are not properties of the Device were left out: {exc}", pending
+                    )
+                    return True
+        self._report_refusal(key, str(exc), pending)
+        for refused in pending.refusals:
+            refused(str(exc)[:300])
+        return False
+
+    def _report_refusal(self, key: Key, reason: str, pending: _Pending) -> None:
+        self.write_results["refused"] += 1
+        _throttled.warning(
+            f"refused/{key[0]}/{key[1]}",
+            "DeviceStatus %s/%s: the API server refused the write (%d twins); not retried: %.300s",
+            key[0],
+            key[1],
+            len(pending.twins),
+            reason,
+        )
+        if self.on_refused is not None:
+            self.on_refused(key, reason)
 
     async def flush(self) -> None:
         """Write everything pending now, whatever the pacing (for stop and tests)."""
@@ -276,13 +380,17 @@ class StatusWriter:
             if newer.conditions is None:
                 newer.conditions = old.conditions
             newer.replies[:0] = old.replies
+            newer.refusals[:0] = old.refusals
         self._wake.set()
 
-    async def _write(self, key: Key, pending: _Pending) -> None:
+    async def _write(self, key: Key, pending: _Pending, only: set[str] | None = None) -> None:
         status: dict[str, Any] = {}
-        if pending.twins:
+        if pending.twins or only is not None:
             merged = self._merged_twins(key)
             changed = False
+            if only is not None:
+                changed = any(n not in only for n in merged)
+                merged = {n: t for n, t in merged.items() if n in only}
             for name, entry in pending.twins.items():
                 twin = merged.setdefault(name, {"propertyName": name})
                 for side, value in entry.items():

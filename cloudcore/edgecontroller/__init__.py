@@ -5,6 +5,7 @@ from cloudcore.edgecontroller._events import EdgeEvents
 from cloudcore.edgecontroller._nodegroups import NodeGroupViews
 from cloudcore.edgecontroller._nodes import EDGE_ROLE_LABEL, NodeLifecycle, validate_node_message
 from cloudcore.edgecontroller._objects import ChangeListener, EdgeController, ObjectFilter, pod_references
+from cloudcore.edgecontroller._pods import PodStatusWriter
 
 __all__ = [
     "EDGE_ROLE_LABEL",
@@ -14,6 +15,7 @@ __all__ = [
     "NodeGroupViews",
     "NodeLifecycle",
     "ObjectFilter",
+    "PodStatusWriter",
     "pod_references",
     "validate_node_message",
 ]

@@ -80,6 +80,17 @@ def state_result(event_id: str, device: Device) -> dict[str, Any]:
     return doc
 
 
+def cloud_state(device: Device) -> dict[str, Any]:
+    """``state/update`` to the cloud: KubeEdge's, plus the edge's conditions (which it ignores)."""
+    doc = state_result(header()["event_id"], device)
+    doc["device"]["state"] = device.state or "unknown"
+    doc["device"]["conditions"] = [
+        {"type": t, "status": status, "reason": reason, "message": message}
+        for t, (status, reason, message) in sorted(device.conditions.items())
+    ]
+    return doc
+
+
 def membership_device(device: Device) -> dict[str, Any]:
     attributes = {
         t.name: {"value": t.actual or "", "optional": t.optional, "metadata": {"type": t.attr_type}}

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from edgecore.devicetwin import _formats as fmt
 from edgecore.devicetwin._state import (
+    UNREACHABLE_STATES,
     Change,
     Device,
     TwinError,
@@ -113,10 +114,13 @@ class DeviceTwin:
         self.retry_after = retry_after
         self.listeners: list[DeviceListener] = []
         self.on_report: list[Callable[[str, list[Change]], None]] = []
+        #: ``record(device, type, reason, message)``: an Event about a Device (sent to the cloud)
+        self.on_event: Callable[[Device, str, str, str], None] | None = None
         self._cloud_dirty: set[str] = set()
         self._inflight: dict[str, _InFlight] = {}
         self._sent: dict[str, dict[str, tuple[int, int]]] = {}  # versions sent, not yet acknowledged
         self._state_sent: dict[str, int] = {}
+        self._resend_state: set[str] = set()
         self._sync_task: asyncio.Task[None] | None = None
         self._sync_wake = asyncio.Event()
         self._bg: set[asyncio.Task[Any]] = set()
@@ -311,6 +315,9 @@ class DeviceTwin:
         self._sent.clear()
         self._state_sent.clear()
         if connected:
+            # Every state again: the cloud may have marked this node's devices unknown meanwhile.
+            self._resend_state = {d.id for d in self.store.devices.values() if d.state or d.conditions}
+            self._cloud_dirty.update(self._resend_state)
             for dev in self.store.devices.values():
                 if dev.state_version > dev.state_synced or any(t.unsynced for t in dev.twins.values()):
                     self._cloud_dirty.add(dev.id)
@@ -332,11 +339,59 @@ class DeviceTwin:
 
     def report_state(self, namespace: str, name: str, state: str) -> Device:
         device = self._device(namespace, name)
+        before = device.state
         if not apply_state(device, state):
             raise TwinError(400, f"unknown device state {state!r}")
         self.store.device_changed(device.id)
-        self._cloud_dirty.add(device.id)
+        if device.state_version > max(device.state_synced, self._state_sent.get(device.id, 0)):
+            self._cloud_dirty.add(device.id)
+        if device.state != before and device.state in UNREACHABLE_STATES:
+            self.event(
+                device, "Warning", "DeviceUnreachable", f"the mapper reports the device {device.state}"
+            )
         return device
+
+    def desired_outcome(
+        self, namespace: str, name: str, reported: list[str], refused: dict[str, str]
+    ) -> None:
+        """What a mapper's report says of the desired values of the ``reported`` properties:
+        ``refused`` maps those it did not apply to why."""
+        device = self._device(namespace, name)
+        for prop in reported:
+            if prop in refused:
+                device.refused[prop] = refused[prop]
+            else:
+                device.refused.pop(prop, None)
+        if device.refused:
+            reasons = "; ".join(f"property {p}: {why}" for p, why in sorted(device.refused.items()))
+            self.set_condition(
+                device.id, "DesiredApplied", "False", "DesiredRefused", f"the mapper did not apply {reasons}"
+            )
+        elif any(t.expected is not None for t in device.twins.values()):
+            self.set_condition(
+                device.id, "DesiredApplied", "True", "Applied", "the mapper accepted every desired value"
+            )
+
+    def event(self, device: Device, type_: str, reason: str, message: str) -> None:
+        if self.on_event is not None:
+            self.on_event(device, type_, reason, message)
+
+    def set_condition(self, device_id: str, ctype: str, status: str, reason: str, message: str) -> bool:
+        """Set one of the edge's conditions of a device; a change goes to the cloud with the state, and
+        one to False is recorded as a Warning Event (reason and message as the condition's)."""
+        device = self.store.devices.get(device_id)
+        if device is None:
+            return False
+        value = (status, reason, message)
+        if device.conditions.get(ctype) == value:
+            return False
+        device.conditions[ctype] = value
+        device.state_version += 1
+        self._cloud_dirty.add(device_id)
+        self._sync_wake.set()
+        if status == "False":
+            self.event(device, "Warning", reason, message)
+        return True
 
     def _device(self, namespace: str, name: str) -> Device:
         device = self.store.devices.get(f"{namespace}/{name}")
@@ -546,8 +601,8 @@ class DeviceTwin:
                 self._inflight[msg_id] = _InFlight(device_id, "twin", versions, 0, now)
                 sent += 1
             state_sent = self._state_sent.get(device_id, 0)
-            if device.state_version > max(device.state_synced, state_sent):
-                doc = fmt.state_result(fmt.header()["event_id"], device)
+            if device.state_version > max(device.state_synced, state_sent) or device_id in self._resend_state:
+                doc = fmt.cloud_state(device)
                 msg_id = await cloud.send(
                     resource=f"device/{device.namespace}/{device.name}/state/update",
                     operation="update",
@@ -558,6 +613,7 @@ class DeviceTwin:
                     self._cloud_dirty.add(device_id)
                     return sent
                 self._state_sent[device_id] = device.state_version
+                self._resend_state.discard(device_id)
                 self._inflight[msg_id] = _InFlight(device_id, "state", {}, device.state_version, now)
                 sent += 1
         return sent
@@ -569,7 +625,13 @@ class DeviceTwin:
         device = self.store.devices.get(inflight.device_id)
         if device is None:
             return
-        if content not in ("OK", b"OK", '"OK"'):
+        if isinstance(content, str) and content.startswith("refused"):
+            # The API server will refuse these values again (too large, invalid): sending them
+            # again would wedge the device; the cloud recorded an Event, the next values go through.
+            self._throttled.warning(
+                f"cloud-refused/{device.id}", "cloud refused the twin sync of %s: %.300s", device.id, content
+            )
+        elif content not in ("OK", b"OK", '"OK"'):
             log.warning("cloud rejected twin sync of %s: %s", inflight.device_id, content)
             self._sent.pop(device.id, None)
             self._state_sent.pop(device.id, None)

@@ -18,6 +18,7 @@ from typing import Any
 
 VALID_STATES = frozenset({"online", "offline", "ok", "unknown", "unhealthy", "disconnected"})
 ONLINE_STATES = frozenset({"online", "ok"})
+UNREACHABLE_STATES = frozenset({"offline", "disconnected", "unhealthy"})
 _NAME_RE = re.compile(r"^[a-zA-Z0-9\-_.,:/@#]{1,128}$")
 MAX_VALUE_LEN = 4096
 #: twins a device may have (its model's properties and optional ones): one update of 1,000 junk
@@ -164,14 +165,17 @@ class Device:
     """
 
     __slots__ = (
+        "conditions",
         "description",
         "id",
         "last_online",
         "model_id",
         "name",
         "namespace",
+        "online_refreshed",
         "protocol",
         "raw",
+        "refused",
         "resource_version",
         "state",
         "state_synced",
@@ -207,6 +211,11 @@ class Device:
         self.state_version = state_version
         self.state_synced = state_synced
         self.twins: dict[str, Twin] = {} if twins is None else twins
+        # type -> (status, reason, message): what the edge sees of the device's mapper (not persisted:
+        # the registry and the mapper's next report establish them again after a restart)
+        self.conditions: dict[str, tuple[str, str, str]] = {}
+        self.online_refreshed = 0.0  # monotonic time last_online last went to the cloud
+        self.refused: dict[str, str] = {}  # property -> why the mapper did not apply its desired value
 
     @property
     def body(self) -> dict[str, Any]:
@@ -537,13 +546,26 @@ def _twin_type(device: Device, name: str) -> str:
     return twin.attr_type if twin is not None else "string"
 
 
+# A state reported again only refreshes lastOnlineTime in the cloud this often (a change goes at once).
+ONLINE_REFRESH = 60.0
+
+
 def apply_state(device: Device, state: str) -> bool:
-    """Record a device state; returns False for a state KubeEdge does not know."""
+    """Record a device state; returns False for a state KubeEdge does not know.
+
+    ``last_online`` is the time of the last online report (KubeEdge's meaning; mappers report the
+    state every ``stateReport.reportCycle``). A change of state goes to the cloud at once; the
+    same state reported again only when the cloud's lastOnlineTime is ``ONLINE_REFRESH`` old.
+    """
     state = state.lower()
     if state not in VALID_STATES:
         return False
+    changed = state != device.state
     device.state = state
     if state in ONLINE_STATES:
         device.last_online = rfc3339_now()
-    device.state_version += 1
+    now = time.monotonic()
+    if changed or now - device.online_refreshed >= ONLINE_REFRESH:
+        device.online_refreshed = now
+        device.state_version += 1
     return True

@@ -295,8 +295,6 @@ class TwinStore:
 
     async def probe_write(self) -> None:
         """Commit a one-row write, for readiness; raises StoreUnavailable with the reason."""
-        if self.write_error is not None:
-            raise StoreUnavailable(f"the twin store cannot write: {self.write_error}")
 
         def write() -> None:
             assert self._engine is not None
@@ -309,6 +307,13 @@ class TwinStore:
         except Exception as exc:
             self._write_failed(exc)
             raise StoreUnavailable(f"the twin store cannot write: {self.write_error}") from None
+        if self.write_error is not None and not self._dirty:
+            log.warning("twin store writes again")
+            self.write_error = None
+        elif self.write_error is not None:
+            # Rows a failed write left behind are not written yet: ready once they are.
+            self._wake.set()
+            raise StoreUnavailable(f"the twin store cannot write: {self.write_error} (retrying)")
 
     # marking changes ---------------------------------------------------------------------------
 

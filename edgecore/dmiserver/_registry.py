@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
+from crds import DeviceConditionType
 from dmi.rpc import Channel, RpcError, StatusCode
 from dmi.v1beta1 import api_pb2
 from edgecore.devicetwin import Device, DeviceTwin, TwinError
@@ -33,6 +34,7 @@ from edgecore.dmiserver._convert import ConversionError, device_to_dmi, model_to
 log = logging.getLogger(__name__)
 
 MAPPER_ANNOTATION = "devices.kubeshore.io/mapper"
+MAPPER_AVAILABLE = DeviceConditionType.MAPPER_AVAILABLE.value
 CALL_TIMEOUT = 3.0
 _SERVICE = "/" + api_pb2.DESCRIPTOR.services_by_name["DeviceMapperService"].full_name + "/"
 
@@ -175,11 +177,14 @@ class MapperRegistry:
                 device = self.store.devices[device_id]
                 if self.choose(device) is not mapper:
                     continue
+                if self.store.models.get(device.model_id) is None:
+                    continue  # never made-up values: a device waits for its model (cloud: ModelFound=False)
                 dmi_device = self._dmi_device(device_id)
                 if dmi_device is None:
                     continue
                 response.deviceList.append(dmi_device)
                 mapper.delivered[device_id] = _fingerprint(dmi_device)
+                self._available(device_id, mapper)
                 model = self.store.models.get(device.model_id)
                 if model is not None and device.model_id not in mapper.models:
                     dmi_model = model_to_dmi(model)
@@ -274,7 +279,8 @@ class MapperRegistry:
                 current.enqueue(device_id)
             elif target is not None:
                 target.enqueue(device_id)
-            # else: waits for its mapper; register() routes every device again
+            elif device is not None:
+                self._no_mapper(device)  # waits for its mapper; register() routes every device again
 
     def _dmi_device(self, device_id: str) -> api_pb2.Device | None:
         body = self.twin.device_for_mapper(device_id)
@@ -326,18 +332,32 @@ class MapperRegistry:
                     exc.code.name,
                     mapper.call_timeout,
                 )
-                self._mark_devices(mapper)
+            # Every time: devices that came to this mapper since it was marked say so too.
+            self._mark_devices(mapper)
         else:
             log.warning(
                 "mapper %s refused device %s: %s %s", mapper.name, device_id, exc.code.name, exc.details
             )
+            self.twin.set_condition(
+                device_id,
+                MAPPER_AVAILABLE,
+                "False",
+                "MapperRefused",
+                f"mapper {mapper.name} refused the device: {exc.code.name} {exc.details}",
+            )
 
     def _mark_devices(self, mapper: Mapper) -> None:
         """The devices of an unhealthy mapper say so in their state (and so in DeviceStatus)."""
-        for device_id in set(mapper.delivered) | set(mapper.queue):
-            device = self.store.devices.get(device_id)
-            if device is None or self.choose(device) is not mapper or device.state == "unhealthy":
+        for device in list(self.store.devices.values()):
+            if device.state == "unhealthy" or self.choose(device) is not mapper:
                 continue
+            self.twin.set_condition(
+                device.id,
+                MAPPER_AVAILABLE,
+                "False",
+                "MapperUnreachable",
+                f"mapper {mapper.name} at {mapper.address} does not answer within {mapper.call_timeout:g} s",
+            )
             with contextlib.suppress(TwinError):
                 self.twin.report_state(device.namespace, device.name, "unhealthy")
 
@@ -379,6 +399,31 @@ class MapperRegistry:
             return  # not convertible: logged; retrying would not help
         await self._deliver(mapper, device, device_id, dmi_device)
         self._reachable(mapper)
+        self._available(device_id, mapper)
+
+    # conditions -------------------------------------------------------------------------------
+
+    def _available(self, device_id: str, mapper: Mapper) -> None:
+        self.twin.set_condition(
+            device_id,
+            MAPPER_AVAILABLE,
+            "True",
+            "MapperRegistered",
+            f"mapper {mapper.name} ({mapper.protocol}) serves the device",
+        )
+
+    def _no_mapper(self, device: Device) -> None:
+        node = self.twin.node_name
+        annotations = (device.body.get("metadata") or {}).get("annotations") or {}
+        wanted = annotations.get(MAPPER_ANNOTATION) if isinstance(annotations, dict) else None
+        if not device.protocol:
+            message = "the device names no protocol (spec.protocol.protocolName), so no mapper serves it"
+        elif wanted:
+            message = f"mapper {wanted} (annotation {MAPPER_ANNOTATION}) is not registered on node {node}"
+            message += f" for protocol {device.protocol}"
+        else:
+            message = f"no mapper for protocol {device.protocol} is registered on node {node}"
+        self.twin.set_condition(device.id, MAPPER_AVAILABLE, "False", "NoMapper", message)
 
     def _reachable(self, mapper: Mapper) -> None:
         if not mapper.reachable:

@@ -25,6 +25,9 @@ from edgecore.dmiserver._registry import MapperRegistry
 log = logging.getLogger(__name__)
 
 DEFAULT_SOCKET = "/etc/kubeedge/dmi.sock"
+# kubeshore's mappers say why a desired value was not applied in the metadata of observedDesired
+# (a free-form map KubeEdge's edgecore ignores).
+DESIRED_ERROR = "error"
 
 
 def socket_path(configured: str) -> str:
@@ -87,6 +90,7 @@ class _Servicer:
                 rpc, StatusCode.INVALID_ARGUMENT, "ReportDeviceStatus: reportedDevice has no twins"
             )
         twins: list[tuple[str, str | None, dict[str, str], str | None]] = []
+        refused: dict[str, str] = {}
         for t in request.reportedDevice.twins:
             if not t.propertyName:
                 raise self._refuse(
@@ -97,8 +101,13 @@ class _Servicer:
                 t.observedDesired.value if t.HasField("observedDesired") and t.observedDesired.value else None
             )
             twins.append((t.propertyName, reported, dict(t.reported.metadata), observed))
+            error = t.observedDesired.metadata.get(DESIRED_ERROR) if t.HasField("observedDesired") else None
+            if error:
+                refused[t.propertyName] = error
         try:
-            self.twin.report_status(request.deviceNamespace or "default", request.deviceName, twins)
+            namespace = request.deviceNamespace or "default"
+            self.twin.report_status(namespace, request.deviceName, twins)
+            self.twin.desired_outcome(namespace, request.deviceName, [t[0] for t in twins], refused)
         except TwinError as err:
             raise self._refuse(rpc, _CODES.get(err.code, StatusCode.INTERNAL), err.reason) from None
         await self._durable(rpc)

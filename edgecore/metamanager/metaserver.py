@@ -1,5 +1,10 @@
 """MetaServer: a read-only Kubernetes API of the node's own objects on 127.0.0.1 (default 10550).
 
+Secrets are served only to callers that present the node's MetaServer token (``Authorization: Bearer``;
+the token lives in a 0600 file, by default ``<dataDir>/metaserver.token``, that the operator hands to
+the local workloads allowed to read Secrets). Everything else is served to any local caller, as
+KubeEdge's MetaServer does; another token (a Pod's service account token) counts as none.
+
 It is ``kubeapi`` (the same API layer as the embedded API server) over a read-only view of the edge
 store, so kubectl and in-cluster clients on the edge can get, list (with label and field selectors)
 and watch what the node holds, also while the cloud is away. Objects keep the cloud's content; their
@@ -16,9 +21,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import hmac
 import json
 import logging
+import secrets
 import socket
+from pathlib import Path
 from typing import Any
 
 from edgecore.metamanager._store import Change, EdgeStore, gvr_of
@@ -27,6 +35,7 @@ from kubeapi.errors import gone, method_not_allowed
 from kubeapi.resources import READ_VERBS, Registry, ResourceType
 from kubeapi.selectors import Selector
 from kubeapi.store import ListOptions, ListPage, StoredObject, WatchEvent, decoded
+from kubeshore import filemodes
 
 log = logging.getLogger(__name__)
 
@@ -291,10 +300,12 @@ class EdgeView:
 
 
 class MetaServer:
-    def __init__(self, store: EdgeStore, address: str, port: int) -> None:
+    def __init__(self, store: EdgeStore, address: str, port: int, *, token_file: Path | None = None) -> None:
         self.store = store
         self.address = address
         self.port = port
+        self.token_file = token_file
+        self._token = b""
         self.registry = Registry()
         self.registry.add(*_served_types())
         self.view = EdgeView(self.registry, store)
@@ -303,6 +314,8 @@ class MetaServer:
         self._activation: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        if self.token_file is not None:
+            self._token = _load_or_create_token(self.token_file)
         async for batch in self.store.batches():
             for obj in batch:
                 self.view.apply(Change("ADDED", gvr_of(obj), obj))
@@ -325,7 +338,13 @@ class MetaServer:
         try:
             # In a thread: the imports take a few hundred milliseconds the event loop should not wait.
             web, server = await asyncio.to_thread(_http_side)
-            api = server.KubeAPI(self.view, self.registry, read_only=True)
+            api = server.KubeAPI(
+                self.view,
+                self.registry,
+                read_only=True,
+                authenticate=self._authenticate,
+                authorize=_authorize,
+            )
             runner = web.AppRunner(api.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
             await runner.setup()
             self._runner = runner
@@ -345,6 +364,31 @@ class MetaServer:
                 asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
+
+    def _authenticate(self, request: Any) -> Any:
+        from kubeapi.server import ANONYMOUS, User
+
+        header: str = request.headers.get("Authorization", "")
+        # Another bearer token (a Pod's service account token, sent by every in-cluster client) is
+        # not refused: it proves nothing here, so its holder is served as anyone else is.
+        if (
+            self._token
+            and header[:7].lower() == "bearer "
+            and hmac.compare_digest(header[7:].strip().encode(), self._token)
+        ):
+            return User("metaserver-token", ("system:authenticated",))
+        return ANONYMOUS
+
+
+def _authorize(attrs: Any) -> bool:
+    return attrs.resource != "secrets" or "system:authenticated" in attrs.user.groups
+
+
+def _load_or_create_token(path: Path) -> bytes:
+    if not path.exists():
+        filemodes.write_private(path, secrets.token_urlsafe(32).encode())
+    filemodes.secure_tree(path)
+    return path.read_bytes().strip()
 
 
 def _http_side() -> tuple[Any, Any]:

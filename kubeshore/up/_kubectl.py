@@ -35,7 +35,8 @@ class Kubectl:
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            out, err = await asyncio.wait_for(proc.communicate(stdin), within)
+            async with asyncio.timeout(within):
+                out, err = await proc.communicate(stdin)
         except (TimeoutError, asyncio.CancelledError):
             proc.kill()
             await proc.wait()

@@ -7,7 +7,11 @@ Layout of ``DIR`` (default ``./.kubeshore``)::
     logs/<name>.log    one log per service and per one-shot command
     cloud/             cloudcore's data dir: the embedded API server's store, CA, admin.kubeconfig
     nodes/<node>/      `kubeshore join`'s data dir: edgecore.yaml, the edge store, mosquitto.conf,
-                       the DMI socket and the virtual mapper's socket
+                       the DMI socket and the mappers' sockets
+    nodes/<node>/mqtt/ the broker's users (edgecore, mapper, app: <user>.password), its hashed
+                       password file and ACL (docs/security.md)
+
+Everything is owner-only (0700 directories, 0600 files): it holds the CA key, Secrets and passwords.
     nodegroups.yaml    two NodeGroups, written when the examples bring none
     examples-applied   present once examples/ was applied (a resume does not apply it again)
 
@@ -19,9 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import json
+import secrets
 import shutil
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -32,14 +39,25 @@ from typing import Any
 
 import yaml
 
+from kubeshore import filemodes
 from kubeshore.up._kubectl import Kubectl
 from kubeshore.up._processes import ProcessFailed, Service, Supervisor
 
 NODES: tuple[str, ...] = ("edge-1", "edge-2")
+# The node of examples/device-modbus-thermostat.yaml: a Modbus TCP simulator and the Modbus mapper run there.
+MODBUS_NODE = "edge-2"
+# The example's placeholder address, pointed at the simulator by `kubeshore up`.
+EXAMPLE_MODBUS_IP = "192.168.10.20"
 # The same groups as examples/nodegroups.yaml, for when kubeshore runs without the repository.
 NODE_GROUPS: dict[str, str] = {"edge-1": "site-a", "edge-2": "site-b"}
 QUICKSTART = Path(__file__).with_name("quickstart.yaml")
 REPO_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+# Who may do what on a node's broker (docs/security.md): edgecore owns the twin topics; mappers write
+# reports and states and read results; applications (user "app") only read.
+MQTT_USERS = ("edgecore", "mapper", "app")
+MQTT_ACL = Path(__file__).with_name("mosquitto.acl")
 
 
 class PlanError(Exception):
@@ -56,6 +74,9 @@ class NodePorts:
     rest: int
     # 0 (any free port) for a ports.json written before edgecore served metrics
     metrics: int = 0
+    # the Modbus simulator and the Modbus mapper's REST API (chosen when missing from ports.json)
+    modbus: int = 0
+    modbus_rest: int = 0
 
 
 @dataclass
@@ -65,6 +86,8 @@ class Ports:
     https: int
     metrics: int
     nodes: dict[str, NodePorts] = field(default_factory=dict)
+    #: well-known ports that were taken when these were chosen: what -> (wanted, chosen)
+    moved: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def all(self) -> dict[str, int]:
         out = {
@@ -77,6 +100,10 @@ class Ports:
             out.update({f"{node} mqtt": p.mqtt, f"{node} metaserver": p.metaserver, f"{node} rest": p.rest})
             if p.metrics:
                 out[f"{node} metrics"] = p.metrics
+            if p.modbus:
+                out[f"{node} modbus"] = p.modbus
+            if p.modbus_rest:
+                out[f"{node} modbus rest"] = p.modbus_rest
         return out
 
 
@@ -113,29 +140,41 @@ def preferred_ports(nodes: tuple[str, ...]) -> dict[str, int]:
         out[f"{node}.metaserver"] = 10550 + i
         out[f"{node}.rest"] = 7777 + i
         out[f"{node}.metrics"] = 10352 + i
+        if node == MODBUS_NODE:
+            out[f"{node}.modbus"] = 1502
+            out[f"{node}.modbus_rest"] = 7787
     return out
 
 
 def load_or_choose_ports(data_dir: Path, nodes: tuple[str, ...] = NODES, well_known: bool = True) -> Ports:
     path = data_dir / "ports.json"
+    wanted = preferred_ports(nodes)
     if path.exists():
         raw = json.loads(path.read_text())
-        return Ports(
+        loaded = Ports(
             apiserver=raw["apiserver"],
             websocket=raw["websocket"],
             https=raw["https"],
             metrics=raw["metrics"],
             nodes={n: NodePorts(**p) for n, p in raw["nodes"].items()},
         )
-    wanted = preferred_ports(nodes)
-    spare = iter(free_ports(len(wanted)))
-    chosen: dict[str, int] = {}
-    for key, port in wanted.items():
-        if not well_known or port_in_use(port):
-            port = next(spare)
-            while port in wanted.values() or port in chosen.values():
-                port = free_ports(1)[0]
-        chosen[key] = port
+        # Ports added since this file was written (the Modbus simulator's): chosen now, kept after.
+        missing = {
+            f"{n}.{f}": wanted[f"{n}.{f}"]
+            for n, p in loaded.nodes.items()
+            for f in ("modbus", "modbus_rest")
+            if not getattr(p, f) and f"{n}.{f}" in wanted
+        }
+        if not missing:
+            return loaded
+        taken = set(loaded.all().values())
+        for key, port in _choose(missing, well_known, taken, loaded.moved).items():
+            node, what = key.split(".")
+            setattr(loaded.nodes[node], what, port)
+        _save(path, loaded)
+        return loaded
+    moved: dict[str, tuple[int, int]] = {}
+    chosen = _choose(wanted, well_known, set(), moved)
     ports = Ports(
         apiserver=chosen["apiserver"],
         websocket=chosen["websocket"],
@@ -148,12 +187,36 @@ def load_or_choose_ports(data_dir: Path, nodes: tuple[str, ...] = NODES, well_kn
             metaserver=chosen[f"{node}.metaserver"],
             rest=chosen[f"{node}.rest"],
             metrics=chosen[f"{node}.metrics"],
+            modbus=chosen.get(f"{node}.modbus", 0),
+            modbus_rest=chosen.get(f"{node}.modbus_rest", 0),
         )
+    ports.moved = moved if well_known else {}
     data_dir.mkdir(parents=True, exist_ok=True)
-    saved = {k: v for k, v in vars(ports).items() if k != "nodes"}
+    _save(path, ports)
+    return ports
+
+
+def _choose(
+    wanted: dict[str, int], well_known: bool, taken: set[int], moved: dict[str, tuple[int, int]]
+) -> dict[str, int]:
+    """A port for each key: the wanted one when free (and ``well_known``), else any free one."""
+    spare = iter(free_ports(len(wanted)))
+    chosen: dict[str, int] = {}
+    for key, port in wanted.items():
+        if not well_known or port_in_use(port) or port in taken:
+            want = port
+            port = next(spare)
+            while port in wanted.values() or port in chosen.values() or port in taken:
+                port = free_ports(1)[0]
+            moved[key.replace(".", " ")] = (want, port)
+        chosen[key] = port
+    return chosen
+
+
+def _save(path: Path, ports: Ports) -> None:
+    saved = {k: v for k, v in vars(ports).items() if k not in ("nodes", "moved")}
     saved["nodes"] = {n: vars(p) for n, p in ports.nodes.items()}
     path.write_text(json.dumps(saved, indent=2))
-    return ports
 
 
 # --- readiness checks ---------------------------------------------------------------------------------
@@ -161,7 +224,8 @@ def load_or_choose_ports(data_dir: Path, nodes: tuple[str, ...] = NODES, well_kn
 
 async def tcp_open(port: int, host: str = "127.0.0.1") -> bool:
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+        async with asyncio.timeout(1.0):
+            _, writer = await asyncio.open_connection(host, port)
     except (OSError, TimeoutError):
         return False
     writer.close()
@@ -173,13 +237,15 @@ async def tcp_open(port: int, host: str = "127.0.0.1") -> bool:
 async def http_ok(port: int, path: str, host: str = "127.0.0.1") -> bool:
     """A plain-HTTP GET answered with a 2xx status (enough for health and ping endpoints)."""
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+        async with asyncio.timeout(1.0):
+            reader, writer = await asyncio.open_connection(host, port)
     except (OSError, TimeoutError):
         return False
     try:
         writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
         await writer.drain()
-        status_line = await asyncio.wait_for(reader.readline(), 2.0)
+        async with asyncio.timeout(2.0):
+            status_line = await reader.readline()
     except (OSError, TimeoutError):
         return False
     finally:
@@ -262,6 +328,8 @@ class Plan:
         out = []
         if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
             out.append("mosquitto (the MQTT broker): apt-get install mosquitto, or run `make up` as root")
+        elif shutil.which("mosquitto_passwd") is None:
+            out.append("mosquitto_passwd (comes with mosquitto): apt-get install mosquitto")
         if not Kubectl.available():
             out.append("kubectl: install it from your distribution (kubernetes-client) or kubernetes.io")
         for name in ("cloudcore", "edgecore"):
@@ -287,6 +355,8 @@ class Plan:
             "--standalone",
             "--data-dir",
             str(self.cloud_dir),
+            "--bind",
+            "127.0.0.1",
             "--apiserver-port",
             str(self.ports.apiserver),
             "--websocket-port",
@@ -303,16 +373,55 @@ class Plan:
 
         return Service("cloudcore", argv, env=CHILD_ENV, ready=ready, stop_last=True)
 
+    def mqtt_dir(self, node: str) -> Path:
+        return self.node_dir(node) / "mqtt"
+
+    def mqtt_password_file(self, node: str, user: str) -> Path:
+        return self.mqtt_dir(node) / f"{user}.password"
+
+    def mqtt_credentials(self, node: str) -> None:
+        """Each user's password (made once, kept for later runs), the broker's hashed password file
+        and its ACL."""
+        d = filemodes.private_dir(self.mqtt_dir(node))
+        lines = []
+        for user in MQTT_USERS:
+            path = self.mqtt_password_file(node, user)
+            if not path.exists():
+                filemodes.write_private(path, secrets.token_urlsafe(24).encode())
+            lines.append(f"{user}:{path.read_text().strip()}\n")
+        passwd = d / "passwd"
+        filemodes.write_private(passwd, "".join(lines).encode())
+        # Hashed in place from a file: a password among the arguments would show in ps.
+        done = subprocess.run(
+            [shutil.which("mosquitto_passwd") or "mosquitto_passwd", "-U", str(passwd)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if done.returncode != 0:
+            raise PlanError(
+                f"mosquitto_passwd -U {passwd} failed: {done.stderr.strip() or done.stdout.strip()}"
+            )
+        filemodes.write_private(d / "acl", MQTT_ACL.read_bytes())
+
     def mosquitto(self, node: str) -> Service:
         conf = self.node_dir(node) / "mosquitto.conf"
-        conf.parent.mkdir(parents=True, exist_ok=True)
-        conf.write_text(
-            f"# written by kubeshore up: the MQTT broker of edge node {node}\n"
-            f"listener {self.ports.nodes[node].mqtt} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence false\n"
-            # Otherwise small messages wait for the subscriber's delayed ACK: ~40 ms per twin document.
-            "set_tcp_nodelay true\n"
+        self.mqtt_credentials(node)
+        filemodes.write_private(
+            conf,
+            (
+                f"# written by kubeshore up: the MQTT broker of edge node {node}\n"
+                # Run as this user (mosquitto started as root would switch to user mosquitto, which
+                # cannot read the owner-only password file).
+                f"user {getpass.getuser()}\n"
+                f"listener {self.ports.nodes[node].mqtt} 127.0.0.1\n"
+                "allow_anonymous false\n"
+                f"password_file {self.mqtt_dir(node) / 'passwd'}\n"
+                f"acl_file {self.mqtt_dir(node) / 'acl'}\n"
+                "persistence false\n"
+                # Otherwise small messages wait for the subscriber's delayed ACK: ~40 ms per twin document.
+                "set_tcp_nodelay true\n"
+            ).encode(),
         )
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         port = self.ports.nodes[node].mqtt
@@ -353,6 +462,74 @@ class Plan:
 
         return Service(f"mapper-{node}", argv, env=CHILD_ENV, cwd=self.node_dir(node), ready=ready)
 
+    def modbus_simulator(self, node: str) -> Service:
+        port = self.ports.nodes[node].modbus
+        argv = [sys.executable, "-m", "mappers.modbus.simulator", "--port", str(port)]
+
+        async def ready() -> bool:
+            return await tcp_open(port)
+
+        return Service(f"modbus-simulator-{node}", argv, env=CHILD_ENV, ready=ready)
+
+    def modbus_mapper(self, node: str) -> Service:
+        rest = self.ports.nodes[node].modbus_rest
+        # The thermostat pushes its temperature to the node's broker, as user "mapper" (the password
+        # stays in an owner-only file, not in the Device).
+        password = self.mqtt_password_file(node, "mapper")
+        config = self.node_dir(node) / "modbus-mapper.yaml"
+        if password.exists():
+            mqtt = {"username": "mapper", "password": password.read_text().strip()}
+            filemodes.write_private(config, yaml.safe_dump({"sinks": {"mqtt": mqtt}}).encode())
+        argv = kubeshore_argv(
+            "mapper", "run", "modbus",
+            "--edgecore-sock", str(self.dmi_socket(node)),
+            "--socket", str(self.node_dir(node) / "modbus-mapper.sock"),
+            "--rest-port", str(rest),
+            *(["--config", str(config)] if password.exists() else []),
+        )  # fmt: skip
+
+        async def ready() -> bool:
+            return await http_ok(rest, "/api/v1/ping")
+
+        return Service(f"modbus-mapper-{node}", argv, env=CHILD_ENV, cwd=self.node_dir(node), ready=ready)
+
+    async def point_thermostat_at_simulator(self) -> None:
+        """The example thermostat names a placeholder address (and a broker on 1883): on this machine
+        it is the simulator and the node's broker. Patched only while it still names the placeholder."""
+        try:
+            out = await self.kubectl().run("get", "device", "thermostat-1", "-o", "json", within=20)
+        except Exception:
+            return  # not applied, or deleted by the user
+        device = json.loads(out)
+        spec = device.get("spec") or {}
+        config = (spec.get("protocol") or {}).get("configData") or {}
+        if config.get("ip") != EXAMPLE_MODBUS_IP:
+            return
+        node = str(spec.get("nodeName") or MODBUS_NODE)
+        if node not in self.ports.nodes:
+            return
+        ops: list[dict[str, Any]] = [
+            {"op": "test", "path": "/spec/protocol/configData/ip", "value": EXAMPLE_MODBUS_IP},
+            {"op": "replace", "path": "/spec/protocol/configData/ip", "value": "127.0.0.1"},
+            {"op": "add", "path": "/spec/protocol/configData/port", "value": self.ports.nodes[node].modbus},
+        ]
+        for i, prop in enumerate(spec.get("properties") or []):
+            if ((prop.get("pushMethod") or {}).get("mqtt") or {}).get("address"):
+                # The node's broker, on a topic its ACL lets mappers publish (KubeEdge's data topic).
+                topic = f"$ke/events/device/default/thermostat-1/data/{prop.get('name')}"
+                ops.append(
+                    {"op": "replace", "path": f"/spec/properties/{i}/pushMethod/mqtt/topic", "value": topic}
+                )
+                address = f"tcp://127.0.0.1:{self.ports.nodes[node].mqtt}"
+                ops.append(
+                    {
+                        "op": "replace",
+                        "path": f"/spec/properties/{i}/pushMethod/mqtt/address",
+                        "value": address,
+                    }
+                )
+        await self.kubectl().run("patch", "device", "thermostat-1", "--type=json", "-p", json.dumps(ops))
+
     def join_argv(self, node: str, token: str) -> list[str]:
         p = self.ports.nodes[node]
         return kubeshore_argv(
@@ -373,6 +550,10 @@ class Plan:
             str(p.metrics),
             "--mqtt-url",
             f"tcp://127.0.0.1:{p.mqtt}",
+            "--mqtt-username",
+            "edgecore",
+            "--mqtt-password-file",
+            str(self.mqtt_password_file(node, "edgecore")),
             "--dmi-socket",
             str(self.dmi_socket(node)),
         )
@@ -413,7 +594,9 @@ class Plan:
 
         async def create_token() -> None:
             out = await sup.run_once(
-                "token", kubeshore_argv("token", "create", "--data-dir", str(self.cloud_dir))
+                "token",
+                kubeshore_argv("token", "create", "--data-dir", str(self.cloud_dir)),
+                secret_stdout=True,
             )
             lines = [line.strip() for line in out.splitlines() if line.strip()]
             if not lines:
@@ -424,8 +607,11 @@ class Plan:
             async def run() -> None:
                 if "value" not in token:
                     await create_token()
-                self.node_dir(node).mkdir(parents=True, exist_ok=True)
-                await sup.run_once(f"join-{node}", self.join_argv(node, token["value"]))
+                filemodes.private_dir(self.node_dir(node))
+                self.mqtt_credentials(node)
+                await sup.run_once(
+                    f"join-{node}", self.join_argv(node, token["value"]), secret=[token["value"]]
+                )
 
             return run
 
@@ -445,15 +631,22 @@ class Plan:
         for node in self.nodes:
             if not self.joined(node):
                 steps.append(Step(f"join {node}", join(node)))
+        modbus = ("DeviceModel", "modbus-thermostat") in kinds and MODBUS_NODE in self.nodes
         for node in self.nodes:
             steps.append(Step(f"MQTT broker of {node}", partial(start, self.mosquitto(node))))
             steps.append(Step(f"edgecore {node} (until Ready)", partial(start, self.edgecore(node))))
             steps.append(Step(f"virtual mapper on {node}", partial(start, self.mapper(node))))
+            if modbus and node == MODBUS_NODE:
+                simulator = self.modbus_simulator(node)
+                steps.append(Step(f"Modbus thermostat simulator on {node}", partial(start, simulator)))
+                steps.append(Step(f"Modbus mapper on {node}", partial(start, self.modbus_mapper(node))))
         # Only once: applying them again on a resume would undo what the user changed since.
         if kinds and not self.examples_marker.exists():
             steps.append(Step(f"examples from {self.examples}", apply_examples))
         if not any(kind == "NodeGroup" for kind, _ in kinds):
             steps.append(Step("node groups", apply_groups))
+        if modbus:
+            steps.append(Step("thermostat-1 pointed at the simulator", self.point_thermostat_at_simulator))
         return steps
 
 
@@ -467,8 +660,10 @@ def describe(plan: Plan) -> dict[str, Any]:
         "nodes": {
             node: {
                 "mqtt": f"127.0.0.1:{p.mqtt}",
+                "mqtt_app_password_file": str(plan.mqtt_password_file(node, "app")),
                 "metaserver": f"http://127.0.0.1:{p.metaserver}",
                 "mapper_rest": f"http://127.0.0.1:{p.rest}",
+                **({"modbus_mapper_rest": f"http://127.0.0.1:{p.modbus_rest}"} if p.modbus_rest else {}),
                 "edgecore_metrics": f"http://127.0.0.1:{p.metrics}/metrics",
                 "dmi_socket": str(plan.dmi_socket(node)),
             }

@@ -326,12 +326,20 @@ class Supervisor:
             await asyncio.sleep(interval)
 
     async def run_once(
-        self, name: str, argv: Sequence[str], within: float = 60.0, env: Mapping[str, str] | None = None
+        self,
+        name: str,
+        argv: Sequence[str],
+        within: float = 60.0,
+        env: Mapping[str, str] | None = None,
+        *,
+        secret: Sequence[str] = (),
+        secret_stdout: bool = False,
     ) -> str:
         """Run a short command to completion; returns its stdout, raises with its stderr on failure.
 
-        Both streams are appended to ``DIR/logs/<name>.log``. The command gets its own process group so
-        a timeout kills everything it started.
+        Both streams are appended to ``DIR/logs/<name>.log``, but not stdout when ``secret_stdout`` (it
+        prints a token), and with each string of ``secret`` (a token among the arguments) masked. The
+        command gets its own process group so a timeout kills everything it started.
         """
         self.log_dir.mkdir(parents=True, exist_ok=True)
         full_env = dict(os.environ)
@@ -349,15 +357,19 @@ class Supervisor:
         except OSError as exc:
             raise ProcessFailed(f"{name}: cannot start {argv[0]}: {exc.strerror}") from exc
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), within)
+            async with asyncio.timeout(within):
+                out, err = await proc.communicate()
         except (TimeoutError, asyncio.CancelledError):
             await stop_group(proc.pid, None, grace=2)
             await proc.wait()
             raise
         with self.log_path(name).open("ab") as log:
-            log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} run: {' '.join(argv)}\n".encode())
-            log.write(out)
-            log.write(err)
+            text = f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} run: {' '.join(argv)}\n".encode()
+            text += (b"<stdout not logged: it holds a secret>\n" if secret_stdout else out) + err
+            for s in secret:
+                if s:
+                    text = text.replace(s.encode(), b"<redacted>")
+            log.write(text)
         if proc.returncode != 0:
             message = (err or out).decode(errors="replace").strip()
             raise ProcessFailed(f"{name} failed (exit {proc.returncode}): {message}")

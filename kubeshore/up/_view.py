@@ -1,24 +1,23 @@
 """The live terminal view of `kubeshore up`: nodes, node groups, devices, states and twin values.
 
-It reads the cluster the way a user does (the real kubectl with the platform's kubeconfig), so what
-it shows is what `kubectl get` shows. Values that changed since the previous refresh are highlighted.
+It watches the API through kubeclient (list + watch into caches, one connection per resource), so a
+refresh costs no request and no process; it shows what `kubectl get` shows. Values that changed since
+the previous refresh are highlighted; a silent device shows the reason of its Reporting condition.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
-
-from kubeshore.up._kubectl import Kubectl, KubectlError
 
 GROUP_LABEL = "apps.kubeedge.io/belonging-to"
 
@@ -54,6 +53,7 @@ class Snapshot:
     groups: list[GroupRow] = field(default_factory=list)
     twins: list[TwinRow] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def _ready(node: Mapping[str, Any]) -> str:
@@ -112,6 +112,16 @@ def build_snapshot(
         }
         twins = {t.get("propertyName", ""): t for t in status.get("twins") or [] if isinstance(t, Mapping)}
         state = str(status.get("state") or "-")
+        reporting = next(
+            (
+                c
+                for c in status.get("conditions") or []
+                if isinstance(c, Mapping) and c.get("type") == "Reporting"
+            ),
+            None,
+        )
+        if reporting is not None and reporting.get("status") != "True" and reporting.get("reason"):
+            state = f"{state} ({reporting['reason']})"
         for prop in sorted(set(desired) | set(twins)):
             reported, stamp = _value((twins.get(prop) or {}).get("reported"))
             snap.twins.append(
@@ -130,23 +140,59 @@ def build_snapshot(
     return snap
 
 
-async def fetch(kubectl: Kubectl) -> Snapshot:
-    results: dict[str, list[dict[str, Any]]] = {}
-    errors = []
-    for key, args in {
-        "nodes": ("nodes",),
-        "groups": ("nodegroups.apps.kubeedge.io",),
-        "devices": ("devices.devices.kubeedge.io", "-A"),
-        "statuses": ("devicestatuses.devices.kubeedge.io", "-A"),
-    }.items():
-        try:
-            results[key] = await kubectl.get_items(*args)
-        except (KubectlError, ValueError, TimeoutError) as exc:
-            results[key] = []
-            errors.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    snap = build_snapshot(results["nodes"], results["groups"], results["devices"], results["statuses"])
-    snap.errors = errors
-    return snap
+class ClusterWatch:
+    """Caches of the resources the view shows, kept by kubeclient informers (imported lazily: the
+    kubernetes client is only loaded when the view runs)."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self._kube: Any = None
+        self._informers: dict[str, Any] = {}
+
+    async def start(self) -> None:
+        from kubeclient import NODES, Informer, Kube, Resource
+
+        async def ignore(kind: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+            return None
+
+        self._kube = Kube.from_kubeconfig(str(self.kubeconfig), workers=1)
+        resources = {
+            "nodes": NODES,
+            "groups": Resource("apps.kubeedge.io", "v1alpha1", "nodegroups", "NodeGroup", False),
+            "apps": Resource("apps.kubeedge.io", "v1alpha1", "edgeapplications", "EdgeApplication", True),
+            "devices": Resource("devices.kubeedge.io", "v1beta1", "devices", "Device", True),
+            "statuses": Resource("devices.kubeedge.io", "v1beta1", "devicestatuses", "DeviceStatus", True),
+        }
+        for key, res in resources.items():
+            informer = Informer(self._kube, res, ignore)
+            await informer.start()
+            self._informers[key] = informer
+
+    async def stop(self) -> None:
+        for informer in self._informers.values():
+            await informer.stop()
+        if self._kube is not None:
+            self._kube.close()  # ends the watches: their threads return at once
+
+    def items(self, key: str) -> list[dict[str, Any]]:
+        informer = self._informers.get(key)
+        return list(informer.cache.values()) if informer is not None else []
+
+    def snapshot(self) -> Snapshot:
+        snap = build_snapshot(
+            self.items("nodes"), self.items("groups"), self.items("devices"), self.items("statuses")
+        )
+        unsynced = [k for k, i in self._informers.items() if not i.synced.is_set()]
+        if unsynced:
+            snap.errors.append(f"waiting for the API server ({', '.join(unsynced)})")
+        for app in sorted(self.items("apps"), key=lambda o: o["metadata"]["name"]):
+            note = (app["metadata"].get("annotations") or {}).get(NOTE_ANNOTATION)
+            if note:
+                snap.notes.append(f"EdgeApplication {app['metadata']['name']}: {note}")
+        return snap
+
+
+NOTE_ANNOTATION = "kubeshore.io/note"
 
 
 _READY_STYLE = {"Ready": "green", "NotReady": "red", "Unknown": "yellow"}
@@ -193,13 +239,15 @@ def render(snap: Snapshot, previous: Snapshot | None = None, header: str = "") -
     if header:
         parts.append(Text.from_markup(header))
     parts += [nodes, groups, twins]
+    for note in snap.notes:
+        parts.append(Text(note, style="yellow"))
     for err in snap.errors:
         parts.append(Text(err, style="dim red"))
     return Group(*parts)
 
 
 async def live_view(
-    kubectl: Kubectl,
+    kubeconfig: Path,
     header: Callable[[], str],
     console: Console | None = None,
     interval: float = 1.0,
@@ -207,11 +255,14 @@ async def live_view(
     """Refresh the view until cancelled (Ctrl-C in `kubeshore up`)."""
     console = console or Console()
     previous: Snapshot | None = None
-    with Live(Text("reading the cluster…"), console=console, refresh_per_second=4, screen=False) as live:
-        while True:
-            started = time.monotonic()
-            with contextlib.suppress(Exception):
-                snap = await fetch(kubectl)
+    watch = ClusterWatch(kubeconfig)
+    try:
+        with Live(Text("reading the cluster…"), console=console, refresh_per_second=4, screen=False) as live:
+            await watch.start()
+            while True:
+                snap = watch.snapshot()
                 live.update(render(snap, previous, header()))
                 previous = snap
-            await asyncio.sleep(max(0.1, interval - (time.monotonic() - started)))
+                await asyncio.sleep(interval)
+    finally:
+        await watch.stop()

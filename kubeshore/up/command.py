@@ -6,14 +6,18 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
+from kubeshore import filemodes
 from kubeshore.up._plan import REPO_EXAMPLES, Plan, PlanError, describe, load_or_choose_ports
 from kubeshore.up._processes import (
     LOG_DIR,
@@ -49,7 +53,10 @@ def _summary(console: Console, plan: Plan) -> None:
     console.print(f"[bold green]kubeshore is up[/] (data in {plan.data_dir.resolve()})")
     console.print(f"  API server   {info['apiserver']}   cloudcore {info['cloudcore']}")
     for node, n in info["nodes"].items():
-        console.print(f"  {node:<12} MQTT {n['mqtt']}   mapper REST {n['mapper_rest']}")
+        line = f"  {node:<12} MQTT {n['mqtt']}   mapper REST {n['mapper_rest']}"
+        if n.get("modbus_mapper_rest"):
+            line += f"   Modbus mapper REST {n['modbus_mapper_rest']}"
+        console.print(line)
     console.print(f"  logs         {(plan.data_dir / LOG_DIR).resolve()}/")
     console.print("Use it with:")
     console.print(f"  {_kubeconfig_line(plan.data_dir)}", highlight=False, soft_wrap=True)
@@ -85,8 +92,22 @@ def up(argv: list[str]) -> int:
         return 130
 
 
+def _announce_moved(console: Console, plan: Plan) -> None:
+    """Say which well-known ports were taken: the README's commands use them."""
+    if plan.ports.moved:
+        moved = ", ".join(f"{what} {want} -> {got}" for what, (want, got) in plan.ports.moved.items())
+        console.print(
+            "[yellow]well-known ports taken by other programs, others chosen "
+            f"(kept in {plan.data_dir / 'ports.json'}):[/] {moved}; the README's commands need the ports "
+            "printed below",
+            highlight=False,
+        )
+
+
 def _prepare(data_dir: Path, args: argparse.Namespace) -> Plan:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    # Holds the CA key, the stores and every Secret: owner-only (docs/security.md).
+    filemodes.private_dir(data_dir)
+    filemodes.secure_tree(data_dir, keep=data_dir.glob("nodes/*/edged"))
     plan = Plan(
         data_dir, load_or_choose_ports(data_dir, well_known=not args.random_ports), examples=args.examples
     )
@@ -103,16 +124,15 @@ async def _up_foreground(data_dir: Path, args: argparse.Namespace, console: Cons
             f"kubeshore is already running from {data_dir} (supervisor pid {state['supervisor']['pid']})."
         )
         console.print(f"  {_kubeconfig_line(data_dir)}", highlight=False)
-        console.print(f"Stop it with: kubeshore down --data-dir {data_dir}", highlight=False)
+        console.print(f"Stop it with: {_kubeshore_command()} down --data-dir {data_dir}", highlight=False)
         if view:
             # Watching a detached platform: Ctrl-C leaves the view, not the platform.
-            from kubeshore.up._kubectl import Kubectl
             from kubeshore.up._view import live_view
 
             console.print("Ctrl-C leaves this view; the platform keeps running.")
             kubeconfig = Path(state.get("kubeconfig") or data_dir / "cloud" / "admin.kubeconfig")
             with contextlib.suppress(asyncio.CancelledError):
-                await live_view(Kubectl(kubeconfig), lambda: "", console)
+                await live_view(kubeconfig, lambda: "", console)
         return 0
     leftovers = live_processes(state)
     if leftovers:
@@ -120,6 +140,7 @@ async def _up_foreground(data_dir: Path, args: argparse.Namespace, console: Cons
         await stop_recorded(data_dir)
     try:
         plan = _prepare(data_dir, args)
+        _announce_moved(console, plan)
         plan.check_ports()
     except PlanError as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
@@ -127,13 +148,54 @@ async def _up_foreground(data_dir: Path, args: argparse.Namespace, console: Cons
 
     sup = Supervisor(data_dir)
     sup.claim()
-    main = asyncio.current_task()
-    assert main is not None
     loop = asyncio.get_running_loop()
+    # Ctrl-C (SIGINT to the whole foreground group), SIGTERM and SIGHUP set an event that this
+    # coroutine waits for next to the platform's task, which is then cancelled until it is done: a
+    # cancellation that an inner await swallows (Python 3.11's wait_for, when its inner task has just
+    # finished) is sent again instead of being lost.
+    stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        loop.add_signal_handler(sig, main.cancel)
-    steps = plan.steps(sup)
+        loop.add_signal_handler(sig, stop.set)
     code = 0
+    try:
+        code = await run_until(
+            stop, _run(plan, sup, data_dir, args, console, view), lambda: console.print("stopping…")
+        )
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        # A second Ctrl-C while stopping must not leave services behind.
+        with _ignoring_interrupts():
+            await sup.stop_all()
+            sup.update(phase="stopped", ready=False, supervisor={})
+    if code == 0:
+        console.print(f"stopped; `{_kubeshore_command()} up --data-dir {data_dir}` resumes.", highlight=False)
+    return code
+
+
+async def run_until(stop: asyncio.Event, work: Coroutine[Any, Any, int], stopping: Callable[[], None]) -> int:
+    """Run ``work`` until it returns or ``stop`` is set; then cancel it, again every second until it is
+    done, and return 0. Returns ``work``'s result when it ends by itself."""
+    body = asyncio.create_task(work)
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({body, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if body.done():
+            return 0 if body.cancelled() else body.result()
+        stopping()
+        while not body.done():
+            body.cancel()
+            await asyncio.wait({body}, timeout=1.0)
+        return 0
+    finally:
+        stopper.cancel()
+
+
+async def _run(
+    plan: Plan, sup: Supervisor, data_dir: Path, args: argparse.Namespace, console: Console, view: bool
+) -> int:
+    """Start every step, then show the live view (or report failures) until cancelled."""
+    steps = plan.steps(sup)
     try:
         started = time.monotonic()
         async with asyncio.timeout(args.timeout):
@@ -161,7 +223,7 @@ async def _up_foreground(data_dir: Path, args: argparse.Namespace, console: Cons
                 failed = "".join(f"\n[red]{msg}[/]" for msg in sup.failures.values())
                 return f"[dim]{_kubeconfig_line(data_dir)}[/]{failed}"
 
-            await live_view(plan.kubectl(), header, console)
+            await live_view(plan.kubeconfig, header, console)
         else:
             reported: set[str] = set()
             while True:
@@ -170,29 +232,27 @@ async def _up_foreground(data_dir: Path, args: argparse.Namespace, console: Cons
                     if name not in reported:
                         reported.add(name)
                         console.print(f"[red]{msg}[/]", highlight=False)
-    except asyncio.CancelledError:
-        console.print("stopping…")
     except TimeoutError:
         console.print(
             f"[red]error:[/] not ready within {args.timeout:.0f} s; logs are in {data_dir / LOG_DIR}"
         )
-        code = 1
+        return 1
     except (ProcessFailed, PlanError, OSError) as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
-        code = 1
+        return 1
     except Exception as exc:  # the user must still get every process stopped
         console.print(f"[red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
-        code = 1
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            loop.remove_signal_handler(sig)
-        # A second Ctrl-C while stopping must not leave services behind.
-        with _ignoring_interrupts():
-            await sup.stop_all()
-            sup.update(phase="stopped", ready=False, supervisor={})
-    if code == 0:
-        console.print(f"stopped; `kubeshore up --data-dir {data_dir}` resumes.")
-    return code
+        return 1
+    return 0
+
+
+def _kubeshore_command() -> str:
+    """How the user runs kubeshore: bare when it is on PATH, else the path of this venv's script."""
+    script = Path(sys.executable).parent / "kubeshore"
+    found = shutil.which("kubeshore")
+    if found and Path(found).resolve() == script.resolve():
+        return "kubeshore"
+    return str(script) if script.exists() else f"{sys.executable} -m kubeshore.cli"
 
 
 @contextlib.contextmanager
@@ -211,7 +271,7 @@ def _up_detached(data_dir: Path, args: argparse.Namespace, console: Console) -> 
         console.print(_kubeconfig_line(data_dir), highlight=False, soft_wrap=True)
         return 0
     try:
-        _prepare(data_dir, args)
+        _announce_moved(console, _prepare(data_dir, args))
     except PlanError as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
         return 1
@@ -251,7 +311,9 @@ def _up_detached(data_dir: Path, args: argparse.Namespace, console: Console) -> 
     plan = Plan(data_dir, load_or_choose_ports(data_dir))
     _summary(console, plan)
     console.print(
-        f"Running in the background (pid {child.pid}); stop it with: kubeshore down --data-dir {data_dir}"
+        f"Running in the background (pid {child.pid}); stop it with: "
+        f"{_kubeshore_command()} down --data-dir {data_dir}",
+        highlight=False,
     )
     return 0
 

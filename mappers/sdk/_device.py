@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
 
+from kubeshore.backoff import Backoff
 from mappers.sdk import _metrics, _values
 from mappers.sdk._types import DeviceConfig, DeviceModel, DeviceState, ModelProperty, PropertyConfig, Reading
 from mappers.sdk.driver import DeviceUnavailable, Driver, WriteRejected
@@ -102,6 +103,8 @@ class DeviceRuntime:
         self.driver: Driver | None = None
         self.twins: dict[str, TwinValue] = {}
         self.state = DeviceState.UNKNOWN
+        #: property -> why its desired value was not applied (reported to edgecore with observedDesired)
+        self.desired_errors: dict[str, str] = {}
         self.last_online: datetime | None = None
         self.opens = 0
         self._lock = asyncio.Lock()
@@ -166,7 +169,7 @@ class DeviceRuntime:
     # -- connection ------------------------------------------------------------------------------
 
     async def _connection_loop(self) -> None:
-        backoff = self._settings.reconnect_min_s
+        backoff = Backoff(self._settings.reconnect_min_s, self._settings.reconnect_max_s)
         while True:
             driver = self._driver_cls(self.config, self._driver_options)
             try:
@@ -176,16 +179,17 @@ class DeviceRuntime:
                 await _close_quietly(driver)
                 raise
             except Exception as exc:
-                log.warning("device %s: cannot open (%s); retry in %.1fs", self.id, _describe(exc), backoff)
+                log.warning(
+                    "device %s: cannot open (%s); retry in %.1fs", self.id, _describe(exc), backoff.nominal
+                )
                 await _close_quietly(driver)
                 self._set_state(DeviceState.OFFLINE)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._settings.reconnect_max_s)
+                await backoff.sleep()
                 continue
             self.opens += 1
             self.driver = driver
             self._lost = asyncio.Event()
-            backoff = self._settings.reconnect_min_s
+            backoff.reset()
             log.info("device %s: connected", self.id)
             self._set_state(DeviceState.ONLINE)
             for prop in self.config.properties:
@@ -196,7 +200,7 @@ class DeviceRuntime:
             await self._stop_collects()
             await self._close_driver()
             self._set_state(DeviceState.OFFLINE)
-            await asyncio.sleep(backoff)
+            await backoff.sleep()
 
     async def _close_driver(self) -> None:
         driver, self.driver = self.driver, None
@@ -406,11 +410,14 @@ class DeviceRuntime:
         async def apply() -> None:
             try:
                 await self.write(prop.name, prop.desired)
+                self.desired_errors.pop(prop.name, None)
             except WriteRejected as exc:
+                self.desired_errors[prop.name] = f"{prop.desired!r} refused: {exc}"
                 log.warning("device %s: desired value not applied: %s", self.id, exc)
             except CONNECTION_ERRORS as exc:
                 self._connection_failed(exc)
             except Exception as exc:
+                self.desired_errors[prop.name] = f"writing {prop.desired!r} failed: {_describe(exc)}"
                 log.warning("device %s property %s: desired write failed: %s", self.id, prop.name, exc)
 
         task = asyncio.get_running_loop().create_task(apply())
@@ -450,7 +457,12 @@ class DeviceRuntime:
                     continue
                 except Exception as exc:
                     log.warning("device %s: state() failed: %s", self.id, _describe(exc))
+            changed = state != self.state
             self._set_state(state)
+            if not changed:
+                # Reported every cycle as KubeEdge's mappers do: edgecore's lastOnlineTime is the
+                # last time the device was reported online.
+                self._events.state_changed(self)
 
     # -- update ----------------------------------------------------------------------------------
 

@@ -139,7 +139,12 @@ class MapperService:
 
 def _prepare_socket(path: str) -> None:
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    if not p.parent.is_dir():
+        # Not created: a mapper run with the wrong paths must leave nothing behind (e.g. /etc/kubeedge).
+        raise RuntimeError(
+            f"directory {p.parent} does not exist; is edgecore running on this node? Name its DMI socket "
+            "with --node, --data-dir or --edgecore-sock (this mapper's socket goes beside it) or --socket"
+        )
     try:
         mode = p.lstat().st_mode
     except FileNotFoundError:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from pathlib import Path
 from typing import Any
 
 from mappers.sdk._device import RuntimeSettings
@@ -65,7 +66,7 @@ class MapperApp:
             window_s=rt.report_batch_window_ms / 1000,
             concurrency=rt.report_concurrency,
         )
-        self.sinks = SinkHub(capacity=config.sinks.buffer)
+        self.sinks = SinkHub(capacity=config.sinks.buffer, mqtt=config.sinks.mqtt)
         driver_class = driver_cls if driver_cls.protocol == protocol else _with_protocol(driver_cls, protocol)
         self.mapper = Mapper(
             driver_class,
@@ -75,7 +76,12 @@ class MapperApp:
             driver_options=config.driver,
         )
         self.server = DmiServer(self.mapper, self.socket_path)
-        self.rest = RestApi(self.mapper, self._health)
+        token = b""
+        if config.rest.token_file:
+            token = Path(config.rest.token_file).read_bytes().strip()
+            if not token:
+                raise ValueError(f"rest.token_file {config.rest.token_file} is empty")
+        self.rest = RestApi(self.mapper, self._health, token=token)
         self.rest_port = 0
         self._tasks: list[asyncio.Task[None]] = []
 

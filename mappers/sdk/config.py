@@ -15,7 +15,7 @@ from pydantic import Field
 from kubeshore.config import ConfigModel
 
 DEFAULT_DMI_DIR = "/etc/kubeedge"
-DEFAULT_REST_PORT = 7777
+DEFAULT_REST_PORT = 0  # any free port (KubeEdge's 7777 is often taken by another mapper on the node)
 
 
 class GrpcServerConfig(ConfigModel):
@@ -34,8 +34,9 @@ class CommonConfig(ConfigModel):
 
 class RestConfig(ConfigModel):
     enabled: bool = True
-    host: str = "0.0.0.0"
+    host: str = Field("127.0.0.1", description="listen address; set it to reach the API from elsewhere")
     port: int | None = Field(None, ge=0, le=65535)
+    token_file: str = Field("", description="file holding a bearer token every request must carry")
 
 
 class RuntimeConfig(ConfigModel):
@@ -54,9 +55,27 @@ class SqliteSinkConfig(ConfigModel):
     retention_hours: float = Field(24.0, gt=0)
 
 
+class MqttTLSConfig(ConfigModel):
+    enable: bool = False
+    ca_file: str = Field("", description="CA the broker's certificate must chain to (default: system CAs)")
+    cert_file: str = Field("", description="client certificate, when the broker asks for one")
+    key_file: str = ""
+
+
+class MqttSinkConfig(ConfigModel):
+    """Credentials and TLS for every ``pushMethod.mqtt`` broker (kept here, not in the Device, which
+    anyone allowed to read Devices can see); edgecore's are ``mqttUsername``, ``mqttPassword``,
+    ``eventBusTLS``."""
+
+    username: str = ""
+    password: str = Field("", repr=False)
+    tls: MqttTLSConfig = MqttTLSConfig()
+
+
 class SinksConfig(ConfigModel):
     buffer: int = Field(10000, gt=0, description="readings kept per sink while it is down")
     sqlite: SqliteSinkConfig | None = None
+    mqtt: MqttSinkConfig = MqttSinkConfig()
 
 
 class MapperConfig(ConfigModel):
@@ -78,7 +97,10 @@ class MapperConfig(ConfigModel):
         return path
 
     def mapper_socket(self, mapper_name: str) -> str:
-        return self.grpc_server.socket_path or f"{DEFAULT_DMI_DIR}/{mapper_name}.sock"
+        """This mapper's socket: configured, else beside edgecore's (the directory a node's mappers share)."""
+        return self.grpc_server.socket_path or str(
+            Path(self.edgecore_socket()).parent / f"{mapper_name}.sock"
+        )
 
     def rest_port(self) -> int:
         if self.rest.port is not None:

@@ -4,11 +4,17 @@ KubeEdge's mapper-framework serves only GETs and answers errors as plain text 50
 the same GET routes and response shapes, adds ``PUT``/``POST`` writes, and answers errors as the
 same JSON envelope with a meaningful status (400 bad value, 404 unknown, 409 read-only or rejected,
 503 device offline). Every route is listed in ``/api/v1/openapi.json``.
+
+A GET never changes a device: KubeEdge's GET form of the device-method call is answered 405 (use
+PUT or POST), since a link, a prefetch or a crawler must not write to equipment. The API listens on
+127.0.0.1 unless configured; with ``rest.token_file`` every route but ``/healthz`` and
+``/api/v1/ping`` needs ``Authorization: Bearer <token>``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -16,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from mappers.sdk import _metrics
 from mappers.sdk._device import CONNECTION_ERRORS, DeviceRuntime
@@ -73,15 +80,36 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _reply(request, 500, Message=f"{type(exc).__name__}: {exc}")
 
 
+_OPEN_PATHS = frozenset({"/healthz", f"{API}/ping"})
+
+
+def _bearer_check(token: bytes) -> Middleware:
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path not in _OPEN_PATHS:
+            header = request.headers.get("Authorization", "")
+            if header[:7].lower() != "bearer " or not hmac.compare_digest(header[7:].strip().encode(), token):
+                resp = _reply(
+                    request, 401, Message="Authorization: Bearer <token of rest.token_file> required"
+                )
+                resp.headers["WWW-Authenticate"] = "Bearer"
+                return resp
+        return await handler(request)
+
+    return check
+
+
 class RestApi:
-    def __init__(self, mapper: Mapper, health: Health | None = None) -> None:
+    def __init__(self, mapper: Mapper, health: Health | None = None, *, token: bytes = b"") -> None:
         self.mapper = mapper
+        self.token = token
         self._health = health or (lambda: {})
         self._runner: web.AppRunner | None = None
         self.port = 0
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[_errors])
+        middlewares = [_bearer_check(self.token)] if self.token else []
+        app = web.Application(middlewares=[*middlewares, _errors])
         r = app.router
         r.add_get(f"{API}/ping", self.ping)
         r.add_get(f"{API}/device/{{ns}}/{{name}}", self.device)
@@ -89,8 +117,10 @@ class RestApi:
         r.add_put(f"{API}/device/{{ns}}/{{name}}/{{prop}}", self.write)
         r.add_post(f"{API}/device/{{ns}}/{{name}}/{{prop}}", self.write)
         r.add_get(f"{API}/devicemethod/{{ns}}/{{name}}", self.methods)
-        for add in (r.add_get, r.add_put, r.add_post):
-            add(f"{API}/devicemethod/{{ns}}/{{name}}/{{method}}/{{prop}}/{{data}}", self.call_method)
+        call = f"{API}/devicemethod/{{ns}}/{{name}}/{{method}}/{{prop}}/{{data}}"
+        r.add_get(call, self.method_by_get)
+        r.add_put(call, self.call_method)
+        r.add_post(call, self.call_method)
         r.add_get(f"{API}/meta/model/{{ns}}/{{name}}", self.model)
         r.add_get(f"{API}/database/{{ns}}/{{name}}", self.database)
         r.add_get(f"{API}/openapi.json", self.openapi)
@@ -188,6 +218,15 @@ class RestApi:
             path = f"{base}/{method.name}/{{propertyName}}/{{data}}"
             out.append({"Name": method.name, "Path": path, "Parameters": params})
         return _reply(request, Data={"Methods": out})
+
+    async def method_by_get(self, request: web.Request) -> web.Response:
+        resp = _reply(
+            request,
+            405,
+            Message="a GET never changes a device: call the method with PUT or POST on the same path",
+        )
+        resp.headers["Allow"] = "PUT, POST"
+        return resp
 
     async def call_method(self, request: web.Request) -> web.Response:
         rt = self._device(request)
@@ -342,7 +381,6 @@ def openapi_document() -> dict[str, Any]:
                 "get": {"summary": "List a device's methods", "parameters": dev, "responses": ok | errs}
             },
             f"{API}/devicemethod/{{namespace}}/{{name}}/{{method}}/{{property}}/{{data}}": {
-                "get": call,
                 "put": call,
                 "post": call,
             },

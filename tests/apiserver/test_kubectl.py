@@ -317,3 +317,20 @@ def test_server_side_apply(apiserver: APIServerProcess) -> None:
     bad = _widget("ssa", color="purple")
     out = apiserver.kubectl("apply", "--server-side", "-f", "-", input=bad, check=False)
     assert out.returncode != 0 and "spec.color" in out.stderr
+
+
+def test_secret_string_data_is_merged_into_data(apiserver: APIServerProcess) -> None:
+    secret = (
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: creds, namespace: default}\n"
+        "data: {user: b2xk, keep: a2VlcA==}\nstringData: {user: admin, password: hunter2}\n"
+    )
+    apiserver.kubectl("apply", "-f", "-", input=secret)
+    got = apiserver.kubectl_json("get", "secret", "creds")
+    assert got["data"] == {"user": "YWRtaW4=", "password": "aHVudGVyMg==", "keep": "a2VlcA=="}
+    assert "stringData" not in got
+    assert apiserver.kubectl("get", "secret", "creds").stdout.split("\n")[1].split()[2] == "3"  # DATA
+    # An update (kubectl create --dry-run | replace) merges too; a non-string value is refused, named.
+    apiserver.kubectl("patch", "secret", "creds", "-p", '{"stringData": {"password": "s3cret"}}')
+    assert apiserver.kubectl_json("get", "secret", "creds")["data"]["password"] == "czNjcmV0"
+    bad = apiserver.kubectl("patch", "secret", "creds", "-p", '{"stringData": {"n": 1}}', check=False)
+    assert bad.returncode != 0 and "stringData" in bad.stderr

@@ -145,3 +145,61 @@ async def test_each_device_is_paced_on_its_own() -> None:
         assert api.objects[("default", "t1")]["status"]["twins"][0]["reported"]["value"] == "2"
     finally:
         await w.stop()
+
+
+async def test_a_change_after_a_put_off_report_is_written_at_once() -> None:
+    """A report that changes nothing is put off for refresh_interval; a state change that arrives
+    for the same device meanwhile is written within the flush interval, not an hour later."""
+    api = Api()
+    w = StatusWriter(api.patch, api.current, flush_interval=0.01, refresh_interval=3600)
+    await w.start()
+    try:
+        w.twin_report(("default", "t1"), {"temp": twin("5", 5000)})
+        await asyncio.sleep(0.1)
+        w.twin_report(("default", "t1"), {"temp": twin("5", 6000)})  # only a newer timestamp
+        await asyncio.sleep(0.1)
+        w.state_report(("default", "t1"), "unhealthy", "")
+        async with asyncio.timeout(5):
+            while api.objects[("default", "t1")]["status"].get("state") != "unhealthy":  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+    finally:
+        await w.stop()
+
+
+async def test_reports_that_change_nothing_wait_for_the_refresh_interval() -> None:
+    """A value read again, or the same state with a newer lastOnlineTime, is answered at once but not
+    written until ``refresh_interval`` has passed (or something changes)."""
+    api = Api()
+    w = StatusWriter(api.patch, api.current, flush_interval=0.01, refresh_interval=0.6)
+    key = ("default", "t1")
+    await w.start()
+    try:
+        w.twin_report(key, {"temp": twin("20", 1000)})
+        w.state_report(key, "online", "2026-01-01T00:00:00Z")
+        for _ in range(100):
+            if len(api.patches) == 1 and "state" in api.patches[0]["status"]:
+                break
+            await asyncio.sleep(0.01)
+        assert len(api.patches) == 1, api.patches
+        replies: list[int] = []
+        for i in range(10):  # the same value read again, the same state reported again
+            w.twin_report(key, {"temp": twin("20", 2000 + i)}, lambda i=i: replies.append(i))
+            w.state_report(key, "online", f"2026-01-01T00:00:{10 + i}Z", lambda: replies.append(-1))
+            await asyncio.sleep(0.03)
+        assert len(api.patches) == 1, api.patches
+        assert len(replies) == 20  # the edge does not wait for the held write
+        for _ in range(200):
+            if len(api.patches) == 2:
+                break
+            await asyncio.sleep(0.01)
+        refresh = api.patches[1]["status"]
+        assert "state" not in refresh and refresh["lastOnlineTime"] == "2026-01-01T00:00:19Z"
+        assert refresh["twins"][0]["reported"]["metadata"]["timestamp"] == "2009"
+        w.twin_report(key, {"temp": twin("21", 3000)})  # a change is written at the flush interval
+        for _ in range(100):
+            if len(api.patches) == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert api.patches[2]["status"]["twins"][0]["reported"]["value"] == "21"
+    finally:
+        await w.stop()

@@ -46,13 +46,13 @@ DEVICE = {
 }
 
 
-@pytest.fixture
-async def rest(sock_dir: Path, dmi_peer: Any, until: Until) -> AsyncIterator[tuple[str, MapperApp]]:
+async def _start(sock_dir: Path, dmi_peer: Any, until: Until, rest: dict[str, Any]) -> MapperApp:
+    """A mapper with the lamp device registered and connected; ``rest`` is its REST section."""
     config = MapperConfig.model_validate(
         {
             "grpc_server": {"socket_path": str(sock_dir / "virtual.sock")},
             "common": {"edgecore_sock": str(sock_dir / "dmi.sock")},
-            "rest": {"host": "127.0.0.1", "port": 0},
+            "rest": rest,
             "sinks": {"sqlite": {"path": str(sock_dir / "series.db")}},
         }
     )
@@ -64,6 +64,12 @@ async def rest(sock_dir: Path, dmi_peer: Any, until: Until) -> AsyncIterator[tup
     await dmi_peer.create_model(model)
     await dmi_peer.register_device(crds.Device.model_validate(DEVICE))
     await until(lambda: app.mapper.get("home", "lamp").connected)
+    return app
+
+
+@pytest.fixture
+async def rest(sock_dir: Path, dmi_peer: Any, until: Until) -> AsyncIterator[tuple[str, MapperApp]]:
+    app = await _start(sock_dir, dmi_peer, until, {"host": "127.0.0.1", "port": 0})
     yield f"http://127.0.0.1:{app.rest_port}", app
     await app.stop()
 
@@ -100,12 +106,12 @@ async def test_kubeedge_routes_and_writes(rest: tuple[str, MapperApp], until: Un
         async with http.get(f"{base}/api/v1/device/home/nope/level") as r:
             assert r.status == 404 and "home/nope" in (await r.json())["Message"]
 
-        # device methods (KubeEdge's GET form and a PUT)
+        # device methods (a PUT; KubeEdge's GET form is refused, see test_get_never_writes)
         async with http.get(f"{base}/api/v1/devicemethod/home/lamp") as r:
             methods = (await r.json())["Data"]["Methods"]
             assert methods[0]["Name"] == "dim"
             assert methods[0]["Parameters"] == [{"PropertyName": "level", "ValueType": "INT"}]
-        async with http.get(f"{base}/api/v1/devicemethod/home/lamp/dim/level/20") as r:
+        async with http.put(f"{base}/api/v1/devicemethod/home/lamp/dim/level/20") as r:
             assert r.status == 200 and "Write data 20 to device home/lamp" in (await r.json())["Message"]
         async with http.put(f"{base}/api/v1/devicemethod/home/lamp/dim/power/true") as r:
             assert r.status == 400
@@ -137,3 +143,37 @@ async def test_kubeedge_routes_and_writes(rest: tuple[str, MapperApp], until: Un
             text = await r.text()
             assert 'mapper_readings_total{protocol="virtual"}' in text
             assert 'mapper_devices{state="online"} 1.0' in text
+
+
+async def test_get_never_writes(rest: tuple[str, MapperApp]) -> None:
+    base, app = rest
+    before = app.mapper.get("home", "lamp").twins["level"].reading.value  # type: ignore[union-attr]
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/api/v1/devicemethod/home/lamp/dim/level/77") as r:
+            assert r.status == 405 and r.headers["Allow"] == "PUT, POST"
+            assert "a GET never changes a device" in (await r.json())["Message"]
+        async with http.head(f"{base}/api/v1/devicemethod/home/lamp/dim/level/77") as r:
+            assert r.status == 405
+    assert app.mapper.get("home", "lamp").twins["level"].reading.value == before  # type: ignore[union-attr]
+    assert app.config.rest.host == "127.0.0.1"  # the default, not 0.0.0.0
+
+
+async def test_bearer_token(sock_dir: Path, dmi_peer: Any, until: Until) -> None:
+    (sock_dir / "rest.token").write_text("s3cret\n")
+    app = await _start(sock_dir, dmi_peer, until, {"port": 0, "token_file": str(sock_dir / "rest.token")})
+    try:
+        base = f"http://127.0.0.1:{app.rest_port}"
+        write = f"{base}/api/v1/device/home/lamp/level"
+        async with aiohttp.ClientSession() as http:
+            for headers in ({}, {"Authorization": "Bearer guess"}, {"Authorization": "s3cret"}):
+                async with http.put(write, json={"value": 66}, headers=headers) as r:
+                    assert r.status == 401 and "Bearer" in (await r.json())["Message"]
+                async with http.get(f"{base}/api/v1/device/home/lamp", headers=headers) as r:
+                    assert r.status == 401
+            assert app.mapper.get("home", "lamp").twins["level"].reading.value != "66"  # type: ignore[union-attr]
+            async with http.get(f"{base}/healthz") as r:
+                assert r.status == 200
+            async with http.put(write, json={"value": 66}, headers={"Authorization": "Bearer s3cret"}) as r:
+                assert r.status == 200, await r.text()
+    finally:
+        await app.stop()

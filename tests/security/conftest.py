@@ -1,21 +1,5 @@
-from __future__ import annotations
+"""The in-process cloud (cloudcore over the in-memory API) of the channel tests."""
 
-from collections.abc import AsyncIterator
+from channel.conftest import cloud
 
-import pytest
-from channel._helpers import Cloud, cloud_config
-from channel.memkube import MemoryKube
-
-from cloudcore._app import CloudCore
-
-
-@pytest.fixture
-async def cloud() -> AsyncIterator[Cloud]:
-    kube = MemoryKube()
-    core = CloudCore(cloud_config(), kube)
-    await core.start()
-    try:
-        yield Cloud(kube, core)
-    finally:
-        await core.stop()
-        kube.close()
+__all__ = ["cloud"]

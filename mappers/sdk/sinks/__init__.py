@@ -7,9 +7,11 @@ are never imported.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from mappers.sdk._types import HttpPush, MqttPush, MySQLPush, Reading, RedisPush
+from mappers.sdk.config import MqttSinkConfig
 from mappers.sdk.sinks._buffer import BufferedSink, SinkBackend
 
 __all__ = ["BufferedSink", "SinkBackend", "SinkHub"]
@@ -27,11 +29,26 @@ def _key(target: Target) -> tuple[Any, ...]:
     return ("mysql", target.addr, target.database, target.user_name)
 
 
-def _backend(target: Target) -> SinkBackend:
+def _backend(target: Target, mqtt: MqttSinkConfig) -> SinkBackend:
     if isinstance(target, MqttPush):
         from mappers.sdk.sinks.mqtt import MqttSink
 
-        return MqttSink(target.address)
+        tls = None
+        if mqtt.tls.enable:
+            from kubeshore.pki import client_tls_context
+
+            t = mqtt.tls
+            tls = client_tls_context(
+                Path(t.ca_file) if t.ca_file else None,
+                Path(t.cert_file) if t.cert_file else None,
+                Path(t.key_file) if t.key_file else None,
+            )
+        return MqttSink(
+            target.address,
+            username=mqtt.username or None,
+            password=mqtt.password if mqtt.username else None,
+            tls=tls,
+        )
     if isinstance(target, HttpPush):
         from mappers.sdk.sinks.http import HttpSink
 
@@ -46,8 +63,9 @@ def _backend(target: Target) -> SinkBackend:
 
 
 class SinkHub:
-    def __init__(self, *, capacity: int = 10_000) -> None:
+    def __init__(self, *, capacity: int = 10_000, mqtt: MqttSinkConfig | None = None) -> None:
         self._capacity = capacity
+        self._mqtt = mqtt or MqttSinkConfig()
         self._sinks: dict[tuple[Any, ...], BufferedSink] = {}
         self.local: BufferedSink | None = None
 
@@ -64,7 +82,7 @@ class SinkHub:
         key = _key(target)
         sink = self._sinks.get(key)
         if sink is None:
-            sink = BufferedSink(_backend(target), capacity=self._capacity)
+            sink = BufferedSink(_backend(target, self._mqtt), capacity=self._capacity)
             sink.start()
             self._sinks[key] = sink
         sink.put(target, reading)

@@ -1,4 +1,4 @@
-"""The MQTT 3.1.1 packets edgecore's client uses, encoded and decoded (OASIS MQTT 3.1.1, section 3).
+"""The MQTT 3.1.1 packets kubeshore's client uses, encoded and decoded (OASIS MQTT 3.1.1, section 3).
 
 Encoders return ``bytes`` ready for the transport. Decoding works on a receive buffer and offsets so
 a buffer holding many packets is split without copying each packet first.
@@ -40,6 +40,18 @@ class ProtocolError(Exception):
     """The broker sent something MQTT 3.1.1 does not allow; the connection is dropped."""
 
 
+class PacketTooLarge(Exception):
+    """A packet whose declared length is over the receive limit: raised as soon as its fixed header is
+    read, so the caller can skip its body instead of buffering it."""
+
+    def __init__(self, first: int, header_start: int, body_start: int, length: int) -> None:
+        super().__init__(f"packet of {length} bytes")
+        self.first = first
+        self.header_start = header_start
+        self.body_start = body_start
+        self.length = length
+
+
 def remaining_length(n: int) -> bytes:
     """The fixed header's variable-length integer: 7 bits per byte, high bit = more bytes follow."""
     if n < 128:
@@ -57,9 +69,20 @@ def length_prefixed(data: bytes) -> bytes:
     return len(data).to_bytes(2, "big") + data
 
 
-def encode_connect(client_id: str, keepalive: int) -> bytes:
-    # protocol name "MQTT", level 4 (3.1.1), flags: clean session only (no will, no credentials)
-    body = b"\x00\x04MQTT\x04\x02" + keepalive.to_bytes(2, "big") + length_prefixed(client_id.encode())
+def encode_connect(
+    client_id: str, keepalive: int, username: str | None = None, password: str | None = None
+) -> bytes:
+    # protocol name "MQTT", level 4 (3.1.1), flags: clean session, no will; user name and password
+    # when given (3.1.1 allows a password only with a user name)
+    flags = 0x02
+    payload = length_prefixed(client_id.encode())
+    if username is not None:
+        flags |= 0x80
+        payload += length_prefixed(username.encode())
+        if password is not None:
+            flags |= 0x40
+            payload += length_prefixed(password.encode())
+    body = b"\x00\x04MQTT\x04" + bytes((flags,)) + keepalive.to_bytes(2, "big") + payload
     return bytes((CONNECT << 4,)) + remaining_length(len(body)) + body
 
 
@@ -93,12 +116,14 @@ def encode_puback(packet_id: int) -> bytes:
     return b"\x40\x02" + packet_id.to_bytes(2, "big")
 
 
-def split_packets(buf: bytes | bytearray) -> Iterator[tuple[int, int, int]]:
-    """Yield ``(first byte, body start, body end)`` for every complete packet at the start of ``buf``.
+def split_packets(
+    buf: bytes | bytearray, max_length: int = MAX_REMAINING_LENGTH, pos: int = 0
+) -> Iterator[tuple[int, int, int]]:
+    """Yield ``(first byte, body start, body end)`` for every complete packet in ``buf`` from ``pos``.
 
     Stops at the first incomplete packet; the caller keeps the bytes after the last yielded end.
+    Raises ``PacketTooLarge`` at a packet longer than ``max_length`` without waiting for its body.
     """
-    pos = 0
     size = len(buf)
     while size - pos >= 2:
         length = 0
@@ -115,6 +140,8 @@ def split_packets(buf: bytes | bytearray) -> Iterator[tuple[int, int, int]]:
             shift += 7
             if shift > 21:
                 raise ProtocolError("remaining length longer than four bytes")
+        if length > max_length:
+            raise PacketTooLarge(buf[pos], pos, i, length)
         end = i + length
         if end > size:
             return

@@ -1,0 +1,106 @@
+"""`kubeshore up`'s data directory and brokers: owner-only from the start, and a node's mosquitto (the
+very configuration `up` writes, run as a real process) refuses clients without credentials and lets
+only edgecore and mappers write twin topics."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+from _peers import wait_port
+
+from edgecore.eventbus import MqttClient
+from kubeshore.up import command
+from kubeshore.up._plan import MQTT_ACL, Plan, describe, load_or_choose_ports
+
+TWIN = "$hw/events/device/default/lamp/twin/update"
+
+
+def _mode(p: Path) -> int:
+    return stat.S_IMODE(os.lstat(p).st_mode)
+
+
+def test_prepare_makes_the_data_dir_owner_only(tmp_path: Path) -> None:
+    data = tmp_path / "up"
+    data.mkdir(mode=0o755)
+    (data / "cloud").mkdir(mode=0o755)
+    (data / "cloud" / "apiserver.db").write_bytes(b"")
+    (data / "cloud" / "apiserver.db").chmod(0o644)
+    args = argparse.Namespace(random_ports=True, examples=None)
+    command._prepare(data, args)
+    assert _mode(data) == 0o700 and _mode(data / "cloud") == 0o700
+    assert _mode(data / "cloud" / "apiserver.db") == 0o600
+
+
+async def test_up_broker_requires_credentials_and_applies_the_acl(tmp_path: Path) -> None:
+    plan = Plan(tmp_path, load_or_choose_ports(tmp_path, well_known=False), examples=None)
+    service = plan.mosquitto("edge-1")
+    for f in ("passwd", "acl", "edgecore.password", "mapper.password", "app.password"):
+        assert _mode(plan.mqtt_dir("edge-1") / f) == 0o600, f
+    assert _mode(plan.mqtt_dir("edge-1")) == 0o700 and _mode(Path(service.argv[2])) == 0o600
+    assert "edgecore:" in (plan.mqtt_dir("edge-1") / "passwd").read_text()
+    password = plan.mqtt_password_file("edge-1", "edgecore").read_text()
+    assert password not in (plan.mqtt_dir("edge-1") / "passwd").read_text()  # hashed
+    assert "--mqtt-password-file" in plan.join_argv("edge-1", "t") and password not in plan.join_argv(
+        "edge-1", "t"
+    )
+
+    proc = await asyncio.create_subprocess_exec(
+        *service.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        url = f"tcp://127.0.0.1:{plan.ports.nodes['edge-1'].mqtt}"
+        await asyncio.to_thread(wait_port, plan.ports.nodes["edge-1"].mqtt)
+
+        def creds(user: str) -> dict[str, str]:
+            return {"username": user, "password": plan.mqtt_password_file("edge-1", user).read_text()}
+
+        got: list[bytes] = []
+        edge = MqttClient(url, "edgecore-edge-1", **creds("edgecore"))
+        edge.subscribe("$hw/events/device/+/+/twin/update", lambda t, p: got.append(p))
+        anonymous = MqttClient(url, "anonymous", max_backoff=0.2)
+        app = MqttClient(url, "app", **creds("app"))
+        mapper = MqttClient(url, "mapper", **creds("mapper"))
+        for c in (edge, anonymous, app, mapper):
+            await c.start()
+        try:
+            for c in (edge, app, mapper):
+                await asyncio.wait_for(c.wait_connected(), 15)
+            await asyncio.sleep(0.5)
+            assert not anonymous.connected
+            assert app.publish(TWIN, b"app", qos=1) and mapper.publish(TWIN, b"mapper", qos=1)
+            for _ in range(100):
+                if got:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+            assert got == [b"mapper"]
+        finally:
+            for c in (edge, anonymous, app, mapper):
+                await c.stop()
+    finally:
+        proc.kill()
+        await proc.wait()
+
+
+def test_describe_names_the_app_password_file(tmp_path: Path) -> None:
+    plan = Plan(tmp_path, load_or_choose_ports(tmp_path, well_known=False), examples=None)
+    described = describe(plan)["nodes"]["edge-1"]["mqtt_app_password_file"]
+    assert described == str(plan.mqtt_password_file("edge-1", "app"))
+
+
+def test_one_acl_in_up_deploy_and_docs() -> None:
+    root = Path(__file__).resolve().parents[2]
+
+    def rules(text: str) -> list[str]:
+        return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+    shipped = rules((root / "deploy" / "mosquitto" / "kubeshore.acl").read_text())
+    assert rules(MQTT_ACL.read_text()) == shipped
+    docs = (root / "docs" / "security.md").read_text()
+    block = docs[docs.index("```text\nuser edgecore") + len("```text\n") :]
+    assert rules(block[: block.index("```")]) == shipped
