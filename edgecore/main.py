@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import os
 import signal
@@ -62,6 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileModeError as exc:
         print(f"edgecore: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # A read-only or full file system refuses chmod; the store then says so itself, in one line
+        # at start (read-only) or through /readyz (full).
+        if exc.errno not in (errno.EROFS, errno.ENOSPC):
+            print(f"edgecore: cannot check file modes: {exc}", file=sys.stderr)
+            return 1
 
     async def runner() -> None:
         from edgecore._node import EdgeNode

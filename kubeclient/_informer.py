@@ -6,10 +6,11 @@ import asyncio
 import logging
 import random
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from kubeclient._client import ApiError, Kube, Obj, Resource, object_key
+from kubeclient._workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -155,3 +156,24 @@ async def wait_synced(stop: asyncio.Event, *informers: Informer) -> None:
     await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
     waiter.cancel()
     stopper.cancel()
+
+
+async def run_controller(
+    stop: asyncio.Event,
+    queue: WorkQueue,
+    informers: Sequence[Informer],
+    initial_keys: Callable[[], Iterable[str]] = tuple,
+) -> None:
+    """A controller's life: run its informers, wait until they have listed, queue ``initial_keys()``,
+    then work the queue until ``stop``."""
+    tasks = [asyncio.create_task(i.run(stop)) for i in informers]
+    try:
+        await wait_synced(stop, *informers)
+        for key in initial_keys():
+            queue.add(key)
+        if not stop.is_set():
+            await queue.run(stop)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
