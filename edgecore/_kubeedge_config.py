@@ -174,9 +174,14 @@ def translate(doc: dict[str, Any]) -> Translated:
     r.take(f"{bus}.mqttUsername", "eventBus.mqttUsername")
     r.take(f"{bus}.mqttPassword", "eventBus.mqttPassword")
     tls = f"{bus}.eventBusTLS"
-    if r.take(f"{tls}.enable", "eventBus.eventBusTLS.enable"):
-        for key in ("tlsMqttCAFile", "tlsMqttCertFile", "tlsMqttPrivateKeyFile"):
+    if r.get(f"{tls}.enable"):
+        for key in ("enable", "tlsMqttCAFile", "tlsMqttCertFile", "tlsMqttPrivateKeyFile"):
             r.take(f"{tls}.{key}", f"eventBus.eventBusTLS.{key}")
+    else:
+        # KubeEdge writes the TLS file paths even when TLS is off: nothing to carry, nothing to name.
+        r.used.update(
+            f"{tls}.{k}" for k in ("enable", "tlsMqttCAFile", "tlsMqttCertFile", "tlsMqttPrivateKeyFile")
+        )
 
     edged = "modules.edged"
     kubelet = f"{edged}.tailoredKubeletConfig"

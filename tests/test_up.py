@@ -197,6 +197,15 @@ def test_up_runs_everything_and_down_stops_it(platform: tuple[Path, float, float
     )
     assert patched.returncode == 0, patched.stderr
 
+    # Owner-only data (docs/security.md): nothing open to other users, and no join token in the logs.
+    wide = [
+        f"{p} {p.lstat().st_mode & 0o777:o}"
+        for p in [data, *data.rglob("*")]
+        if not p.is_socket() and not p.is_symlink() and p.lstat().st_mode & 0o077
+    ]
+    assert not wide, wide
+    assert "<stdout not logged" in (data / "logs" / "token.log").read_text()
+
     # `kubeshore down` stops everything it recorded, the supervisor and every service's process group.
     recorded = [(int(r["pid"]), r.get("ticks")) for r in state["processes"].values()]
     supervisor = (int(state["supervisor"]["pid"]), state["supervisor"].get("ticks"))

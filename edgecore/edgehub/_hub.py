@@ -28,9 +28,11 @@ from edgecore.edgehub._certificates import (
     write_certificate,
 )
 from edgecore.metamanager import EdgeStore
+from kubeshore.logs import Throttled
 from kubeshore.message import GROUP_RESOURCE, OP_KEEPALIVE, SOURCE_EDGEHUB, Message, MessageError
 
 log = logging.getLogger(__name__)
+_throttled = Throttled(log)
 
 PROJECT_ID = "e632aba927ea4ac2b575ec1603d56f10"
 _ROTATE_AT = 0.8  # fraction of the certificate's lifetime
@@ -148,7 +150,7 @@ class EdgeHub:
                     msg = Message.from_json(frame)
                 except MessageError as exc:
                     self.malformed += 1
-                    log.warning("ignored a malformed frame from cloudcore: %s", exc)
+                    _throttled.warning("malformed", "ignored a malformed frame from cloudcore: %s", exc)
                     continue
                 try:
                     await self.router.dispatch(msg)

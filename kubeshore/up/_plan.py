@@ -57,24 +57,7 @@ REPO_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # Who may do what on a node's broker (docs/security.md): edgecore owns the twin topics; mappers write
 # reports and states and read results; applications (user "app") only read.
 MQTT_USERS = ("edgecore", "mapper", "app")
-MQTT_ACL = """\
-user edgecore
-topic readwrite $hw/events/#
-topic readwrite $ke/events/#
-
-user mapper
-topic write $hw/events/device/+/+/twin/update
-topic write $hw/events/device/+/+/state/update
-topic write $hw/events/node/+/membership/get
-topic read $hw/events/device/+/+/twin/update/#
-topic read $hw/events/device/+/+/updated
-topic read $hw/events/node/+/membership/#
-topic readwrite $ke/events/#
-
-user app
-topic read $hw/events/#
-topic read $ke/events/#
-"""
+MQTT_ACL = Path(__file__).with_name("mosquitto.acl")
 
 
 class PlanError(Exception):
@@ -419,7 +402,7 @@ class Plan:
             raise PlanError(
                 f"mosquitto_passwd -U {passwd} failed: {done.stderr.strip() or done.stdout.strip()}"
             )
-        filemodes.write_private(d / "acl", MQTT_ACL.encode())
+        filemodes.write_private(d / "acl", MQTT_ACL.read_bytes())
 
     def mosquitto(self, node: str) -> Service:
         conf = self.node_dir(node) / "mosquitto.conf"

@@ -49,3 +49,15 @@ def test_edge_processes_speak_grpc_through_dmi_rpc_not_grpcio() -> None:
         if "grpc" in imported_roots(path)
     ]
     assert offenders == []
+
+
+def test_one_mqtt_client_paho_only_in_tests_and_benches() -> None:
+    """kubeshore.mqtt is the one MQTT client (edgecore's eventbus and the mapper SDK's sink); paho-mqtt
+    is a reference peer for tests and benchmarks, not a runtime dependency."""
+    offenders = [
+        str(path.relative_to(ROOT))
+        for package in ("kubeshore", "edgecore", "mappers", "cloudcore", "dmi", "kubeapi", "crds")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if "paho" in imported_roots(path)
+    ]
+    assert offenders == []
