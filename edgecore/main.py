@@ -57,11 +57,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 2
     try:
-        for path in {cfg.data_dir, cfg.certs.key_file, cfg.database.path.parent}:
+        secure_tree(cfg.data_dir, keep=[cfg.edged.root_directory or cfg.data_dir / "edged"])
+        db = cfg.database.path
+        for path in (
+            cfg.certs.key_file,
+            ns.config,
+            db,
+            *(db.with_name(db.name + s) for s in ("-wal", "-shm")),
+        ):
             secure_tree(path)
     except FileModeError as exc:
         print(f"edgecore: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. a read-only file system: one line, no traceback
+        print(
+            f"edgecore: cannot restrict the modes of {exc.filename or path}: {exc.strerror}", file=sys.stderr
+        )
+        return 1
 
     async def runner() -> None:
         from edgecore._node import EdgeNode
