@@ -69,6 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileModeError as exc:
         print(f"edgecore: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. a read-only file system: one line, no traceback
+        print(
+            f"edgecore: cannot restrict the modes of {exc.filename or path}: {exc.strerror}", file=sys.stderr
+        )
+        return 1
 
     async def runner() -> None:
         from edgecore._node import EdgeNode
