@@ -550,7 +550,9 @@ class Plan:
                 )
         await self.kubectl().run("patch", "device", "thermostat-1", "--type=json", "-p", json.dumps(ops))
 
-    def join_argv(self, node: str, token: str) -> list[str]:
+    def join_argv(self, node: str) -> list[str]:
+        """`kubeshore join` of ``node``; the token goes in its environment (``join_env``), where other
+        users cannot read it, unlike arguments."""
         p = self.ports.nodes[node]
         return kubeshore_argv(
             "join",
@@ -558,8 +560,6 @@ class Plan:
             f"127.0.0.1:{self.ports.websocket}",
             "--https-port",
             str(self.ports.https),
-            "--token",
-            token,
             "--node-name",
             node,
             "--data-dir",
@@ -631,7 +631,7 @@ class Plan:
                 filemodes.private_dir(self.node_dir(node))
                 self.mqtt_credentials(node)
                 await sup.run_once(
-                    f"join-{node}", self.join_argv(node, token["value"]), secret=[token["value"]]
+                    f"join-{node}", self.join_argv(node), env={"KUBESHORE_JOIN_TOKEN": token["value"]}
                 )
 
             return run
