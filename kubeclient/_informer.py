@@ -11,6 +11,7 @@ from typing import Any
 
 from kubeclient._client import ApiError, Kube, Obj, Resource, object_key
 from kubeclient._workqueue import WorkQueue
+from kubeshore.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class Informer:
             self._stop.set()
 
     def _run(self) -> None:
-        backoff = 0.2
+        backoff = Backoff(0.2, 5.0)
         rv = ""
         while not self._stop.is_set():
             try:
@@ -102,7 +103,7 @@ class Informer:
                         obj.setdefault("apiVersion", self.res.api_version)
                         obj.setdefault("kind", self.res.kind)
                         self._emit(kind, obj)
-                backoff = 0.2
+                backoff.reset()
             except Exception as exc:
                 if self._stop.is_set():
                     return
@@ -111,9 +112,8 @@ class Informer:
                     log.info("watch %s expired; relisting", self.res.plural)
                     rv = ""
                     continue
-                log.warning("watch %s failed (%s); retrying in %.1fs", self.res.plural, exc, backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                log.warning("watch %s failed (%s); retrying in %.1fs", self.res.plural, exc, backoff.nominal)
+                self._stop.wait(backoff.next())
 
     # -- event loop -----------------------------------------------------------------------------
     async def _dispatch(self) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import ssl
 from collections import deque
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
 
+from kubeshore.backoff import Backoff
 from kubeshore.mqtt import _packets as pk
 from kubeshore.mqtt._topics import encode_topic_filter, encode_topic_name, topic_matches
 
@@ -405,7 +405,8 @@ class MqttClient:
     # connection management ---------------------------------------------------------------------
 
     async def _run(self) -> None:
-        backoff = FIRST_BACKOFF
+        # Jitter keeps many edge clients from reconnecting in lockstep after a broker restart.
+        backoff = Backoff(FIRST_BACKOFF, self._max_backoff, jitter=(0.5, 1.0))
         failures = 0
         while True:
             conn = await self._connect(quiet=failures > 0)
@@ -413,14 +414,12 @@ class MqttClient:
                 failures += 1
             else:
                 failures = 0
-                backoff = FIRST_BACKOFF
+                backoff.reset()
                 self._attach(conn)
                 await conn.lost.wait()
                 self._detach(conn)
                 log.warning("MQTT broker connection lost: %s", conn.lost_reason)
-            # Jitter keeps many edge clients from reconnecting in lockstep after a broker restart.
-            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
-            backoff = min(backoff * 2, self._max_backoff)
+            await backoff.sleep()
 
     async def _connect(self, *, quiet: bool) -> _Connection | None:
         """A connection the broker accepted, or None (logged, at debug level when ``quiet``)."""
