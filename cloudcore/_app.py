@@ -67,24 +67,52 @@ def _ssl_contexts(
     return ctx(ssl.CERT_REQUIRED), ctx(ssl.CERT_OPTIONAL)
 
 
+def _served(kube: Kube, group: str, version: str) -> set[str]:
+    """The resources ``group/version`` serves (discovery, which every authenticated user may read)."""
+    try:
+        listing = kube.request("GET", f"/apis/{group}/{version}")
+    except ApiError as exc:
+        if exc.status == 404:
+            return set()
+        raise
+    return {str(r.get("name")) for r in (listing or {}).get("resources") or []}
+
+
 def install_crds(kube: Kube, timeout: float = 30.0) -> int:
-    """Create every CRD shipped in ``crds/*.yaml`` that the cluster lacks; wait for ObjectSync."""
+    """Create every CRD shipped in ``crds/*.yaml`` that the cluster does not serve; wait for ObjectSync.
+
+    What is served is read from discovery first, so on a cluster where an administrator applied the
+    CRDs cloudcore needs no right on customresourcedefinitions at all (deploy/ grants none)."""
     import importlib.resources
     import time
 
-    n = 0
+    missing: list[dict[str, Any]] = []
+    served: dict[tuple[str, str], set[str]] = {}
     for entry in sorted(importlib.resources.files("crds").iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".yaml"):
             continue
         for doc in yaml.safe_load_all(entry.read_text()):
             if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
                 continue
-            try:
-                kube.create(CRDS, doc)
-                n += 1
-            except ApiError as exc:
-                if exc.status != 409:
-                    raise
+            spec = doc["spec"]
+            for version in (v["name"] for v in spec["versions"] if v.get("served", True)):
+                key = (spec["group"], version)
+                if key not in served:
+                    served[key] = _served(kube, *key)
+                if spec["names"]["plural"] not in served[key]:
+                    missing.append(doc)
+                    break
+    n = 0
+    for doc in missing:
+        try:
+            kube.create(CRDS, doc)
+            n += 1
+        except ApiError as exc:
+            if exc.status == 403:
+                names = ", ".join(d["metadata"]["name"] for d in missing)
+                raise ApiError(exc.status, f"not served: {names}; {exc.message}", exc.reason) from exc
+            if exc.status != 409:
+                raise
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -287,11 +315,16 @@ async def run(cfg: CloudCoreConfig, stop: asyncio.Event | None = None) -> None:
         await core.start()
         controllers_stop = asyncio.Event()
         controllers: asyncio.Task[None] | None = None
+        workloads: asyncio.Task[None] | None = None
         if cfg.standalone:
             # Standalone cloudcore is the whole control plane: it runs the node-group controllers too.
+            from cloudcore.workloads import run_workload_controllers
             from nodegroup import run_controllers
 
             controllers = asyncio.create_task(run_controllers(kubeconfig, controllers_stop), name="nodegroup")
+            workloads = asyncio.create_task(
+                run_workload_controllers(kubeconfig, controllers_stop), name="workloads"
+            )
         try:
             if cfg.data_dir is not None:
                 state: dict[str, Any] = {"pid": os.getpid(), "kubeconfig": kubeconfig, **core.ports()}
@@ -301,7 +334,8 @@ async def run(cfg: CloudCoreConfig, stop: asyncio.Event | None = None) -> None:
             await stop.wait()
         finally:
             controllers_stop.set()
-            if controllers is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(controllers, 10)
+            for task in (controllers, workloads):
+                if task is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(task, 10)
             await core.stop()

@@ -57,7 +57,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 2
     try:
-        for path in {cfg.data_dir, cfg.certs.key_file, cfg.database.path.parent}:
+        secure_tree(cfg.data_dir, keep=[cfg.edged.root_directory or cfg.data_dir / "edged"])
+        db = cfg.database.path
+        for path in (
+            cfg.certs.key_file,
+            ns.config,
+            db,
+            *(db.with_name(db.name + s) for s in ("-wal", "-shm")),
+        ):
             secure_tree(path)
     except FileModeError as exc:
         print(f"edgecore: {exc}", file=sys.stderr)

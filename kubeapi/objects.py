@@ -444,6 +444,8 @@ class ObjectService:
         name = str(obj.get("metadata", {}).get("name", ""))
         if resource.kind == "Secret" and resource.group == "":
             _merge_string_data(resource, name, obj)
+        if resource.kind in ("ConfigMap", "Secret") and resource.group == "":
+            _check_data_maps(resource, name, obj)
         if resource.custom and resource.schema:
             result = schema.admit(resource.schema, obj)
             if result.errors:
@@ -651,6 +653,37 @@ def _merge_string_data(resource: ResourceType, name: str, obj: dict[str, Any]) -
     for key, value in string_data.items():
         data[key] = base64.b64encode(value.encode()).decode()
     obj["data"] = data
+
+
+_CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+
+
+def _check_data_maps(resource: ResourceType, name: str, obj: dict[str, Any]) -> None:
+    """ConfigMap/Secret ``data`` and ``binaryData``: string values (kube-apiserver cannot decode others:
+    400) under valid config keys (422), as the edge, the MetaServer and the pods that read them expect."""
+    causes = []
+    for field in ("data", "binaryData"):
+        values = obj.get(field)
+        if values is None:
+            continue
+        if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+            raise bad_request(
+                f'{resource.kind} in version "{resource.version}" cannot be handled as a {resource.kind}: '
+                f"{field} must map keys to strings"
+            )
+        for key in values:
+            if len(key) > 253 or not _CONFIG_KEY.fullmatch(key):
+                causes.append(
+                    field_error(
+                        f"{field}[{key}]",
+                        "FieldValueInvalid",
+                        f'Invalid value: "{key}": a valid config key must consist of alphanumeric '
+                        "characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', "
+                        "regex used for validation is '[-._a-zA-Z0-9]+')",
+                    )
+                )
+    if causes:
+        raise invalid(resource.kind, resource.group, name, causes)
 
 
 def _parse_rv(text: str) -> int:

@@ -303,7 +303,7 @@ class KubeAPI:
             verb = "watch" if query.get("watch") in ("true", "1") else "list"
         elif method == "GET":
             verb = "get"
-        elif method == "POST" and collection:
+        elif method == "POST" and (collection or target.subresource == "binding"):
             verb = "create"
         elif method == "PUT" and not collection:
             verb = "update"
@@ -331,6 +331,8 @@ class KubeAPI:
                 )
         if target.subresource == "scale":
             return await self._scale(request, target, verb)
+        if target.subresource == "binding":
+            return await self._binding(request, target, verb)
         if verb == "get":
             return await self._get(request, target)
         if verb == "list":
@@ -547,6 +549,36 @@ class KubeAPI:
                 patch["metadata"] = {"resourceVersion": rv}
             stored = await self.service.patch(resource, target.namespace, target.name, MERGE_PATCH, patch)
         return _object_response(request, _scale_of(resource, stored.object()))
+
+    async def _binding(self, request: web.Request, target: _Target, verb: str) -> web.StreamResponse:
+        """``POST pods/<name>/binding``: how a scheduler assigns a Pod to a node, once."""
+        if verb != "create":
+            raise APIError(405, "MethodNotAllowed", "the server does not allow this method on pods/binding")
+        body = await self._body(request)
+        node = ((body or {}).get("target") or {}).get("name") if isinstance(body, dict) else None
+        if not isinstance(node, str) or not node:
+            raise APIError(422, "Invalid", f'Binding "{target.name}" is invalid: target.name: Required value')
+        stored = await self.service.get(target.resource, target.namespace, target.name)
+        pod = stored.object()
+        current = (pod.get("spec") or {}).get("nodeName")
+        if current:
+            raise APIError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on pods/binding "{target.name}": '
+                f'pod {target.name} is already assigned to node "{current}"',
+            )
+        uid = ((body.get("metadata") or {}).get("uid")) if isinstance(body, dict) else None
+        if uid and uid != (pod.get("metadata") or {}).get("uid"):
+            raise APIError(
+                409, "Conflict", f'Operation cannot be fulfilled on pods "{target.name}": uid mismatch'
+            )
+        patch = {"metadata": {"resourceVersion": (pod.get("metadata") or {}).get("resourceVersion")},
+                 "spec": {"nodeName": node}}  # fmt: skip
+        await self.service.patch(target.resource, target.namespace, target.name, MERGE_PATCH, patch)
+        return _json_response(
+            {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201
+        )
 
     # -- watch -----------------------------------------------------------------------------
 

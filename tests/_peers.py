@@ -84,3 +84,113 @@ def mosquitto(port: int | None = None) -> Iterator[BrokerURL]:
             yield broker.url
         finally:
             broker.stop()
+
+
+KUBE_NAMES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+
+def kubernetes_source() -> Path | None:
+    """``../shared/kubernetes`` beside the checkout (its script and binaries), or None when absent."""
+    d = Path(__file__).resolve().parents[2] / "shared" / "kubernetes"
+    bins = d / "bin"
+    if (d / "run-control-plane.sh").is_file() and all(
+        (bins / n).exists() or (bins / f"{n}.xz").exists() for n in KUBE_NAMES
+    ):
+        return d
+    return None
+
+
+def kubernetes_missing() -> str | None:
+    """One line saying why the real control plane cannot run here, or None when it can."""
+    if kubernetes_source() is None:
+        where = Path(__file__).resolve().parents[2] / "shared" / "kubernetes"
+        return f"realk8s lane skipped: no run-control-plane.sh and {', '.join(KUBE_NAMES)} in {where}"
+    for exe in ("etcd", "kubectl", "openssl"):
+        if shutil.which(exe) is None and not (exe == "etcd" and os.path.exists("/usr/bin/etcd")):
+            return f"realk8s lane skipped: {exe} is not installed (make system-deps)"
+    return None
+
+
+def _kube_binaries(src: Path) -> Path:
+    """The control-plane executables, unpacked from ``.xz`` once per machine into a cache directory."""
+    import hashlib
+    import lzma
+
+    digest = hashlib.sha256()
+    for n in KUBE_NAMES:
+        f = src / n if (src / n).exists() else src / f"{n}.xz"
+        st = f.stat()
+        digest.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
+    cache = (
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        / "kubeshore"
+        / ("kubernetes-" + digest.hexdigest()[:16])
+    )
+    cache.mkdir(parents=True, exist_ok=True)
+    for n in KUBE_NAMES:
+        out = cache / n
+        if out.exists():
+            continue
+        tmp = cache / f".{n}.{os.getpid()}"
+        if (src / n).exists():
+            shutil.copyfile(src / n, tmp)
+        else:
+            with lzma.open(src / f"{n}.xz") as fin, open(tmp, "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+        tmp.chmod(0o755)
+        tmp.replace(out)
+    return cache
+
+
+class ControlPlane:
+    """A real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) under ``dir``,
+    started by ``../shared/kubernetes/run-control-plane.sh``; ``kubeconfig`` is its admin kubeconfig."""
+
+    def __init__(self, dir: Path) -> None:
+        self.dir = dir
+        self.kubeconfig = str(dir / "admin.kubeconfig")
+        self.env: dict[str, str] = {}
+
+    def start(self) -> None:
+        src = kubernetes_source()
+        if src is None:
+            raise RuntimeError(kubernetes_missing() or "no control plane")
+        env = {**os.environ, "KUBE_BIN_DIR": str(_kube_binaries(src / "bin"))}
+        out = subprocess.run(
+            [str(src / "run-control-plane.sh"), str(self.dir)], env=env, capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+        if out.returncode != 0:
+            self.stop()
+            raise RuntimeError(f"run-control-plane.sh failed: {out.stderr[-2000:]}")
+        for line in (self.dir / "env").read_text().splitlines():
+            key, _, value = line.partition("=")
+            self.env[key] = value
+
+    @property
+    def server(self) -> str:
+        return self.env["KUBE_APISERVER"]
+
+    def pid(self, name: str) -> int:
+        for line in (self.dir / "pids").read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == name:
+                return int(value)
+        raise KeyError(name)
+
+    def stop(self) -> None:
+        stop = self.dir / "stop.sh"
+        if stop.exists():
+            subprocess.run([str(stop)], capture_output=True, timeout=120)
+
+
+@contextlib.contextmanager
+def control_plane(parent: Path | None = None) -> Iterator[ControlPlane]:
+    """Run a real control plane for the duration of the block, in a fresh temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="k8s-", dir=parent) as tmp:
+        cp = ControlPlane(Path(tmp) / "cp")
+        try:
+            cp.start()
+            yield cp
+        finally:
+            cp.stop()

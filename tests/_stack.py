@@ -1,6 +1,11 @@
-"""The full kubeshore stack as real processes, for end-to-end tests driven from kubectl: standalone
-cloudcore, ``kubeshore token create`` + ``kubeshore join`` for one edge node, edgecore, and any
-further process (mappers). Every process runs in its own session so it can be killed with -9."""
+"""The full kubeshore stack as real processes, for end-to-end tests driven from kubectl: cloudcore,
+``kubeshore token create`` + ``kubeshore join`` for one edge node, edgecore, and any further process
+(mappers). Every process runs in its own session so it can be killed with -9.
+
+Two backends: standalone cloudcore with its embedded API server, or (given a :class:`ControlPlane`) the
+real control plane, with cloudcore and ``kubeshore nodegroup-controller`` run on the host as docs/install.md
+says: CRDs and deploy/'s ServiceAccounts and RBAC applied by the admin, each process holding a token of its
+ServiceAccount. Their API calls are recorded (``api-<name>.jsonl``) to check that RBAC against."""
 
 from __future__ import annotations
 
@@ -18,8 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from _peers import ControlPlane
 
 BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[1]
+# sitecustomize that records every request the kubernetes client makes (KUBESHORE_API_TRACE=file).
+API_TRACE_DIR = Path(__file__).resolve().parent / "_apitrace"
 
 
 # What a check may raise while the system is still converging (kubectl exits, half-written files).
@@ -49,12 +58,13 @@ class Processes:
         self.tmp = tmp
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, *argv: str) -> subprocess.Popen[bytes]:
+    def start(self, name: str, *argv: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         exe = argv[0] if "/" in argv[0] else str(BIN / argv[0])
         with (self.tmp / f"{name}.log").open("ab") as log:
             proc = subprocess.Popen(
-                [exe, *argv[1:]], stdout=log, stderr=log, cwd=self.tmp, start_new_session=True
-            )
+                [exe, *argv[1:]], stdout=log, stderr=log, cwd=self.tmp, start_new_session=True,
+                env={**os.environ, **env} if env else None,
+            )  # fmt: skip
         self.procs[name] = proc
         return proc
 
@@ -73,13 +83,58 @@ class Processes:
 
 
 class Stack(Processes):
-    """cloudcore + one joined edge node (``edge-1``) under ``tmp``; ``broker`` is the MQTT URL."""
+    """cloudcore + one joined edge node (``edge-1``) under ``tmp``; ``broker`` is the MQTT URL.
+    With ``cluster``, cloudcore runs against that real control plane instead of standalone."""
 
-    def __init__(self, tmp: Path, broker: str) -> None:
+    def __init__(self, tmp: Path, broker: str, cluster: ControlPlane | None = None) -> None:
         super().__init__(tmp)
         self.broker = broker
+        self.cluster = cluster
         self.ports: dict[str, Any] = {}
         self.edge_dir = tmp / "edge-1"
+        self.kubeconfig = cluster.kubeconfig if cluster else str(tmp / "cloud" / "admin.kubeconfig")
+        self._installed = False
+
+    @property
+    def backend(self) -> str:
+        return "realk8s" if self.cluster else "embedded"
+
+    def install(self) -> None:
+        """As the cluster's admin: the CRDs, the kubeedge namespace and the ServiceAccounts and RBAC of
+        deploy/ (docs/install.md, "cloud side on the host")."""
+        self.kubectl(
+            "apply", "-f", str(REPO / "crds"), "-f", str(REPO / "deploy" / "00-namespace.yaml"),
+            "-f", str(REPO / "deploy" / "01-cloudcore-rbac.yaml"),
+            "-f", str(REPO / "deploy" / "03-nodegroup-controller-rbac.yaml"),
+        )  # fmt: skip
+        self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        self._installed = True
+
+    def service_account_kubeconfig(self, account: str) -> Path:
+        """A kubeconfig holding a fresh token of ServiceAccount ``kubeedge/<account>``."""
+        assert self.cluster is not None
+        token = self.kubectl("create", "token", account, "-n", "kubeedge", "--duration=2h").strip()
+        path = self.tmp / f"{account}.kubeconfig"
+        doc = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {"name": "k", "cluster": {"server": self.cluster.server,
+                                          "certificate-authority": str(self.cluster.dir / "pki" / "ca.crt")}}
+            ],
+            "users": [{"name": account, "user": {"token": token}}],
+            "contexts": [{"name": "k", "context": {"cluster": "k", "user": account}}],
+            "current-context": "k",
+        }  # fmt: skip
+        path.write_text(yaml.safe_dump(doc))
+        path.chmod(0o600)
+        return path
+
+    def _traced(self, name: str) -> dict[str, str]:
+        return {
+            "PYTHONPATH": os.pathsep.join([str(API_TRACE_DIR), os.environ.get("PYTHONPATH", "")]),
+            "KUBESHORE_API_TRACE": str(self.tmp / f"api-{name}.jsonl"),
+        }
 
     def start_cloudcore(self, *, same_ports: bool = False, **config: Any) -> None:
         """Start cloudcore; ``config`` holds extra config-file keys (camelCase), e.g. flush intervals;
@@ -90,26 +145,51 @@ class Stack(Processes):
             path = self.tmp / "cloudcore.yaml"
             path.write_text(yaml.safe_dump(config))
             extra = ["--config", str(path)]
-        ports = {"websocketPort": 0, "httpsPort": 0, "apiserverPort": 0, "metricsPort": 0}
+        ports = {"websocketPort": 0, "httpsPort": 0, "metricsPort": 0}
         if same_ports:
             ports = {k: self.ports[k] for k in ports}
+        extra += [arg for k, v in ports.items() for arg in ("--" + k.removesuffix("Port") + "-port", str(v))]
         state = data / "cloudcore.json"
         state.unlink(missing_ok=True)
-        self.start(
-            "cloudcore", str(BIN / "cloudcore"), "--standalone", "--data-dir", str(data),
-            "--bind", "127.0.0.1", "--websocket-port", str(ports["websocketPort"]),
-            "--https-port", str(ports["httpsPort"]), "--apiserver-port", str(ports["apiserverPort"]),
-            "--metrics-port", str(ports["metricsPort"]), "--log-format", "json", *extra,
-        )  # fmt: skip
+        if self.cluster is None:
+            api_port = self.ports["apiserverPort"] if same_ports else 0
+            self.start(
+                "cloudcore", str(BIN / "cloudcore"), "--standalone", "--data-dir", str(data),
+                "--bind", "127.0.0.1", "--apiserver-port", str(api_port), "--log-format", "json", *extra,
+            )  # fmt: skip
+        else:
+            if not self._installed:
+                self.install()
+            self.start(
+                "cloudcore", str(BIN / "cloudcore"),
+                "--kubeconfig", str(self.service_account_kubeconfig("cloudcore")), "--data-dir", str(data),
+                "--bind", "127.0.0.1", "--log-format", "json", *extra,
+                env=self._traced("cloudcore"),
+            )  # fmt: skip
         wait_for(state.exists, 60, "cloudcore.json")
         self.ports = json.loads(state.read_text())
-        self.kubeconfig = str(data / "admin.kubeconfig")
 
-    def join_edge(self, name: str = "edge-1", data_dir: Path | None = None) -> Path:
-        """Join node ``name`` (files under ``data_dir``, default ``edge_dir``); returns its edgecore.yaml."""
+    def start_nodegroup_controller(self) -> None:
+        """On the real cluster, ``kubeshore nodegroup-controller`` with its ServiceAccount's token
+        (standalone cloudcore runs the controllers in-process)."""
+        if self.cluster is None:
+            return
+        self.start(
+            "nodegroup-controller", str(BIN / "kubeshore"), "nodegroup-controller",
+            "--kubeconfig", str(self.service_account_kubeconfig("nodegroup-controller")),
+            "--resync-seconds", "10", "--log-format", "json",
+            env=self._traced("nodegroup-controller"),
+        )  # fmt: skip
+
+    def join_edge(
+        self, name: str = "edge-1", data_dir: Path | None = None, extra: tuple[str, ...] = ()
+    ) -> Path:
+        """Join node ``name`` (files under ``data_dir``, default ``edge_dir``; ``extra``: more join flags);
+        returns its edgecore.yaml."""
         data_dir = data_dir or self.edge_dir
+        where = ["--kubeconfig", self.kubeconfig] if self.cluster else ["--data-dir", str(self.tmp / "cloud")]
         token = subprocess.run(
-            [str(BIN / "kubeshore"), "token", "create", "--data-dir", str(self.tmp / "cloud")],
+            [str(BIN / "kubeshore"), "token", "create", *where],
             capture_output=True, text=True, check=True, timeout=60,
         ).stdout.strip()  # fmt: skip
         subprocess.run(
@@ -117,7 +197,7 @@ class Stack(Processes):
              "--https-port", str(self.ports["httpsPort"]), "--token", token, "--node-name", name,
              "--data-dir", str(data_dir), "--metaserver-port", "0", "--metrics-port", "0",
              "--mqtt-url", self.broker,
-             "--dmi-socket", str(data_dir / "dmi.sock")],
+             "--dmi-socket", str(data_dir / "dmi.sock"), *extra],
             capture_output=True, text=True, check=True, timeout=60,
         )  # fmt: skip
         cfg_path = data_dir / "edgecore.yaml"
@@ -180,3 +260,18 @@ class Stack(Processes):
     def state(self, name: str, namespace: str = "default") -> str | None:
         state: str | None = self.status(name, namespace).get("status", {}).get("state")
         return state
+
+    def edge_objects(self, gvr: str) -> dict[str, dict[str, Any]]:
+        """``namespace/name`` -> object of one kind (``core/v1/configmaps``) in edge-1's store."""
+        db = sqlite3.connect(f"file:{self.edge_dir / 'edgecore.db'}?mode=ro", uri=True, timeout=5)
+        try:
+            rows = db.execute("select value from meta_v2 where group_version_resource = ?", (gvr,)).fetchall()
+        finally:
+            db.close()
+        objs = [json.loads(value) for (value,) in rows]
+        return {f"{o['metadata'].get('namespace', '')}/{o['metadata']['name']}": o for o in objs}
+
+    def get(self, *args: str) -> dict[str, Any]:
+        """``kubectl get ARGS -o json``."""
+        out: dict[str, Any] = json.loads(self.kubectl("get", *args, "-o", "json"))
+        return out
