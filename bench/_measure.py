@@ -18,12 +18,21 @@ def percentile(samples: list[float], p: float) -> float:
 
 def rss_mb(pid: int | str = "self") -> float:
     """Resident memory of a process in MB, to 0.1 MB; 0.0 once it is gone."""
+    return _status_mb(pid, "VmRSS:")
+
+
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """The highest resident memory a process has had (VmHWM), in MB; 0.0 once it is gone."""
+    return _status_mb(pid, "VmHWM:")
+
+
+def _status_mb(pid: int | str, field: str) -> float:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except FileNotFoundError:
         return 0.0
     for line in status.splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field):
             return round(int(line.split()[1]) / 1024, 1)
     return 0.0
 

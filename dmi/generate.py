@@ -43,12 +43,23 @@ def _mypy_grpc_plugin() -> str:
     return found
 
 
-def run_protoc(proto: Path, names: Sequence[str], header: str, *, grpc: bool = True) -> dict[str, str]:
-    """Run protoc (repository root as include path) on ``proto``; the generated files named ``names``,
-    keyed by name, each prefixed with ``header``. ``grpc`` adds the gRPC stubs and their typing.
+def run_protoc(
+    proto: Path | Sequence[Path],
+    names: Sequence[str],
+    header: str,
+    *,
+    grpc: bool = True,
+    typed: bool = True,
+    include: Path = REPO_ROOT,
+) -> dict[str, str]:
+    """Run protoc (``include``, by default the repository root, as include path) on ``proto`` (one or
+    several in one directory); the generated files named ``names``, keyed by name, each prefixed with
+    ``header``. ``grpc`` adds the gRPC stubs and their typing, ``typed`` the ``.pyi`` of the messages.
 
-    Also used by ``python -m cri.generate`` for the CRI messages, so every proto set is generated one way.
+    Also used by ``python -m cri.generate`` for the CRI messages and ``python -m k8sproto.generate`` for
+    Kubernetes' messages, so every proto set is generated one way.
     """
+    protos = [proto] if isinstance(proto, Path) else list(proto)
     try:
         from grpc_tools import protoc  # dev-only dependency
     except ImportError as exc:
@@ -57,17 +68,19 @@ def run_protoc(proto: Path, names: Sequence[str], header: str, *, grpc: bool = T
 
     well_known = Path(grpc_tools.__file__).parent / "_proto"
     with tempfile.TemporaryDirectory(prefix="protoc-") as out:
-        args = ["protoc", f"-I{REPO_ROOT}", f"-I{well_known}", f"--python_out={out}", f"--pyi_out={out}"]
+        args = ["protoc", f"-I{include}", f"-I{well_known}", f"--python_out={out}"]
+        if typed:
+            args.append(f"--pyi_out={out}")
         if grpc:
             args += [
                 f"--plugin=protoc-gen-mypy_grpc={_mypy_grpc_plugin()}",
                 f"--grpc_python_out={out}",
                 f"--mypy_grpc_out={out}",
             ]
-        code = protoc.main([*args, str(proto)])
+        code = protoc.main([*args, *map(str, protos)])
         if code != 0:
-            raise GenerationError(f"protoc failed with exit code {code} for {proto}")
-        generated = Path(out) / proto.parent
+            raise GenerationError(f"protoc failed with exit code {code} for {', '.join(map(str, protos))}")
+        generated = Path(out) / protos[0].parent
         return {name: header + (generated / name).read_text(encoding="utf-8") for name in names}
 
 

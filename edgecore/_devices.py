@@ -17,8 +17,8 @@ from edgecore.devicetwin import Device, DeviceTwin, TwinStore
 from edgecore.dmiserver import DmiServer
 from edgecore.eventbus import MqttClient
 from edgecore.metamanager import Change, EdgeStore, open_error
-from kubeshore.events import RT_EVENT, involved, new_event
-from kubeshore.message import GROUP_META, GROUP_TWIN, OP_INSERT, SOURCE_EDGED, SOURCE_TWIN, Message
+from kubeshore.events import event_message, involved, new_event
+from kubeshore.message import GROUP_TWIN, SOURCE_TWIN, Message
 
 log = logging.getLogger(__name__)
 
@@ -153,13 +153,7 @@ class DeviceModule:
             }
         )
         event = new_event(ref, type_, reason, message, "edgecore", self.cfg.node_name)
-        msg = Message.new(
-            source=SOURCE_EDGED,
-            group=GROUP_META,
-            operation=OP_INSERT,
-            resource=f"{device.namespace}/{RT_EVENT}/{event['metadata']['name']}",
-            content=event,
-        )
+        msg = event_message(event)
         log.info("device %s: %s: %s", device.id, reason, message)
         task = asyncio.ensure_future(self.router.to_cloud(msg))
         self._sending.add(task)

@@ -5,15 +5,20 @@ What carries over: the node name (``modules.edged.hostnameOverride``), the cloud
 (``modules.edgeHub.websocket.server``, ``httpServer``), the node certificate files and the join
 ``token`` (used when the certificate files are not there yet), heartbeat, handshake timeout and
 certificate rotation, the database file, the DMI socket directory (``modules.deviceTwin.dmiSockPath``),
-the external MQTT broker (``modules.eventBus.mqttServerExternal``) and the MetaServer address.
+the external MQTT broker with its credentials and TLS (``modules.eventBus.mqttServerExternal``,
+``mqttUsername``, ``mqttPassword``, ``eventBusTLS``), the MetaServer address, edged (``enable``,
+``rootDirectory``, and of ``tailoredKubeletConfig`` the CRI endpoint, cgroup driver, runtime request
+timeout and node status frequencies).
 
-What is named in the warning line: every other key that carries a value. A section switched off
-(``enable: false``) and empty values carry nothing and are not named. What kubeshore cannot do at all
-(a websocket-less edgehub over QUIC, a database other than SQLite) is an error naming the key.
+What is named in the warning line: every other key that carries a value (a section with many such keys
+once, with their number). A section switched off (``enable: false``) and empty values carry nothing and
+are not named. What kubeshore cannot do at all (a websocket-less edgehub over QUIC, a database other
+than SQLite) is an error naming the key.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -25,6 +30,10 @@ API_VERSION = "edgecore.config.kubeedge.io/v1alpha2"
 _ALWAYS_ON = ("edgeHub", "metaManager", "deviceTwin", "eventBus")
 # KubeEdge's external-broker mode; the others run a broker inside edgecore, which kubeshore does not.
 _MQTT_EXTERNAL = 2
+# A section with more ignored keys than this is named once, with their number (the kubelet's settings).
+_MANY = 8
+_GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 
 
 class _Reader:
@@ -46,6 +55,9 @@ class _Reader:
         """The value at ``path`` (marked used); with ``to``, also set as kubeshore's key ``to``."""
         value = self.get(path)
         self.used.add(path)
+        if to is not None:
+            # Also when absent: "Field required" then names the KubeEdge key to set.
+            self.origin[to] = path
         if value is None or value == "":
             return None
         if convert is not None:
@@ -56,7 +68,6 @@ class _Reader:
             for part in parents:
                 node = node.setdefault(part, {})
             node[last] = value
-            self.origin[to] = path
         return value
 
     def ignored(self) -> list[str]:
@@ -75,8 +86,11 @@ class _Reader:
         if prefix and not any(u.startswith(prefix + ".") for u in self.used):
             names.append(prefix)
             return
+        inner: list[str] = []
         for key, value in node.items():
-            self._walk(value, f"{prefix}.{key}" if prefix else str(key), names)
+            self._walk(value, f"{prefix}.{key}" if prefix else str(key), inner)
+        children = prefix != "" and all("." not in n[len(prefix) + 1 :] for n in inner)
+        names += [f"{prefix} ({len(inner)} other keys)"] if children and len(inner) > _MANY else inner
 
 
 def _empty(value: Any) -> bool:
@@ -95,6 +109,15 @@ def _seconds(value: Any, path: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{path}: expected a number of seconds, got {value!r}")
     return float(value)
+
+
+def _duration(value: Any, path: str) -> float:
+    """A Go duration (``2m0s``, ``10s``, ``1h30m``) in seconds."""
+    text = str(value)
+    parts = _GO_DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ConfigError(f"{path}: {value!r} is not a duration such as 10s or 2m0s")
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
 
 
 def translate(doc: dict[str, Any]) -> Translated:
@@ -140,6 +163,30 @@ def translate(doc: dict[str, Any]) -> Translated:
     if mode == _MQTT_EXTERNAL:
         r.used.update({f"{bus}.mqttMode", f"{bus}.mqttServerInternal", f"{bus}.mqttSessionQueueSize"})
     r.take(f"{bus}.mqttServerExternal", "eventBus.mqttUrl")
+    r.take(f"{bus}.mqttUsername", "eventBus.mqttUsername")
+    r.take(f"{bus}.mqttPassword", "eventBus.mqttPassword")
+    tls = f"{bus}.eventBusTLS"
+    if r.get(f"{tls}.enable"):
+        for key in ("enable", "tlsMqttCAFile", "tlsMqttCertFile", "tlsMqttPrivateKeyFile"):
+            r.take(f"{tls}.{key}", f"eventBus.eventBusTLS.{key}")
+    else:
+        # KubeEdge writes the TLS file paths even when TLS is off: nothing to carry, nothing to name.
+        r.used.update(
+            f"{tls}.{k}" for k in ("enable", "tlsMqttCAFile", "tlsMqttCertFile", "tlsMqttPrivateKeyFile")
+        )
+
+    edged = "modules.edged"
+    kubelet = f"{edged}.tailoredKubeletConfig"
+    if r.take(f"{edged}.enable", "edged.enable"):
+        r.take(f"{edged}.rootDirectory", "edged.rootDirectory")
+        r.take(f"{kubelet}.containerRuntimeEndpoint", "edged.tailoredKubeletConfig.containerRuntimeEndpoint")
+        r.take(f"{kubelet}.cgroupDriver", "edged.tailoredKubeletConfig.cgroupDriver")
+        r.take(
+            f"{kubelet}.runtimeRequestTimeout", "edged.tailoredKubeletConfig.runtimeRequestTimeout", _duration
+        )
+    # The kubelet's node status timings are edgecore's, edged on or off.
+    r.take(f"{kubelet}.nodeStatusUpdateFrequency", "nodeStatusCheckPeriod", _duration)
+    r.take(f"{kubelet}.nodeStatusReportFrequency", "nodeStatusReportPeriod", _duration)
 
     meta = "modules.metaManager.metaServer"
     enabled = r.take(f"{meta}.enable", "metaServer.enable")

@@ -10,9 +10,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from kubeshore.logs import Throttled
 from kubeshore.message import OP_RESPONSE, Message
 
 log = logging.getLogger(__name__)
+_throttled = Throttled(log)
 
 Handler = Callable[[Message], Awaitable[None]]
 CloudSender = Callable[[Message, bool], Awaitable[bool]]
@@ -45,7 +47,12 @@ class ModuleRouter:
         handler = self._handlers.get(msg.route.group)
         if handler is None:
             self.unrouted += 1
-            log.warning("no module for group %r (resource %s); dropped", msg.route.group, msg.route.resource)
+            _throttled.warning(
+                f"unrouted/{msg.route.group[:64]}",
+                "no module for group %.64r (resource %.200s); dropped",
+                msg.route.group,
+                msg.route.resource,
+            )
             return False
         await handler(msg)
         return True

@@ -27,7 +27,7 @@ from edgecore.config import (
     MetricsConfig,
     TailoredKubeletConfig,
 )
-from edgecore.edgehub._certificates import (
+from edgecore.edgehub import (
     Address,
     CertificateRequestError,
     fetch_ca,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import errno
 import json
 import os
 import signal
@@ -58,17 +57,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 2
     try:
-        for path in {cfg.data_dir, cfg.certs.key_file, cfg.database.path.parent}:
+        secure_tree(cfg.data_dir, keep=[cfg.edged.root_directory or cfg.data_dir / "edged"])
+        db = cfg.database.path
+        for path in (
+            cfg.certs.key_file,
+            ns.config,
+            db,
+            *(db.with_name(db.name + s) for s in ("-wal", "-shm")),
+        ):
             secure_tree(path)
     except FileModeError as exc:
         print(f"edgecore: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
-        # A read-only or full file system refuses chmod; the store then says so itself, in one line
-        # at start (read-only) or through /readyz (full).
-        if exc.errno not in (errno.EROFS, errno.ENOSPC):
-            print(f"edgecore: cannot check file modes: {exc}", file=sys.stderr)
-            return 1
+    except OSError as exc:  # e.g. a read-only file system: one line, no traceback
+        print(
+            f"edgecore: cannot restrict the modes of {exc.filename or path}: {exc.strerror}", file=sys.stderr
+        )
+        return 1
 
     async def runner() -> None:
         from edgecore._node import EdgeNode

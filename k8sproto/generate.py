@@ -10,8 +10,10 @@ copied into a scratch tree under its module name (``k8s.io/api/core/v1/generated
 ``k8sproto/api/core_v1.proto``) with its imports rewritten the same way, and protoc runs there. The
 proto packages, hence the message names on the wire (``k8s.io.api.core.v1.Pod``), are unchanged.
 
-A second proto set (the CRI, ``k8s.io/cri-api``) is added by appending a :class:`ProtoSet` to
-``PROTO_SETS``; ``grpc=True`` also writes its gRPC stubs.
+Another proto set of ``../shared/kubernetes-proto`` (another group, or the CRI of ``k8s.io/cri-api``,
+which ``python -m cri.generate`` today generates from a copy in ``cri/v1``) is one more
+:class:`ProtoSet` in ``PROTO_SETS``; ``grpc=True`` also writes its gRPC stubs. protoc itself runs
+through ``dmi.generate.run_protoc``, as for every proto set of the project.
 """
 
 from __future__ import annotations
@@ -23,13 +25,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from dmi.generate import REPO_ROOT, GenerationError, run_protoc
+
 DEFAULT_PROTO_ROOT = REPO_ROOT.parent / "shared" / "kubernetes-proto"
 _IMPORT = re.compile(r'^import\s+"([^"]+)";', re.MULTILINE)
-
-
-class GenerationError(RuntimeError):
-    """protoc is missing or failed, or a proto is not where the set says."""
 
 
 @dataclass(frozen=True)
@@ -105,15 +104,8 @@ def _init_text(proto_set: ProtoSet) -> str:
 
 def render(proto_set: ProtoSet, proto_root: Path = DEFAULT_PROTO_ROOT) -> dict[str, str]:
     """Run protoc over ``proto_set`` and return the module texts keyed by file name, headers included."""
-    try:
-        from grpc_tools import protoc  # dev-only dependency
-    except ImportError as exc:
-        raise GenerationError("grpcio-tools is not installed: install the dev extra") from exc
-    import grpc_tools
-
-    well_known = Path(grpc_tools.__file__).parent / "_proto"
     renames = {source: _scratch_path(proto_set, module) for module, source in proto_set.modules.items()}
-    with tempfile.TemporaryDirectory(prefix="k8sproto-") as scratch, tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory(prefix="k8sproto-") as scratch:
         for source, target in renames.items():
             path = proto_root / source
             if not path.is_file():
@@ -121,20 +113,20 @@ def render(proto_set: ProtoSet, proto_root: Path = DEFAULT_PROTO_ROOT) -> dict[s
             dest = Path(scratch) / target
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_text(_rewrite(path.read_text(encoding="utf-8"), renames, source), encoding="utf-8")
-        args = ["protoc", f"-I{scratch}", f"-I{well_known}", f"--python_out={out}"]
-        if proto_set.grpc:
-            args.append(f"--grpc_python_out={out}")
-        code = protoc.main([*args, *sorted(renames.values())])
-        if code != 0:
-            raise GenerationError(f"protoc failed with exit code {code} for the {proto_set.name} set")
-        generated = Path(out).joinpath(*proto_set.package.split("."))
-        texts = {"__init__.py": _init_text(proto_set)}
-        for module, source in proto_set.modules.items():
-            suffixes = ("_pb2.py", "_pb2_grpc.py") if proto_set.grpc else ("_pb2.py",)
-            for suffix in suffixes:
-                body = (generated / f"{module}{suffix}").read_text(encoding="utf-8")
-                texts[f"{module}{suffix}"] = proto_set.header(source) + body
-        return texts
+        suffixes = ("_pb2.py", "_pb2_grpc.py") if proto_set.grpc else ("_pb2.py",)
+        generated = run_protoc(
+            [Path(target) for target in sorted(renames.values())],
+            [f"{module}{suffix}" for module in proto_set.modules for suffix in suffixes],
+            "",
+            grpc=proto_set.grpc,
+            typed=False,
+            include=Path(scratch),
+        )
+    texts = {"__init__.py": _init_text(proto_set)}
+    for module, source in proto_set.modules.items():
+        for suffix in suffixes:
+            texts[f"{module}{suffix}"] = proto_set.header(source) + generated[f"{module}{suffix}"]
+    return texts
 
 
 def stale(

@@ -117,7 +117,7 @@ def _class(full_name: str) -> Any:
     return message_factory.GetMessageClass(_pool().FindMessageTypeByName(full_name))
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)  # bounded: the names come from request bodies
 def message_name(api_version: str, kind: str) -> str | None:
     """The protobuf message of a built-in kind (``apps/v1``, ``Deployment``), or None for other kinds.
 
@@ -140,6 +140,21 @@ def message_name(api_version: str, kind: str) -> str | None:
             return None
         return full_name
     return None
+
+
+@functools.cache
+def _inline_fields(message: str) -> tuple[Any, ...]:
+    descriptor = _pool().FindMessageTypeByName(message)
+    return tuple(f for f in descriptor.fields if (message, f.name) in INLINE_FIELDS)
+
+
+@functools.cache
+def _map_value(field_name: str) -> Any:
+    """The value field of a map field's entry, or None when the field is no map."""
+    field = _pool().FindFieldByName(field_name)
+    if field.message_type is None or not field.message_type.GetOptions().map_entry:
+        return None
+    return field.message_type.fields_by_name["value"]
 
 
 def supports(api_version: str, kind: str) -> bool:
@@ -215,6 +230,12 @@ def _embedded_json(raw: bytes) -> Any:
         raise ConversionError(f"embedded object is neither JSON nor protobuf: {exc}") from None
 
 
+def _text(value: str | bytes, where: str) -> str:
+    if isinstance(value, bytes):  # a proto2 string that is not UTF-8 comes back as bytes
+        raise ConversionError(f"{where} is not UTF-8")
+    return value
+
+
 def _special_to_json(name: str, msg: Any) -> Any:
     if name in (_TIME, _MICRO_TIME):
         if not msg.HasField("seconds"):
@@ -223,9 +244,9 @@ def _special_to_json(name: str, msg: Any) -> Any:
     if name == _DURATION:
         return format_duration(msg.duration)
     if name == _QUANTITY:
-        return msg.string or "0"
+        return _text(msg.string, name) or "0"
     if name == _INT_OR_STRING:
-        return msg.strVal if msg.type == 1 else msg.intVal
+        return _text(msg.strVal, name) if msg.type == 1 else msg.intVal
     if name == _RAW_EXTENSION:
         return _embedded_json(msg.raw) if msg.raw else _OMIT
     if name == _FIELDS_V1:
@@ -240,6 +261,8 @@ def _value_to_json(field: Any, value: Any) -> Any:
         return _special_to_json(field.message_type.full_name, value)
     if field.type == field.TYPE_BYTES:
         return base64.b64encode(value).decode()
+    if field.type == field.TYPE_STRING:
+        return _text(value, field.full_name)
     return value
 
 
@@ -249,9 +272,12 @@ def to_json(msg: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for field, value in msg.ListFields():
         name = field.name
-        if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            value_field = field.message_type.fields_by_name["value"]
-            out[name] = {key: _value_to_json(value_field, item) for key, item in value.items()}
+        value_field = _map_value(field.full_name) if field.is_repeated else None
+        if value_field is not None:
+            out[name] = {
+                _text(key, f"a key of {field.full_name}"): _value_to_json(value_field, item)
+                for key, item in value.items()
+            }
             continue
         if field.is_repeated:
             items = [_value_to_json(field, item) for item in value]
@@ -278,6 +304,7 @@ def decode(data: bytes) -> dict[str, Any]:
     try:
         envelope = _class(_UNKNOWN).FromString(data[len(MAGIC) :])
         api_version, kind = envelope.typeMeta.apiVersion, envelope.typeMeta.kind
+        api_version, kind = _text(api_version, "typeMeta.apiVersion"), _text(kind, "typeMeta.kind")
         name = message_name(api_version, kind)
         if name is None:
             raise APIError(
@@ -372,10 +399,10 @@ def _fill(msg: Any, value: Any) -> None:
 
 def _set(msg: Any, field: Any, value: Any) -> None:
     name = field.name
-    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+    value_field = _map_value(field.full_name) if field.is_repeated else None
+    if value_field is not None:
         if not isinstance(value, dict):
             raise ConversionError(f"{field.full_name}: {value!r} is not an object")
-        value_field = field.message_type.fields_by_name["value"]
         container = getattr(msg, name)
         for key, item in value.items():
             if item is None:
@@ -411,7 +438,7 @@ def from_json(obj: dict[str, Any], msg: Any) -> Any:
     """
     descriptor = msg.DESCRIPTOR
     owner = descriptor.full_name
-    inline = [f for f in descriptor.fields if (owner, f.name) in INLINE_FIELDS]
+    inline = _inline_fields(owner)
     rest: dict[str, Any] = {}
     for key, value in obj.items():
         field = descriptor.fields_by_name.get(key)
@@ -422,7 +449,7 @@ def from_json(obj: dict[str, Any], msg: Any) -> Any:
             continue
         try:
             _set(msg, field, value)
-        except ConversionError as exc:
+        except (ConversionError, ValueError, TypeError) as exc:  # out of range, lone surrogates
             # What a Go client could not decode either; the rest of the object still serves.
             msg.ClearField(key)
             log.debug("left out of a protobuf answer: %s", exc)

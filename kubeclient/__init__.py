@@ -29,7 +29,7 @@ from kubeclient._client import (
     split_api_version,
 )
 from kubeclient._events import EventRecorder
-from kubeclient._informer import EventHandler, Informer, wait_synced
+from kubeclient._informer import EventHandler, Informer, run_controller, wait_synced
 from kubeclient._workqueue import WorkQueue
 
 __all__ = [
@@ -59,6 +59,7 @@ __all__ = [
     "WorkQueue",
     "load_api_client",
     "object_key",
+    "run_controller",
     "split_api_version",
     "wait_synced",
 ]

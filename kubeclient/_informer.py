@@ -6,10 +6,12 @@ import asyncio
 import logging
 import random
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from kubeclient._client import ApiError, Kube, Obj, Resource, object_key
+from kubeclient._workqueue import WorkQueue
+from kubeshore.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ class Informer:
             self._stop.set()
 
     def _run(self) -> None:
-        backoff = 0.2
+        backoff = Backoff(0.2, 5.0)
         rv = ""
         while not self._stop.is_set():
             try:
@@ -101,7 +103,7 @@ class Informer:
                         obj.setdefault("apiVersion", self.res.api_version)
                         obj.setdefault("kind", self.res.kind)
                         self._emit(kind, obj)
-                backoff = 0.2
+                backoff.reset()
             except Exception as exc:
                 if self._stop.is_set():
                     return
@@ -110,9 +112,8 @@ class Informer:
                     log.info("watch %s expired; relisting", self.res.plural)
                     rv = ""
                     continue
-                log.warning("watch %s failed (%s); retrying in %.1fs", self.res.plural, exc, backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                log.warning("watch %s failed (%s); retrying in %.1fs", self.res.plural, exc, backoff.nominal)
+                self._stop.wait(backoff.next())
 
     # -- event loop -----------------------------------------------------------------------------
     async def _dispatch(self) -> None:
@@ -155,3 +156,24 @@ async def wait_synced(stop: asyncio.Event, *informers: Informer) -> None:
     await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
     waiter.cancel()
     stopper.cancel()
+
+
+async def run_controller(
+    stop: asyncio.Event,
+    queue: WorkQueue,
+    informers: Sequence[Informer],
+    initial_keys: Callable[[], Iterable[str]] = tuple,
+) -> None:
+    """A controller's life: run its informers, wait until they have listed, queue ``initial_keys()``,
+    then work the queue until ``stop``."""
+    tasks = [asyncio.create_task(i.run(stop)) for i in informers]
+    try:
+        await wait_synced(stop, *informers)
+        for key in initial_keys():
+            queue.add(key)
+        if not stop.is_set():
+            await queue.run(stop)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -7,6 +7,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from kubeshore.backoff import exponential
+
 log = logging.getLogger(__name__)
 
 
@@ -63,7 +65,7 @@ class WorkQueue:
                 except Exception as exc:
                     failures = self._failures.get(key, 0) + 1
                     self._failures[key] = failures
-                    delay = min(0.1 * 2**failures, self._max_backoff)
+                    delay = exponential(failures, 0.1, self._max_backoff)
                     if getattr(exc, "status", None) == 409:
                         # Optimistic concurrency lost a race: routine, retried with fresh data.
                         log.debug("%s: %s changed meanwhile (retry in %.1fs)", self.name, key, delay)

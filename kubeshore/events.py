@@ -11,6 +11,8 @@ import datetime as dt
 import hashlib
 from typing import Any
 
+from kubeshore.message import GROUP_META, OP_INSERT, SOURCE_EDGED, Message
+
 NORMAL = "Normal"
 WARNING = "Warning"
 RT_EVENT = "event"
@@ -67,6 +69,18 @@ def new_event(
         "reportingComponent": component,
         "reportingInstance": host or component,
     }
+
+
+def event_message(event: Obj) -> Message:
+    """The message an edge node sends its Event up the channel in (as KubeEdge's edged)."""
+    md = event["metadata"]
+    return Message.new(
+        source=SOURCE_EDGED,
+        group=GROUP_META,
+        operation=OP_INSERT,
+        resource=f"{md['namespace']}/{RT_EVENT}/{md['name']}",
+        content=event,
+    )
 
 
 def is_event(event: Any) -> str | None:

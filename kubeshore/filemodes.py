@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,21 @@ def private_umask() -> None:
     os.umask(0o077)
 
 
+# Directories a data directory must never be: tightening them would lock everyone else out.
+_SYSTEM_DIRS = frozenset(
+    Path(p)
+    for p in ("/", "/etc", "/var", "/var/lib", "/usr", "/home", "/tmp", "/opt", "/root", "/srv", "/run")
+)
+
+
+def _check_not_system(path: Path) -> None:
+    if path.resolve() in _SYSTEM_DIRS:
+        raise FileModeError(f"{path} cannot be a data directory: give kubeshore a directory of its own")
+
+
 def private_dir(path: Path) -> Path:
     """``path`` (and missing parents) created 0700; an existing one is tightened."""
+    _check_not_system(path)
     path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     _tighten(path, os.lstat(path))
     return path
@@ -44,14 +58,22 @@ def write_private(path: Path, data: bytes) -> None:
         f.write(data)
 
 
-def secure_tree(root: Path) -> list[Path]:
-    """Tighten ``root`` and everything below it to 0700 (directories) and 0600 (files); returns the
-    paths that were wider. Symbolic links are not followed; sockets keep their mode (their owners
-    choose who may connect)."""
+def secure_tree(root: Path, *, keep: Iterable[Path] = ()) -> list[Path]:
+    """Tighten ``root`` (a directory or one file) and everything below it to 0700 (directories) and
+    0600 (files); returns the paths that were wider. Symbolic links are not followed; sockets keep
+    their mode (their owners choose who may connect); below a directory of ``keep`` (Pod volumes,
+    whose modes the Pod chose) nothing is changed, the directory itself is tightened."""
     if not root.exists():
         return []
+    if not root.is_dir():
+        return [root] if _tighten(root, os.lstat(root)) else []
+    _check_not_system(root)
+    kept = {k.resolve() for k in keep}
     changed: list[Path] = []
     for top, dirs, files in os.walk(root, followlinks=False):
+        if Path(top).resolve() in kept:
+            dirs.clear()
+            files = []
         for name in [None, *dirs, *files]:
             path = Path(top) if name is None else Path(top) / name
             st = os.lstat(path)
@@ -77,6 +99,12 @@ def _tighten(path: Path, st: os.stat_result) -> bool:
             f"{path} is owned by uid {st.st_uid}, not by this user, and readable by others "
             f"(mode {mode:o}); give it to this user or remove it"
         )
-    os.chmod(path, mode & want)
+    try:
+        os.chmod(path, mode & want)
+    except OSError as exc:
+        # A read-only file system: nobody can change the file either; what needs to write it fails
+        # next with its own error.
+        log.warning("%s is open to others (mode %o) and cannot be narrowed: %s", path, mode, exc.strerror)
+        return False
     log.warning("%s was open to other users (mode %o); now %o", path, mode, mode & want)
     return True

@@ -60,6 +60,33 @@ def test_internal_broker_mode_and_disabled_twin_are_named(
     assert line.endswith("ignored: modules.deviceTwin.enable, modules.eventBus.mqttMode")
 
 
+def test_broker_credentials_tls_and_edged_map(tmp_path: Path) -> None:
+    bus = {
+        "mqttServerExternal": "ssl://broker:8883",
+        "mqttUsername": "edge",
+        "mqttPassword": "s3cret",
+        "eventBusTLS": {"enable": True, "tlsMqttCAFile": "/t/ca.crt"},
+    }
+    kubelet_config = {"runtimeRequestTimeout": "1m30s", "cgroupDriver": "systemd"}
+    edged = {"enable": True, "hostnameOverride": "edge-a", "rootDirectory": "/pods"}
+    edged["tailoredKubeletConfig"] = kubelet_config
+    cfg = load_config(EdgeCoreConfig, _write(tmp_path, eventBus=bus, edged=edged))
+    assert (cfg.event_bus.mqtt_url, cfg.event_bus.mqtt_username, cfg.event_bus.mqtt_password) == (
+        "ssl://broker:8883",
+        "edge",
+        "s3cret",
+    )
+    assert cfg.event_bus.event_bus_tls.enable and cfg.event_bus.event_bus_tls.tls_mqtt_ca_file == Path(
+        "/t/ca.crt"
+    )
+    kubelet = cfg.edged.tailored_kubelet_config
+    assert (cfg.edged.enable, kubelet.runtime_request_timeout, kubelet.cgroup_driver) == (
+        True,
+        90.0,
+        "systemd",
+    )
+
+
 @pytest.mark.parametrize(
     ("modules", "problem"),
     [
@@ -68,7 +95,17 @@ def test_internal_broker_mode_and_disabled_twin_are_named(
             "modules.edged.hostnameOverride (kubeshore nodeName)",
         ),
         ({"edgeHub": {"websocket": {"enable": False}}}, "modules.edgeHub.websocket.enable: false"),
+        ({"edged": {"enable": False}}, "modules.edged.hostnameOverride (kubeshore nodeName): Field required"),
         ({"edgeHub": {"heartbeat": "15s"}}, "modules.edgeHub.heartbeat: expected a number of seconds"),
+        (
+            {
+                "edged": {
+                    "hostnameOverride": "a",
+                    "tailoredKubeletConfig": {"nodeStatusUpdateFrequency": "10"},
+                }
+            },
+            "tailoredKubeletConfig.nodeStatusUpdateFrequency: '10' is not a duration",
+        ),
     ],
 )
 def test_what_cannot_carry_over_names_kubeedge_key(tmp_path: Path, modules: Any, problem: str) -> None:

@@ -4,6 +4,7 @@ the RBAC allows every call the components make and no more, is shown by the real
 
 from __future__ import annotations
 
+import getpass
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,14 @@ def test_mosquitto_conf_is_accepted_by_mosquitto(tmp_path: Path) -> None:
     assert "set_tcp_nodelay true" in text
     port = free_port()
     conf = tmp_path / "kubeshore.conf"
-    conf.write_text(text.replace("listener 1883 ", f"listener {port} "))
+    passwd = tmp_path / "kubeshore.passwd"
+    passwd.write_text("edgecore:pw\n")
+    subprocess.run(["mosquitto_passwd", "-U", str(passwd)], check=True)
+    text = text.replace("listener 1883 ", f"listener {port} ")
+    text = text.replace("/etc/mosquitto/kubeshore.passwd", str(passwd))
+    text = text.replace("/etc/mosquitto/kubeshore.acl", str(DEPLOY / "mosquitto" / "kubeshore.acl"))
+    # As root mosquitto would switch to user mosquitto, which cannot read the test's private files.
+    conf.write_text(f"user {getpass.getuser()}\n" + text)
     broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.PIPE, text=True)
     try:
         wait_port(port, timeout=10)

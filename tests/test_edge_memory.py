@@ -33,6 +33,7 @@ LOADED_WHEN_USED = (
     "kubeapi.schema",
     "kubeapi.patch",
     "kubeapi.objects",
+    "k8sproto",
 )
 
 
@@ -93,5 +94,7 @@ def test_a_running_edgecore_loads_the_metaserver_http_side_for_its_first_client(
             assert _loaded(now, NEVER_ON_THE_EDGE + REPLACED) == []
             # Reads never load the write side (patches, CRD schema admission).
             assert _loaded(now, ("kubeapi.patch", "kubeapi.schema")) == []
+            # Nor Kubernetes' protobuf messages, for a client that asks in JSON.
+            assert _loaded(now, ("k8sproto",)) == []
         finally:
             stack.stop_all()

@@ -7,8 +7,11 @@ kubectl shows them, a twin value on the node's MQTT broker and one from the mapp
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -19,9 +22,10 @@ from typing import Any
 
 import pytest
 import yaml
+from _peers import free_port
 
 from kubeshore.cli import SUBCOMMANDS
-from kubeshore.up._plan import REPO_EXAMPLES, find_command
+from kubeshore.up._plan import REPO_EXAMPLES, find_command, port_in_use
 from kubeshore.up._processes import group_members, is_alive, read_state
 
 pytestmark = pytest.mark.slow
@@ -59,12 +63,14 @@ def _kubectl_json(kubeconfig: Path, *args: str) -> dict[str, Any]:
     return loaded
 
 
-@pytest.fixture
-def platform(tmp_path: Path) -> Iterator[tuple[Path, float, float]]:
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, float, float]]:
+    """One `kubeshore up --detach` for the module: the acceptance test ends by resuming it, and the
+    mapper guide then runs next to it."""
     missing = _missing()
     if missing:
         pytest.skip("waiting for: " + ", ".join(missing))
-    data = tmp_path / "ks"
+    data = tmp_path_factory.mktemp("up") / "ks"
     t0 = time.monotonic()
     try:
         up = _kubeshore("up", "--detach", "--random-ports", "--data-dir", str(data), "--timeout", str(BUDGET))
@@ -191,6 +197,15 @@ def test_up_runs_everything_and_down_stops_it(platform: tuple[Path, float, float
     )
     assert patched.returncode == 0, patched.stderr
 
+    # Owner-only data (docs/security.md): nothing open to other users, and no join token in the logs.
+    wide = [
+        f"{p} {p.lstat().st_mode & 0o777:o}"
+        for p in [data, *data.rglob("*")]
+        if not p.is_socket() and not p.is_symlink() and p.lstat().st_mode & 0o077
+    ]
+    assert not wide, wide
+    assert "<stdout not logged" in (data / "logs" / "token.log").read_text()
+
     # `kubeshore down` stops everything it recorded, the supervisor and every service's process group.
     recorded = [(int(r["pid"]), r.get("ticks")) for r in state["processes"].values()]
     supervisor = (int(state["supervisor"]["pid"]), state["supervisor"].get("ticks"))
@@ -213,3 +228,75 @@ def test_up_runs_everything_and_down_stops_it(platform: tuple[Path, float, float
     assert resumed["metadata"]["uid"] == dev["metadata"]["uid"]
     assert resumed["spec"]["properties"][index]["desired"]["value"] == "7"
     _wait("both nodes Ready again", time.monotonic() + 30, nodes_ready)
+
+
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "mapper-guide.md"
+
+
+def _guide_block(marker: str) -> str:
+    text = GUIDE.read_text()
+    after = text.split(f"<!-- guide-test: {marker} -->", 1)[1]
+    return after.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def test_mapper_guide_as_written(platform: tuple[Path, float, float], tmp_path: Path) -> None:
+    """docs/mapper-guide.md section 0, as written, next to `kubeshore up`: scaffold, install, test,
+    run the simulator and the mapper on edge-1, apply the Device; values in DeviceStatus and on MQTT.
+    Only the ports differ: the simulator's and edge-1's broker are the free ones this run has."""
+    data, _, _ = platform
+    state = read_state(data)
+    if not state.get("ready"):
+        pytest.skip("kubeshore up is not running (the acceptance test above failed)")
+    setup, look = _guide_block("setup"), _guide_block("look")
+    look = look.replace("1884", state["nodes"]["edge-1"]["mqtt"].split(":")[1])
+    if port_in_use(5020):  # another program has the simulator's port: this run uses a free one
+        port = str(free_port())
+        setup = setup.replace("5020", port).replace(
+            "pip install", f"sed -i 's/5020/{port}/' deploy/device.yaml\npip install", 1
+        )
+    # The working directory looks like the repository: its .venv and a `make up` data dir in .kubeshore.
+    (tmp_path / ".venv").symlink_to(Path(sys.executable).parents[1])
+    (tmp_path / ".kubeshore").symlink_to(data)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KUBESHORE_DATA_DIR", "VIRTUAL_ENV")
+    }
+    env["HOME"] = str(home)
+    (tmp_path / "setup.sh").write_text("set -euo pipefail\n" + setup)
+    run = subprocess.Popen(
+        ["bash", str(tmp_path / "setup.sh")], cwd=tmp_path, env=env, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    project = home / "mappers" / "acme-sensor"
+    try:
+        out, _ = run.communicate(timeout=240)
+        assert run.returncode == 0, out
+        assert "1 passed" in out, out
+        kubeconfig = data / "cloud" / "admin.kubeconfig"
+
+        def values() -> dict[str, str]:
+            twins = (_kubectl_json(kubeconfig, "devicestatus", "acme-sensor-1").get("status") or {}).get(
+                "twins"
+            )
+            return {t["propertyName"]: (t.get("reported") or {}).get("value", "") for t in twins or []}
+
+        deadline = time.monotonic() + 60
+        while values() != {"temperature": "21.5", "setpoint": "25"}:
+            if time.monotonic() > deadline:
+                logs = "".join((project / f).read_text() for f in ("mapper.log", "simulator.log"))
+                pytest.fail(f"acme-sensor-1 reports {values()}; logs:\n{logs[-4000:]}")
+            time.sleep(0.5)
+        looked = subprocess.run(
+            # In the shell the guide's first block left: its venv and exports (the first two lines).
+            ["bash", "-c", "set -euo pipefail\n" + "".join(setup.splitlines(True)[:2]) + look],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert looked.returncode == 0, looked.stdout + looked.stderr
+        assert "online" in looked.stdout and "temperature=21.5" in looked.stdout, looked.stdout
+        assert "$hw/events/device/default/acme-sensor-1/twin/update/document" in looked.stdout
+        assert not Path("/etc/kubeedge/acme-sensor.sock").exists()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGTERM)
+        subprocess.run([sys.executable, "-m", "pip", "uninstall", "-q", "-y", "acme-sensor"], timeout=120)

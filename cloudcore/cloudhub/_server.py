@@ -319,13 +319,7 @@ class CloudHub:
                 self._acked(p)
             return
         if op == OP_ERROR:
-            self._throttled.warning(
-                f"error/{node}",
-                "node %s reported an error for %s: %.200s",
-                node,
-                msg.route.resource,
-                str(msg.content),
-            )
+            self._node_error(session, msg)
             return
         if not is_known_operation(op):
             self._throttled.warning(
@@ -364,6 +358,25 @@ class CloudHub:
                 type(exc).__name__,
                 exc,
             )
+
+    def _node_error(self, session: NodeSession, msg: Message) -> None:
+        """The node answered one of our messages with an error instead of an ACK. ``refused: ...``
+        (the message is invalid for it) is final: the message is not sent again. Anything else
+        (``unavailable: ...``, its store cannot write) is transient: the message is sent again later,
+        and the session stays, since the node is alive and answering."""
+        node = session.node
+        content = str(msg.content)
+        parent = msg.header.parent_msg_id
+        p = session.pending.get(parent) if parent else None
+        if p is not None and content.startswith("refused"):
+            session.acknowledge(parent)  # without on_ack: it is not on the node
+            self._refuse("refused_by_node", node)
+        elif p is not None:
+            p.tries = 1
+            self._refuse("node_unavailable", node)
+        self._throttled.warning(
+            f"error/{node}", "node %s answered %s with an error: %.300s", node, msg.route.resource, content
+        )
 
     def busy(self, within: float = 0.5) -> bool:
         """Whether messages were sent or acknowledged in the last ``within`` seconds (a fan-out)."""

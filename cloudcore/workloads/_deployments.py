@@ -22,7 +22,16 @@ from cloudcore.workloads._common import (
     set_condition,
     split_key,
 )
-from kubeclient import DEPLOYMENTS, MERGE_PATCH, REPLICASETS, ApiError, Informer, Kube, WorkQueue, wait_synced
+from kubeclient import (
+    DEPLOYMENTS,
+    MERGE_PATCH,
+    REPLICASETS,
+    ApiError,
+    Informer,
+    Kube,
+    WorkQueue,
+    run_controller,
+)
 
 log = logging.getLogger("cloudcore.workloads")
 
@@ -77,17 +86,12 @@ class DeploymentController:
             self.queue.add(f"{(obj.get('metadata') or {}).get('namespace')}/{ref.get('name')}")
 
     async def run(self, stop: asyncio.Event) -> None:
-        tasks = [asyncio.create_task(i.run(stop)) for i in (self.deployments, self.replicasets)]
-        try:
-            await wait_synced(stop, self.deployments, self.replicasets)
-            for d in self.deployments.values():
-                self.queue.add(key_of(d))
-            if not stop.is_set():
-                await self.queue.run(stop)
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await run_controller(
+            stop,
+            self.queue,
+            (self.deployments, self.replicasets),
+            lambda: [key_of(d) for d in self.deployments.values()],
+        )
 
     async def reconcile(self, key: str) -> None:
         ns, name = split_key(key)

@@ -19,7 +19,7 @@ from cloudcore.workloads._common import (
     terminating,
 )
 from kubeapi.selectors import LabelSelector
-from kubeclient import ENDPOINTSLICES, PODS, SERVICES, ApiError, Informer, Kube, WorkQueue, wait_synced
+from kubeclient import ENDPOINTSLICES, PODS, SERVICES, ApiError, Informer, Kube, WorkQueue, run_controller
 
 log = logging.getLogger("cloudcore.workloads")
 
@@ -124,17 +124,12 @@ class EndpointSliceController:
             self.queue.add(f"{(obj.get('metadata') or {}).get('namespace')}/{svc}")
 
     async def run(self, stop: asyncio.Event) -> None:
-        tasks = [asyncio.create_task(i.run(stop)) for i in (self.services, self.pods, self.slices)]
-        try:
-            await wait_synced(stop, self.services, self.pods, self.slices)
-            for s in self.services.values():
-                self.queue.add(key_of(s))
-            if not stop.is_set():
-                await self.queue.run(stop)
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await run_controller(
+            stop,
+            self.queue,
+            (self.services, self.pods, self.slices),
+            lambda: [key_of(s) for s in self.services.values()],
+        )
 
     async def reconcile(self, key: str) -> None:
         ns, name = split_key(key)

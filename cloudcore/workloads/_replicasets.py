@@ -17,7 +17,7 @@ from cloudcore.workloads._common import (
     pod_ready,
     split_key,
 )
-from kubeclient import MERGE_PATCH, PODS, REPLICASETS, ApiError, Informer, Kube, WorkQueue, wait_synced
+from kubeclient import MERGE_PATCH, PODS, REPLICASETS, ApiError, Informer, Kube, WorkQueue, run_controller
 
 log = logging.getLogger("cloudcore.workloads")
 
@@ -41,17 +41,12 @@ class ReplicaSetController:
             self.queue.add(f"{ns}/{ref.get('name')}")
 
     async def run(self, stop: asyncio.Event) -> None:
-        tasks = [asyncio.create_task(i.run(stop)) for i in (self.replicasets, self.pods)]
-        try:
-            await wait_synced(stop, self.replicasets, self.pods)
-            for rs in self.replicasets.values():
-                self.queue.add(key_of(rs))
-            if not stop.is_set():
-                await self.queue.run(stop)
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await run_controller(
+            stop,
+            self.queue,
+            (self.replicasets, self.pods),
+            lambda: [key_of(rs) for rs in self.replicasets.values()],
+        )
 
     def owned_pods(self, rs: Obj) -> list[Obj]:
         ns = (rs.get("metadata") or {}).get("namespace")

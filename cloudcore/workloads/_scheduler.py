@@ -15,7 +15,7 @@ from typing import Any
 
 from cloudcore.workloads._common import Obj, key_of, split_key
 from kubeapi.quantity import millicores, to_bytes
-from kubeclient import NODES, PODS, STRATEGIC_MERGE_PATCH, ApiError, Informer, Kube, WorkQueue, wait_synced
+from kubeclient import NODES, PODS, STRATEGIC_MERGE_PATCH, ApiError, Informer, Kube, WorkQueue, run_controller
 
 log = logging.getLogger("cloudcore.workloads")
 
@@ -138,18 +138,12 @@ class Scheduler:
             self.queue.add(key)
 
     async def run(self, stop: asyncio.Event) -> None:
-        tasks = [asyncio.create_task(i.run(stop)) for i in (self.pods, self.nodes)]
-        try:
-            await wait_synced(stop, self.pods, self.nodes)
-            for p in self.pods.values():
-                if self._pending(p):
-                    self.queue.add(key_of(p))
-            if not stop.is_set():
-                await self.queue.run(stop)
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await run_controller(
+            stop,
+            self.queue,
+            (self.pods, self.nodes),
+            lambda: [key_of(p) for p in self.pods.values() if self._pending(p)],
+        )
 
     def feasible(self, pod: Obj) -> tuple[list[Obj], str]:
         """Nodes the Pod fits on, and kube-scheduler's message when there are none."""

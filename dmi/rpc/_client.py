@@ -27,6 +27,11 @@ from dmi.rpc._http2 import DEFAULT_LIMITS, ErrorCode, Http2Connection, Limits
 M = TypeVar("M", bound=Message)
 
 
+class _Unprocessed(RpcError):
+    """The server did not process the call (REFUSED_STREAM, or beyond a GOAWAY's last stream): it is
+    safe to send again (RFC 9113 §8.7), which ``unary`` does once."""
+
+
 class _Call:
     __slots__ = ("done", "encoding", "messages", "reader", "status", "withheld")
 
@@ -146,8 +151,10 @@ class _ClientConnection(Http2Connection):
         call = self._drop(stream_id)
         if call is not None and not call.done.done():
             name = ErrorCode(code).name if code in ErrorCode._value2member_map_ else str(code)
-            grpc_code = StatusCode.UNAVAILABLE if code == ErrorCode.REFUSED_STREAM else StatusCode.INTERNAL
-            call.done.set_exception(RpcError(grpc_code, f"stream reset by the server ({name})"))
+            if code == ErrorCode.REFUSED_STREAM:
+                call.done.set_exception(_Unprocessed(StatusCode.UNAVAILABLE, "stream refused by the server"))
+            else:
+                call.done.set_exception(RpcError(StatusCode.INTERNAL, f"stream reset by the server ({name})"))
 
     def goaway_received(self, last_stream_id: int, code: int) -> None:
         self.goaway = True
@@ -155,7 +162,7 @@ class _ClientConnection(Http2Connection):
             call = self.calls.pop(stream_id)
             self.consumed(call.withheld)
             if not call.done.done():
-                call.done.set_exception(RpcError(StatusCode.UNAVAILABLE, "server is going away"))
+                call.done.set_exception(_Unprocessed(StatusCode.UNAVAILABLE, "server is going away"))
         self.slot_free.set()
 
     def _complete(self, stream_id: int, call: _Call, trailers: dict[str, str]) -> None:
@@ -230,18 +237,28 @@ class Channel:
     ) -> M:
         """Call ``method`` (``/package.Service/Method``); raises RpcError for any non-OK status."""
         payload = request.SerializeToString()
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         try:
-            async with asyncio.timeout(timeout):
-                conn = await self._connection()
-                while len(conn.calls) >= conn.peer_max_streams and conn.usable:
-                    conn.slot_free.clear()
-                    await conn.slot_free.wait()
-                stream_id, call = conn.open(method, payload, timeout)
-                try:
-                    await call.done
-                except asyncio.CancelledError:
-                    conn.cancel(stream_id)
-                    raise
+            async with asyncio.timeout_at(deadline):
+                for attempt in (1, 2):
+                    conn = await self._connection()
+                    while len(conn.calls) >= conn.peer_max_streams and conn.usable:
+                        conn.slot_free.clear()
+                        await conn.slot_free.wait()
+                    remaining = None if deadline is None else deadline - loop.time()
+                    stream_id, call = conn.open(method, payload, remaining)
+                    try:
+                        await call.done
+                    except asyncio.CancelledError:
+                        conn.cancel(stream_id)
+                        raise
+                    except _Unprocessed:
+                        # e.g. a server closing an idle connection just as the call went out
+                        if attempt == 2:
+                            raise
+                        continue
+                    break
         except TimeoutError:
             raise RpcError(StatusCode.DEADLINE_EXCEEDED, "deadline exceeded") from None
         if len(call.messages) != 1:

@@ -191,10 +191,12 @@ class Decoder:
                     headers.append(header)
                 continue
             if byte & 0xE0 == 0x20:  # dynamic table size update
-                size, pos = _integer(data, pos, 5)
-                if size > self._max_allowed:
-                    raise HpackError(f"table size {size} above the advertised {self._max_allowed}")
-                self._max = size
+                if headers or size:
+                    raise HpackError("dynamic table size update after a header field")
+                size_update, pos = _integer(data, pos, 5)
+                if size_update > self._max_allowed:
+                    raise HpackError(f"table size {size_update} above the advertised {self._max_allowed}")
+                self._max = size_update
                 self._evict()
                 continue
             if byte & 0x40:  # literal with incremental indexing

@@ -19,9 +19,10 @@ socket may be broken or hostile, and one bad connection must not cost the others
 - writes: when the peer stops reading and ``write_buffer`` bytes wait, we stop reading it too, so PING
   floods, SETTINGS floods and pipelined requests cannot queue answers without bound; a peer that reads
   nothing for ``keepalive_timeout`` is dropped;
-- time: a peer silent for ``keepalive_interval`` is PINGed and dropped without an ACK within
-  ``keepalive_timeout``; a connection without the preface and SETTINGS after ``handshake_timeout`` is
-  dropped; a server closes connections idle (no stream) for ``idle_timeout`` with GOAWAY(NO_ERROR).
+- time: a peer silent for ``keepalive_interval`` is PINGed (by a client only while calls are in
+  flight) and dropped without an ACK within ``keepalive_timeout``; a connection without the preface
+  and SETTINGS after ``handshake_timeout`` is dropped; a server closes connections idle (no stream)
+  for ``idle_timeout`` with GOAWAY(NO_ERROR).
 
 The timers are one ``call_later`` per connection every ``tick`` seconds, comparing timestamps taken once
 per read: nothing is added per call.
@@ -280,7 +281,11 @@ class Http2Connection(asyncio.Protocol):
             if now - self._ping_sent_at > limits.keepalive_timeout:
                 self._abort(ErrorCode.PROTOCOL_ERROR, f"no PING ACK within {limits.keepalive_timeout:g} s")
                 return
-        elif now - self._last_received > limits.keepalive_interval:
+        elif now - self._last_received > limits.keepalive_interval and (
+            not self.is_client or self.open_streams()
+        ):
+            # A client pings only while it waits for answers: grpc-go servers count pings on a
+            # connection without calls as abuse and close it ("too_many_pings").
             self._ping_sent_at = now
             self._write(frame(Frame.PING, 0, 0, _KEEPALIVE_PING))
         if limits.idle_timeout is not None:
@@ -295,8 +300,12 @@ class Http2Connection(asyncio.Protocol):
 
     def idle(self) -> None:
         """No stream for ``idle_timeout``: close, telling the peer it may reconnect at once."""
-        self.send_goaway(0, ErrorCode.NO_ERROR, "idle")
+        self.send_goaway(self.last_peer_stream(), ErrorCode.NO_ERROR, "idle")
         self.close()
+
+    def last_peer_stream(self) -> int:
+        """The highest stream the peer opened that we took (GOAWAY's last stream id)."""
+        return 0
 
     # ---- receiving ----------------------------------------------------------------------------
 

@@ -79,6 +79,10 @@ class _ServerConnection(Http2Connection):
         self.server = server
         self.streams: dict[int, _Stream] = {}
         self.last_stream = 0
+        # Handlers of streams the client reset, told to stop but not finished yet: they still count
+        # against the stream limit, or opening and resetting streams at once ("rapid reset") would
+        # start handlers without bound.
+        self._stopping: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -92,9 +96,12 @@ class _ServerConnection(Http2Connection):
                 stream.task.cancel()
         self.streams.clear()
 
+    def last_peer_stream(self) -> int:
+        return self.last_stream
+
     def open_streams(self) -> int:
         # A stream answered but waiting for window to send its answer still holds memory: it counts.
-        return len(self.streams) + len(self._outbound)
+        return len(self.streams) + len(self._outbound) + len(self._stopping)
 
     # ---- requests -----------------------------------------------------------------------------
 
@@ -109,6 +116,7 @@ class _ServerConnection(Http2Connection):
         self.last_stream = stream_id
         if self.server.draining or self.open_streams() >= self.limits.max_concurrent_streams:
             # Refused before any work: the client may retry it, here or elsewhere (RFC 9113 §8.7).
+            self.server.refused_streams += 1
             self.reset_stream(stream_id, ErrorCode.REFUSED_STREAM)
             return
         path = method = content_type = ""
@@ -185,8 +193,11 @@ class _ServerConnection(Http2Connection):
         stream = self.streams.get(stream_id)
         if stream is not None:
             self._drop(stream_id, stream)
-            if stream.task is not None:
-                stream.task.cancel()
+            task = stream.task
+            if task is not None and not task.done():
+                task.cancel()
+                self._stopping.add(task)
+                task.add_done_callback(self._stopping.discard)
 
     def _drop(self, stream_id: int, stream: _Stream) -> bool:
         """Forget a stream (False if it was already gone); what it withheld goes back to the window."""
@@ -322,6 +333,8 @@ class Server:
         self.limits = limits
         self.methods: dict[str, _Method] = {}
         self.draining = False
+        self.refused_streams = 0  # over the stream limit or while draining; a client that honours our
+        # SETTINGS_MAX_CONCURRENT_STREAMS never sees one
         self._server: asyncio.Server | None = None
         self._connections: set[_ServerConnection] = set()
 

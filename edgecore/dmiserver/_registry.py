@@ -332,7 +332,8 @@ class MapperRegistry:
                     exc.code.name,
                     mapper.call_timeout,
                 )
-                self._mark_devices(mapper)
+            # Every time: devices that came to this mapper since it was marked say so too.
+            self._mark_devices(mapper)
         else:
             log.warning(
                 "mapper %s refused device %s: %s %s", mapper.name, device_id, exc.code.name, exc.details
@@ -347,12 +348,11 @@ class MapperRegistry:
 
     def _mark_devices(self, mapper: Mapper) -> None:
         """The devices of an unhealthy mapper say so in their state (and so in DeviceStatus)."""
-        for device_id in set(mapper.delivered) | set(mapper.queue):
-            device = self.store.devices.get(device_id)
-            if device is None or self.choose(device) is not mapper or device.state == "unhealthy":
+        for device in list(self.store.devices.values()):
+            if device.state == "unhealthy" or self.choose(device) is not mapper:
                 continue
             self.twin.set_condition(
-                device_id,
+                device.id,
                 MAPPER_AVAILABLE,
                 "False",
                 "MapperUnreachable",

@@ -21,8 +21,8 @@ from edgecore.edged._podspec import NODE_LABEL, POD_UID, Obj, References, refere
 from edgecore.edged._runtime import Runtime
 from edgecore.edged._worker import PodWorker
 from edgecore.metamanager import EdgeStore
-from kubeshore.events import involved, new_event
-from kubeshore.message import GROUP_META, OP_DELETE, OP_INSERT, OP_PATCH, SOURCE_EDGED, Message
+from kubeshore.events import event_message, involved, new_event
+from kubeshore.message import GROUP_META, OP_DELETE, OP_PATCH, SOURCE_EDGED, Message
 
 log = logging.getLogger("edgecore.edged")
 
@@ -230,15 +230,7 @@ class Edged:
         body = new_event(
             involved({"apiVersion": "v1", "kind": "Pod", **pod}), type_, reason, message, "kubelet", self.node
         )
-        md = body["metadata"]
-        msg = Message.new(
-            source=SOURCE_EDGED,
-            group=GROUP_META,
-            operation=OP_INSERT,
-            resource=f"{md['namespace']}/event/{md['name']}",
-            content=body,
-        )
-        task = asyncio.create_task(self.router.to_cloud(msg, queue_offline=False))
+        task = asyncio.create_task(self.router.to_cloud(event_message(body), queue_offline=False))
         task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
 
     def stats(self) -> dict[str, int]:

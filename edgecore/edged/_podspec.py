@@ -203,8 +203,9 @@ def mounts(pod: Obj, container: Obj, pod_dir: Path) -> list[cri.Mount]:
             raise SpecError(f'volumeMount "{vm.get("name")}" names no volume of the pod')
         if "hostPath" in vol:
             host = Path(vol["hostPath"].get("path", "/"))
-            if vol["hostPath"].get("type") in ("DirectoryOrCreate",):
-                host.mkdir(parents=True, exist_ok=True)
+            if vol["hostPath"].get("type") in ("DirectoryOrCreate",) and not host.exists():
+                host.mkdir(parents=True)
+                host.chmod(0o755)  # as the kubelet makes it, whatever edgecore's umask
         else:
             host = volume_dir(pod_dir, vol["name"])
         if vm.get("subPath"):

@@ -104,16 +104,22 @@ def _current(vol: Path) -> dict[str, tuple[bytes, int]]:
 
 def write_atomically(vol: Path, files: dict[str, tuple[bytes, int]]) -> bool:
     """Make ``vol`` hold exactly ``files``; False when it already did."""
+    # Modes are set, not left to the umask: edgecore runs with umask 077 (its own files are private),
+    # while a container running as another user must read what its Pod mounts.
     vol.mkdir(parents=True, exist_ok=True)
+    vol.chmod(0o755)
     if (vol / _DATA).exists() and _current(vol) == files:
         return False
     new = vol / f"..{time.time_ns()}"
-    new.mkdir(mode=0o755)
+    new.mkdir()
+    new.chmod(0o755)
     for rel, (content, mode) in files.items():
         if rel.startswith("/") or ".." in Path(rel).parts:
             raise SpecError(f"volume item path {rel!r} must be relative and must not contain '..'")
         f = new / rel
-        f.parent.mkdir(parents=True, exist_ok=True)
+        for d in reversed([p for p in f.relative_to(new).parents if p != Path(".")]):
+            (new / d).mkdir(exist_ok=True)
+            (new / d).chmod(0o755)
         f.write_bytes(content)
         f.chmod(mode)
     old = os.readlink(vol / _DATA) if (vol / _DATA).is_symlink() else None
@@ -146,6 +152,8 @@ def prepare(pod: Obj, pod_dir: Path, refs: References, host_ip: str = "", pod_ip
         if any(k in volume for k in ("configMap", "secret", "projected", "downwardAPI")):
             changed |= write_atomically(vol, payload(pod, volume, refs, host_ip, pod_ip))
         else:
-            # emptyDir, and what this node does not implement (persistent volumes) as an empty directory
+            # emptyDir, and what this node does not implement (persistent volumes) as an empty directory,
+            # writable by any user of the Pod as the kubelet makes it
             vol.mkdir(parents=True, exist_ok=True)
+            vol.chmod(0o777)
     return changed

@@ -21,6 +21,7 @@ from edgecore.edged import _podspec, _volumes
 from edgecore.edged._podspec import NODE_LABEL, POD_UID, Obj, SpecError
 from edgecore.edged._probes import ContainerProber
 from edgecore.edged._status import Observed, PodObservation, now, pod_status, rfc3339, without_times
+from kubeshore.backoff import exponential
 from kubeshore.events import NORMAL, WARNING
 
 if TYPE_CHECKING:
@@ -304,7 +305,7 @@ class PodWorker:
         # The kubelet restarts at once after the first exit, then waits 10 s, 20 s, ... up to 300 s.
         if attempt <= 0:
             return 0.0
-        return float(min(self.edged.backoff_initial * 2 ** (attempt - 1), self.edged.backoff_max))
+        return exponential(attempt - 1, self.edged.backoff_initial, self.edged.backoff_max)
 
     async def _restart(
         self,

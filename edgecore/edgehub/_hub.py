@@ -28,9 +28,12 @@ from edgecore.edgehub._certificates import (
     write_certificate,
 )
 from edgecore.metamanager import EdgeStore
+from kubeshore.backoff import Backoff
+from kubeshore.logs import Throttled
 from kubeshore.message import GROUP_RESOURCE, OP_KEEPALIVE, SOURCE_EDGEHUB, Message, MessageError
 
 log = logging.getLogger(__name__)
+_throttled = Throttled(log)
 
 PROJECT_ID = "e632aba927ea4ac2b575ec1603d56f10"
 _ROTATE_AT = 0.8  # fraction of the certificate's lifetime
@@ -98,7 +101,8 @@ class EdgeHub:
         hub = self.cfg.edge_hub
         addr = Address.parse(hub.server)
         uri = f"wss://{addr.host}:{addr.port}/{PROJECT_ID}/{self.cfg.node_name}/events"
-        delay = hub.reconnect_initial
+        # Jitter keeps a fleet of nodes from reconnecting in lockstep when cloudcore returns.
+        backoff = Backoff(hub.reconnect_initial, hub.reconnect_max, jitter=(0.5, 1.5))
         while True:
             try:
                 async with connect(
@@ -116,7 +120,7 @@ class EdgeHub:
                     max_size=hub.max_frame_bytes,
                     compression=None,
                 ) as ws:
-                    delay = hub.reconnect_initial
+                    backoff.reset()
                     await self._session(ws)
             except asyncio.CancelledError:
                 raise
@@ -125,9 +129,7 @@ class EdgeHub:
                 log.warning("cloudcore refused the connection: %s %s", exc.response.status_code, body)
             except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError, ssl.SSLError) as exc:
                 log.warning("connection to cloudcore %s failed: %s", addr, exc or type(exc).__name__)
-            pause = delay * random.uniform(0.5, 1.5)
-            delay = min(delay * 2, hub.reconnect_max)
-            await asyncio.sleep(pause)
+            await backoff.sleep()
 
     async def _session(self, ws: ClientConnection) -> None:
         self.ws = ws
@@ -148,7 +150,7 @@ class EdgeHub:
                     msg = Message.from_json(frame)
                 except MessageError as exc:
                     self.malformed += 1
-                    log.warning("ignored a malformed frame from cloudcore: %s", exc)
+                    _throttled.warning("malformed", "ignored a malformed frame from cloudcore: %s", exc)
                     continue
                 try:
                     await self.router.dispatch(msg)
@@ -180,15 +182,14 @@ class EdgeHub:
         wait = self.rotation_due_in()
         if wait > 0:
             await asyncio.sleep(wait * random.uniform(0.9, 1.0))
-        backoff = 2.0
+        backoff = Backoff(2.0, 32.0)
         while True:
             try:
                 await asyncio.to_thread(self.rotate_certificate)
                 break
             except (CertificateRequestError, OSError) as exc:
-                log.warning("certificate renewal failed (%s); retrying in %.0fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 32.0)
+                log.warning("certificate renewal failed (%s); retrying in %.0fs", exc, backoff.nominal)
+                await backoff.sleep()
         # Reconnect so the session uses the new certificate.
         await ws.close(1000, "certificate renewed")
 

@@ -7,6 +7,7 @@ import logging
 
 from edgecore._router import ModuleRouter
 from edgecore.metamanager._store import EdgeStore, Operation, Remove, Upsert, gvr_of
+from kubeshore.logs import Throttled
 from kubeshore.message import (
     ACK_OK,
     GROUP_RESOURCE,
@@ -23,6 +24,7 @@ from kubeshore.message import (
 )
 
 log = logging.getLogger(__name__)
+_throttled = Throttled(log)
 
 _BATCH = 256
 
@@ -48,6 +50,7 @@ class MetaManager:
         self.queue: asyncio.Queue[Message] = asyncio.Queue()
         self.applied = 0
         self.rejected = 0
+        self.failed = 0  # messages not stored because the store could not write
         router.register(GROUP_RESOURCE, self.handle)
 
     async def handle(self, msg: Message) -> None:
@@ -101,7 +104,13 @@ class MetaManager:
                     accepted.append(msg)
                 except ValueError as exc:
                     self.rejected += 1
-                    log.warning("refused %s %s: %s", msg.route.operation, msg.route.resource, exc)
+                    _throttled.warning(
+                        f"refused/{msg.route.operation}",
+                        "refused %s %.200s: %s",
+                        msg.route.operation,
+                        msg.route.resource,
+                        exc,
+                    )
                     reply = msg.response(f"refused: {exc}", source=SOURCE_METAMANAGER)
                     reply.route.operation = OP_ERROR
                     await self.router.to_cloud(reply, queue_offline=False)
@@ -109,9 +118,18 @@ class MetaManager:
                 continue
             try:
                 await self.store.apply(ops)
-            except Exception:
-                # Nothing is acknowledged, so the cloud retransmits; the store stays as it was.
-                log.exception("store commit failed for %d messages", len(ops))
+            except Exception as exc:
+                # Nothing is acknowledged: the store stays as it was and the cloud sends them again;
+                # it is told why, so it keeps the session (its messages are answered, just not stored).
+                reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
+                self.failed += len(ops)
+                _throttled.error("commit", "store commit failed for %d messages: %s", len(ops), reason)
+                for msg in accepted:
+                    reply = msg.response(
+                        f"unavailable: the edge store cannot write: {reason}", source=SOURCE_METAMANAGER
+                    )
+                    reply.route.operation = OP_ERROR
+                    await self.router.to_cloud(reply, queue_offline=False)
                 continue
             self.applied += len(ops)
             for msg in accepted:

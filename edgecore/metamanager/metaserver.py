@@ -3,7 +3,7 @@
 Secrets are served only to callers that present the node's MetaServer token (``Authorization: Bearer``;
 the token lives in a 0600 file, by default ``<dataDir>/metaserver.token``, that the operator hands to
 the local workloads allowed to read Secrets). Everything else is served to any local caller, as
-KubeEdge's MetaServer does; a wrong token is refused (401) whatever it asks for.
+KubeEdge's MetaServer does; another token (a Pod's service account token) counts as none.
 
 It is ``kubeapi`` (the same API layer as the embedded API server) over a read-only view of the edge
 store, so kubectl and in-cluster clients on the edge can get, list (with label and field selectors)
@@ -369,13 +369,15 @@ class MetaServer:
         from kubeapi.server import ANONYMOUS, User
 
         header: str = request.headers.get("Authorization", "")
-        if not header:
-            return ANONYMOUS
-        if header[:7].lower() != "bearer " or not self._token:
-            return None
-        if hmac.compare_digest(header[7:].strip().encode(), self._token):
+        # Another bearer token (a Pod's service account token, sent by every in-cluster client) is
+        # not refused: it proves nothing here, so its holder is served as anyone else is.
+        if (
+            self._token
+            and header[:7].lower() == "bearer "
+            and hmac.compare_digest(header[7:].strip().encode(), self._token)
+        ):
             return User("metaserver-token", ("system:authenticated",))
-        return None
+        return ANONYMOUS
 
 
 def _authorize(attrs: Any) -> bool:

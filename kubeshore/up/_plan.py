@@ -57,24 +57,7 @@ REPO_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # Who may do what on a node's broker (docs/security.md): edgecore owns the twin topics; mappers write
 # reports and states and read results; applications (user "app") only read.
 MQTT_USERS = ("edgecore", "mapper", "app")
-MQTT_ACL = """\
-user edgecore
-topic readwrite $hw/events/#
-topic readwrite $ke/events/#
-
-user mapper
-topic write $hw/events/device/+/+/twin/update
-topic write $hw/events/device/+/+/state/update
-topic write $hw/events/node/+/membership/get
-topic read $hw/events/device/+/+/twin/update/#
-topic read $hw/events/device/+/+/updated
-topic read $hw/events/node/+/membership/#
-topic readwrite $ke/events/#
-
-user app
-topic read $hw/events/#
-topic read $ke/events/#
-"""
+MQTT_ACL = Path(__file__).with_name("mosquitto.acl")
 
 
 class PlanError(Exception):
@@ -419,7 +402,7 @@ class Plan:
             raise PlanError(
                 f"mosquitto_passwd -U {passwd} failed: {done.stderr.strip() or done.stdout.strip()}"
             )
-        filemodes.write_private(d / "acl", MQTT_ACL.encode())
+        filemodes.write_private(d / "acl", MQTT_ACL.read_bytes())
 
     def mosquitto(self, node: str) -> Service:
         conf = self.node_dir(node) / "mosquitto.conf"
@@ -490,11 +473,19 @@ class Plan:
 
     def modbus_mapper(self, node: str) -> Service:
         rest = self.ports.nodes[node].modbus_rest
+        # The thermostat pushes its temperature to the node's broker, as user "mapper" (the password
+        # stays in an owner-only file, not in the Device).
+        password = self.mqtt_password_file(node, "mapper")
+        config = self.node_dir(node) / "modbus-mapper.yaml"
+        if password.exists():
+            mqtt = {"username": "mapper", "password": password.read_text().strip()}
+            filemodes.write_private(config, yaml.safe_dump({"sinks": {"mqtt": mqtt}}).encode())
         argv = kubeshore_argv(
             "mapper", "run", "modbus",
             "--edgecore-sock", str(self.dmi_socket(node)),
             "--socket", str(self.node_dir(node) / "modbus-mapper.sock"),
             "--rest-port", str(rest),
+            *(["--config", str(config)] if password.exists() else []),
         )  # fmt: skip
 
         async def ready() -> bool:
@@ -524,6 +515,11 @@ class Plan:
         ]
         for i, prop in enumerate(spec.get("properties") or []):
             if ((prop.get("pushMethod") or {}).get("mqtt") or {}).get("address"):
+                # The node's broker, on a topic its ACL lets mappers publish (KubeEdge's data topic).
+                topic = f"$ke/events/device/default/thermostat-1/data/{prop.get('name')}"
+                ops.append(
+                    {"op": "replace", "path": f"/spec/properties/{i}/pushMethod/mqtt/topic", "value": topic}
+                )
                 address = f"tcp://127.0.0.1:{self.ports.nodes[node].mqtt}"
                 ops.append(
                     {

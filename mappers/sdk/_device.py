@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
 
+from kubeshore.backoff import Backoff
 from mappers.sdk import _metrics, _values
 from mappers.sdk._types import DeviceConfig, DeviceModel, DeviceState, ModelProperty, PropertyConfig, Reading
 from mappers.sdk.driver import DeviceUnavailable, Driver, WriteRejected
@@ -168,7 +169,7 @@ class DeviceRuntime:
     # -- connection ------------------------------------------------------------------------------
 
     async def _connection_loop(self) -> None:
-        backoff = self._settings.reconnect_min_s
+        backoff = Backoff(self._settings.reconnect_min_s, self._settings.reconnect_max_s)
         while True:
             driver = self._driver_cls(self.config, self._driver_options)
             try:
@@ -178,16 +179,17 @@ class DeviceRuntime:
                 await _close_quietly(driver)
                 raise
             except Exception as exc:
-                log.warning("device %s: cannot open (%s); retry in %.1fs", self.id, _describe(exc), backoff)
+                log.warning(
+                    "device %s: cannot open (%s); retry in %.1fs", self.id, _describe(exc), backoff.nominal
+                )
                 await _close_quietly(driver)
                 self._set_state(DeviceState.OFFLINE)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._settings.reconnect_max_s)
+                await backoff.sleep()
                 continue
             self.opens += 1
             self.driver = driver
             self._lost = asyncio.Event()
-            backoff = self._settings.reconnect_min_s
+            backoff.reset()
             log.info("device %s: connected", self.id)
             self._set_state(DeviceState.ONLINE)
             for prop in self.config.properties:
@@ -198,7 +200,7 @@ class DeviceRuntime:
             await self._stop_collects()
             await self._close_driver()
             self._set_state(DeviceState.OFFLINE)
-            await asyncio.sleep(backoff)
+            await backoff.sleep()
 
     async def _close_driver(self) -> None:
         driver, self.driver = self.driver, None

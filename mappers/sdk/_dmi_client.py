@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from dmi.rpc import Channel, RpcError, StatusCode
 from dmi.v1beta1 import api_pb2
+from kubeshore.backoff import Backoff
 from mappers.sdk import _metrics
 from mappers.sdk._dmi_convert import device_from_dmi, model_from_dmi
 from mappers.sdk._types import DeviceConfig, DeviceModel, Reading
@@ -119,7 +120,7 @@ class DmiClient:
 
     async def run(self, on_registered: OnRegistered, *, on_lost: Callable[[], None] | None = None) -> None:
         """Stay registered: register (retrying), hand over the device list, watch for edgecore loss."""
-        backoff = 0.2
+        backoff = Backoff(0.2, self._retry_max)
         failures = 0
         while True:
             identity = self._socket_identity()
@@ -131,10 +132,10 @@ class DmiClient:
                     log.warning(
                         "cannot register with edgecore at %s (%s); retrying", self.edgecore_sock, _brief(exc)
                     )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._retry_max)
+                await backoff.sleep()
                 continue
-            failures, backoff = 0, 0.2
+            failures = 0
+            backoff.reset()
             self.registrations += 1
             _metrics.registrations.inc()
             log.info(

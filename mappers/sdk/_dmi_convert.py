@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crds import _devices as crd
+import crds as crd
 from dmi import convert
 from dmi.v1beta1 import api_pb2
 from mappers.sdk._types import (

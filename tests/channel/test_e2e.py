@@ -119,6 +119,7 @@ class Cluster:
         cfg_path = self.data.parent / node / "edgecore.yaml"
         cfg = yaml.safe_load(cfg_path.read_text())
         cfg["edgeHub"].update({"heartbeat": heartbeat, "reconnectInitial": 0.2, "reconnectMax": 1.0})
+        cfg["leaseRenewPeriod"] = 1.0
         state = self.data.parent / node / "edgecore.json"
         if state.exists():
             # Restart on the same MetaServer port: the node's view of default/kubernetes points at it.
@@ -216,6 +217,18 @@ def test_two_edges_kill9_and_restart(procs: Processes, tmp_path: Path) -> None:
     )
     nodes = cluster.kubectl("get", "nodes")
     assert "edge-a" in nodes and "edge-b" in nodes
+
+    # Each edge keeps its Lease in kube-node-lease through the channel, as KubeEdge's edged does.
+    def lease(node: str) -> dict[str, Any]:
+        out: dict[str, Any] = json.loads(
+            cluster.kubectl("get", "lease", node, "-n", "kube-node-lease", "-o", "json")
+        )["spec"]
+        return out
+
+    first = wait_for(lambda: lease("edge-a"), 20, "edge-a Lease")
+    assert first["holderIdentity"] == "edge-a" and first["leaseDurationSeconds"] == 40
+    wait_for(lambda: lease("edge-a")["renewTime"] != first["renewTime"], 20, "edge-a Lease renewed")
+    assert lease("edge-b")["holderIdentity"] == "edge-b"
 
     cluster.apply(configmap("cfg-a", "1"))
     cluster.apply(configmap("cfg-b", "1"))

@@ -20,11 +20,11 @@ from _peers import Mosquitto, free_port
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edgecore.eventbus import MqttClient
-from edgecore.eventbus._client import MAX_UNACKED
-from edgecore.eventbus._packets import remaining_length, split_packets
-from edgecore.eventbus._topics import encode_topic_filter, encode_topic_name, topic_matches
+from kubeshore.mqtt._client import MAX_UNACKED
+from kubeshore.mqtt._packets import remaining_length, split_packets
+from kubeshore.mqtt._topics import encode_topic_filter, encode_topic_name, topic_matches
 
-LOG = "edgecore.eventbus._client"
+LOG = "kubeshore.mqtt._client"
 
 
 class PahoPeer:
@@ -529,3 +529,132 @@ async def test_suback_failure_names_the_filter(caplog: pytest.LogCaptureFixture)
         await c.stop()
         server.close()
         await server.wait_closed()
+
+
+# ---- limits: what a broker (or an app through it) may make the client hold ----------------------
+
+
+async def test_oversized_messages_are_skipped_acknowledged_and_the_next_arrives(
+    ours: MqttClient, peer: PahoPeer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An app publishes messages over the client's limit: each is skipped as it streams in (never
+    buffered whole), QoS 1 ones are acknowledged (else mosquitto's 20 in-flight slots would fill and
+    stop all delivery), and the next message arrives."""
+    caplog.set_level(logging.WARNING, LOG)
+    ours.max_packet = 64 * 1024
+    got, collect = queue_collector()
+    ours.subscribe("lim/#", collect)
+    await asyncio.sleep(0.3)  # the SUBSCRIBE reached the broker
+    await peer.wait_connected()
+    big = bytes(300_000)
+    for i in range(30):
+        peer.client.publish("lim/big", big, qos=1 if i % 3 else 0)
+    peer.client.publish("lim/next", b"small", qos=1)
+    topic, payload = await asyncio.wait_for(got.get(), 20)
+    assert (topic, payload) == ("lim/next", b"small")
+    assert got.empty()
+    assert "dropped a message of 300009 bytes on 'lim/big' from the broker" in caplog.text
+    conn = ours._conn
+    assert conn is not None and len(conn._inbuf) < 64 * 1024
+
+
+class HostileBroker:
+    """A TCP server that accepts CONNECT, answers CONNACK, then sends ``then`` and counts what it gets."""
+
+    def __init__(self, then: bytes = b"", *, read: bool = True) -> None:
+        self.then = then
+        self.read = read
+        self.connections = 0
+        self.received = bytearray()
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> HostileBroker:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        for w in self.writers:
+            w.close()
+        self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            await reader.readexactly(2)  # CONNECT's fixed header; its body comes with the rest
+            writer.write(b"\x20\x02\x00\x00" + self.then)
+            while self.read and (chunk := await reader.read(1 << 16)):
+                self.received += chunk
+
+    def publishes(self) -> int:
+        """QoS 1 PUBLISH packets received (after the CONNECT)."""
+        return sum(1 for first, _, _ in split_packets(bytes(self.received)) if first >> 4 == 3)
+
+
+@pytest.mark.parametrize(
+    ("garbage", "reason"),
+    [
+        (b"\xf0\x00", "unexpected packet type 15"),
+        (b"\x90\xff\xff\xff\x7f", "packet type 9 of 268435455 bytes"),  # not buffered: refused at once
+        (b"\x30\xff\xff\xff\xff\x01", "remaining length longer than four bytes"),
+        (b"\x36\x05\x00\x01t\x00\x01", "PUBLISH with QoS 3"),
+        (b"\x30\x05\x00\x09abc", "PUBLISH topic runs past the packet"),
+    ],
+    ids=["reserved-type", "huge-suback", "long-length", "qos3", "bad-topic"],
+)
+async def test_garbage_from_the_broker_is_a_clear_error(
+    garbage: bytes, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, LOG)
+    async with HostileBroker(garbage) as broker:
+        client = MqttClient(f"tcp://127.0.0.1:{broker.port}", "victim", max_backoff=0.2)
+        await client.start()
+        try:
+            deadline = time.monotonic() + 10
+            while broker.connections < 2 and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            assert broker.connections >= 2, "the client did not reconnect"
+        finally:
+            await client.stop()
+    assert f"MQTT broker connection lost: protocol error from the broker: {reason}" in caplog.text
+
+
+async def test_inflight_and_queued_qos1_messages_are_bounded() -> None:
+    async with HostileBroker() as broker:  # reads everything, acknowledges nothing
+        client = MqttClient(f"tcp://127.0.0.1:{broker.port}", "publisher")
+        await client.start()
+        try:
+            await asyncio.wait_for(client.wait_connected(), 5)
+            for i in range(300):
+                assert client.publish("q", f"m{i}".encode(), qos=1)
+            deadline = time.monotonic() + 10
+            while broker.publishes() < 100 and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+            assert broker.publishes() == 100  # MAX_INFLIGHT; the other 200 wait their turn
+            # Bytes are bounded too, not only the count: 16 MiB of 1 MiB messages, then refusals.
+            accepted = sum(client.publish("q", bytes(1 << 20), qos=1) for _ in range(40))
+            assert 14 <= accepted <= 16
+            # Acknowledging 10 lets exactly 10 more go out, the oldest first.
+            assert broker.writers
+            broker.writers[0].write(b"".join(b"\x40\x02" + i.to_bytes(2, "big") for i in range(1, 11)))
+            deadline = time.monotonic() + 10
+            while broker.publishes() < 110 and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+            assert broker.publishes() == 110
+        finally:
+            await client.stop()
+
+
+async def test_qos0_burst_in_one_loop_iteration_is_bounded(ours: MqttClient) -> None:
+    """Publishing without ever yielding to the loop cannot queue more than the write limit (4 MiB)."""
+    payload = bytes(1024)
+    accepted = sum(ours.publish("burst", payload) for _ in range(20_000))  # 20 MiB offered at once
+    assert 3_000 < accepted < 5_000
+    await asyncio.sleep(0.5)  # flushed: publishing works again
+    assert ours.publish("burst", payload)

@@ -147,6 +147,25 @@ async def test_each_device_is_paced_on_its_own() -> None:
         await w.stop()
 
 
+async def test_a_change_after_a_put_off_report_is_written_at_once() -> None:
+    """A report that changes nothing is put off for refresh_interval; a state change that arrives
+    for the same device meanwhile is written within the flush interval, not an hour later."""
+    api = Api()
+    w = StatusWriter(api.patch, api.current, flush_interval=0.01, refresh_interval=3600)
+    await w.start()
+    try:
+        w.twin_report(("default", "t1"), {"temp": twin("5", 5000)})
+        await asyncio.sleep(0.1)
+        w.twin_report(("default", "t1"), {"temp": twin("5", 6000)})  # only a newer timestamp
+        await asyncio.sleep(0.1)
+        w.state_report(("default", "t1"), "unhealthy", "")
+        async with asyncio.timeout(5):
+            while api.objects[("default", "t1")]["status"].get("state") != "unhealthy":  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+    finally:
+        await w.stop()
+
+
 async def test_reports_that_change_nothing_wait_for_the_refresh_interval() -> None:
     """A value read again, or the same state with a newer lastOnlineTime, is answered at once but not
     written until ``refresh_interval`` has passed (or something changes)."""

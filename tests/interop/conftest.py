@@ -51,12 +51,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(reason)
 
 
-@pytest.fixture(scope="session")
-def kubeedge_bin() -> Path:
-    """A directory holding KubeEdge's executables, unpacked from ``.xz`` when needed."""
+def unpack_kubeedge() -> Path | None:
+    """A directory holding KubeEdge's executables, unpacked from ``.xz`` once per machine (a cache
+    directory keyed by the source files); None without binaries. The benchmarks use it too."""
     src = kubeedge_source()
     if src is None:
-        pytest.skip(_skip_reason() or "no KubeEdge binaries")
+        return None
     digest = hashlib.sha256()
     for n in NAMES:
         f = src / n if (src / n).exists() else src / f"{n}.xz"
@@ -80,6 +80,15 @@ def kubeedge_bin() -> Path:
                 shutil.copyfileobj(fin, fout)
         tmp.chmod(0o755)
         tmp.replace(out)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def kubeedge_bin() -> Path:
+    """A directory holding KubeEdge's executables, unpacked from ``.xz`` when needed."""
+    cache = unpack_kubeedge()
+    if cache is None:
+        pytest.skip(_skip_reason() or "no KubeEdge binaries")
     return cache
 
 

@@ -174,8 +174,12 @@ def test_node_registered_ready_with_lease(lane: Lane) -> None:
     assert "node-role.kubernetes.io/edge" in node["metadata"]["labels"]
     assert node["status"]["nodeInfo"]["kubeletVersion"]
     wait_for(lambda: not lane.cp.get("node", NODE)["spec"].get("taints"), 60, "not-ready taint lifted")
-    first = lane.cp.get("lease", NODE, "-n", "kube-node-lease")["spec"]["renewTime"]
-    assert lane.cp.get("lease", NODE, "-n", "kube-node-lease")["spec"]["holderIdentity"] == NODE
+    lease = lane.cp.get("lease", NODE, "-n", "kube-node-lease")
+    assert lease["spec"]["holderIdentity"] == NODE
+    # Owned by its Node, as the kubelet's: deleting the Node deletes the Lease.
+    owners = lease["metadata"].get("ownerReferences") or []
+    assert [(o["kind"], o["name"], o["uid"]) for o in owners] == [("Node", NODE, node["metadata"]["uid"])]
+    first = lease["spec"]["renewTime"]
     wait_for(
         lambda: lane.cp.get("lease", NODE, "-n", "kube-node-lease")["spec"]["renewTime"] != first,
         40,
@@ -231,16 +235,6 @@ def test_desired_value_reaches_the_mapper(lane: Lane) -> None:
     )
 
 
-def test_device_delete_reaches_edge_and_mapper(lane: Lane) -> None:
-    lane.cp.kubectl("delete", "device", "therm-1", "-n", "default")
-    wait_for(lambda: "device default/therm-1 removed" in lane.procs.log("mapper"), 60, "delete at the mapper")
-    wait_for(
-        lambda: not any("/devices/default/therm-1" in k for k in lane.edge_keys()),
-        30,
-        "Device gone at the edge",
-    )
-
-
 def test_session_outlives_the_keepalive_interval(lane: Lane) -> None:
     """KubeEdge's cloud drops a session that sends no keepalive message for keepaliveInterval: the one
     session opened at start is still the only one several intervals later."""
@@ -292,6 +286,21 @@ def test_cloud_restart(lane: Lane) -> None:
         40,
         "Lease renewed after the cloud restart",
     )
+
+
+def test_device_delete_reaches_edge_and_mapper(lane: Lane) -> None:
+    """A Device deleted while the edge is away: KubeEdge's sync controller sends the delete after the
+    reconnect, built from its ObjectSync record (no apiVersion, no kind, no spec); the edge store drops
+    it and the mapper is told."""
+    lane.procs.kill9("edgecore")
+    lane.cp.kubectl("delete", "device", "therm-1", "-n", "default")
+    lane.start_edgecore()
+    wait_for(
+        lambda: not any("/devices/default/therm-1" in k for k in lane.edge_keys()),
+        60,
+        "Device gone at the edge",
+    )
+    wait_for(lambda: "device default/therm-1 removed" in lane.procs.log("mapper"), 60, "delete at the mapper")
 
 
 def test_node_not_ready_after_the_edge_is_killed(lane: Lane) -> None:

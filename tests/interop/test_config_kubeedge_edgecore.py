@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 import urllib.request
@@ -49,16 +50,21 @@ def test_kubeedge_default_config_maps_and_names_what_it_ignores(
     assert cfg.dmi.socket == Path("/etc/kubeedge/dmi.sock")
     assert cfg.event_bus.mqtt_url == "tcp://127.0.0.1:1883"
     assert cfg.meta_server.enable is False
+    assert cfg.edged.enable and cfg.edged.root_directory == Path("/var/lib/kubelet")
+    assert cfg.edged.tailored_kubelet_config.runtime_request_timeout == 120.0  # "2m0s"
+    assert (cfg.node_status_check_period, cfg.node_status_report_period) == (10.0, 300.0)
 
     (warning,) = [r.getMessage() for r in caplog.records]
-    named = set(warning.rpartition("ignored: ")[2].split(", "))
-    assert {
-        "modules.edgeHub.projectID",
-        "modules.edged.tailoredKubeletConfig",
-        "modules.edged.enable",
-    } <= named
+    named = warning.rpartition("ignored: ")[2].split(", ")
+    assert {"modules.edgeHub.projectID", "modules.edged.podSandboxImage", "modules.eventBus.mqttQOS"} <= set(
+        named
+    )
+    # The kubelet's many other settings are named once, with their number.
+    (kubelet,) = [n for n in named if "tailoredKubeletConfig" in n]
+    assert re.fullmatch(r"modules\.edged\.tailoredKubeletConfig \(\d+ other keys\)", kubelet)
     # Mapped keys and sections switched off are not named.
-    assert not named & {"modules.edgeHub.websocket.server", "modules.edged.hostnameOverride", "apiVersion"}
+    mapped = {"modules.edgeHub.websocket.server", "modules.edged.hostnameOverride", "modules.edged.enable"}
+    assert not set(named) & (mapped | {"apiVersion", "kind"})
     assert not any(
         n.startswith(("modules.edgeStream", "modules.edgeHub.quic", "modules.serviceBus")) for n in named
     )

@@ -133,3 +133,32 @@ async def test_mapper_run_against_edgecore_peer(
         rc = await asyncio.wait_for(proc.wait(), 20)
     assert rc == 0
     assert not (sock_dir / "virtual.sock").exists()
+
+
+def test_wrong_paths_fail_clearly_and_create_nothing(tmp_path: Path) -> None:
+    """A mapper run with paths that do not exist says what to pass and leaves no directory behind."""
+    missing = tmp_path / "etc" / "kubeedge"
+    run = subprocess.run(
+        [*KUBESHORE, "mapper", "run", "virtual", "--edgecore-sock", str(missing / "dmi.sock")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode != 0
+    assert f"directory {missing} does not exist" in run.stderr and "--node" in run.stderr, run.stderr
+    assert not (tmp_path / "etc").exists()
+    nowhere = subprocess.run(
+        [*KUBESHORE, "mapper", "run", "virtual", "--node", "edge-9", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert nowhere.returncode != 0
+    assert f"no edgecore.yaml at {tmp_path / 'nodes' / 'edge-9' / 'edgecore.yaml'}" in nowhere.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_node_finds_the_dmi_socket_in_its_edgecore_yaml(tmp_path: Path) -> None:
+    from mappers.cli import node_socket
+
+    node = tmp_path / "ks" / "nodes" / "edge-1"
+    node.mkdir(parents=True)
+    (node / "edgecore.yaml").write_text(f"dmi:\n  socket: {node / 'dmi.sock'}\n")
+    assert node_socket("edge-1", str(tmp_path / "ks")) == str(node / "dmi.sock")
+    assert node_socket(None, str(node)) == str(node / "dmi.sock")  # a node's own data dir

@@ -208,6 +208,17 @@ state = "{r / "state"}"
                         out.append(int(p.name))
         return out
 
+    def pod_pids(self, uid: str) -> set[int]:
+        """PIDs of the processes of one Pod: those in its cgroup (``/kubepods/pod<uid>``, edged's parent)."""
+        needle = f"/kubepods/pod{uid}"
+        out = set()
+        for p in Path("/proc").iterdir():
+            if p.name.isdigit():
+                with contextlib.suppress(OSError):
+                    if needle in (p / "cgroup").read_text():
+                        out.add(int(p.name))
+        return out
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):

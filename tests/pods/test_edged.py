@@ -151,22 +151,20 @@ def test_configmap_update_reaches_mounted_file(stack: PodStack) -> None:
     assert wait_for(lambda: http_get(f"http://{ip}:8080/index.html") == "two", 30, "updated content")
 
 
-def _sandboxes(containerd: Containerd) -> list[int]:
-    return containerd.container_pids()
-
-
 def test_edgecore_kill9_adopts_running_containers(stack: PodStack, containerd: Containerd) -> None:
     stack.apply(pod_manifest("steady", "exec sleep 3600"))
     before = wait_for(lambda: stack.running("steady"), 60, "steady Running")
     cid = before["status"]["containerStatuses"][0]["containerID"]
-    pids = set(containerd.container_pids())
+    pids = wait_for(lambda: containerd.pod_pids(before["metadata"]["uid"]), 30, "steady's processes")
     stack.kill9("edgecore")
     stack.start_edgecore()
     time.sleep(5)  # several sync passes of the restarted edged
     after = stack.pod("steady")
     assert after["status"]["containerStatuses"][0]["containerID"] == cid
     assert after["status"]["containerStatuses"][0]["restartCount"] == 0
-    assert pids <= set(containerd.container_pids()), "a container process died across the edgecore restart"
+    assert pids <= containerd.pod_pids(before["metadata"]["uid"]), (
+        "a process died across the edgecore restart"
+    )
 
 
 def test_cloud_away_pods_keep_running_and_restart(stack: PodStack, containerd: Containerd) -> None:
@@ -174,7 +172,7 @@ def test_cloud_away_pods_keep_running_and_restart(stack: PodStack, containerd: C
     stack.apply(pod_manifest("calm", "exec sleep 3600"))
     wait_for(lambda: stack.container_status("flaky").get("containerID"), 60, "flaky started")
     wait_for(lambda: stack.running("calm"), 60, "calm Running")
-    calm_pids = set(containerd.container_pids())
+    calm_pids = containerd.pod_pids(stack.pod("calm")["metadata"]["uid"])
     stack.kill9("cloudcore")
     # With the cloud away, the node's own store drives edged: exits are seen and restarted.
     away = 30.0
@@ -185,22 +183,26 @@ def test_cloud_away_pods_keep_running_and_restart(stack: PodStack, containerd: C
     assert cs["restartCount"] >= 3
     assert stack.running("calm"), "calm stopped running while the cloud was away"
     assert stack.container_status("calm")["restartCount"] == 0
-    assert calm_pids & set(containerd.container_pids()), "calm's process did not survive the cloud's absence"
+    assert calm_pids and calm_pids <= containerd.pod_pids(stack.pod("calm")["metadata"]["uid"]), (
+        "calm's processes did not survive the cloud's absence"
+    )
 
 
 def test_delete_pod_removes_containers(stack: PodStack, containerd: Containerd) -> None:
-    others = set(containerd.container_pids())
+    calm = containerd.pod_pids(stack.pod("calm")["metadata"]["uid"])
     stack.apply(pod_manifest("gone", "exec sleep 3600"))
-    wait_for(lambda: stack.running("gone"), 60, "gone Running")
-    mine = wait_for(lambda: set(containerd.container_pids()) - others, 30, "the pod's processes")
+    uid = wait_for(lambda: stack.running("gone"), 60, "gone Running")["metadata"]["uid"]
+    mine = wait_for(lambda: containerd.pod_pids(uid), 30, "the pod's processes")
     stack.kubectl("delete", "pod", "gone", "--wait=false")
 
     def stopped() -> bool:
-        alive = mine & set(containerd.container_pids())
+        alive = containerd.pod_pids(uid)
         return not alive and "pod/gone" not in stack.kubectl("get", "pods", "-o", "name")
 
     assert wait_for(stopped, 60, "the pod's containers stopped and the pod gone")
-    assert others <= set(containerd.container_pids()), "deleting one pod stopped another's containers"
+    assert mine and calm and calm <= containerd.pod_pids(stack.pod("calm")["metadata"]["uid"]), (
+        "deleting one pod stopped another's containers"
+    )
 
 
 def test_deployment_runs_scales_and_rolls_out(stack: PodStack) -> None:

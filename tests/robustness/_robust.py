@@ -53,6 +53,9 @@ def device(name: str, node: str = "edge-1", protocol: str = "bench") -> dict[str
     }
 
 
+#: cloudcore's settings for the suite: a node that does not acknowledge is given up on after ~6 s
+CLOUD_CONFIG = {"ackTimeout": 2.0, "ackRetries": 2}
+
 #: devices on edge-1 reported to by the load tests (no mapper serves protocol "bench")
 METERS = [f"meter-{i}" for i in range(6)]
 

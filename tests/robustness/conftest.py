@@ -13,7 +13,7 @@ import pytest
 from _peers import mosquitto
 from _stack import wait_for
 
-from robustness._robust import METERS, MODEL, RobustStack, device, wait_devices
+from robustness._robust import CLOUD_CONFIG, METERS, MODEL, RobustStack, device, wait_devices
 
 pytest.importorskip("cloudcore.apiserver", reason="standalone mode needs the embedded API server")
 
@@ -31,7 +31,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RobustStack]:
     with mosquitto() as broker:
         s = RobustStack(tmp, broker)
         try:
-            s.start_cloudcore()
+            s.start_cloudcore(**CLOUD_CONFIG)
             s.join_edge()
             s.start_edgecore()
             s.apply_objects(MODEL, *(device(n) for n in METERS))

@@ -16,7 +16,7 @@ import json
 
 from _stack import wait_for
 
-from robustness._robust import HostileNode, RobustStack, device, twin_update
+from robustness._robust import CLOUD_CONFIG, HostileNode, RobustStack, device, twin_update
 
 RESOURCE = "device/default/junk-1/twin/edge_updated"
 
@@ -72,7 +72,7 @@ async def test_a_refused_status_write_is_not_retried_for_ever(stack: RobustStack
 
     # cloudcore restarts; the broken node sends the same again: still no wedge.
     stack.kill9("cloudcore")
-    await run(lambda: stack.start_cloudcore(same_ports=True))
+    await run(lambda: stack.start_cloudcore(same_ports=True, **CLOUD_CONFIG))
     await run(wait_for, lambda: stack.scrape("cloudcore", "/readyz")[0] == 200, 60, "cloudcore ready")
     async with node:
         mid = await node.send(RESOURCE, twin_update({"note": "n" * 3_500_000}))

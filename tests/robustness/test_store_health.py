@@ -2,7 +2,8 @@
 "read-only database at start: a 125-line traceback".
 
 Bounds: with the database's file system full, a report is answered UNAVAILABLE (never OK) within
-2,000 reports, /readyz answers 500 naming the reason, and edgecore logs it; once space is back,
+2,000 reports, /readyz answers 500 naming the reason, and edgecore logs it; a Device sent meanwhile
+is answered "unavailable" and the cloud keeps the node's session; once space is back,
 /readyz is 200 again within 30 s and reports are answered OK. A database edgecore cannot open
 (read-only file system, a directory) ends edgecore with exit code 1 and one line, no traceback.
 """
@@ -15,6 +16,7 @@ import errno
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,9 +91,20 @@ def test_full_disk_fails_readiness_and_refuses_reports(stack: RobustStack) -> No
             samples = stack.samples("edgecore", edge_dir)
             assert samples["edgecore_store_write_failures_total"] >= 1
 
+            # A Device sent to the node meanwhile cannot be stored: the node answers so, and the cloud
+            # keeps the session (it used to give up on the unacknowledged node every 25 s).
+            stack.apply_objects(device("disk-meter-2", node="edge-disk"))
+            unavailable = 'cloudhub_refusals_total{reason="node_unavailable"}'
+            wait_for(
+                lambda: stack.samples("cloudcore").get(unavailable, 0) >= 1, 30, "node answers unavailable"
+            )
+            time.sleep(8)  # more than cloudcore's ackTimeout x (ackRetries + 1) in the suite
+            assert stack.samples("edgecore", edge_dir)["edgecore_cloud_connects_total"] == 1
+            assert "acknowledgements overdue" not in stack.log("cloudcore")
+
             (disk / "filler").unlink()
             wait_for(lambda: stack.scrape("edgecore", "/readyz", edge_dir)[0] == 200, 30, "ready again")
-            asyncio.run(wait_devices(socket, ["disk-meter"], within=30))
+            asyncio.run(wait_devices(socket, ["disk-meter", "disk-meter-2"], within=60))
             assert "Traceback" not in stack.log("edgecore-disk")
         finally:
             stack.kill9("edgecore-disk")
@@ -121,6 +134,7 @@ def test_start_up_errors_are_one_line(stack: RobustStack, tmp_path: Path) -> Non
     # A database on a read-only file system.
     with tmpfs(tmp_path / "ro", "1m") as ro:
         (ro / "edge.db").write_bytes(b"")
+        (ro / "edge.db").chmod(0o600)  # as edgecore wants it: the failure is SQLite's, not a chmod
         subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
         cfg["database"]["path"] = str(ro / "edge.db")
         config.write_text(yaml.safe_dump(cfg))
@@ -130,9 +144,22 @@ def test_start_up_errors_are_one_line(stack: RobustStack, tmp_path: Path) -> Non
     assert len(lines) == 1 and "cannot open database" in lines[0] and "read-only" in lines[0], lines
 
     # A directory where the database file should be.
-    cfg["database"]["path"] = str(tmp_path)
+    (tmp_path / "db").mkdir(mode=0o700)
+    cfg["database"]["path"] = str(tmp_path / "db")
     config.write_text(yaml.safe_dump(cfg))
     out = _edgecore_once(config)
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
     lines = _error_lines(out)
     assert len(lines) == 1 and "is a directory" in lines[0], lines
+
+    # A database file edgecore must tighten (mode 0644) on a read-only file system.
+    with tmpfs(tmp_path / "ro2", "1m") as ro:
+        (ro / "edge.db").write_bytes(b"")
+        (ro / "edge.db").chmod(0o644)
+        subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
+        cfg["database"]["path"] = str(ro / "edge.db")
+        config.write_text(yaml.safe_dump(cfg))
+        out = _edgecore_once(config)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    lines = _error_lines(out)
+    assert len(lines) == 1 and "Read-only file system" in lines[0] and "edge.db" in lines[0], lines

@@ -53,3 +53,57 @@ def test_wide_file_of_another_user_is_refused(tmp_path: Path) -> None:
     os.chown(f, 65534, 65534)
     with pytest.raises(filemodes.FileModeError, match="owned by uid 65534"):
         filemodes.secure_tree(tmp_path)
+
+
+def test_one_file_is_tightened_and_system_dirs_are_refused(tmp_path: Path) -> None:
+    key = tmp_path / "server.key"
+    key.write_bytes(b"k")
+    key.chmod(0o644)
+    assert filemodes.secure_tree(key) == [key] and _mode(key) == 0o600
+    for system in (Path("/"), Path("/etc"), Path("/var/lib")):
+        with pytest.raises(filemodes.FileModeError, match="cannot be a data directory"):
+            filemodes.secure_tree(system)
+        with pytest.raises(filemodes.FileModeError, match="cannot be a data directory"):
+            filemodes.private_dir(system)
+
+
+def test_pod_volumes_keep_the_modes_their_pod_chose(tmp_path: Path) -> None:
+    edged = tmp_path / "edged"
+    volume = edged / "pods" / "uid" / "volumes" / "cfg"
+    volume.mkdir(parents=True)
+    (volume / "app.conf").write_bytes(b"x")
+    (volume / "app.conf").chmod(0o644)
+    edged.chmod(0o755)
+    filemodes.secure_tree(tmp_path, keep=[edged])
+    assert _mode(edged) == 0o700  # the volumes are behind an owner-only directory
+    assert _mode(volume / "app.conf") == 0o644
+
+
+def test_pod_volumes_are_readable_by_the_pod_under_edgecores_umask(tmp_path: Path) -> None:
+    from edgecore.edged._volumes import write_atomically
+
+    old = os.umask(0o077)  # edgecore's (filemodes.private_umask)
+    try:
+        vol = tmp_path / "cfg"
+        assert write_atomically(vol, {"a/b.conf": (b"x", 0o644), "top": (b"y", 0o640)})
+    finally:
+        os.umask(old)
+    data = (vol / "..data").resolve()
+    assert _mode(vol) == 0o755 and _mode(data) == 0o755 and _mode(data / "a") == 0o755
+    assert _mode(data / "a" / "b.conf") == 0o644 and _mode(data / "top") == 0o640
+
+
+def test_a_file_that_cannot_be_narrowed_is_named_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    f = tmp_path / "edge.db"
+    f.write_bytes(b"")
+    f.chmod(0o644)
+
+    def read_only(path: object, mode: int) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(filemodes.os, "chmod", read_only)
+    with caplog.at_level(logging.WARNING):
+        assert filemodes.secure_tree(f) == []
+    assert "edge.db is open to others (mode 644) and cannot be narrowed: Read-only file system" in caplog.text

@@ -18,19 +18,8 @@ from kubeshore import pki
 
 TWIN = "$hw/events/device/default/lamp/twin/update"
 
-ACL = """\
-# docs/security.md: only edgecore and mappers write twin and state topics
-user edgecore
-topic readwrite $hw/events/#
-
-user mapper
-topic write $hw/events/device/+/+/twin/update
-topic write $hw/events/device/+/+/state/update
-topic read $hw/events/device/+/+/twin/update/#
-
-user app
-topic read $hw/events/#
-"""
+# The ACL kubeshore ships for edge brokers (and docs/security.md shows).
+ACL = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "kubeshore.acl"
 
 
 class Broker:
@@ -47,7 +36,7 @@ class Broker:
         ):
             flags = ["-c"] if i == 0 else []
             subprocess.run(["mosquitto_passwd", *flags, "-b", str(pw), user, password], check=True)
-        (tmp / "acl").write_text(ACL)
+        (tmp / "acl").write_bytes(ACL.read_bytes())
         self.tls_port = free_port()
         self.mosquitto = Mosquitto(
             free_port(),
@@ -202,3 +191,21 @@ async def test_mapper_sdk_mqtt_sink_with_credentials_and_tls(broker: Broker) -> 
         for hub in hubs.values():
             await hub.close()
         await edge.stop()
+
+
+def test_kubeedge_edgecore_yaml_eventbus_credentials_and_tls_carry_over() -> None:
+    from edgecore._kubeedge_config import translate
+
+    bus = {
+        "mqttServerExternal": "tcp://127.0.0.1:8883",
+        "mqttUsername": "edgecore",
+        "mqttPassword": "e-pass",
+        "eventBusTLS": {"enable": True, "tlsMqttCAFile": "/etc/kubeedge/ca/rootCA.crt"},
+    }
+    off = {**bus, "eventBusTLS": {"enable": False, "tlsMqttCAFile": "/etc/kubeedge/ca/rootCA.crt"}}
+    for source, tls in ((bus, True), (off, False)):
+        done = translate({"modules": {"eventBus": source}})
+        got = EventBusConfig.model_validate(done.data["eventBus"])
+        assert (got.mqtt_username, got.mqtt_password, got.event_bus_tls.enable) == ("edgecore", "e-pass", tls)
+        assert not [k for k in done.ignored if "eventBus" in k], done.ignored
+    assert got.event_bus_tls.tls_mqtt_ca_file is None  # TLS off: its files are not carried

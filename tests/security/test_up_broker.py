@@ -15,7 +15,7 @@ from _peers import wait_port
 
 from edgecore.eventbus import MqttClient
 from kubeshore.up import command
-from kubeshore.up._plan import Plan, describe, load_or_choose_ports
+from kubeshore.up._plan import MQTT_ACL, Plan, describe, load_or_choose_ports
 
 TWIN = "$hw/events/device/default/lamp/twin/update"
 
@@ -91,3 +91,16 @@ def test_describe_names_the_app_password_file(tmp_path: Path) -> None:
     plan = Plan(tmp_path, load_or_choose_ports(tmp_path, well_known=False), examples=None)
     described = describe(plan)["nodes"]["edge-1"]["mqtt_app_password_file"]
     assert described == str(plan.mqtt_password_file("edge-1", "app"))
+
+
+def test_one_acl_in_up_deploy_and_docs() -> None:
+    root = Path(__file__).resolve().parents[2]
+
+    def rules(text: str) -> list[str]:
+        return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+    shipped = rules((root / "deploy" / "mosquitto" / "kubeshore.acl").read_text())
+    assert rules(MQTT_ACL.read_text()) == shipped
+    docs = (root / "docs" / "security.md").read_text()
+    block = docs[docs.index("```text\nuser edgecore") + len("```text\n") :]
+    assert rules(block[: block.index("```")]) == shipped

@@ -14,6 +14,7 @@ import logging
 from abc import ABC, abstractmethod
 from typing import Any
 
+from kubeshore.backoff import Backoff
 from mappers.sdk import _metrics
 from mappers.sdk._types import Reading
 
@@ -76,7 +77,7 @@ class BufferedSink:
         return len(self._items)
 
     async def _run(self) -> None:
-        backoff = 0.2
+        backoff = Backoff(0.2, 5.0)
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -90,10 +91,9 @@ class BufferedSink:
                 except Exception as exc:
                     self._requeue(batch)
                     self._mark(False, exc)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    await backoff.sleep()
                     continue
-                backoff = 0.2
+                backoff.reset()
                 self.sent += len(batch)
                 self._m_sent.inc(len(batch))
                 self._m_buffered.set(len(self._items))

@@ -1,4 +1,8 @@
-"""MQTT push (``pushMethod.mqtt``) with paho-mqtt: one connection per broker, JSON payloads.
+"""MQTT push (``pushMethod.mqtt``): one connection per broker, JSON payloads.
+
+The client is kubeshore's own (``kubeshore.mqtt``, the one edgecore's eventbus uses): on the mapper's
+event loop, no thread of its own, with the same limits and reconnects. MQTT 3.1.1 QoS 2 is not
+spoken by it; a target asking for QoS 2 is sent at QoS 1 (at least once), said once in the log.
 
 Payload (KubeEdge's template sends plain text ``time is ... <topic>: <value>``; kubeshore sends JSON):
 ``{"namespace","deviceName","propertyName","value","type","timestamp"}`` with ``timestamp`` in ms.
@@ -7,23 +11,15 @@ Payload (KubeEdge's template sends plain text ``time is ... <topic>: <value>``; 
 from __future__ import annotations
 
 import json
+import logging
 import ssl
 import uuid
-from urllib.parse import urlsplit
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
+from kubeshore.mqtt import BrokerAddress, MqttClient
 from mappers.sdk._types import MqttPush
 from mappers.sdk.sinks._buffer import Item, SinkBackend
 
-
-def broker_address(address: str) -> tuple[str, int]:
-    """``mqtt://host:port``, ``tcp://host:port`` or ``host:port`` -> (host, port); port defaults to 1883."""
-    parts = urlsplit(address if "://" in address else f"tcp://{address}")
-    if not parts.hostname:
-        raise ValueError(f"pushMethod.mqtt.address {address!r} has no host")
-    return parts.hostname, parts.port or 1883
+log = logging.getLogger("mappers.sinks")
 
 
 class MqttSink(SinkBackend):
@@ -35,30 +31,39 @@ class MqttSink(SinkBackend):
         password: str | None = None,
         tls: ssl.SSLContext | None = None,
     ) -> None:
-        host, port = broker_address(address)
-        self.label = f"mqtt {host}:{port}"
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"kubeshore-mapper-{uuid.uuid4().hex[:12]}"
+        try:
+            broker = BrokerAddress.parse(address)
+        except ValueError as exc:
+            raise ValueError(f"pushMethod.mqtt.address: {exc}") from None
+        self.label = f"mqtt {broker.host}:{broker.port}"
+        self._client = MqttClient(
+            address,
+            f"kubeshore-mapper-{uuid.uuid4().hex[:12]}",
+            max_backoff=5.0,
+            username=username,
+            password=password,
+            tls=tls,
         )
-        if username is not None:
-            self._client.username_pw_set(username, password)
-        if tls is not None:
-            self._client.tls_set_context(tls)
-        self._client.reconnect_delay_set(min_delay=1, max_delay=5)
-        self._client.connect_async(host, port)
-        self._client.loop_start()
+        self._started = False
+        self._warned_qos2 = False
 
     async def send(self, batch: list[Item]) -> None:
-        if not self._client.is_connected():
+        if not self._started:
+            self._started = True
+            await self._client.start()
+        if not self._client.connected:
             raise ConnectionError("not connected to the broker")
         for target, reading in batch:
             assert isinstance(target, MqttPush)
-            info = self._client.publish(
-                target.topic, json.dumps(reading.as_json()), qos=target.qos, retain=target.retained
-            )
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                raise ConnectionError(mqtt.error_string(info.rc))
+            qos = target.qos
+            if qos > 1:
+                qos = 1
+                if not self._warned_qos2:
+                    self._warned_qos2 = True
+                    log.warning("sink %s: QoS 2 is sent as QoS 1 (at least once)", self.label)
+            payload = json.dumps(reading.as_json())
+            if not self._client.publish(target.topic, payload, qos=qos, retain=target.retained):
+                raise ConnectionError("the broker is not reading or too much waits for it")
 
     async def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
+        await self._client.stop()

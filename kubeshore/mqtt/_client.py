@@ -1,4 +1,4 @@
-"""edgecore's MQTT 3.1.1 client: one asyncio connection to the broker, no threads, no locks.
+"""kubeshore's MQTT 3.1.1 client (edgecore's eventbus, the mapper SDK's sink): asyncio, no threads.
 
 Everything runs on the event loop. What arrives is split into packets and dispatched in the same
 ``data_received`` call, however many packets a read brought; what leaves is appended to one buffer that
@@ -13,21 +13,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import ssl
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
 
-from edgecore.eventbus import _packets as pk
-from edgecore.eventbus._topics import encode_topic_filter, encode_topic_name, topic_matches
+from kubeshore.backoff import Backoff
+from kubeshore.mqtt import _packets as pk
+from kubeshore.mqtt._topics import encode_topic_filter, encode_topic_name, topic_matches
 
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[str, bytes], None]
 
 MAX_UNACKED = 10_000  # QoS 1 messages kept (in flight or waiting for the broker); more are dropped
+MAX_UNACKED_BYTES = 16 << 20  # ... and their bytes: 10,000 large messages must not become gigabytes
+MAX_INFLIGHT = 100  # QoS 1 messages sent and not yet acknowledged; the rest wait their turn, in order
+# The largest packet we accept from the broker. MQTT 3.1.1 has no way to tell the broker, so a larger
+# PUBLISH is skipped as it streams in (never buffered), acknowledged if QoS 1, logged and counted.
+MAX_RECEIVE_PACKET = 2 << 20
 SUBSCRIBE_QOS = 1  # what every subscription asks for: QoS 1 publishes reach us as QoS 1
 CONNECT_TIMEOUT = 10.0  # TCP connect plus CONNACK
 FIRST_BACKOFF = 0.1
@@ -71,6 +77,7 @@ class _Connection(asyncio.Protocol):
         self._dead = False
         self._accepted = False
         self.paused = False  # the transport holds WRITE_BUFFER_LIMIT unsent bytes
+        self._skip = 0  # bytes of an oversized packet still to discard
         self.connack: asyncio.Future[int] = loop.create_future()
         self.lost = asyncio.Event()
         self.lost_reason = "closed"
@@ -87,13 +94,25 @@ class _Connection(asyncio.Protocol):
         self._transport.set_write_buffer_limits(high=WRITE_BUFFER_LIMIT)
 
     def pause_writing(self) -> None:
+        # The broker is not reading: stop reading it too, or the PUBACKs we owe for its QoS 1
+        # messages would pile up in our write buffer.
         self.paused = True
+        if self._transport is not None:
+            self._transport.pause_reading()
 
     def resume_writing(self) -> None:
         self.paused = False
+        if self._transport is not None and not self._dead:
+            self._transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         self._received = True
+        if self._skip:
+            if len(data) <= self._skip:
+                self._skip -= len(data)
+                return
+            data = data[self._skip :]
+            self._skip = 0
         buf: bytes | bytearray
         if self._inbuf:
             self._inbuf += data
@@ -101,12 +120,23 @@ class _Connection(asyncio.Protocol):
         else:
             buf = data
         done = 0
+        limit = self._client.max_packet
         try:
-            for first, start, end in pk.split_packets(buf):
-                if self._dead:
-                    return
-                self._packet(first, buf, start, end)
-                done = end
+            while True:
+                try:
+                    for first, start, end in pk.split_packets(buf, limit, done):
+                        if self._dead:
+                            return
+                        self._packet(first, buf, start, end)
+                        done = end
+                    break
+                except pk.PacketTooLarge as big:
+                    after = self._oversized(buf, big)
+                    if after is None:  # its packet identifier has not arrived yet
+                        break
+                    done = after
+                    if self._skip:
+                        break
         except pk.ProtocolError as exc:
             self.abort(f"protocol error from the broker: {exc}")
             return
@@ -114,6 +144,32 @@ class _Connection(asyncio.Protocol):
             del self._inbuf[:done]
         elif done < len(data):
             self._inbuf += memoryview(data)[done:]
+
+    def _oversized(self, buf: bytes | bytearray, big: pk.PacketTooLarge) -> int | None:
+        """Skip a packet over the receive limit: where its end is in ``buf`` (or ``len(buf)`` and the
+        rest in ``_skip``), or None to wait for the bytes up to its packet identifier."""
+        kind, qos = big.first >> 4, (big.first >> 1) & 0x03
+        if kind != pk.PUBLISH:
+            raise pk.ProtocolError(f"packet type {kind} of {big.length} bytes")
+        start = big.body_start
+        if len(buf) - start < 2:
+            return None
+        topic_end = start + 2 + (buf[start] << 8 | buf[start + 1])
+        if topic_end + (2 if qos else 0) > start + big.length:
+            raise pk.ProtocolError("PUBLISH topic runs past the packet")
+        if len(buf) < topic_end + (2 if qos else 0):
+            return None
+        if qos == 1:
+            self.write(pk.encode_puback(buf[topic_end] << 8 | buf[topic_end + 1]))
+        elif qos:
+            raise pk.ProtocolError(f"PUBLISH with QoS {qos}, but every subscription asked for at most QoS 1")
+        topic = bytes(buf[start + 2 : topic_end]).decode(errors="replace")
+        self._client._dropped_oversized(topic, big.length)
+        end = start + big.length
+        if end <= len(buf):
+            return end
+        self._skip = end - len(buf)
+        return len(buf)
 
     def eof_received(self) -> bool:
         self.lost_reason = "the broker closed the connection"
@@ -211,7 +267,15 @@ class MqttClient:
     """One connection to the broker; ``start`` returns at once and connects in the background.
 
     Like everything on the event loop it is not thread-safe: call it from the loop's thread.
+
+    Limits (class attributes, settable per instance): ``max_packet`` bytes per packet from the broker,
+    ``max_inflight`` QoS 1 messages sent and not yet acknowledged, ``max_queued_bytes`` of QoS 1
+    messages kept for the broker (with at most ``MAX_UNACKED`` of them).
     """
+
+    max_packet = MAX_RECEIVE_PACKET
+    max_inflight = MAX_INFLIGHT
+    max_queued_bytes = MAX_UNACKED_BYTES
 
     def __init__(
         self,
@@ -243,6 +307,10 @@ class MqttClient:
         self._routes: dict[str, tuple[tuple[str, MessageHandler], ...]] = {}
         self._topics: dict[str, bytes] = {}  # topic -> validated, length-prefixed UTF-8
         self._unacked: dict[int, bytearray] = {}  # packet id -> QoS 1 PUBLISH, in publish order
+        self._unacked_bytes = 0
+        self._waiting: deque[int] = deque()  # of those, not sent on this connection yet (inflight full)
+        self._inflight = 0
+        self._oversized = 0
         self._subscribing: dict[int, list[str]] = {}  # packet id -> filters of a SUBSCRIBE
         self._last_id = 0
         self._dropped = 0
@@ -292,8 +360,8 @@ class MqttClient:
         """Send a message; False when it was dropped.
 
         QoS 0 is dropped while the broker is away or not reading (4 MiB unsent). QoS 1 is kept until
-        the broker acknowledges it, across reconnects, up to 10,000 messages; beyond that new ones are
-        dropped.
+        the broker acknowledges it, across reconnects, up to 10,000 messages and 16 MiB; beyond that
+        new ones are dropped. At most 100 are in flight at once; the others follow in order.
         """
         encoded = self._topics.get(topic)
         if encoded is None:
@@ -302,33 +370,43 @@ class MqttClient:
             payload = _payload_bytes(payload)
         if qos == 0:
             conn = self._conn
-            if conn is None or conn.paused:
+            # Also what this loop iteration wrote and not yet handed to the transport: a caller
+            # publishing in a tight loop never lets the transport say it is full.
+            if conn is None or conn.paused or len(conn._out) > WRITE_BUFFER_LIMIT:
                 return False
             conn.write(pk.publish_header(0, retain, len(encoded) + len(payload)), encoded, payload)
             return True
         if qos != 1:
             raise ValueError(f"MQTT QoS {qos} is not supported: use 0 or 1")
-        if len(self._unacked) >= MAX_UNACKED:
+        if len(self._unacked) >= MAX_UNACKED or self._unacked_bytes + len(payload) > self.max_queued_bytes:
             self._dropped += 1
             if self._dropped % 1000 == 1:
                 log.warning(
-                    "MQTT: %d QoS 1 messages wait for the broker's acknowledgement; dropped %d new ones",
+                    "MQTT: %d QoS 1 messages (%d bytes) wait for the broker's acknowledgement; "
+                    "dropped %d new ones",
                     len(self._unacked),
+                    self._unacked_bytes,
                     self._dropped,
                 )
             return False
         packet_id = self._new_packet_id()
         packet = bytearray(pk.encode_publish(encoded, payload, 1, retain, packet_id))
         self._unacked[packet_id] = packet
-        if self._conn is not None:
-            self._conn.write(packet)
+        self._unacked_bytes += len(packet)
+        conn = self._conn
+        if conn is not None and not self._waiting and self._inflight < self.max_inflight:
+            conn.write(packet)
             packet[0] |= pk.DUP_FLAG  # any later send of it is a resend
+            self._inflight += 1
+        else:
+            self._waiting.append(packet_id)
         return True
 
     # connection management ---------------------------------------------------------------------
 
     async def _run(self) -> None:
-        backoff = FIRST_BACKOFF
+        # Jitter keeps many edge clients from reconnecting in lockstep after a broker restart.
+        backoff = Backoff(FIRST_BACKOFF, self._max_backoff, jitter=(0.5, 1.0))
         failures = 0
         while True:
             conn = await self._connect(quiet=failures > 0)
@@ -336,14 +414,12 @@ class MqttClient:
                 failures += 1
             else:
                 failures = 0
-                backoff = FIRST_BACKOFF
+                backoff.reset()
                 self._attach(conn)
                 await conn.lost.wait()
                 self._detach(conn)
                 log.warning("MQTT broker connection lost: %s", conn.lost_reason)
-            # Jitter keeps many edge clients from reconnecting in lockstep after a broker restart.
-            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
-            backoff = min(backoff * 2, self._max_backoff)
+            await backoff.sleep()
 
     async def _connect(self, *, quiet: bool) -> _Connection | None:
         """A connection the broker accepted, or None (logged, at debug level when ``quiet``)."""
@@ -390,13 +466,13 @@ class MqttClient:
         # messages to our own filters come back to us.
         if self._handlers:
             self._subscribe(conn, list(self._handlers))
-        for packet in self._unacked.values():
-            conn.write(packet)
-            packet[0] |= pk.DUP_FLAG
+        self._inflight = 0
+        self._waiting = deque(self._unacked)
+        self._send_waiting(conn)
         conn.start_keepalive(self._keepalive)
         self._connected.set()
         log.info(
-            "connected to MQTT broker %s:%s (%d subscriptions, %d QoS 1 messages resent)",
+            "connected to MQTT broker %s:%s (%d subscriptions, %d QoS 1 messages to resend)",
             self.address.host,
             self.address.port,
             len(self._handlers),
@@ -446,8 +522,35 @@ class MqttClient:
             except Exception:
                 log.exception("MQTT handler for %s failed on %s", topic_filter, topic)
 
+    def _send_waiting(self, conn: _Connection) -> None:
+        waiting = self._waiting
+        while waiting and self._inflight < self.max_inflight:
+            packet = self._unacked.get(waiting.popleft())
+            if packet is not None:
+                conn.write(packet)
+                packet[0] |= pk.DUP_FLAG
+                self._inflight += 1
+
     def _acked(self, packet_id: int) -> None:
-        self._unacked.pop(packet_id, None)
+        packet = self._unacked.pop(packet_id, None)
+        if packet is None:
+            return
+        self._unacked_bytes -= len(packet)
+        self._inflight = max(self._inflight - 1, 0)
+        if self._waiting and self._conn is not None:
+            self._send_waiting(self._conn)
+
+    def _dropped_oversized(self, topic: str, size: int) -> None:
+        self._oversized += 1
+        if self._oversized % 1000 == 1:
+            log.warning(
+                "MQTT: dropped a message of %d bytes on %r from the broker: larger than the limit of %d "
+                "(%d dropped so far)",
+                size,
+                topic,
+                self.max_packet,
+                self._oversized,
+            )
 
     def _subacked(self, packet_id: int, codes: bytes | bytearray) -> None:
         filters = self._subscribing.pop(packet_id, None)

@@ -1,4 +1,4 @@
-"""The MQTT 3.1.1 packets edgecore's client uses, encoded and decoded (OASIS MQTT 3.1.1, section 3).
+"""The MQTT 3.1.1 packets kubeshore's client uses, encoded and decoded (OASIS MQTT 3.1.1, section 3).
 
 Encoders return ``bytes`` ready for the transport. Decoding works on a receive buffer and offsets so
 a buffer holding many packets is split without copying each packet first.
@@ -38,6 +38,18 @@ _ONE_BYTE_LENGTHS = [bytes((n,)) for n in range(128)]
 
 class ProtocolError(Exception):
     """The broker sent something MQTT 3.1.1 does not allow; the connection is dropped."""
+
+
+class PacketTooLarge(Exception):
+    """A packet whose declared length is over the receive limit: raised as soon as its fixed header is
+    read, so the caller can skip its body instead of buffering it."""
+
+    def __init__(self, first: int, header_start: int, body_start: int, length: int) -> None:
+        super().__init__(f"packet of {length} bytes")
+        self.first = first
+        self.header_start = header_start
+        self.body_start = body_start
+        self.length = length
 
 
 def remaining_length(n: int) -> bytes:
@@ -104,12 +116,14 @@ def encode_puback(packet_id: int) -> bytes:
     return b"\x40\x02" + packet_id.to_bytes(2, "big")
 
 
-def split_packets(buf: bytes | bytearray) -> Iterator[tuple[int, int, int]]:
-    """Yield ``(first byte, body start, body end)`` for every complete packet at the start of ``buf``.
+def split_packets(
+    buf: bytes | bytearray, max_length: int = MAX_REMAINING_LENGTH, pos: int = 0
+) -> Iterator[tuple[int, int, int]]:
+    """Yield ``(first byte, body start, body end)`` for every complete packet in ``buf`` from ``pos``.
 
     Stops at the first incomplete packet; the caller keeps the bytes after the last yielded end.
+    Raises ``PacketTooLarge`` at a packet longer than ``max_length`` without waiting for its body.
     """
-    pos = 0
     size = len(buf)
     while size - pos >= 2:
         length = 0
@@ -126,6 +140,8 @@ def split_packets(buf: bytes | bytearray) -> Iterator[tuple[int, int, int]]:
             shift += 7
             if shift > 21:
                 raise ProtocolError("remaining length longer than four bytes")
+        if length > max_length:
+            raise PacketTooLarge(buf[pos], pos, i, length)
         end = i + length
         if end > size:
             return
