@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests._peers import Mosquitto, free_port
-from tests._stack import BIN, Stack, wait_for
+from tests._stack import Stack, wait_for
 from tests.interop._kubeedge import KubeEdgeEdge
 
 NODE = "ke-scale-1"
@@ -53,15 +52,9 @@ def lane(
     stack = Stack(tmp, broker.url)
     try:
         stack.start_cloudcore(ackTimeout=1.0, ackRetries=2)
-        token = subprocess.run(
-            [str(BIN / "kubeshore"), "token", "create", "--data-dir", str(tmp / "cloud")],
-            capture_output=True, text=True, check=True, timeout=60,
-        ).stdout.strip()  # fmt: skip
-        edge = KubeEdgeEdge(
-            stack, kubeedge_bin, kubeedge_recipes, tmp / "ke-edge", node=NODE,
-            websocket=f"127.0.0.1:{stack.ports['websocketPort']}",
-            https=f"127.0.0.1:{stack.ports['httpsPort']}", token=token, mqtt=broker.url,
-        )  # fmt: skip
+        edge = KubeEdgeEdge.on_kubeshore(
+            stack, kubeedge_bin, kubeedge_recipes, tmp / "ke-edge", node=NODE, mqtt=broker.url
+        )
         yield stack, edge
     finally:
         stack.stop_all()
