@@ -137,6 +137,7 @@ class CloudCore:
             keepalive_timeout=cfg.keepalive_timeout,
             ack_timeout=cfg.ack_timeout,
             ack_retries=cfg.ack_retries,
+            max_inflight=cfg.max_inflight,
         )
         self._settings = settings
         self.hub: CloudHub | None = None
