@@ -74,7 +74,7 @@ ALLOWED = {
     "dmi": {"crds"},
     "cri": {"dmi"},
     "k8sproto": {"dmi"},
-    "kubeapi": {"crds", "k8sproto"},
+    "kubeapi": {"crds", "k8sproto", "kubeshore"},  # kubeshore is the floor every package shares
     "kubeclient": {"kubeshore"},
     "kubeshore": {"crds"},
     "kubeshore.up": {"crds", "kubeclient"},  # the platform on one machine: it watches the API it runs

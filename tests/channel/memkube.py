@@ -14,18 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from kubeclient import MERGE_PATCH, ApiError, Kube, Obj, Resource
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = dict(target) if isinstance(target, dict) else {}
-    for k, v in patch.items():
-        if v is None:
-            out.pop(k, None)
-        else:
-            out[k] = merge_patch(out.get(k), v)
-    return out
+from kubeshore import mergepatch
 
 
 class MemoryKube(Kube):
@@ -112,7 +101,7 @@ class MemoryKube(Kube):
             old = self.objects[key]
             if sub == "status":
                 patch = {"status": patch.get("status")}
-            new = merge_patch(old, patch)
+            new = mergepatch.apply(old, patch)
             self.rv += 1
             new["metadata"]["resourceVersion"] = str(self.rv)
             self.objects[key] = new
