@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from tests._peers import free_port, wait_port
-from tests._stack import Processes, wait_for
+from tests._stack import BIN, Processes, Stack, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
@@ -192,6 +192,22 @@ class KubeEdgeEdge(_Peer):
             [sys.executable, str(recipes / "edgecore-config.py"), str(default), str(self.config), str(root),
              node, websocket, https, token, mqtt, str(free_port())],
             check=True, timeout=30,
+        )  # fmt: skip
+
+    @classmethod
+    def on_kubeshore(
+        cls, stack: Stack, kubeedge_bin: Path, recipes: Path, root: Path, *, node: str, mqtt: str
+    ) -> KubeEdgeEdge:
+        """KubeEdge's edgecore for ``stack``'s (standalone) cloudcore, joined with a fresh
+        ``kubeshore token create`` token, as a KubeEdge user would; not started."""
+        token = subprocess.run(
+            [str(BIN / "kubeshore"), "token", "create", "--data-dir", str(stack.tmp / "cloud")],
+            capture_output=True, text=True, check=True, timeout=60,
+        ).stdout.strip()  # fmt: skip
+        ports = stack.ports
+        return cls(
+            stack, kubeedge_bin, recipes, root, node=node, websocket=f"127.0.0.1:{ports['websocketPort']}",
+            https=f"127.0.0.1:{ports['httpsPort']}", token=token, mqtt=mqtt,
         )  # fmt: skip
 
     @property
