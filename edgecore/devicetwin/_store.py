@@ -383,11 +383,16 @@ class TwinStore:
         """Group commit: return once every change made before the call is committed. Callers that
         arrive while a transaction commits share the next one. Raises :class:`StoreUnavailable`
         when the write fails (the changes stay in memory, marked dirty, and are written later)."""
+        await asyncio.shield(self.committed())
+
+    def committed(self) -> asyncio.Future[None]:
+        """The future of the group commit that will hold every change made so far (shared: add
+        callbacks, never cancel it); fails with :class:`StoreUnavailable`."""
         group = self._group
         if group is None:
             group = self._group = asyncio.get_running_loop().create_future()
             self._group_wake.set()
-        await asyncio.shield(group)
+        return group
 
     async def _commit_loop(self) -> None:
         while True:
