@@ -224,6 +224,8 @@ class DeviceController:
             if prev != node:
                 self._edge_conditions.pop(key, None)
                 self._edge_state.pop(key, None)
+                if node and self._node_ready.get(node) is False:
+                    self.status.state_report(key, "unknown", "")  # e.g. cloudcore started while it was down
             self._refresh(key)
             if old is not None and prev == node and _without_status(old) == _without_status(obj):
                 return  # only status changed (our conditions): nothing for the edge

@@ -218,6 +218,8 @@ class Http2Connection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return  # closing: what the peer still sends is not read
         self._last_received = self._loop.time()
         buf = self._buf
         buf += data

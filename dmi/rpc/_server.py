@@ -96,8 +96,15 @@ class _ServerConnection(Http2Connection):
                     server.refused_connections,
                 )
             self.send_goaway(0, ErrorCode.ENHANCE_YOUR_CALM, "too many connections")
-            self.close()
             self.closed = True
+            # Half-close, then close a moment later: closing with the peer's preface still unread
+            # resets the connection before the peer has read the GOAWAY that says why.
+            if self.transport is not None and self.transport.can_write_eof():
+                self._flush()
+                self.transport.write_eof()
+                self._loop.call_later(1.0, self.close)
+            else:
+                self.close()
             return
         server._connections.add(self)
 

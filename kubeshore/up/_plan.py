@@ -354,7 +354,9 @@ class Plan:
             out.append("kubectl: install it from your distribution (kubernetes-client) or kubernetes.io")
         for name in ("cloudcore", "edgecore"):
             if find_command(name) is None:
-                out.append(f"{name}: not installed in this environment (pip install -e . in the repository)")
+                out.append(
+                    f"{name}: not installed in this environment (pip install -e '.[all]' in the repository)"
+                )
         return out
 
     def check_ports(self) -> None:

@@ -107,8 +107,10 @@ def _announce_moved(console: Console, plan: Plan) -> None:
 
 def _prepare(data_dir: Path, args: argparse.Namespace) -> Plan:
     # Holds the CA key, the stores and every Secret: owner-only (docs/security.md).
-    filemodes.private_dir(data_dir)
-    filemodes.secure_tree(data_dir, keep=data_dir.glob("nodes/*/edged"))
+    try:
+        filemodes.secure_data_dir(data_dir, ("cloud", "nodes", "logs"), keep=data_dir.glob("nodes/*/edged"))
+    except filemodes.FileModeError as exc:
+        raise PlanError(str(exc)) from exc
     plan = Plan(
         data_dir, load_or_choose_ports(data_dir, well_known=not args.random_ports), examples=args.examples
     )

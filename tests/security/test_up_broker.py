@@ -11,11 +11,12 @@ import stat
 import subprocess
 from pathlib import Path
 
+import pytest
 from _peers import wait_port
 
 from edgecore.eventbus import MqttClient
 from kubeshore.up import command
-from kubeshore.up._plan import MQTT_ACL, Plan, describe, load_or_choose_ports
+from kubeshore.up._plan import MQTT_ACL, Plan, PlanError, describe, load_or_choose_ports
 
 TWIN = "$hw/events/device/default/lamp/twin/update"
 
@@ -117,3 +118,9 @@ def test_up_passes_the_join_token_in_the_environment_not_the_arguments(tmp_path:
         argv, capture_output=True, text=True, timeout=60, env={**env, "KUBESHORE_JOIN_TOKEN": "x"}
     )
     assert bad.returncode == 2 and "token must be" in bad.stderr, bad.stderr
+
+
+def test_up_names_a_data_dir_it_cannot_make_private(tmp_path: Path) -> None:
+    args = argparse.Namespace(random_ports=True, examples=None)
+    with pytest.raises(PlanError, match="cannot be a data directory"):
+        command._prepare(Path("/tmp"), args)
