@@ -18,7 +18,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 OUTPUT = ROOT / "docs" / "performance.md"
-SPECIAL = {"title", "description", "command", "machine", "targets", "kubeedge"}
+SPECIAL = {"title", "description", "command", "machine", "targets", "kubeedge", "peer"}
 
 HEADER = """# Performance
 
@@ -77,7 +77,8 @@ def render_result(name: str, data: dict[str, Any]) -> str:
     }
     plain = {k: v for k, v in scalars.items() if k not in tables}
     if plain:
-        extra = [c for c, d in (("target", targets), ("KubeEdge", kubeedge)) if d]
+        # ``peer`` names the real peer measured in the same run (KubeEdge unless it says otherwise).
+        extra = [c for c, d in (("target", targets), (str(data.get("peer") or "KubeEdge"), kubeedge)) if d]
         lines.append("| metric | value |" + "".join(f" {c} |" for c in extra))
         lines.append("|---|---|" + "---|" * len(extra))
         for key, value in plain.items():

@@ -137,6 +137,7 @@ class CloudCore:
             keepalive_timeout=cfg.keepalive_timeout,
             ack_timeout=cfg.ack_timeout,
             ack_retries=cfg.ack_retries,
+            max_inflight=cfg.max_inflight,
         )
         self._settings = settings
         self.hub: CloudHub | None = None
@@ -308,8 +309,8 @@ async def kubernetes_access(cfg: CloudCoreConfig) -> AsyncIterator[tuple[Kube, s
 async def run(cfg: CloudCoreConfig, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     if cfg.data_dir is not None:
-        filemodes.private_dir(cfg.data_dir)
-        filemodes.secure_tree(cfg.data_dir)
+        # The embedded API server checks its own files (standalone) in the same directory.
+        filemodes.secure_data_dir(cfg.data_dir, ("cloudhub", STATE_FILE))
     async with kubernetes_access(cfg) as (kube, kubeconfig, apiserver_port):
         core = CloudCore(cfg, kube)
         await core.start()

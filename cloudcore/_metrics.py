@@ -45,20 +45,36 @@ class _HubCollector(Collector):
             "Objects sent to nodes, by resource type and operation",
             labels=["node", "resource", "operation"],
         )
+        connects = CounterMetricFamily("cloudhub_connects", "Sessions opened per node", labels=["node"])
+        resent = CounterMetricFamily(
+            "cloudhub_resent", "Messages sent again for an overdue acknowledgement", labels=["node"]
+        )
+        requeued = CounterMetricFamily(
+            "cloudhub_requeued",
+            "Messages put back in the queue with back-off after ackRetries resends",
+            labels=["node"],
+        )
         for node, st in hub.stats.items():
+            connects.add_metric([node], st.connects)
+            resent.add_metric([node], st.resent)
+            requeued.add_metric([node], st.requeued)
             msg_in.add_metric([node], st.messages_in)
             msg_out.add_metric([node], st.messages_out)
             bytes_out.add_metric([node], st.bytes_out)
             refused_n.add_metric([node], st.refused)
             for (rtype, op), n in st.objects_sent.items():
                 objs.add_metric([node, rtype, op], n)
-        yield from (msg_in, msg_out, bytes_out, refused_n, objs)
+        yield from (msg_in, msg_out, bytes_out, refused_n, objs, connects, resent, requeued)
         q = GaugeMetricFamily("cloudhub_queue_depth", "Frames waiting to be written", labels=["node"])
         p = GaugeMetricFamily("cloudhub_pending_acks", "Messages awaiting acknowledgement", labels=["node"])
+        win = GaugeMetricFamily(
+            "cloudhub_ack_window", "Acknowledged messages allowed on the wire at once", labels=["node"]
+        )
         for node, session in hub.sessions.items():
             q.add_metric([node], session.queue.qsize())
             p.add_metric([node], len(session.pending))
-        yield from (q, p)
+            win.add_metric([node], int(session.window))
+        yield from (q, p, win)
         r = CounterMetricFamily("cloudhub_refusals", "Refused connections and messages", labels=["reason"])
         for reason, n in hub.refusals.items():
             r.add_metric([reason], n)

@@ -39,6 +39,9 @@ class CloudCoreConfig(ConfigModel):
     max_frame_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     ack_timeout: float = Field(5.0, gt=0)
     ack_retries: int = Field(4, ge=0)
+    max_inflight: int = Field(
+        100, ge=1, description="acknowledged messages on the wire to one node at once (fewer for a slow node)"
+    )
     sync_flush_interval: float = Field(0.2, gt=0, description="seconds between ObjectSync write batches")
     sync_writers: int = Field(16, ge=1, le=64)
     resync_period: float = Field(30.0, gt=0, description="seconds between full consistency checks")

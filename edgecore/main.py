@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_logging_flags(p)
     ns = p.parse_args(list(sys.argv[1:] if argv is None else argv))
     setup_from_args(ns)
-    from kubeshore.filemodes import FileModeError, private_umask, secure_tree
+    from kubeshore.filemodes import FileModeError, private_umask, secure_data_dir, secure_tree
 
     private_umask()
     from edgecore.config import EdgeCoreConfig
@@ -57,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 2
     try:
-        secure_tree(cfg.data_dir, keep=[cfg.edged.root_directory or cfg.data_dir / "edged"])
+        # join's files, wherever the configuration puts them; Pod volumes (edged) keep their modes.
+        secure_data_dir(cfg.data_dir, ("certs", "metaserver.token", "edgecore.json"))
         db = cfg.database.path
         for path in (
             cfg.certs.key_file,
@@ -66,10 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             *(db.with_name(db.name + s) for s in ("-wal", "-shm")),
         ):
             secure_tree(path)
-    except FileModeError as exc:
+    except FileModeError as exc:  # another owner's file, a read-only file system: one line, no traceback
         print(f"edgecore: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # e.g. a read-only file system: one line, no traceback
+        return 1
+    except OSError as exc:
         print(
             f"edgecore: cannot restrict the modes of {exc.filename or path}: {exc.strerror}", file=sys.stderr
         )

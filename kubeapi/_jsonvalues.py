@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubeshore.mergepatch import copy_json
 
-def copy_json(value: Any) -> Any:
-    """A deep copy of a JSON value; much faster than copy.deepcopy for API objects."""
-    if isinstance(value, dict):
-        return {k: copy_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [copy_json(v) for v in value]
-    return value
+__all__ = ["copy_json", "json_equal"]
 
 
 def json_equal(a: Any, b: Any) -> bool:

@@ -362,8 +362,8 @@ class ObjectService:
             raise APIError(
                 415,
                 "UnsupportedMediaType",
-                f"the body of the request was in an unknown format - accepted media types include: "
-                f"{JSON_PATCH}, {MERGE_PATCH}" + ("" if resource.custom else f", {STRATEGIC_PATCH}"),
+                "the body of the request was in an unknown format - accepted media types include: "
+                + ", ".join(patches.supported_patch_types(not resource.custom)),
             )
         for attempt in range(_RETRIES):
             # Server-side apply creates what does not exist yet.

@@ -73,6 +73,7 @@ from kubeapi._patchtypes import (
     PATCH_CONTENT_TYPES,
     STRATEGIC_MERGE_PATCH,
 )
+from kubeshore import mergepatch
 
 __all__ = [
     "APPLY_PATCH",
@@ -272,19 +273,7 @@ def apply_merge_patch(obj: Any, patch: Any) -> Any:
     """
     if not isinstance(patch, dict):
         raise PatchError(f"a JSON merge patch must be a JSON object, got {_json_type(patch)}", 400)
-    return _merge_patch(obj, patch)
-
-
-def _merge_patch(target: Any, patch: Any) -> Any:
-    if not isinstance(patch, dict):
-        return copy_json(patch)
-    result = copy_json(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = _merge_patch(result.get(key), value)
-    return result
+    return mergepatch.apply(obj, patch)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -97,6 +97,31 @@ def _object_response(request: web.Request, body: bytes | dict[str, Any], status:
     return _json_response(body, status)
 
 
+# Kinds whose immediate delete kube-apiserver answers with the object (their registries set
+# ReturnDeletedObject); every other built-in kind answers with a Status "Success".
+_RETURN_DELETED = frozenset(
+    {
+        ("", "Pod"),
+        ("", "Service"),
+        ("", "ServiceAccount"),
+        ("", "PodTemplate"),
+        ("storage.k8s.io", "StorageClass"),
+    }
+)
+
+
+def _returns_deleted_object(resource: ResourceType) -> bool:
+    return not resource.custom and (resource.group, resource.kind) in _RETURN_DELETED
+
+
+def _deleted_status(resource: ResourceType, stored: StoredObject) -> dict[str, Any]:
+    details: dict[str, Any] = {"name": stored.name}
+    if resource.group:
+        details["group"] = resource.group
+    details |= {"kind": resource.plural, "uid": stored.object().get("metadata", {}).get("uid", "")}
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+
+
 def _error_response(err: APIError) -> web.Response:
     return web.Response(body=err.status().to_bytes(), status=err.code, content_type=JSON_TYPE)
 
@@ -383,7 +408,9 @@ class KubeAPI:
         if verb == "delete":
             body = await self._body(request, optional=True)
             options = DeleteOptions.from_body(body if isinstance(body, dict) else None, dict(query))
-            stored, _ = await self.service.delete(resource, target.namespace, target.name, options)
+            stored, now = await self.service.delete(resource, target.namespace, target.name, options)
+            if now and not _returns_deleted_object(resource):
+                return _json_response(_deleted_status(resource, stored))
             return _object_response(request, served_bytes(resource, stored))
         return await self._delete_collection(request, target)
 

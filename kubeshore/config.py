@@ -20,7 +20,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from kubeshore import filemodes
+from kubeshore import filemodes, mergepatch
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
@@ -95,16 +95,6 @@ def _translate(model: type[BaseModel], data: dict[str, Any], source: str) -> Tra
     return translated
 
 
-def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def load_config(
     model: type[ConfigT], path: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> ConfigT:
@@ -135,7 +125,7 @@ def load_config(
     if translated is not None:
         data = translated.data
     if overrides:
-        data = _merge(data, _drop_none(overrides))
+        data = mergepatch.apply(data, _drop_none(overrides))
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -21,7 +21,7 @@ FILE_MODE = 0o600
 
 
 class FileModeError(OSError):
-    """A private path is owned by another user."""
+    """A private path is open to other users and cannot be narrowed (another owner, read-only)."""
 
 
 def private_umask() -> None:
@@ -84,6 +84,18 @@ def secure_tree(root: Path, *, keep: Iterable[Path] = ()) -> list[Path]:
     return changed
 
 
+def secure_data_dir(root: Path, entries: Iterable[str], *, keep: Iterable[Path] = ()) -> list[Path]:
+    """The data directory ``root`` made 0700 (created if missing) and, below it, only ``entries``
+    (kubeshore's own files and directories, each with everything under it) tightened: a directory
+    given by mistake (a home directory) keeps everything else as it was."""
+    private_dir(root)
+    kept = list(keep)
+    changed: list[Path] = []
+    for name in entries:
+        changed += secure_tree(root / name, keep=kept)
+    return changed
+
+
 def _tighten(path: Path, st: os.stat_result) -> bool:
     if stat.S_ISDIR(st.st_mode):
         want = DIR_MODE
@@ -102,9 +114,9 @@ def _tighten(path: Path, st: os.stat_result) -> bool:
     try:
         os.chmod(path, mode & want)
     except OSError as exc:
-        # A read-only file system: nobody can change the file either; what needs to write it fails
-        # next with its own error.
-        log.warning("%s is open to others (mode %o) and cannot be narrowed: %s", path, mode, exc.strerror)
-        return False
+        # A read-only file system, say: the secret stays open, so nothing starts on it.
+        raise FileModeError(
+            f"{path} is open to other users (mode {mode:o}) and cannot be narrowed: {exc.strerror}"
+        ) from exc
     log.warning("%s was open to other users (mode %o); now %o", path, mode, mode & want)
     return True

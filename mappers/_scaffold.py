@@ -225,7 +225,7 @@ name = "{name}"
 version = "0.1.0"
 description = "A kubeshore mapper for the {protocol} protocol"
 requires-python = ">=3.11"
-dependencies = ["kubeshore"]
+dependencies = ["kubeshore[mapper]"]
 
 [build-system]
 requires = ["setuptools>=69"]

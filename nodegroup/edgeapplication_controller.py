@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubeclient import DEPLOYMENTS, EVENTS, ApiError, Informer, Kube, Obj, Resource, WorkQueue, wait_synced
-from nodegroup._merge_patch import create_merge_patch
+from kubeshore import mergepatch
 from nodegroup._naming import LAST_APPLIED_TEMPLATE_ANNOTATION, LAST_CONTAINED_RESOURCES_ANNOTATION
 from nodegroup._templates import Problem, render
 
@@ -268,7 +268,7 @@ class EdgeApplicationController:
             last_applied = json.loads(last) if last else {}
         except ValueError:
             last_applied = {}
-        patch = create_merge_patch(last_applied, manifest)
+        patch = mergepatch.create(last_applied, manifest)
         patch.setdefault("metadata", {}).setdefault("annotations", {})[LAST_APPLIED_TEMPLATE_ANNOTATION] = (
             template_json
         )

@@ -111,23 +111,24 @@ def kubernetes_missing() -> str | None:
     return None
 
 
-def _kube_binaries(src: Path) -> Path:
-    """The control-plane executables, unpacked from ``.xz`` once per machine into a cache directory."""
+def unpack_binaries(src: Path, names: tuple[str, ...], label: str) -> Path:
+    """A directory holding the executables ``names`` of ``src`` (each as NAME or NAME.xz), unpacked once
+    per machine into a cache directory keyed by the source files (KubeEdge's and Kubernetes' binaries)."""
     import hashlib
     import lzma
 
     digest = hashlib.sha256()
-    for n in KUBE_NAMES:
+    for n in names:
         f = src / n if (src / n).exists() else src / f"{n}.xz"
         st = f.stat()
         digest.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
     cache = (
         Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
         / "kubeshore"
-        / ("kubernetes-" + digest.hexdigest()[:16])
+        / (f"{label}-" + digest.hexdigest()[:16])
     )
     cache.mkdir(parents=True, exist_ok=True)
-    for n in KUBE_NAMES:
+    for n in names:
         out = cache / n
         if out.exists():
             continue
@@ -140,6 +141,10 @@ def _kube_binaries(src: Path) -> Path:
         tmp.chmod(0o755)
         tmp.replace(out)
     return cache
+
+
+def _kube_binaries(src: Path) -> Path:
+    return unpack_binaries(src, KUBE_NAMES, "kubernetes")
 
 
 class ControlPlane:

@@ -111,22 +111,25 @@ class Stack(Processes):
         self._installed = True
 
     def service_account_kubeconfig(self, account: str) -> Path:
-        """A kubeconfig holding a fresh token of ServiceAccount ``kubeedge/<account>``."""
+        """A kubeconfig holding a fresh token of ServiceAccount ``kubeedge/<account>``, written with the
+        commands docs/install.md gives."""
         assert self.cluster is not None
         token = self.kubectl("create", "token", account, "-n", "kubeedge", "--duration=2h").strip()
         path = self.tmp / f"{account}.kubeconfig"
-        doc = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {"name": "k", "cluster": {"server": self.cluster.server,
-                                          "certificate-authority": str(self.cluster.dir / "pki" / "ca.crt")}}
-            ],
-            "users": [{"name": account, "user": {"token": token}}],
-            "contexts": [{"name": "k", "context": {"cluster": "k", "user": account}}],
-            "current-context": "k",
-        }  # fmt: skip
-        path.write_text(yaml.safe_dump(doc))
+        ca = str(self.cluster.dir / "pki" / "ca.crt")
+        for args in (
+            ["set-cluster", "cluster", f"--server={self.cluster.server}", f"--certificate-authority={ca}",
+             "--embed-certs"],
+            ["set-credentials", account, f"--token={token}"],
+            ["set-context", "default", "--cluster=cluster", f"--user={account}"],
+            ["use-context", "default"],
+        ):  # fmt: skip
+            subprocess.run(
+                ["kubectl", "config", f"--kubeconfig={path}", *args],
+                capture_output=True,
+                check=True,
+                timeout=30,
+            )
         path.chmod(0o600)
         return path
 

@@ -53,6 +53,20 @@ def test_edge_processes_speak_grpc_through_dmi_rpc_not_grpcio() -> None:
     assert offenders == []
 
 
+def test_no_process_imports_a_test_only_dependency() -> None:
+    """grpcio, grpcio-reflection and paho-mqtt are in the ``test`` extra only (pyproject.toml): no
+    installed package imports them. Exempt: the generated ``*_pb2_grpc`` stubs kept for mapper authors
+    who bring grpcio, and the ``generate`` commands (dev tools)."""
+    offenders = [
+        f"{path.relative_to(ROOT)}: {sorted(imported_roots(path) & {'grpc', 'grpc_reflection', 'paho'})}"
+        for package in PROJECT
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if not path.name.endswith("_pb2_grpc.py") and path.name != "generate.py"
+        if imported_roots(path) & {"grpc", "grpc_reflection", "paho"}
+    ]
+    assert offenders == []
+
+
 def test_one_mqtt_client_paho_only_in_tests_and_benches() -> None:
     """kubeshore.mqtt is the one MQTT client (edgecore's eventbus and the mapper SDK's sink); paho-mqtt
     is a reference peer for tests and benchmarks, not a runtime dependency."""
@@ -74,7 +88,7 @@ ALLOWED = {
     "dmi": {"crds"},
     "cri": {"dmi"},
     "k8sproto": {"dmi"},
-    "kubeapi": {"crds", "k8sproto"},
+    "kubeapi": {"crds", "k8sproto", "kubeshore"},  # kubeshore is the floor every package shares
     "kubeclient": {"kubeshore"},
     "kubeshore": {"crds"},
     "kubeshore.up": {"crds", "kubeclient"},  # the platform on one machine: it watches the API it runs

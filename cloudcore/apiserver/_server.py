@@ -22,6 +22,9 @@ from kubeapi.resources import Registry
 from kubeapi.server import Authorizer, KubeAPI
 from kubeshore import filemodes
 
+# What the server keeps in its data directory (docs/apiserver.md), all owner-only.
+DATA_FILES = ("apiserver.db", "apiserver.db-wal", "apiserver.db-shm", "pki", "admin.kubeconfig")
+
 log = logging.getLogger(__name__)
 
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -83,8 +86,7 @@ class EmbeddedAPIServer:
 
     async def start(self) -> None:
         # The store holds every Secret, kubeedge/casecret (the edge CA key) among them.
-        filemodes.private_dir(self.data_dir)
-        filemodes.secure_tree(self.data_dir)
+        filemodes.secure_data_dir(self.data_dir, DATA_FILES)
         credentials = await asyncio.to_thread(Credentials, self.data_dir / "pki")
         ssl_context = await asyncio.to_thread(credentials.server_context, self.bind)
         await self.store.open()

@@ -51,6 +51,7 @@ class CloudHubSettings:
     keepalive_timeout: float = 30.0
     ack_timeout: float = 5.0
     ack_retries: int = 4
+    max_inflight: int = 100
 
 
 def node_from_transport(transport: asyncio.BaseTransport | None) -> str:
@@ -155,6 +156,7 @@ class CloudHub:
         if reliable or on_ack is not None:
             assert msg_id is not None
             session.track(msg_id, frame, key, on_ack)
+            return True
         session.enqueue(frame)
         return True
 
@@ -237,7 +239,7 @@ class CloudHub:
             await self._end(old, 1000, "replaced by a new connection")
         stats = self.stats.setdefault(node, NodeStats())
         stats.connects += 1
-        session = NodeSession(node, conn, stats)
+        session = NodeSession(node, conn, stats, self.settings.max_inflight)
         self.sessions[node] = session
         log.info("node %s connected from %s", node, conn.remote_address)
         for listener in self._on_connect:
@@ -372,7 +374,7 @@ class CloudHub:
             session.acknowledge(parent)  # without on_ack: it is not on the node
             self._refuse("refused_by_node", node)
         elif p is not None:
-            p.tries = 1
+            p.tries = 1  # it answered: a fresh round of resends, not a requeue
             self._refuse("node_unavailable", node)
         self._throttled.warning(
             f"error/{node}", "node %s answered %s with an error: %.300s", node, msg.route.resource, content
@@ -405,19 +407,19 @@ class CloudHub:
                     )
                     self._end_soon(session, 1001, "keepalive timeout")
                     continue
-                for msg_id, p in list(session.pending.items()):
-                    if now - p.last_sent < s.ack_timeout:
-                        continue
-                    if p.tries > s.ack_retries:
-                        # The edge is not answering; a fresh session resyncs everything unacknowledged.
-                        log.warning(
-                            "node %s: message %s unacknowledged after %d tries", session.node, msg_id, p.tries
-                        )
-                        self._end_soon(session, 1011, "acknowledgements overdue")
-                        break
-                    p.tries += 1
-                    p.last_sent = now
-                    session.enqueue(p.frame)
+                _, requeued = session.check_acks(now, s.ack_timeout, s.ack_retries)
+                if requeued:
+                    # KubeEdge's way: the message goes back to the queue, rate-limited; the session
+                    # stays (the node is alive, its keepalives say so; only a silent one is closed).
+                    self._throttled.warning(
+                        f"requeued/{session.node}",
+                        "node %s: %d messages unacknowledged after %d tries; sending them again later "
+                        "(window %d)",
+                        session.node,
+                        requeued,
+                        s.ack_retries + 1,
+                        int(session.window),
+                    )
 
 
 # asyncio gives every TLS connection a zero-filled 256 KiB read buffer (SSLProtocol.max_size), which

@@ -45,6 +45,8 @@ Key = tuple[str, str]
 
 #: at most one DeviceStatusRefused Event per device in this many seconds
 _EVENT_INTERVAL = 300.0
+#: devices per membership message sent on connect (keeps each frame small)
+_MEMBERSHIP_BATCH = 200
 
 
 def _key(obj: Obj) -> Key:
@@ -129,6 +131,7 @@ class DeviceController:
         self._events_at: dict[Key, float] = {}
         syncer.add_source(SOURCE_DEVICECONTROLLER, self.objects_for)
         hub.register_upstream(SOURCE_TWIN, self._upstream)
+        hub.on_connect(self._connected)
 
     async def start(self) -> None:
         if self._own_events:
@@ -163,6 +166,23 @@ class DeviceController:
                 models.add(model_key)
                 yield model
             yield dev
+
+    async def _connected(self, node: str) -> None:
+        """Membership messages are not acknowledged: one sent while the node was away (or on a
+        session that was then lost) is gone. The whole membership again on every connect (KubeEdge's
+        edge, its ``device`` table, and ours take an added device they have as a no-op), and the
+        removal of the devices it has that are no longer its own."""
+        mine = [d for d in self.devices.cache.values() if _node(d) == node]
+        keys = {_key(d) for d in mine}
+        # Devices the node acknowledged that are gone or moved meanwhile: their Device delete comes
+        # from the resync, the membership removal from here.
+        gone: list[Obj] = [
+            {"metadata": {"namespace": s.namespace or "default", "name": s.name}}
+            for s in self.syncer.store.of_node(node).values()
+            if s.kind == "Device" and (s.namespace or "default", s.name) not in keys
+        ]
+        for i in range(0, max(len(mine), len(gone)), _MEMBERSHIP_BATCH):
+            self._membership(node, mine[i : i + _MEMBERSHIP_BATCH], gone[i : i + _MEMBERSHIP_BATCH])
 
     def _nodes_using(self, model_key: Key) -> set[str]:
         return {
@@ -204,6 +224,8 @@ class DeviceController:
             if prev != node:
                 self._edge_conditions.pop(key, None)
                 self._edge_state.pop(key, None)
+                if node and self._node_ready.get(node) is False:
+                    self.status.state_report(key, "unknown", "")  # e.g. cloudcore started while it was down
             self._refresh(key)
             if old is not None and prev == node and _without_status(old) == _without_status(obj):
                 return  # only status changed (our conditions): nothing for the edge

@@ -1,7 +1,8 @@
 """gRPC server reflection, so ``grpcurl`` can list and call the DMI services as with KubeEdge.
 
 Served under both names grpcurl tries (``grpc.reflection.v1`` first, then ``v1alpha``); the two
-protos are wire-identical, so the v1alpha messages shipped with grpcio-reflection serve both.
+protos are wire-identical, so the v1alpha messages serve both. They are generated here
+(``_reflection_pb2``, same descriptor as grpcio-reflection's) so that no process needs grpcio at run time.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from collections.abc import AsyncIterator
 
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import FileDescriptor
-from grpc_reflection.v1alpha import reflection_pb2 as pb
 
+from dmi.rpc import _reflection_pb2 as pb
 from dmi.rpc._grpc import StatusCode
 from dmi.rpc._server import Server
 

@@ -23,6 +23,8 @@ from mappers.sdk._types import DeviceConfig, DeviceModel, DeviceState, ModelProp
 from mappers.sdk.driver import DeviceUnavailable, Driver, WriteRejected
 
 log = logging.getLogger("mappers.device")
+# An unchanged state is reported again this often (edgecore forwards it to the cloud once a minute).
+STATE_REFRESH_S = 30.0
 
 #: errors that mean "the device is gone", as opposed to "this property failed"
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (DeviceUnavailable, OSError, TimeoutError)
@@ -105,6 +107,7 @@ class DeviceRuntime:
         self.state = DeviceState.UNKNOWN
         #: property -> why its desired value was not applied (reported to edgecore with observedDesired)
         self.desired_errors: dict[str, str] = {}
+        self._state_reported_at = 0.0
         self.last_online: datetime | None = None
         self.opens = 0
         self._lock = asyncio.Lock()
@@ -459,9 +462,14 @@ class DeviceRuntime:
                     log.warning("device %s: state() failed: %s", self.id, _describe(exc))
             changed = state != self.state
             self._set_state(state)
-            if not changed:
-                # Reported every cycle as KubeEdge's mappers do: edgecore's lastOnlineTime is the
-                # last time the device was reported online.
+            now = time.monotonic()
+            if changed:
+                self._state_reported_at = now
+            elif now - self._state_reported_at >= STATE_REFRESH_S:
+                # The same state again, so that edgecore's lastOnlineTime (the last time the device
+                # was reported online) moves on. KubeEdge's mappers report every cycle; edgecore
+                # passes it on to the cloud at most every minute, so more often would be wasted calls.
+                self._state_reported_at = now
                 self._events.state_changed(self)
 
     # -- update ----------------------------------------------------------------------------------

@@ -6,13 +6,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _apiserver import EmbeddedKube
+
 from cloudcore._app import CloudCore
 from cloudcore.config import CloudCoreConfig
 from edgecore.config import EdgeCoreConfig
 from edgecore.join import main as join_main
 from kubeshore.config import load_config
-
-from .memkube import MemoryKube
 
 
 async def eventually(check: Callable[[], Any], within: float = 10.0, interval: float = 0.05) -> Any:
@@ -35,7 +35,7 @@ async def eventually(check: Callable[[], Any], within: float = 10.0, interval: f
 
 
 class Cloud:
-    def __init__(self, kube: MemoryKube, core: CloudCore) -> None:
+    def __init__(self, kube: EmbeddedKube, core: CloudCore) -> None:
         self.kube = kube
         self.core = core
 

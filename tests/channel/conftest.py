@@ -3,25 +3,24 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from _apiserver import embedded_kube
 
 from cloudcore._app import CloudCore
 from edgecore._node import EdgeNode
 from edgecore.config import EdgeCoreConfig
 
 from ._helpers import Cloud, cloud_config
-from .memkube import MemoryKube
 
 
 @pytest.fixture
 async def cloud() -> AsyncIterator[Cloud]:
-    kube = MemoryKube()
-    core = CloudCore(cloud_config(), kube)
-    await core.start()
-    try:
-        yield Cloud(kube, core)
-    finally:
-        await core.stop()
-        kube.close()
+    with embedded_kube() as kube:
+        core = CloudCore(cloud_config(), kube)
+        await core.start()
+        try:
+            yield Cloud(kube, core)
+        finally:
+            await core.stop()
 
 
 @pytest.fixture

@@ -1,14 +1,16 @@
-"""cloudcore and edgecore in one process over real TLS websockets, against an in-memory API."""
+"""cloudcore and edgecore in one process over real TLS websockets, against the embedded API server."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from _apiserver import embedded_kube
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
@@ -20,7 +22,6 @@ from kubeclient import CONFIGMAPS, NODES, PODS, SECRETS
 from kubeshore import pki
 
 from ._helpers import Cloud, cloud_config, edge_config, eventually, join
-from .memkube import MemoryKube
 
 EdgeStarter = Callable[[EdgeCoreConfig], Awaitable[EdgeNode]]
 
@@ -75,7 +76,9 @@ async def test_join_connect_ready_and_pods_reach_only_their_node(
     await eventually(lambda: stored_names(a, "core/v1/configmaps"))
     assert await stored_names(a, "core/v1/configmaps") == {"cfg"}
     await eventually(lambda: stored_names(a, "core/v1/secrets"))
-    assert await b.store.count() == 0
+    # edge-b holds what every node gets (the default/kubernetes Service and its endpoints), none of these.
+    for kind in ("core/v1/pods", "core/v1/configmaps", "core/v1/secrets"):
+        assert await stored_names(b, kind) == set()
 
     # Acknowledged versions are kept as ObjectSync objects named <node>.<uid>.
     web = cloud.kube.get(PODS, "web", "default")
@@ -145,7 +148,9 @@ async def test_disconnect_then_only_changes_are_sent(
 
 
 async def _count(node: EdgeNode, n: int) -> bool:
-    return await node.store.count() == n
+    """``n`` pods and configmaps on the node (besides what every node holds: the kubernetes Service)."""
+    held = [await stored_names(node, kind) for kind in ("core/v1/pods", "core/v1/configmaps")]
+    return sum(map(len, held)) == n
 
 
 def _client_ctx(data_dir: Path, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
@@ -244,9 +249,9 @@ async def test_node_limit_and_oversized_frames(edges: EdgeStarter, tmp_path: Pat
     from cloudcore._app import CloudCore
 
     from ._helpers import cloud_config
-    from .memkube import MemoryKube
 
-    kube = MemoryKube()
+    servers = contextlib.ExitStack()
+    kube = servers.enter_context(embedded_kube())
     core = CloudCore(cloud_config(nodeLimit=1, maxFrameBytes=4096), kube)
     await core.start()
     cloud = Cloud(kube, core)
@@ -272,7 +277,7 @@ async def test_node_limit_and_oversized_frames(edges: EdgeStarter, tmp_path: Pat
         await eventually(lambda: stored_names(a, "core/v1/pods"))
     finally:
         await core.stop()
-        kube.close()
+        servers.close()
 
 
 @pytest.mark.parametrize("keepalive", [30.0, 1.0], ids=["session-open", "session-closed-first"])
@@ -282,7 +287,8 @@ async def test_silent_node_turns_unknown_grace_period_after_its_last_traffic(
     """A node that stops sending (frozen process, black-holed network) is Ready=Unknown
     ``nodeGracePeriod`` after its last traffic, whether its session is still open or was closed
     by the keepalive timeout in between; traffic or a reconnect makes it Ready again."""
-    kube = MemoryKube()
+    servers = contextlib.ExitStack()
+    kube = servers.enter_context(embedded_kube())
     core = CloudCore(cloud_config(nodeGracePeriod=2.0, keepaliveTimeout=keepalive), kube)
     await core.start()
     loop = asyncio.get_running_loop()
@@ -315,4 +321,46 @@ async def test_silent_node_turns_unknown_grace_period_after_its_last_traffic(
                 await eventually(lambda: ready(cloud, "edge-a") == "True", within=3)
     finally:
         await core.stop()
-        kube.close()
+        servers.close()
+
+
+async def test_delete_while_away_carries_the_whole_object(cloud: Cloud, tmp_path: Path) -> None:
+    """An object deleted while its node is away is deleted there after the reconnect with the whole
+    object, as when the node is connected (KubeEdge's edgecore finds a Device's mapper by its spec)."""
+    from edgecore._node import EdgeNode
+    from kubeshore.message import GROUP_RESOURCE, OP_DELETE, Message
+
+    assert await join(cloud, "edge-a", tmp_path / "a") == 0
+    cfg = edge_config(tmp_path / "a")
+    cloud.kube.put(PODS, pod("web", "edge-a"))
+    first = EdgeNode(cfg)
+    await first.start()
+    try:
+        await eventually(lambda: stored_names(first, "core/v1/pods"))
+    finally:
+        await first.stop()
+    await eventually(lambda: not cloud.core.hub.is_connected("edge-a"))
+    cloud.kube.delete(PODS, "web", "default")
+
+    again = EdgeNode(cfg)
+    deletes: list[Message] = []
+    store_handler = again.metamanager.handle
+
+    async def spy(msg: Message) -> None:
+        if msg.route.operation == OP_DELETE:
+            deletes.append(msg)
+        await store_handler(msg)
+
+    again.router.register(GROUP_RESOURCE, spy)
+    await again.start()
+    try:
+        await eventually(lambda: deletes)
+
+        async def gone() -> bool:
+            return not await stored_names(again, "core/v1/pods")
+
+        await eventually(gone)
+        content = deletes[0].content_data()
+        assert content["kind"] == "Pod" and content["spec"]["nodeName"] == "edge-a"
+    finally:
+        await again.stop()

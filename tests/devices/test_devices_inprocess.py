@@ -1,4 +1,4 @@
-"""Cloud and edge in one process (in-memory API server, real websocket, mosquitto, a DMI mapper)."""
+"""Cloud and edge in one process (the embedded API server, real websocket, mosquitto, a DMI mapper)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _apiserver import embedded_kube
 from channel._helpers import Cloud, cloud_config, edge_config, eventually, join
-from channel.memkube import MemoryKube
 from testmapper import ProtoMapper
 from twinfixtures import device, model
 
@@ -23,14 +23,13 @@ from edgecore.eventbus import MqttClient
 
 @pytest.fixture
 async def cloud() -> AsyncIterator[Cloud]:
-    kube = MemoryKube()
-    core = CloudCore(cloud_config(deviceStatusFlushInterval=0.1), kube)
-    await core.start()
-    try:
-        yield Cloud(kube, core)
-    finally:
-        await core.stop()
-        kube.close()
+    with embedded_kube() as kube:
+        core = CloudCore(cloud_config(deviceStatusFlushInterval=0.1), kube)
+        await core.start()
+        try:
+            yield Cloud(kube, core)
+        finally:
+            await core.stop()
 
 
 def strip(obj: dict[str, Any]) -> dict[str, Any]:

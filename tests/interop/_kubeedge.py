@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import yaml
 
 from tests._peers import free_port, wait_port
-from tests._stack import Processes, wait_for
+from tests._stack import BIN, Processes, Stack, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
@@ -112,7 +111,20 @@ def node_ready(kube: Any, node: str) -> str | None:
     return None
 
 
-class KubeEdgeCloud:
+class _Peer:
+    """One of KubeEdge's processes, run by ``procs`` under ``name``."""
+
+    procs: Processes
+    name: str
+
+    def kill(self) -> None:
+        self.procs.kill9(self.name)
+
+    def log(self) -> str:
+        return self.procs.log(self.name)
+
+
+class KubeEdgeCloud(_Peer):
     """KubeEdge's cloudcore (``recipes/cloudcore-config.sh``) on free ports under ``root``."""
 
     def __init__(self, procs: Processes, kubeedge_bin: Path, recipes: Path, root: Path, kubeconfig: str):
@@ -136,9 +148,6 @@ class KubeEdgeCloud:
         wait_port(self.ws_port, 120)
         wait_port(self.https_port, 60)
 
-    def kill(self) -> None:
-        self.procs.kill9(self.name)
-
     def token(self) -> str:
         """The join token KubeEdge keeps in Secret ``kubeedge/tokensecret``."""
         out = subprocess.run(
@@ -150,11 +159,8 @@ class KubeEdgeCloud:
             raise subprocess.SubprocessError(out.stderr)
         return base64.b64decode(out.stdout).decode()
 
-    def log(self) -> str:
-        return self.procs.log(self.name)
 
-
-class KubeEdgeEdge:
+class KubeEdgeEdge(_Peer):
     """KubeEdge's edgecore (``edgecore --defaultconfig`` + ``recipes/edgecore-config.py``) under ``root``,
     edged off, MQTT at ``mqtt``, its DMI socket at ``root/dmi.sock``."""
 
@@ -188,6 +194,22 @@ class KubeEdgeEdge:
             check=True, timeout=30,
         )  # fmt: skip
 
+    @classmethod
+    def on_kubeshore(
+        cls, stack: Stack, kubeedge_bin: Path, recipes: Path, root: Path, *, node: str, mqtt: str
+    ) -> KubeEdgeEdge:
+        """KubeEdge's edgecore for ``stack``'s (standalone) cloudcore, joined with a fresh
+        ``kubeshore token create`` token, as a KubeEdge user would; not started."""
+        token = subprocess.run(
+            [str(BIN / "kubeshore"), "token", "create", "--data-dir", str(stack.tmp / "cloud")],
+            capture_output=True, text=True, check=True, timeout=60,
+        ).stdout.strip()  # fmt: skip
+        ports = stack.ports
+        return cls(
+            stack, kubeedge_bin, recipes, root, node=node, websocket=f"127.0.0.1:{ports['websocketPort']}",
+            https=f"127.0.0.1:{ports['httpsPort']}", token=token, mqtt=mqtt,
+        )  # fmt: skip
+
     @property
     def dmi_socket(self) -> Path:
         return self.root / "dmi.sock"
@@ -201,14 +223,8 @@ class KubeEdgeEdge:
     def start(self) -> None:
         self.procs.start(self.name, self.exe, "--config", str(self.config), "-v=4")
 
-    def kill(self) -> None:
-        self.procs.kill9(self.name)
 
-    def log(self) -> str:
-        return self.procs.log(self.name)
-
-
-class VirtualMapper:
+class VirtualMapper(_Peer):
     """KubeEdge's mapper-framework template with a counter driver (``bin/virtual-mapper``), registered with
     the edgecore at ``edgecore_sock`` for ``protocol``. Its log names what it did: ``LAB NewClient``,
     ``LAB SetDeviceData``, ``LAB StopDevice``."""
@@ -236,13 +252,3 @@ class VirtualMapper:
     def start(self) -> None:
         # The template removes and recreates its socket; a stale one from a killed run is harmless.
         self.procs.start(self.name, self.exe, "--config-file", str(self.root / "config.yaml"), "--v", "3")
-
-    def kill(self) -> None:
-        self.procs.kill9(self.name)
-
-    def log(self) -> str:
-        return self.procs.log(self.name)
-
-
-def have_kubectl() -> bool:
-    return shutil.which("kubectl") is not None

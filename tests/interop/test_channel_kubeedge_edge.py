@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,15 +85,9 @@ def lane(
     stack = Stack(tmp, broker.url)
     try:
         stack.start_cloudcore(nodeGracePeriod=GRACE, keepaliveTimeout=GRACE, deviceStatusFlushInterval=0.2)
-        token = subprocess.run(
-            [str(BIN / "kubeshore"), "token", "create", "--data-dir", str(tmp / "cloud")],
-            capture_output=True, text=True, check=True, timeout=60,
-        ).stdout.strip()  # fmt: skip
-        edge = KubeEdgeEdge(
-            stack, kubeedge_bin, kubeedge_recipes, tmp / "ke-edge", node=NODE,
-            websocket=f"127.0.0.1:{stack.ports['websocketPort']}",
-            https=f"127.0.0.1:{stack.ports['httpsPort']}", token=token, mqtt=broker.url,
-        )  # fmt: skip
+        edge = KubeEdgeEdge.on_kubeshore(
+            stack, kubeedge_bin, kubeedge_recipes, tmp / "ke-edge", node=NODE, mqtt=broker.url
+        )
         edge.configure(heartbeat=HEARTBEAT)
         mapper = VirtualMapper(stack, kubeedge_bin, kubeedge_recipes, tmp / "mapper", edge.dmi_socket)
         yield Lane(stack, edge, mapper)

@@ -7,7 +7,6 @@ protocol of the Device the cloud's delete carries)."""
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,15 +63,9 @@ def stack(
         s = Stack(tmp, broker)
         try:
             s.start_cloudcore(deviceStatusFlushInterval=0.2)
-            token = subprocess.run(
-                [str(BIN / "kubeshore"), "token", "create", "--data-dir", str(tmp / "cloud")],
-                capture_output=True, text=True, check=True, timeout=60,
-            ).stdout.strip()  # fmt: skip
-            edge = KubeEdgeEdge(
-                s, kubeedge_bin, kubeedge_recipes, tmp / "ke-edge", node=NODE,
-                websocket=f"127.0.0.1:{s.ports['websocketPort']}",
-                https=f"127.0.0.1:{s.ports['httpsPort']}", token=token, mqtt=broker,
-            )  # fmt: skip
+            edge = KubeEdgeEdge.on_kubeshore(
+                s, kubeedge_bin, kubeedge_recipes, tmp / "ke-edge", node=NODE, mqtt=broker
+            )
             edge.start()
             yield s, edge
         finally:

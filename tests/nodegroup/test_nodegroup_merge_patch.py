@@ -1,6 +1,6 @@
 import pytest
 
-from nodegroup._merge_patch import create_merge_patch
+from kubeshore.mergepatch import create as create_merge_patch
 
 
 @pytest.mark.parametrize(

@@ -268,6 +268,8 @@ def test_status_subresource_and_generation(sides: list[Side]) -> None:
             "PATCH", f"{NODEGROUPS}/pg", body={"spec": {"nodes": ["c"]}}, content_type=MERGE_PATCH
         )
         out.append((obj["spec"], obj["metadata"]["generation"]))
+        status, obj = side.call("DELETE", f"{NODEGROUPS}/pg")
+        out.append((status, obj.get("kind")))  # a Status, as for most built-in kinds
         return out
 
     both(sides, status)

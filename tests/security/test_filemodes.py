@@ -93,9 +93,10 @@ def test_pod_volumes_are_readable_by_the_pod_under_edgecores_umask(tmp_path: Pat
     assert _mode(data / "a" / "b.conf") == 0o644 and _mode(data / "top") == 0o640
 
 
-def test_a_file_that_cannot_be_narrowed_is_named_not_fatal(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def test_a_file_that_cannot_be_narrowed_is_refused_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """(tests/robustness/test_store_health.py does it on a real read-only file system)"""
     f = tmp_path / "edge.db"
     f.write_bytes(b"")
     f.chmod(0o644)
@@ -104,6 +105,20 @@ def test_a_file_that_cannot_be_narrowed_is_named_not_fatal(
         raise OSError(30, "Read-only file system")
 
     monkeypatch.setattr(filemodes.os, "chmod", read_only)
-    with caplog.at_level(logging.WARNING):
-        assert filemodes.secure_tree(f) == []
-    assert "edge.db is open to others (mode 644) and cannot be narrowed: Read-only file system" in caplog.text
+    with pytest.raises(
+        filemodes.FileModeError, match=r"\(mode 644\) and cannot be narrowed: Read-only file system"
+    ):
+        filemodes.secure_tree(f)
+
+
+def test_a_data_dir_given_by_mistake_keeps_what_is_not_kubeshores(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "pki").mkdir(parents=True)
+    (home / "pki" / "ca.key").write_bytes(b"k")
+    (home / "pki" / "ca.key").chmod(0o644)
+    (home / ".bashrc").write_bytes(b"")
+    (home / ".bashrc").chmod(0o644)
+    (home / "public").mkdir(mode=0o755)
+    filemodes.secure_data_dir(home, ("pki", "apiserver.db"))
+    assert _mode(home) == 0o700 and _mode(home / "pki" / "ca.key") == 0o600
+    assert _mode(home / ".bashrc") == 0o644 and _mode(home / "public") == 0o755
