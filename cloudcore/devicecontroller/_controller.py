@@ -63,12 +63,13 @@ def _model_name(obj: Obj) -> str:
 
 
 def _node_ready(node: Obj | None) -> bool | None:
+    """None while the Node has no Ready condition yet (just created): not a reason to call it down."""
     if node is None:
         return None
     for c in (node.get("status") or {}).get("conditions") or []:
         if c.get("type") == "Ready":
             return bool(c.get("status") == "True")
-    return False
+    return None
 
 
 def _without_status(obj: Obj) -> Obj:
@@ -128,6 +129,10 @@ class DeviceController:
         self._edge_state: dict[Key, str] = {}  # the state the edge last reported
         self._conditions: dict[Key, list[dict[str, Any]]] = {}  # as last written
         self._writes: set[asyncio.Task[None]] = set()
+        # Device conditions to write next and the one writer per device: writes of one device never
+        # overtake each other (an older set landing last would stay).
+        self._conditions_wanted: dict[Key, list[dict[str, Any]]] = {}
+        self._conditions_writers: set[Key] = set()
         self._events_at: dict[Key, float] = {}
         syncer.add_source(SOURCE_DEVICECONTROLLER, self.objects_for)
         hub.register_upstream(SOURCE_TWIN, self._upstream)
@@ -337,7 +342,10 @@ class DeviceController:
         self._conditions[key] = rendered
         self.status.conditions_report(key, rendered)
         if not conds.same(rendered, previous):
-            self._spawn(self._write_device_conditions(key, rendered))
+            self._conditions_wanted[key] = rendered
+            if key not in self._conditions_writers:
+                self._conditions_writers.add(key)
+                self._spawn(self._device_conditions_writer(key))
         was_false = {(c.get("type"), c.get("reason")) for c in previous or [] if c.get("status") == "False"}
         for cond in computed:
             if (
@@ -354,6 +362,13 @@ class DeviceController:
         task = asyncio.ensure_future(coro)
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
+
+    async def _device_conditions_writer(self, key: Key) -> None:
+        try:
+            while key in self._conditions_wanted:
+                await self._write_device_conditions(key, self._conditions_wanted.pop(key))
+        finally:
+            self._conditions_writers.discard(key)
 
     async def _write_device_conditions(self, key: Key, rendered: list[dict[str, Any]]) -> None:
         try:

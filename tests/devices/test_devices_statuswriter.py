@@ -170,36 +170,39 @@ async def test_reports_that_change_nothing_wait_for_the_refresh_interval() -> No
     """A value read again, or the same state with a newer lastOnlineTime, is answered at once but not
     written until ``refresh_interval`` has passed (or something changes)."""
     api = Api()
-    w = StatusWriter(api.patch, api.current, flush_interval=0.01, refresh_interval=0.6)
+    w = StatusWriter(api.patch, api.current, flush_interval=0.01, refresh_interval=3.0)
     key = ("default", "t1")
     await w.start()
     try:
         w.twin_report(key, {"temp": twin("20", 1000)})
         w.state_report(key, "online", "2026-01-01T00:00:00Z")
-        for _ in range(100):
+        for _ in range(500):
             if len(api.patches) == 1 and "state" in api.patches[0]["status"]:
                 break
             await asyncio.sleep(0.01)
         assert len(api.patches) == 1, api.patches
+        held_since = asyncio.get_running_loop().time()
         replies: list[int] = []
         for i in range(10):  # the same value read again, the same state reported again
             w.twin_report(key, {"temp": twin("20", 2000 + i)}, lambda i=i: replies.append(i))
             w.state_report(key, "online", f"2026-01-01T00:00:{10 + i}Z", lambda: replies.append(-1))
             await asyncio.sleep(0.03)
-        assert len(api.patches) == 1, api.patches
+        if asyncio.get_running_loop().time() - held_since < 3.0:  # (a very slow machine: skip this check)
+            assert len(api.patches) == 1, api.patches
         assert len(replies) == 20  # the edge does not wait for the held write
-        for _ in range(200):
-            if len(api.patches) == 2:
+        for _ in range(1000):
+            if api.patches[-1]["status"].get("lastOnlineTime") == "2026-01-01T00:00:19Z":
                 break
             await asyncio.sleep(0.01)
-        refresh = api.patches[1]["status"]
+        refresh = api.patches[-1]["status"]
         assert "state" not in refresh and refresh["lastOnlineTime"] == "2026-01-01T00:00:19Z"
         assert refresh["twins"][0]["reported"]["metadata"]["timestamp"] == "2009"
+        written = len(api.patches)
         w.twin_report(key, {"temp": twin("21", 3000)})  # a change is written at the flush interval
-        for _ in range(100):
-            if len(api.patches) == 3:
+        for _ in range(500):
+            if len(api.patches) == written + 1:
                 break
             await asyncio.sleep(0.01)
-        assert api.patches[2]["status"]["twins"][0]["reported"]["value"] == "21"
+        assert api.patches[-1]["status"]["twins"][0]["reported"]["value"] == "21"
     finally:
         await w.stop()

@@ -157,3 +157,25 @@ async def test_writes_are_checked_against_the_model(wired: tuple[Mapper, Wire], 
         await mapper.write("default", "t1", "setpoint", "41")
     assert await mapper.write("default", "t1", "setpoint", "39") == 39
     assert rt.twins["setpoint"].reading is not None and rt.twins["setpoint"].reading.value == "39"
+
+
+async def test_unchanged_state_is_reported_again_and_refusals_say_why(
+    wired: tuple[Mapper, Wire], until: Until, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """edgecore's lastOnlineTime needs the same state again now and then (every STATE_REFRESH_S, not
+    every cycle); a desired value the model refuses is kept with its reason for the next report."""
+    monkeypatch.setattr("mappers.sdk._device.STATE_REFRESH_S", 0.3)
+    mapper, wire = wired
+    await mapper.upsert_model(MODEL)
+    base = device()
+    props = list(base.properties)
+    props[1] = dataclasses.replace(props[1], desired="45")  # above the maximum 40
+    await mapper.add_device(dataclasses.replace(base, properties=tuple(props)))
+    rt = mapper.get("default", "t1")
+    await until(lambda: ("default/t1", "online") in wire.states)
+    before = wire.states.count(("default/t1", "online"))
+    await asyncio.sleep(1.0)
+    again = wire.states.count(("default/t1", "online")) - before
+    assert 1 <= again <= 4, again  # one per 0.3 s refresh, not one per 100 ms cycle
+    await until(lambda: "setpoint" in rt.desired_errors)
+    assert "above the maximum 40" in rt.desired_errors["setpoint"] and "'45'" in rt.desired_errors["setpoint"]
