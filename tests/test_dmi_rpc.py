@@ -50,6 +50,19 @@ class Mapper:
             raise RpcError(StatusCode.NOT_FOUND, "device default/missing: 100% gone, naïve ☃")
         return api_pb2.RemoveDeviceResponse()
 
+    def CreateDeviceModel(
+        self, request: api_pb2.CreateDeviceModelRequest
+    ) -> asyncio.Future[api_pb2.CreateDeviceModelResponse]:
+        """A plain function that answers later: done now, answered when its future is."""
+        answer: asyncio.Future[api_pb2.CreateDeviceModelResponse] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if request.model.name == "refused":
+            loop.call_later(0.05, answer.set_exception, RpcError(StatusCode.UNAVAILABLE, "store is full"))
+        else:
+            response = api_pb2.CreateDeviceModelResponse(deviceModelName=request.model.name)
+            loop.call_later(0.05, answer.set_result, response)
+        return answer
+
 
 @pytest.fixture
 async def ours(tmp_path: Path) -> AsyncIterator[tuple[str, Mapper]]:
@@ -115,6 +128,19 @@ async def test_grpcio_client_calls_our_server(ours: tuple[str, Mapper]) -> None:
             *(stub.GetDevice(api_pb2.GetDeviceRequest(deviceName=f"d{i}"), timeout=10) for i in range(300))
         )
         assert [r.device.name for r in replies] == [f"d{i}" for i in range(300)]
+
+
+async def test_a_plain_handler_may_answer_later(ours: tuple[str, Mapper]) -> None:
+    path, _ = ours
+    async with grpc.aio.insecure_channel(f"unix:{path}") as channel:
+        stub = api_pb2_grpc.DeviceMapperServiceStub(channel)
+        model = api_pb2.DeviceModel(name="m1")
+        reply = await stub.CreateDeviceModel(api_pb2.CreateDeviceModelRequest(model=model), timeout=5)
+        assert reply.deviceModelName == "m1"
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            refused = api_pb2.DeviceModel(name="refused")
+            await stub.CreateDeviceModel(api_pb2.CreateDeviceModelRequest(model=refused), timeout=5)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE and err.value.details() == "store is full"
 
 
 async def test_grpcio_deadline_cancels_our_handler(ours: tuple[str, Mapper]) -> None:

@@ -174,11 +174,20 @@ class DeviceController:
 
     async def _connected(self, node: str) -> None:
         """Membership messages are not acknowledged: one sent while the node was away (or on a
-        session that was then lost) is gone. The whole membership again on every connect; KubeEdge's
-        edge (its ``device`` table) and ours take an added device they have as a no-op."""
+        session that was then lost) is gone. The whole membership again on every connect (KubeEdge's
+        edge, its ``device`` table, and ours take an added device they have as a no-op), and the
+        removal of the devices it has that are no longer its own."""
         mine = [d for d in self.devices.cache.values() if _node(d) == node]
-        for i in range(0, len(mine), _MEMBERSHIP_BATCH):
-            self._membership(node, mine[i : i + _MEMBERSHIP_BATCH], [])
+        keys = {_key(d) for d in mine}
+        # Devices the node acknowledged that are gone or moved meanwhile: their Device delete comes
+        # from the resync, the membership removal from here.
+        gone: list[Obj] = [
+            {"metadata": {"namespace": s.namespace or "default", "name": s.name}}
+            for s in self.syncer.store.of_node(node).values()
+            if s.kind == "Device" and (s.namespace or "default", s.name) not in keys
+        ]
+        for i in range(0, max(len(mine), len(gone)), _MEMBERSHIP_BATCH):
+            self._membership(node, mine[i : i + _MEMBERSHIP_BATCH], gone[i : i + _MEMBERSHIP_BATCH])
 
     def _nodes_using(self, model_key: Key) -> set[str]:
         return {

@@ -2,9 +2,10 @@
 
 An implementation object has one method per rpc, named as in the proto: ``request -> response``
 for unary rpcs, either a plain function (run at once, no task: the cheap path for the hot DMI
-reports) or a coroutine function (run as a task, under the call's ``grpc-timeout``). Streaming
-rpcs take an async iterator of requests when the client streams and return an async iterator of
-responses when the server streams. Raise ``RpcError(code, details)`` to fail a call.
+reports; it may return an ``asyncio.Future`` of the response, answered when the future is done) or
+a coroutine function (run as a task, under the call's ``grpc-timeout``). Streaming rpcs take an
+async iterator of requests when the client streams and return an async iterator of responses when
+the server streams. Raise ``RpcError(code, details)`` to fail a call.
 """
 
 from __future__ import annotations
@@ -250,7 +251,8 @@ class _ServerConnection(Http2Connection):
         if m.server_streaming or m.is_async:
             stream.task = self._loop.create_task(self._run(stream_id, stream))
         else:
-            # A plain function: answered right here, without a task or a loop iteration.
+            # A plain function: run right here, without a task or a loop iteration. It may return
+            # a future of its response (work done now, answer later, e.g. once it is durable).
             try:
                 response = m.handler(self._parse(m, stream.requests[0]))
             except RpcError as err:
@@ -258,7 +260,20 @@ class _ServerConnection(Http2Connection):
             except Exception as exc:
                 self._unexpected(stream_id, stream, exc)
             else:
-                self._reply(stream_id, stream, response)
+                if isinstance(response, asyncio.Future):
+                    response.add_done_callback(lambda done: self._answer(stream_id, stream, done))
+                else:
+                    self._reply(stream_id, stream, response)
+
+    def _answer(self, stream_id: int, stream: _Stream, done: asyncio.Future[Message]) -> None:
+        if done.cancelled():
+            self._fail(stream_id, stream, StatusCode.CANCELLED, "the call was cancelled")
+        elif isinstance(exc := done.exception(), RpcError):
+            self._fail(stream_id, stream, exc.code, exc.details)
+        elif exc is not None:
+            self._unexpected(stream_id, stream, exc)  # type: ignore[arg-type]
+        else:
+            self._reply(stream_id, stream, done.result())
 
     # ---- running handlers ---------------------------------------------------------------------
 

@@ -11,18 +11,22 @@ edgecore; when the store cannot write, reports are answered UNAVAILABLE and the 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 from collections import Counter
 from pathlib import Path
+from typing import TypeVar
 
 from dmi.rpc import RpcError, Server, StatusCode, enable_reflection
 from dmi.v1beta1 import api_pb2
-from edgecore.devicetwin import DeviceTwin, StoreUnavailable, TwinError
+from edgecore.devicetwin import DeviceTwin, TwinError
 from edgecore.dmiserver._registry import MapperRegistry
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 DEFAULT_SOCKET = "/etc/kubeedge/dmi.sock"
 # kubeshore's mappers say why a desired value was not applied in the metadata of observedDesired
@@ -73,15 +77,28 @@ class _Servicer:
         self.calls["MapperRegister", "OK"] += 1
         return response
 
-    async def _durable(self, rpc: str) -> None:
-        try:
-            await self.twin.store.commit()
-        except StoreUnavailable as exc:
-            raise self._refuse(rpc, StatusCode.UNAVAILABLE, str(exc)) from None
+    def _durable(self, rpc: str, response: R) -> asyncio.Future[R]:
+        """``response``, once what the call changed is committed (the twin store's group commit);
+        UNAVAILABLE when the store cannot write. A future, not a coroutine: the report is applied
+        at once and costs no task."""
+        answer: asyncio.Future[R] = asyncio.get_running_loop().create_future()
 
-    async def ReportDeviceStatus(
+        def committed(group: asyncio.Future[None]) -> None:
+            if answer.done():
+                return
+            exc = None if group.cancelled() else group.exception()
+            if group.cancelled() or exc is not None:
+                answer.set_exception(self._refuse(rpc, StatusCode.UNAVAILABLE, str(exc or "store closed")))
+            else:
+                self.calls[rpc, "OK"] += 1
+                answer.set_result(response)
+
+        self.twin.store.committed().add_done_callback(committed)
+        return answer
+
+    def ReportDeviceStatus(
         self, request: api_pb2.ReportDeviceStatusRequest
-    ) -> api_pb2.ReportDeviceStatusResponse:
+    ) -> asyncio.Future[api_pb2.ReportDeviceStatusResponse]:
         rpc = "ReportDeviceStatus"
         if not request.deviceName:
             raise self._refuse(rpc, StatusCode.INVALID_ARGUMENT, "ReportDeviceStatus: missing deviceName")
@@ -110,13 +127,11 @@ class _Servicer:
             self.twin.desired_outcome(namespace, request.deviceName, [t[0] for t in twins], refused)
         except TwinError as err:
             raise self._refuse(rpc, _CODES.get(err.code, StatusCode.INTERNAL), err.reason) from None
-        await self._durable(rpc)
-        self.calls[rpc, "OK"] += 1
-        return api_pb2.ReportDeviceStatusResponse()
+        return self._durable(rpc, api_pb2.ReportDeviceStatusResponse())
 
-    async def ReportDeviceStates(
+    def ReportDeviceStates(
         self, request: api_pb2.ReportDeviceStatesRequest
-    ) -> api_pb2.ReportDeviceStatesResponse:
+    ) -> asyncio.Future[api_pb2.ReportDeviceStatesResponse]:
         rpc = "ReportDeviceStates"
         if not request.deviceName or not request.state:
             raise self._refuse(
@@ -126,9 +141,7 @@ class _Servicer:
             self.twin.report_state(request.deviceNamespace or "default", request.deviceName, request.state)
         except TwinError as err:
             raise self._refuse(rpc, _CODES.get(err.code, StatusCode.INTERNAL), err.reason) from None
-        await self._durable(rpc)
-        self.calls[rpc, "OK"] += 1
-        return api_pb2.ReportDeviceStatesResponse()
+        return self._durable(rpc, api_pb2.ReportDeviceStatesResponse())
 
 
 class DmiServer:

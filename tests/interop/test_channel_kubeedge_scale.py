@@ -112,8 +112,8 @@ def test_slow_kubeedge_edge_gets_every_device_without_losing_its_session(
 
 
 def test_membership_reaches_an_edge_that_was_away(lane: tuple[Stack, KubeEdgeEdge]) -> None:
-    """Devices added while the edge is down: their membership (not acknowledged, so not resent by
-    the reliable sync) reaches KubeEdge's device table after it reconnects."""
+    """Devices added and deleted while the edge is down: their membership (not acknowledged, so not
+    resent by the reliable sync) reaches KubeEdge's device table after it reconnects."""
     stack, edge = lane
     edge.kill()
     wait_for(lambda: stack.samples("cloudcore").get("cloudhub_connected_nodes") == 0.0, 60, "disconnected")
@@ -132,6 +132,9 @@ def test_membership_reaches_an_edge_that_was_away(lane: tuple[Stack, KubeEdgeEdg
         for i in range(5)
     ]
     stack.kubectl("apply", "-f", "-", stdin="\n".join(json.dumps(o) for o in extra))
+    stack.kubectl("delete", "device", "s0", "-n", "default")
     edge.start()
-    _wait_count(edge, "SELECT count(*) FROM meta WHERE type = 'device'", time.monotonic() + 60, DEVICES + 5)
-    _wait_count(edge, "SELECT count(*) FROM device", time.monotonic() + 30, DEVICES + 5)
+    _wait_count(edge, "SELECT count(*) FROM device WHERE name LIKE 'away%'", time.monotonic() + 60, 5)
+    wait_for(lambda: _count(edge, "SELECT count(*) FROM device WHERE name = 's0'") == 0, 30, "s0 removed")
+    assert _count(edge, "SELECT count(*) FROM device") == DEVICES + 4
+    _wait_count(edge, "SELECT count(*) FROM meta WHERE type = 'device'", time.monotonic() + 60, DEVICES + 4)
