@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
@@ -91,8 +92,11 @@ class Informer:
                     self._emit("_RELIST", {"items": items})
                 seconds = random.randint(WATCH_SECONDS // 2, WATCH_SECONDS)
                 selector = self.label_selector
+                started = time.monotonic()
+                got_events = False
                 events = self.kube.watch(self.res, rv, timeout_seconds=seconds, label_selector=selector)
                 for kind, obj in events:
+                    got_events = True
                     if self._stop.is_set():
                         return
                     if kind == "ERROR":
@@ -103,7 +107,11 @@ class Informer:
                         obj.setdefault("apiVersion", self.res.api_version)
                         obj.setdefault("kind", self.res.kind)
                         self._emit(kind, obj)
-                backoff.reset()
+                if not got_events and time.monotonic() - started < 1.0:
+                    # A watch the server ends at once (shutting down, a proxy) must not become a hot loop.
+                    self._stop.wait(backoff.next())
+                else:
+                    backoff.reset()
             except Exception as exc:
                 if self._stop.is_set():
                     return
