@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from edgecore.edged._podspec import (
@@ -39,26 +40,28 @@ def _items(data: dict[str, bytes], items: list[Obj] | None, mode: int) -> dict[s
     return out
 
 
+def _keyed(
+    kind: str, src: Obj, name: str, objects: dict[str, Obj], data: Callable[[Obj], dict[str, bytes]]
+) -> dict[str, tuple[bytes, int]]:
+    """The files of a ConfigMap or Secret volume (``items`` or every key); an optional one may be absent."""
+    obj = objects.get(name)
+    if obj is None:
+        if src.get("optional"):
+            return {}
+        raise SpecError(f'{kind} "{name}" not found')
+    return _items(data(obj), src.get("items"), int(src.get("defaultMode", 0o644)))
+
+
 def payload(
     pod: Obj, volume: Obj, refs: References, host_ip: str = "", pod_ip: str = ""
 ) -> dict[str, tuple[bytes, int]]:
     """The files (path -> content, mode) of a ConfigMap, Secret, projected or downward-API volume."""
     if "configMap" in volume:
         src = volume["configMap"]
-        cm = refs.configmaps.get(src.get("name", ""))
-        if cm is None:
-            if src.get("optional"):
-                return {}
-            raise SpecError(f'configmap "{src.get("name")}" not found')
-        return _items(configmap_data(cm), src.get("items"), int(src.get("defaultMode", 0o644)))
+        return _keyed("configmap", src, src.get("name", ""), refs.configmaps, configmap_data)
     if "secret" in volume:
         src = volume["secret"]
-        sec = refs.secrets.get(src.get("secretName", ""))
-        if sec is None:
-            if src.get("optional"):
-                return {}
-            raise SpecError(f'secret "{src.get("secretName")}" not found')
-        return _items(secret_data(sec), src.get("items"), int(src.get("defaultMode", 0o644)))
+        return _keyed("secret", src, src.get("secretName", ""), refs.secrets, secret_data)
     if "downwardAPI" in volume:
         src = volume["downwardAPI"]
         return _downward(pod, src.get("items") or [], int(src.get("defaultMode", 0o644)), host_ip, pod_ip)
