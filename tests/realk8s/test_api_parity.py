@@ -320,7 +320,7 @@ def test_foreground_deletion_dry_run_and_delete_collection(sides: list[Side]) ->
         ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "fg-owner", "uid": owner["metadata"]["uid"],
                "blockOwnerDeletion": True}  # fmt: skip
         side.call("POST", CM, body=cm("fg-dependent", ownerReferences=[ref]))
-        # Foreground: the owner waits, marked, with the foregroundDeletion finalizer, until its dependent goes.
+        # Foreground: the owner waits, marked with the foregroundDeletion finalizer, for its dependent.
         _, obj = side.call("DELETE", f"{CM}/fg-owner", body={"propagationPolicy": "Foreground"})
         out.append(
             (obj.get("kind"), obj["metadata"].get("finalizers"), "deletionTimestamp" in obj["metadata"])
