@@ -176,7 +176,8 @@ def pods_by_node(stack: Stack, deployment: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for pod in stack.get("pods", "-l", "app=hello-edge")["items"]:
         owner = (pod["metadata"].get("ownerReferences") or [{}])[0].get("name", "")
-        if owner.startswith(deployment + "-") and pod["spec"].get("nodeName"):
+        live = "deletionTimestamp" not in pod["metadata"]
+        if owner.startswith(deployment + "-") and pod["spec"].get("nodeName") and live:
             out[pod["spec"]["nodeName"]] = out.get(pod["spec"]["nodeName"], 0) + 1
     return out
 
@@ -276,6 +277,14 @@ def test_nodegroups_edgeapplication_pods_and_endpointslices(stack: Stack) -> Non
         60,
         "site-b's 3 replicas",
     )
+    # Taints: edge-2 back in site-b but tainted NoSchedule takes none of site-b's pods; untainted, all 3.
+    stack.kubectl("taint", "node", "edge-2", "example.com/maintenance=yes:NoSchedule")
+    stack.kubectl("patch", "nodegroup", "site-b", "--type=merge", "-p", '{"spec":{"nodes":["edge-2"]}}')
+    wait_for(lambda: members(stack, "site-b") == ["edge-2"], 60, "edge-2 in site-b again")
+    time.sleep(3)  # what a scheduler would do by now, it has done
+    assert pods_by_node(stack, "hello-edge-site-b") == {}, "a pod went to a tainted node"
+    stack.kubectl("taint", "node", "edge-2", "example.com/maintenance-")
+    wait_for(lambda: pods_by_node(stack, "hello-edge-site-b") == {"edge-2": 3}, 60, "3 site-b pods on edge-2")
     stack.kubectl("delete", "node", "edge-2", "--wait=false")
 
 
