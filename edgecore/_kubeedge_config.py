@@ -4,11 +4,11 @@ edge node migrating from KubeEdge keeps its configuration file.
 What carries over: the node name (``modules.edged.hostnameOverride``), the cloud's addresses
 (``modules.edgeHub.websocket.server``, ``httpServer``), the node certificate files and the join
 ``token`` (used when the certificate files are not there yet), heartbeat, handshake timeout and
-certificate rotation, the database file, the DMI socket directory (``modules.deviceTwin.dmiSockPath``),
-the external MQTT broker with its credentials and TLS (``modules.eventBus.mqttServerExternal``,
-``mqttUsername``, ``mqttPassword``, ``eventBusTLS``), the MetaServer address, edged (``enable``,
-``rootDirectory``, and of ``tailoredKubeletConfig`` the CRI endpoint, cgroup driver, runtime request
-timeout and node status frequencies).
+certificate rotation, the database (a file of kubeshore's beside KubeEdge's), the DMI socket directory
+(``modules.deviceTwin.dmiSockPath``), the external MQTT broker with its credentials and TLS
+(``modules.eventBus``), the MetaServer address, edged (``enable``, ``rootDirectory``, and of
+``tailoredKubeletConfig`` the CRI endpoint, cgroup driver, runtime request timeout and node status
+frequencies).
 
 What is named in the warning line: every other key that carries a value (a section with many such keys
 once, with their number). A section switched off (``enable: false``) and empty values carry nothing and
@@ -39,7 +39,8 @@ _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs"
 class _Reader:
     def __init__(self, doc: dict[str, Any]) -> None:
         self.doc = doc
-        self.used: set[str] = {"apiVersion", "kind"}
+        # edgecoreVersion is not a setting: KubeEdge's edgecore writes its own version there.
+        self.used: set[str] = {"apiVersion", "kind", "edgecoreVersion"}
         self.out: dict[str, Any] = {}
         self.origin: dict[str, str] = {}
 
@@ -147,10 +148,17 @@ def translate(doc: dict[str, Any]) -> Translated:
     driver = r.take("database.driverName")
     if driver is not None and driver != "sqlite3":
         raise ConfigError(f"database.driverName: {driver!r} is not supported (kubeshore stores in SQLite)")
-    db = r.take("database.dataSource", "database.path")
+    db = r.take("database.dataSource")
     if db is not None:
-        r.out["dataDir"] = str(PurePosixPath(str(db)).parent)
-        r.origin["dataDir"] = "database.dataSource"
+        # Beside KubeEdge's file, not in it: its tables have other columns under the same names
+        # (device, device_twin, meta), and leaving it untouched lets the node go back to KubeEdge.
+        # The edge store refills from the cloud.
+        source = PurePosixPath(str(db))
+        r.out["database"] = {
+            "path": str(source.with_name(f"{source.stem}.kubeshore{source.suffix or '.db'}"))
+        }
+        r.out["dataDir"] = str(source.parent)
+        r.origin.update({"database.path": "database.dataSource", "dataDir": "database.dataSource"})
 
     sock_dir = r.take("modules.deviceTwin.dmiSockPath")
     if sock_dir is not None:

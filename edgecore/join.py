@@ -5,12 +5,14 @@
                    [--mqtt-url URL] [--mqtt-username USER --mqtt-password-file FILE]
                    [--dmi-socket PATH]
 
+The token may come from $KUBESHORE_JOIN_TOKEN instead (other users see arguments in ps).
 HOST:PORT is cloudcore's websocket address; certificates come from HOST:--https-port (default 10002).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +41,7 @@ from kubeshore.config import dump_config
 from kubeshore.jointoken import JoinToken, TokenError
 
 DEFAULT_HTTPS_PORT = 10002
+TOKEN_ENV = "KUBESHORE_JOIN_TOKEN"
 
 
 def obtain_certificates(
@@ -77,7 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="kubeshore join", description="join this machine to cloudcore as an edge node"
     )
     p.add_argument("--cloudcore", required=True, help="cloudcore websocket address HOST:PORT")
-    p.add_argument("--token", required=True, help="join token from 'kubeshore token create'")
+    p.add_argument(
+        "--token",
+        help=f"join token from 'kubeshore token create' (or ${TOKEN_ENV}: other users see arguments in ps)",
+    )
     p.add_argument("--node-name", required=True)
     p.add_argument("--data-dir", required=True, type=Path, help="where certificates, store and config live")
     p.add_argument(
@@ -110,8 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         ws_addr = Address.parse(ns.cloudcore)
     except ValueError as exc:
         return fail(f"--cloudcore: {exc}", 2)
+    text = ns.token or os.environ.get(TOKEN_ENV, "")
+    if not text:
+        return fail(f"a join token is required: --token TOKEN or ${TOKEN_ENV}", 2)
     try:
-        token = JoinToken.parse(ns.token)
+        token = JoinToken.parse(text)
     except TokenError as exc:
         return fail(f"--token: {exc}", 2)
     password = ""

@@ -41,6 +41,7 @@ def _write(tmp_path: Path, **modules: Any) -> Path:
 def test_minimal_file_maps(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         cfg = load_config(EdgeCoreConfig, _write(tmp_path))
+    assert cfg.database.path == Path("/data/edgecore.kubeshore.db")
     assert (cfg.node_name, cfg.data_dir, cfg.dmi.socket) == (
         "edge-a",
         Path("/data"),

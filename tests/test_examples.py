@@ -93,7 +93,7 @@ BAD_EXAMPLE_EDITS = [
     ("devicemodel-virtual-thermometer.yaml", ["spec", "properties", 0, "type"], "REAL", "spec.properties[0].type: 'REAL' is not one of"),
     ("device-virtual-thermometer.yaml", ["spec", "properties", 0, "collectCycle"], "1s", "spec.properties[0].collectCycle: '1s' is not of type 'integer'"),
     ("device-modbus-thermostat.yaml", ["spec", "deviceModelRef"], ..., "spec: 'deviceModelRef' is a required property"),
-    ("edgeapplication.yaml", ["spec", "workloadScope", "targetNodeGroups", 0, "overriders", "imageOverriders", 0, "operator"], "swap", "imageOverriders[0].operator: 'swap' is not one of ['add', 'remove', 'replace']"),
+    ("edgeapplication.yaml", ["spec", "workloadScope", "targetNodeGroups", 0, "overriders", "envOverriders", 0, "operator"], "swap", "envOverriders[0].operator: 'swap' is not one of ['add', 'remove', 'replace']"),
     ("nodegroups.yaml", ["spec", "matchLabels"], ["site"], "spec.matchLabels: ['site'] is not of type 'object'"),
 ]  # fmt: skip
 

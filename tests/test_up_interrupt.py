@@ -18,8 +18,7 @@ import pytest
 from kubeshore.up._processes import group_members, is_alive, read_state
 from kubeshore.up.command import run_until
 
-ROUNDS = int(os.environ.get("UX_ROUNDS", "10"))
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+ROUNDS = 10
 
 
 def _wait_for_line(log: Path, text: str, proc: subprocess.Popen[bytes], within: float) -> None:
@@ -65,13 +64,16 @@ async def test_a_swallowed_cancellation_does_not_keep_it_running() -> None:
 @pytest.mark.slow
 def test_ctrl_c_stops_everything_every_time(tmp_path: Path) -> None:
     data = tmp_path / "ks"
+    # No examples: the same processes but the Modbus simulator's, and a faster start each round.
+    examples = tmp_path / "no-examples"
+    examples.mkdir()
     rng = random.Random(os.getpid())
     for n in range(ROUNDS):
         log = tmp_path / f"up-{n}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "kubeshore.cli", "up", "--data-dir", str(data), "--random-ports",
-                 "--examples", str(EXAMPLES), "--timeout", "120"],
+                 "--examples", str(examples), "--timeout", "120"],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True, env={**os.environ, "COLUMNS": "120"},
             )  # fmt: skip

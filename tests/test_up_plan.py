@@ -83,7 +83,7 @@ def test_resume_skips_join(tmp_path: Path) -> None:
 def test_join_and_services_use_the_documented_flags(tmp_path: Path) -> None:
     plan = Plan(tmp_path, load_or_choose_ports(tmp_path, well_known=False), examples=None)
     p = plan.ports
-    argv = plan.join_argv("edge-2", "abc.def")
+    argv = plan.join_argv("edge-2")
     assert argv[argv.index("--cloudcore") + 1] == f"127.0.0.1:{p.websocket}"
     assert argv[argv.index("--mqtt-url") + 1] == f"tcp://127.0.0.1:{p.nodes['edge-2'].mqtt}"
     assert argv[argv.index("--node-name") + 1] == "edge-2"

@@ -100,6 +100,7 @@ class Limits:
     max_header_block: int = 64 * 1024  # compressed, HEADERS + CONTINUATION payloads of one block
     max_continuations: int = 16  # CONTINUATION frames in one header block
     max_queued_messages: int = 16  # a client-streaming call's requests not yet taken by its handler
+    max_connections: int = 128  # a server's connections at once (each may hold a receive window)
     write_buffer: int = 1 << 20  # bytes waiting for the peer above which we stop reading it
     handshake_timeout: float = 10.0
     keepalive_interval: float = 60.0

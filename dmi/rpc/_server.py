@@ -86,7 +86,20 @@ class _ServerConnection(Http2Connection):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self.server._connections.add(self)
+        server = self.server
+        if len(server._connections) >= self.limits.max_connections:
+            server.refused_connections += 1
+            if server.refused_connections % 100 == 1:
+                log.warning(
+                    "refusing a connection: %d are open, the limit (%d refused so far)",
+                    len(server._connections),
+                    server.refused_connections,
+                )
+            self.send_goaway(0, ErrorCode.ENHANCE_YOUR_CALM, "too many connections")
+            self.close()
+            self.closed = True
+            return
+        server._connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -335,6 +348,7 @@ class Server:
         self.draining = False
         self.refused_streams = 0  # over the stream limit or while draining; a client that honours our
         # SETTINGS_MAX_CONCURRENT_STREAMS never sees one
+        self.refused_connections = 0  # over ``limits.max_connections``
         self._server: asyncio.Server | None = None
         self._connections: set[_ServerConnection] = set()
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import hashlib
 import json
 import secrets
 import shutil
@@ -40,6 +41,7 @@ from typing import Any
 import yaml
 
 from kubeshore import filemodes
+from kubeshore.up import containerd
 from kubeshore.up._kubectl import Kubectl
 from kubeshore.up._processes import ProcessFailed, Service, Supervisor
 
@@ -290,6 +292,8 @@ class Plan:
     examples: Path | None = REPO_EXAMPLES
     nodes: tuple[str, ...] = NODES
     ready_timeout: float = 60.0
+    #: why Pods are not run (no root, no containerd...), or None: each node gets a containerd of its own
+    pods_unavailable: str | None = field(default_factory=containerd.missing)
 
     @property
     def cloud_dir(self) -> Path:
@@ -307,6 +311,22 @@ class Plan:
 
     def dmi_socket(self, node: str) -> Path:
         return self.node_dir(node) / "dmi.sock"
+
+    def runtime(self, node: str) -> containerd.NodeRuntime:
+        # Outside the node's data dir: edgecore keeps that owner-only, image layers need their modes.
+        # Bridge and subnet from the data dir, so two platforms on one machine do not share a network.
+        index = self.nodes.index(node) if node in self.nodes else len(self.nodes)
+        h = int(hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:8], 16)
+        subnet = f"10.{240 + h % 10}.{(h >> 8) % 200 + index}.0/24"
+        return containerd.NodeRuntime(self.data_dir / "runtime" / node, f"ks{h % 65536:04x}-{index}", subnet)
+
+    def containerd(self, node: str) -> Service:
+        rt = self.runtime(node)
+
+        async def ready() -> bool:
+            return rt.serving()
+
+        return Service(f"containerd-{node}", rt.argv, ready=ready)
 
     def mapper_socket(self, node: str) -> Path:
         return self.node_dir(node) / "virtual-mapper.sock"
@@ -530,7 +550,9 @@ class Plan:
                 )
         await self.kubectl().run("patch", "device", "thermostat-1", "--type=json", "-p", json.dumps(ops))
 
-    def join_argv(self, node: str, token: str) -> list[str]:
+    def join_argv(self, node: str) -> list[str]:
+        """`kubeshore join` of ``node``; the token goes in its environment (``join_env``), where other
+        users cannot read it, unlike arguments."""
         p = self.ports.nodes[node]
         return kubeshore_argv(
             "join",
@@ -538,8 +560,6 @@ class Plan:
             f"127.0.0.1:{self.ports.websocket}",
             "--https-port",
             str(self.ports.https),
-            "--token",
-            token,
             "--node-name",
             node,
             "--data-dir",
@@ -556,6 +576,7 @@ class Plan:
             str(self.mqtt_password_file(node, "edgecore")),
             "--dmi-socket",
             str(self.dmi_socket(node)),
+            *(() if self.pods_unavailable else ("--remote-runtime-endpoint", self.runtime(node).endpoint)),
         )
 
     def examples_kinds(self) -> set[tuple[str, str]]:
@@ -610,7 +631,7 @@ class Plan:
                 filemodes.private_dir(self.node_dir(node))
                 self.mqtt_credentials(node)
                 await sup.run_once(
-                    f"join-{node}", self.join_argv(node, token["value"]), secret=[token["value"]]
+                    f"join-{node}", self.join_argv(node), env={"KUBESHORE_JOIN_TOKEN": token["value"]}
                 )
 
             return run
@@ -625,9 +646,26 @@ class Plan:
             await self.kubectl().run("apply", "-f", str(self.examples), within=60)
             if ("DeviceModel", "virtual-thermometer") in kinds:
                 await self.kubectl().run("apply", "-f", str(QUICKSTART), within=30)
+            if self.pods_unavailable and any(kind == "EdgeApplication" for kind, _ in kinds):
+                # Say on the object (the live view shows it) why its Pods stay Pending.
+                await self.kubectl().run(
+                    "annotate", "edgeapplications", "--all", "--overwrite",
+                    f"kubeshore.io/note=Pods are not run on this machine: {self.pods_unavailable}",
+                )  # fmt: skip
             self.examples_marker.write_text(f"{self.examples}\n")
 
+        async def start_containerd(node: str) -> None:
+            rt = self.runtime(node)
+            rt.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            rt.write_config()
+            await start(self.containerd(node))
+            # Built once per machine (~1 s), imported into each node's containerd (~0.2 s).
+            await asyncio.to_thread(rt.import_images)
+
         steps = [Step("cloudcore with the embedded API server", partial(start, self.cloudcore(), 90.0))]
+        if self.pods_unavailable is None:
+            for node in self.nodes:
+                steps.append(Step(f"containerd of {node} (Pods)", partial(start_containerd, node)))
         for node in self.nodes:
             if not self.joined(node):
                 steps.append(Step(f"join {node}", join(node)))

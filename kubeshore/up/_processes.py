@@ -332,14 +332,13 @@ class Supervisor:
         within: float = 60.0,
         env: Mapping[str, str] | None = None,
         *,
-        secret: Sequence[str] = (),
         secret_stdout: bool = False,
     ) -> str:
         """Run a short command to completion; returns its stdout, raises with its stderr on failure.
 
         Both streams are appended to ``DIR/logs/<name>.log``, but not stdout when ``secret_stdout`` (it
-        prints a token), and with each string of ``secret`` (a token among the arguments) masked. The
-        command gets its own process group so a timeout kills everything it started.
+        prints a token; pass secrets to commands in ``env``, never in ``argv``). The command gets its
+        own process group so a timeout kills everything it started.
         """
         self.log_dir.mkdir(parents=True, exist_ok=True)
         full_env = dict(os.environ)
@@ -366,9 +365,6 @@ class Supervisor:
         with self.log_path(name).open("ab") as log:
             text = f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} run: {' '.join(argv)}\n".encode()
             text += (b"<stdout not logged: it holds a secret>\n" if secret_stdout else out) + err
-            for s in secret:
-                if s:
-                    text = text.replace(s.encode(), b"<redacted>")
             log.write(text)
         if proc.returncode != 0:
             message = (err or out).decode(errors="replace").strip()

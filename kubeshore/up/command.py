@@ -18,6 +18,7 @@ from typing import Any
 from rich.console import Console
 
 from kubeshore import filemodes
+from kubeshore.up import containerd
 from kubeshore.up._plan import REPO_EXAMPLES, Plan, PlanError, describe, load_or_choose_ports
 from kubeshore.up._processes import (
     LOG_DIR,
@@ -167,6 +168,8 @@ async def _up_foreground(data_dir: Path, args: argparse.Namespace, console: Cons
         # A second Ctrl-C while stopping must not leave services behind.
         with _ignoring_interrupts():
             await sup.stop_all()
+            # containerd's shims outlive it by design; the Pods of a stopped platform go with it.
+            await asyncio.to_thread(containerd.cleanup_all, data_dir / "runtime")
             sup.update(phase="stopped", ready=False, supervisor={})
     if code == 0:
         console.print(f"stopped; `{_kubeshore_command()} up --data-dir {data_dir}` resumes.", highlight=False)
@@ -330,6 +333,7 @@ def down(argv: list[str]) -> int:
         return 0
     running = list(live_processes(state))
     stopped = asyncio.run(stop_recorded(data_dir))
+    containerd.cleanup_all(data_dir / "runtime")
     left = live_processes(state)
     if left:
         print(f"could not stop: {', '.join(f'{n} (pgid {pid})' for n, pid in left.items())}", file=sys.stderr)

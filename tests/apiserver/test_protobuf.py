@@ -315,6 +315,17 @@ class _Client:
             return r.status, r.headers.get("Content-Type", ""), await r.read()
 
 
+def _frames(body: bytes) -> list[Any]:
+    out = []
+    while body:
+        (length,) = struct.unpack(">I", body[:4])
+        out.append(
+            _message("k8s.io.apimachinery.pkg.apis.meta.v1.WatchEvent").FromString(body[4 : 4 + length])
+        )
+        body = body[4 + length :]
+    return out
+
+
 async def test_the_server_answers_client_go_in_protobuf(embedded: EmbeddedAPIServer) -> None:
     client_go = f"{PROTOBUF}, */*"
     path = "/apis/apps/v1/namespaces/default/deployments"
@@ -350,6 +361,32 @@ async def test_the_server_answers_client_go_in_protobuf(embedded: EmbeddedAPISer
         event = _message("k8s.io.apimachinery.pkg.apis.meta.v1.WatchEvent").FromString(body[4:])
         assert event.type == "ADDED"
         assert _protobuf.decode(event.object.raw)["metadata"]["uid"] == created["metadata"]["uid"]
+        # Bookmarks (every 0.5 s in this fixture) and a version too old for the event log, as frames.
+        rv = listed["metadata"]["resourceVersion"]
+        marks = f"{path}?watch=true&resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=2"
+        _, _, body = await c.request("GET", marks, accept=client_go)
+        frames = _frames(body)
+        assert frames and all(f.type == "BOOKMARK" for f in frames), frames
+        bookmark = _protobuf.decode(frames[0].object.raw)
+        assert bookmark["kind"] == "Deployment" and bookmark["metadata"]["resourceVersion"] == rv
+        configmaps = "/api/v1/namespaces/default/configmaps"
+        for start in range(0, 220, 20):  # past the fixture's event log of 200
+            await asyncio.gather(
+                *(
+                    c.request(
+                        "POST",
+                        configmaps,
+                        json.dumps({"metadata": {"name": f"cm-{i}"}}).encode(),
+                        content_type="application/json",
+                        accept="application/json",
+                    )
+                    for i in range(start, start + 20)
+                )
+            )
+        too_old = f"{path}?watch=true&resourceVersion={rv}&timeoutSeconds=2"
+        _, _, body = await c.request("GET", too_old, accept=client_go)
+        (gone,) = _frames(body)
+        assert gone.type == "ERROR" and _protobuf.decode(gone.object.raw)["code"] == 410
 
         # DeleteOptions in protobuf, as client-go sends them with a delete.
         options = _message("k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions")

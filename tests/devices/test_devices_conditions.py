@@ -81,6 +81,8 @@ def test_devices_say_why_they_are_silent(stack: _Stack) -> None:
     wait_for(lambda: "NoMapper" in stack.events("thermometer-1"), 30, "NoMapper event")
     table = stack.kubectl("get", "devicestatus", "thermometer-1")
     assert "REASON" in table.splitlines()[0] and "NoMapper" in table, table
+    explained = stack.kubectl("explain", "device.spec")
+    assert "<no description>" not in explained and "selects the mapper" in explained, explained
     described = stack.kubectl("describe", "device", "thermometer-1")
     assert "NoMapper" in described and "no mapper for protocol virtual" in described, described
 

@@ -405,3 +405,26 @@ async def test_rapid_reset_counts_handlers_still_stopping(server: ServerProcess)
         await served(server.path, "during-the-resets")
     grown = server.memory_mb() - before
     assert grown < 8, f"peak RSS grew {grown:.1f} MB"
+
+
+async def test_connections_beyond_the_limit_are_refused(server: ServerProcess) -> None:
+    peers = [await RawPeer.connect(server.path) for _ in range(140)]
+    try:
+        for peer in peers:
+            await peer.until(lambda p=peer: p.frames)  # type: ignore[misc]
+        await asyncio.sleep(0.3)
+        refused = [p.goaway() for p in peers if p.goaway() is not None]
+        assert refused and set(refused) == {(ENHANCE_YOUR_CALM, "too many connections")}
+        assert 140 - len(refused) <= 128
+    finally:
+        for peer in peers:
+            await peer.close()
+    deadline = time.monotonic() + 10
+    while True:  # the server notices the closed connections, then serves again
+        try:
+            await served(server.path, "after")
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)

@@ -46,7 +46,8 @@ def test_kubeedge_default_config_maps_and_names_what_it_ignores(
     assert cfg.certs.ca_file == Path("/etc/kubeedge/ca/rootCA.crt")
     assert cfg.certs.cert_file == Path("/etc/kubeedge/certs/server.crt")
     assert cfg.certs.key_file == Path("/etc/kubeedge/certs/server.key")
-    assert cfg.database.path == Path("/var/lib/kubeedge/edgecore.db")
+    # Beside KubeEdge's database, whose tables have other columns under the same names.
+    assert cfg.database.path == Path("/var/lib/kubeedge/edgecore.kubeshore.db")
     assert cfg.dmi.socket == Path("/etc/kubeedge/dmi.sock")
     assert cfg.event_bus.mqtt_url == "tcp://127.0.0.1:1883"
     assert cfg.meta_server.enable is False
@@ -109,9 +110,9 @@ spec:
 """
 
 
-def test_recipe_config_runs_kubeshore_edgecore(
-    cloud: Stack, default_config: Path, kubeedge_recipes: Path
-) -> None:
+def _recipe_config(cloud: Stack, default_config: Path, recipes: Path) -> tuple[Path, int]:
+    """KubeEdge's recipe writes edgecore.yaml for node ke-config-node, with a ``kubeshore token create``
+    token; returns its path and the MetaServer port in it."""
     token = subprocess.run(
         [str(BIN / "kubeshore"), "token", "create", "--data-dir", str(cloud.tmp / "cloud")],
         capture_output=True, text=True, check=True, timeout=60,
@@ -121,24 +122,58 @@ def test_recipe_config_runs_kubeshore_edgecore(
     config = edge_dir / "edgecore.yaml"
     metaserver = free_port()
     subprocess.run(
-        [sys.executable, str(kubeedge_recipes / "edgecore-config.py"), str(default_config), str(config),
+        [sys.executable, str(recipes / "edgecore-config.py"), str(default_config), str(config),
          str(edge_dir), "ke-config-node", f"127.0.0.1:{cloud.ports['websocketPort']}",
          f"127.0.0.1:{cloud.ports['httpsPort']}", token, cloud.broker, str(metaserver)],
         check=True, timeout=30,
     )  # fmt: skip
+    return config, metaserver
 
-    cloud.start("edgecore", str(BIN / "edgecore"), "--config", str(config), "--metrics-port", "0")
-    cloud.apply(DEVICE)
 
-    # The certificate came with the token; the Device reached the edge (its MetaServer serves it) and
-    # the DMI socket is where KubeEdge's dmiSockPath puts it.
-    def device_at_edge() -> bool:
+def _device_at_edge(cloud: Stack, metaserver: int) -> None:
+    def check() -> bool:
         assert cloud.procs["edgecore"].poll() is None, cloud.log("edgecore")[-3000:]
         url = f"http://127.0.0.1:{metaserver}/apis/devices.kubeedge.io/v1beta1/namespaces/default/devices"
         with urllib.request.urlopen(url, timeout=5) as resp:
             items = json.loads(resp.read())["items"]
         return any(d["metadata"]["name"] == "cfg-1" for d in items)
 
-    wait_for(device_at_edge, 60, "Device cfg-1 in the edge's MetaServer")
+    wait_for(check, 60, "Device cfg-1 in the edge's MetaServer")
+
+
+def test_recipe_config_runs_kubeshore_edgecore(
+    cloud: Stack, default_config: Path, kubeedge_recipes: Path
+) -> None:
+    config, metaserver = _recipe_config(cloud, default_config, kubeedge_recipes)
+    edge_dir = config.parent
+    cloud.start("edgecore", str(BIN / "edgecore"), "--config", str(config), "--metrics-port", "0")
+    cloud.apply(DEVICE)
+
+    # The certificate came with the token; the Device reached the edge (its MetaServer serves it) and
+    # the DMI socket is where KubeEdge's dmiSockPath puts it.
+    _device_at_edge(cloud, metaserver)
     assert (edge_dir / "certs" / "server.crt").is_file()
     assert (edge_dir / "dmi.sock").exists()
+
+
+def test_node_that_ran_kubeedge_switches_with_its_file(
+    cloud: Stack, default_config: Path, kubeedge_bin: Path, kubeedge_recipes: Path
+) -> None:
+    """KubeEdge's edgecore joins with the file and writes its certificate and database; kubeshore's
+    edgecore then runs on the same file, certificate and directory (KubeEdge's database left alone)."""
+    config, metaserver = _recipe_config(cloud, default_config, kubeedge_recipes)
+    edge_dir = config.parent
+    cloud.start("ke-edgecore", str(kubeedge_bin / "edgecore"), "--config", str(config))
+    wait_for((edge_dir / "dmi.sock").exists, 60, "KubeEdge's edgecore running")
+    wait_for(
+        lambda: cloud.samples("cloudcore").get("cloudhub_connected_nodes") == 1.0, 60, "KubeEdge connected"
+    )
+    cloud.kill9("ke-edgecore")
+    kubeedge_db = (edge_dir / "edgecore.db").read_bytes()
+    cert = (edge_dir / "certs" / "server.crt").read_bytes()
+
+    cloud.start("edgecore", str(BIN / "edgecore"), "--config", str(config), "--metrics-port", "0")
+    cloud.apply(DEVICE)
+    _device_at_edge(cloud, metaserver)
+    assert (edge_dir / "certs" / "server.crt").read_bytes() == cert  # no new join
+    assert (edge_dir / "edgecore.db").read_bytes() == kubeedge_db

@@ -102,9 +102,9 @@ def test_kubeedge_go_mapper_on_kubeshore_edgecore(
 
     # Deleting the Device stops it in the mapper (an update is a stop and a new client; a delete is a
     # stop alone).
-    wait_for(lambda: len(_lab_lines(mapper, "NewClient")) == 2, 30, "the patched device restarted")
-    stops = len(_lab_lines(mapper, "StopDevice"))
+    wait_for(lambda: len(_lab_lines(mapper, "NewClient")) >= 2, 30, "the patched device restarted")
+    clients, stops = len(_lab_lines(mapper, "NewClient")), len(_lab_lines(mapper, "StopDevice"))
     stack.kubectl("delete", "device", "lab-1", "-n", "default")
     wait_for(lambda: len(_lab_lines(mapper, "StopDevice")) > stops, 60, "LAB StopDevice after the delete")
-    assert len(_lab_lines(mapper, "NewClient")) == 2
+    assert len(_lab_lines(mapper, "NewClient")) == clients
     assert "panic" not in mapper.log()

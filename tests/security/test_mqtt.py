@@ -62,7 +62,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     b.mosquitto.stop()
 
 
-async def _eventually(check: object, within: float = 10.0) -> None:
+async def _eventually(check: object, within: float = 20.0) -> None:
     deadline = asyncio.get_running_loop().time() + within
     while not check():  # type: ignore[operator]
         assert asyncio.get_running_loop().time() < deadline, "not reached in time"

@@ -45,9 +45,8 @@ async def test_up_broker_requires_credentials_and_applies_the_acl(tmp_path: Path
     assert "edgecore:" in (plan.mqtt_dir("edge-1") / "passwd").read_text()
     password = plan.mqtt_password_file("edge-1", "edgecore").read_text()
     assert password not in (plan.mqtt_dir("edge-1") / "passwd").read_text()  # hashed
-    assert "--mqtt-password-file" in plan.join_argv("edge-1", "t") and password not in plan.join_argv(
-        "edge-1", "t"
-    )
+    join = plan.join_argv("edge-1")
+    assert "--mqtt-password-file" in join and password not in join
 
     proc = await asyncio.create_subprocess_exec(
         *service.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -73,7 +72,7 @@ async def test_up_broker_requires_credentials_and_applies_the_acl(tmp_path: Path
             await asyncio.sleep(0.5)
             assert not anonymous.connected
             assert app.publish(TWIN, b"app", qos=1) and mapper.publish(TWIN, b"mapper", qos=1)
-            for _ in range(100):
+            for _ in range(300):  # up to 15 s on a loaded machine
                 if got:
                     break
                 await asyncio.sleep(0.05)
@@ -104,3 +103,17 @@ def test_one_acl_in_up_deploy_and_docs() -> None:
     docs = (root / "docs" / "security.md").read_text()
     block = docs[docs.index("```text\nuser edgecore") + len("```text\n") :]
     assert rules(block[: block.index("```")]) == shipped
+
+
+def test_up_passes_the_join_token_in_the_environment_not_the_arguments(tmp_path: Path) -> None:
+    plan = Plan(tmp_path, load_or_choose_ports(tmp_path, well_known=False), examples=None)
+    argv = plan.join_argv("edge-1")
+    assert "--token" not in argv
+    # join takes it from there, and says what is missing without it.
+    env = {k: v for k, v in os.environ.items() if k != "KUBESHORE_JOIN_TOKEN"}
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 2 and "KUBESHORE_JOIN_TOKEN" in out.stderr, out.stderr
+    bad = subprocess.run(
+        argv, capture_output=True, text=True, timeout=60, env={**env, "KUBESHORE_JOIN_TOKEN": "x"}
+    )
+    assert bad.returncode == 2 and "token must be" in bad.stderr, bad.stderr
