@@ -53,7 +53,7 @@ POD = {
     },
 }
 REFS = _podspec.References(
-    configmaps={"cm": {"data": {"NAME": "edge"}}},
+    configmaps={"cm": {"data": {"NAME": "edge"}, "binaryData": {"BLOB": base64.b64encode(b"\0x").decode()}}},
     secrets={"s": {"data": {"password": base64.b64encode(b"s3cret").decode()}}},
 )
 

@@ -152,7 +152,8 @@ def environment(pod: Obj, container: Obj, refs: References, host_ip: str, pod_ip
                 if ref.get("optional"):
                     continue
                 raise SpecError(f'configmap "{ref.get("name")}" not found')
-            env.update({prefix + k: v.decode() for k, v in configmap_data(cm).items()})
+            # As the kubelet: the environment takes a ConfigMap's ``data`` only, never ``binaryData``.
+            env.update({prefix + k: str(v) for k, v in (cm.get("data") or {}).items()})
         if "secretRef" in ef:
             ref = ef["secretRef"]
             sec = refs.secrets.get(ref.get("name", ""))
@@ -160,7 +161,7 @@ def environment(pod: Obj, container: Obj, refs: References, host_ip: str, pod_ip
                 if ref.get("optional"):
                     continue
                 raise SpecError(f'secret "{ref.get("name")}" not found')
-            env.update({prefix + k: v.decode() for k, v in secret_data(sec).items()})
+            env.update({prefix + k: v.decode(errors="replace") for k, v in secret_data(sec).items()})
     for e in container.get("env") or []:
         name = e.get("name", "")
         if "value" in e or "valueFrom" not in e:
@@ -169,12 +170,12 @@ def environment(pod: Obj, container: Obj, refs: References, host_ip: str, pod_ip
         vf = e["valueFrom"]
         if "configMapKeyRef" in vf:
             ref = vf["configMapKeyRef"]
-            data = configmap_data(refs.configmaps.get(ref.get("name", "")) or {})
+            data = (refs.configmaps.get(ref.get("name", "")) or {}).get("data") or {}
             if ref.get("key") not in data:
                 if ref.get("optional"):
                     continue
                 raise SpecError(f"couldn't find key {ref.get('key')} in ConfigMap {ref.get('name')}")
-            env[name] = data[ref["key"]].decode()
+            env[name] = str(data[ref["key"]])
         elif "secretKeyRef" in vf:
             ref = vf["secretKeyRef"]
             sdata = secret_data(refs.secrets.get(ref.get("name", "")) or {})
@@ -182,7 +183,7 @@ def environment(pod: Obj, container: Obj, refs: References, host_ip: str, pod_ip
                 if ref.get("optional"):
                     continue
                 raise SpecError(f"couldn't find key {ref.get('key')} in Secret {ref.get('name')}")
-            env[name] = sdata[ref["key"]].decode()
+            env[name] = sdata[ref["key"]].decode(errors="replace")
         elif "fieldRef" in vf:
             env[name] = field_value(pod, vf["fieldRef"].get("fieldPath", ""), host_ip, pod_ip)
         elif "resourceFieldRef" in vf:
