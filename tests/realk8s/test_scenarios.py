@@ -285,6 +285,22 @@ def test_nodegroups_edgeapplication_pods_and_endpointslices(stack: Stack) -> Non
     assert pods_by_node(stack, "hello-edge-site-b") == {}, "a pod went to a tainted node"
     stack.kubectl("taint", "node", "edge-2", "example.com/maintenance-")
     wait_for(lambda: pods_by_node(stack, "hello-edge-site-b") == {"edge-2": 3}, 60, "3 site-b pods on edge-2")
+    # A rollout: site-a's changed template (its SITE variable) makes a new ReplicaSet whose first (surge)
+    # pod goes to edge-1; the old pods stay, as the new one never becomes Ready without a kubelet.
+    env = "/spec/workloadScope/targetNodeGroups/0/overriders/envOverriders/0/value/0/value"
+    stack.kubectl("patch", "edgeapplication", "hello-edge", "--type=json", "-p", json.dumps(
+        [{"op": "replace", "path": env, "value": "a2"}]
+    ))  # fmt: skip
+
+    def rolled() -> bool:
+        site_a = {}
+        for p in stack.get("pods", "-l", "app=hello-edge")["items"]:
+            if p["metadata"]["ownerReferences"][0]["name"].startswith("hello-edge-site-a-"):
+                values = {e["name"]: e.get("value") for e in p["spec"]["containers"][0].get("env") or []}
+                site_a[values.get("SITE")] = p["spec"].get("nodeName")
+        return site_a.get("a2") == NODE and set(site_a) == {"a", "a2"}
+
+    wait_for(rolled, 60, "site-a's rollout: a new pod with the new template on edge-1")
     stack.kubectl("delete", "node", "edge-2", "--wait=false")
 
 
