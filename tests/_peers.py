@@ -111,23 +111,24 @@ def kubernetes_missing() -> str | None:
     return None
 
 
-def _kube_binaries(src: Path) -> Path:
-    """The control-plane executables, unpacked from ``.xz`` once per machine into a cache directory."""
+def unpack_cached(src: Path, names: tuple[str, ...], prefix: str) -> Path:
+    """The executables ``names`` from ``src`` (as ``NAME`` or ``NAME.xz``), unpacked once per machine into
+    a cache directory keyed by the source files; returns that directory."""
     import hashlib
     import lzma
 
     digest = hashlib.sha256()
-    for n in KUBE_NAMES:
+    for n in names:
         f = src / n if (src / n).exists() else src / f"{n}.xz"
         st = f.stat()
         digest.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
     cache = (
         Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
         / "kubeshore"
-        / ("kubernetes-" + digest.hexdigest()[:16])
+        / (f"{prefix}-" + digest.hexdigest()[:16])
     )
     cache.mkdir(parents=True, exist_ok=True)
-    for n in KUBE_NAMES:
+    for n in names:
         out = cache / n
         if out.exists():
             continue
@@ -155,7 +156,7 @@ class ControlPlane:
         src = kubernetes_source()
         if src is None:
             raise RuntimeError(kubernetes_missing() or "no control plane")
-        env = {**os.environ, "KUBE_BIN_DIR": str(_kube_binaries(src / "bin"))}
+        env = {**os.environ, "KUBE_BIN_DIR": str(unpack_cached(src / "bin", KUBE_NAMES, "kubernetes"))}
         out = subprocess.run(
             [str(src / "run-control-plane.sh"), str(self.dir)], env=env, capture_output=True, text=True,
             timeout=300,

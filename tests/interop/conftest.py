@@ -6,13 +6,12 @@ Without them every test here is skipped, and the run says so in one line."""
 
 from __future__ import annotations
 
-import hashlib
-import lzma
 import os
-import shutil
 from pathlib import Path
 
 import pytest
+
+from tests._peers import unpack_cached
 
 REPO = Path(__file__).resolve().parents[2]
 NAMES = ("cloudcore", "edgecore", "virtual-mapper", "dmiload")
@@ -57,30 +56,7 @@ def unpack_kubeedge() -> Path | None:
     src = kubeedge_source()
     if src is None:
         return None
-    digest = hashlib.sha256()
-    for n in NAMES:
-        f = src / n if (src / n).exists() else src / f"{n}.xz"
-        st = f.stat()
-        digest.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
-    cache = (
-        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-        / "kubeshore"
-        / ("kubeedge-" + digest.hexdigest()[:16])
-    )
-    cache.mkdir(parents=True, exist_ok=True)
-    for n in NAMES:
-        out = cache / n
-        if out.exists():
-            continue
-        tmp = cache / f".{n}.{os.getpid()}"
-        if (src / n).exists():
-            shutil.copyfile(src / n, tmp)
-        else:
-            with lzma.open(src / f"{n}.xz") as fin, open(tmp, "wb") as fout:
-                shutil.copyfileobj(fin, fout)
-        tmp.chmod(0o755)
-        tmp.replace(out)
-    return cache
+    return unpack_cached(src, NAMES, "kubeedge")
 
 
 @pytest.fixture(scope="session")
