@@ -111,9 +111,9 @@ def kubernetes_missing() -> str | None:
     return None
 
 
-def unpack_cached(src: Path, names: tuple[str, ...], prefix: str) -> Path:
-    """The executables ``names`` from ``src`` (as ``NAME`` or ``NAME.xz``), unpacked once per machine into
-    a cache directory keyed by the source files; returns that directory."""
+def unpack_binaries(src: Path, names: tuple[str, ...], label: str) -> Path:
+    """A directory holding the executables ``names`` of ``src`` (each as NAME or NAME.xz), unpacked once
+    per machine into a cache directory keyed by the source files (KubeEdge's and Kubernetes' binaries)."""
     import hashlib
     import lzma
 
@@ -125,7 +125,7 @@ def unpack_cached(src: Path, names: tuple[str, ...], prefix: str) -> Path:
     cache = (
         Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
         / "kubeshore"
-        / (f"{prefix}-" + digest.hexdigest()[:16])
+        / (f"{label}-" + digest.hexdigest()[:16])
     )
     cache.mkdir(parents=True, exist_ok=True)
     for n in names:
@@ -143,6 +143,10 @@ def unpack_cached(src: Path, names: tuple[str, ...], prefix: str) -> Path:
     return cache
 
 
+def _kube_binaries(src: Path) -> Path:
+    return unpack_binaries(src, KUBE_NAMES, "kubernetes")
+
+
 class ControlPlane:
     """A real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) under ``dir``,
     started by ``../shared/kubernetes/run-control-plane.sh``; ``kubeconfig`` is its admin kubeconfig."""
@@ -156,7 +160,7 @@ class ControlPlane:
         src = kubernetes_source()
         if src is None:
             raise RuntimeError(kubernetes_missing() or "no control plane")
-        env = {**os.environ, "KUBE_BIN_DIR": str(unpack_cached(src / "bin", KUBE_NAMES, "kubernetes"))}
+        env = {**os.environ, "KUBE_BIN_DIR": str(_kube_binaries(src / "bin"))}
         out = subprocess.run(
             [str(src / "run-control-plane.sh"), str(self.dir)], env=env, capture_output=True, text=True,
             timeout=300,

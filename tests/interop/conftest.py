@@ -10,8 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-from tests._peers import unpack_cached
+from _peers import unpack_binaries
 
 REPO = Path(__file__).resolve().parents[2]
 NAMES = ("cloudcore", "edgecore", "virtual-mapper", "dmiload")
@@ -56,7 +55,7 @@ def unpack_kubeedge() -> Path | None:
     src = kubeedge_source()
     if src is None:
         return None
-    return unpack_cached(src, NAMES, "kubeedge")
+    return unpack_binaries(src, NAMES, "kubeedge")
 
 
 @pytest.fixture(scope="session")

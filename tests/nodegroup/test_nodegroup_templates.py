@@ -105,8 +105,8 @@ def test_example_edgeapplication_renders() -> None:
     site_a, site_b = by_name["hello-edge-site-a"], by_name["hello-edge-site-b"]
     container_a = site_a["spec"]["template"]["spec"]["containers"][0]
     container_b = site_b["spec"]["template"]["spec"]["containers"][0]
-    assert site_a["spec"]["replicas"] == 2 and container_a["image"] == "docker.io/library/nginx:1.27-alpine"
+    assert site_a["spec"]["replicas"] == 2 and container_a["image"] == "localhost/kubeshore-http:latest"
     assert container_a["env"] == [{"name": "SITE", "value": "a"}]
-    assert container_b["args"] == ["-g", "daemon off;"]
+    assert site_b["spec"]["replicas"] == 1 and container_b["env"] == [{"name": "SITE", "value": "b"}]
     assert container_b["resources"] == {"limits": {"cpu": "250m", "memory": "64Mi"}}
     assert by_name["hello-edge"]["kind"] == "Service"

@@ -173,14 +173,23 @@ def test_cloud_away_pods_keep_running_and_restart(stack: PodStack, containerd: C
     wait_for(lambda: stack.container_status("flaky").get("containerID"), 60, "flaky started")
     wait_for(lambda: stack.running("calm"), 60, "calm Running")
     calm_pids = containerd.pod_pids(stack.pod("calm")["metadata"]["uid"])
+    flaky_uid = stack.pod("flaky")["metadata"]["uid"]
+    restarts_before = stack.container_status("flaky").get("restartCount", 0)
     stack.kill9("cloudcore")
-    # With the cloud away, the node's own store drives edged: exits are seen and restarted.
-    away = 30.0
-    time.sleep(away)
+    # With the cloud away, the node's own store drives edged: exits are seen and restarted. Each
+    # restart is a new process in the pod's cgroup (the sandbox's pause process stays).
+    away = 60.0  # the issue asks for a minute
+    seen: set[int] = set()
+    end = time.monotonic() + away
+    while time.monotonic() < end:
+        seen |= containerd.pod_pids(flaky_uid)
+        time.sleep(0.3)
+    assert len(seen) >= 1 + 5, f"only {len(seen)} processes of the crashing pod while the cloud was away"
     stack.start_cloudcore(same_ports=True)
-    cs = wait_for(lambda: (c := stack.container_status("flaky")).get("restartCount", 0) >= 3 and c, 60,
+    want = restarts_before + 5
+    cs = wait_for(lambda: (c := stack.container_status("flaky")).get("restartCount", 0) >= want and c, 60,
                   "restarts made while the cloud was away reported")  # fmt: skip
-    assert cs["restartCount"] >= 3
+    assert cs["restartCount"] >= want
     assert stack.running("calm"), "calm stopped running while the cloud was away"
     assert stack.container_status("calm")["restartCount"] == 0
     assert calm_pids and calm_pids <= containerd.pod_pids(stack.pod("calm")["metadata"]["uid"]), (
