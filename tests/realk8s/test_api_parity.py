@@ -313,6 +313,36 @@ def test_garbage_collection_by_owner_references(sides: list[Side]) -> None:
     both(sides, gc)
 
 
+def test_foreground_deletion_dry_run_and_delete_collection(sides: list[Side]) -> None:
+    def more(side: Side) -> list[Any]:
+        out: list[Any] = []
+        _, owner = side.call("POST", CM, body=cm("fg-owner"))
+        ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "fg-owner", "uid": owner["metadata"]["uid"],
+               "blockOwnerDeletion": True}  # fmt: skip
+        side.call("POST", CM, body=cm("fg-dependent", ownerReferences=[ref]))
+        # Foreground: the owner waits, marked with the foregroundDeletion finalizer, for its dependent.
+        _, obj = side.call("DELETE", f"{CM}/fg-owner", body={"propagationPolicy": "Foreground"})
+        out.append(
+            (obj.get("kind"), obj["metadata"].get("finalizers"), "deletionTimestamp" in obj["metadata"])
+        )
+        wait_for(lambda: side.call("GET", f"{CM}/fg-owner")[0] == 404, 60, f"{side.name}: owner gone last")
+        out.append(side.call("GET", f"{CM}/fg-dependent")[0])
+        # dryRun=All answers as if created and stores nothing.
+        status, obj = side.call("POST", CM, body=cm("dry"), query={"dryRun": "All"})
+        out.append((status, obj["metadata"]["name"], obj["data"]))
+        out.append(side.call("GET", f"{CM}/dry")[0])
+        # deletecollection by label selector.
+        for i in range(3):
+            side.call("POST", CM, body=cm(f"dc-{i}", {"dc": "yes" if i < 2 else "no"}))
+        status, obj = side.call("DELETE", CM, query={"labelSelector": "dc=yes"})
+        out.append((status, obj.get("kind")))
+        _, listing = side.call("GET", CM, query={"labelSelector": "dc"})
+        out.append(names(listing))
+        return out
+
+    both(sides, more)
+
+
 def test_kubectl(sides: list[Side]) -> None:
     manifest = yaml.safe_dump(cm("kc", {"via": "kubectl"}))
 

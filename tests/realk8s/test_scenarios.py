@@ -176,7 +176,8 @@ def pods_by_node(stack: Stack, deployment: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for pod in stack.get("pods", "-l", "app=hello-edge")["items"]:
         owner = (pod["metadata"].get("ownerReferences") or [{}])[0].get("name", "")
-        if owner.startswith(deployment + "-") and pod["spec"].get("nodeName"):
+        live = "deletionTimestamp" not in pod["metadata"]
+        if owner.startswith(deployment + "-") and pod["spec"].get("nodeName") and live:
             out[pod["spec"]["nodeName"]] = out.get(pod["spec"]["nodeName"], 0) + 1
     return out
 
@@ -276,6 +277,30 @@ def test_nodegroups_edgeapplication_pods_and_endpointslices(stack: Stack) -> Non
         60,
         "site-b's 3 replicas",
     )
+    # Taints: edge-2 back in site-b but tainted NoSchedule takes none of site-b's pods; untainted, all 3.
+    stack.kubectl("taint", "node", "edge-2", "example.com/maintenance=yes:NoSchedule")
+    stack.kubectl("patch", "nodegroup", "site-b", "--type=merge", "-p", '{"spec":{"nodes":["edge-2"]}}')
+    wait_for(lambda: members(stack, "site-b") == ["edge-2"], 60, "edge-2 in site-b again")
+    time.sleep(3)  # what a scheduler would do by now, it has done
+    assert pods_by_node(stack, "hello-edge-site-b") == {}, "a pod went to a tainted node"
+    stack.kubectl("taint", "node", "edge-2", "example.com/maintenance-")
+    wait_for(lambda: pods_by_node(stack, "hello-edge-site-b") == {"edge-2": 3}, 60, "3 site-b pods on edge-2")
+    # A rollout: site-a's changed template (its SITE variable) makes a new ReplicaSet whose first (surge)
+    # pod goes to edge-1; the old pods stay, as the new one never becomes Ready without a kubelet.
+    env = "/spec/workloadScope/targetNodeGroups/0/overriders/envOverriders/0/value/0/value"
+    stack.kubectl("patch", "edgeapplication", "hello-edge", "--type=json", "-p", json.dumps(
+        [{"op": "replace", "path": env, "value": "a2"}]
+    ))  # fmt: skip
+
+    def rolled() -> bool:
+        site_a = {}
+        for p in stack.get("pods", "-l", "app=hello-edge")["items"]:
+            if p["metadata"]["ownerReferences"][0]["name"].startswith("hello-edge-site-a-"):
+                values = {e["name"]: e.get("value") for e in p["spec"]["containers"][0].get("env") or []}
+                site_a[values.get("SITE")] = p["spec"].get("nodeName")
+        return site_a.get("a2") == NODE and set(site_a) == {"a", "a2"}
+
+    wait_for(rolled, 60, "site-a's rollout: a new pod with the new template on edge-1")
     stack.kubectl("delete", "node", "edge-2", "--wait=false")
 
 
