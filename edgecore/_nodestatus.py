@@ -255,9 +255,10 @@ class NodeStatusReporter:
     async def report(self, *, only_if_changed: bool) -> None:
         status = await asyncio.to_thread(node_status, self.cloud_host)
         due = time.monotonic() - self.last_report >= self.report_period
-        if only_if_changed and status == self.last_sent and not due:
-            return
-        if not self.registered and not await self.register(status):
+        if not self.registered:
+            if not await self.register(status):
+                return
+        elif only_if_changed and status == self.last_sent and not due:
             return
         patch = json.dumps({"status": {**status, "conditions": self._conditions()}})
         reply = await self.router.request(
@@ -292,7 +293,10 @@ class NodeStatusReporter:
     # Loops -------------------------------------------------------------------------------------
     async def _while_connected(self) -> None:
         self.registered = False
-        await self.report(only_if_changed=False)
+        try:
+            await self.report(only_if_changed=False)
+        except Exception:
+            log.exception("node %s: registering and reporting status failed", self.node)
         while True:
             try:
                 await self.renew_lease()
@@ -310,5 +314,8 @@ class NodeStatusReporter:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.check_period)
-            if self.registered:
-                await self.report(only_if_changed=True)
+            if self._session is not None:
+                try:
+                    await self.report(only_if_changed=True)
+                except Exception:
+                    log.exception("node %s: reporting status failed", self.node)

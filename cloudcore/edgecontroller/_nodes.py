@@ -208,6 +208,10 @@ class NodeLifecycle:
                     "code": exc.status,
                 }
                 content = {"Object": None, "Err": {"ErrStatus": status}}
+            except Exception as exc:
+                log.warning("node %s: %s %s failed: %s", node, msg.route.operation, msg.route.resource, exc)
+                status = {"status": "Failure", "message": str(exc), "reason": "InternalError", "code": 500}
+                content = {"Object": None, "Err": {"ErrStatus": status}}
             reply = msg.response(content, source=SOURCE_EDGECONTROLLER)
             reply.route.group = GROUP_RESOURCE
             self.hub.send_to_node(node, reply)

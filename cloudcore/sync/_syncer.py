@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from cloudcore.cloudhub import CloudHub
@@ -41,12 +42,19 @@ def resource_type_of(obj: Obj | SyncedObject) -> str:
     return kind.lower()
 
 
+# Deleted objects kept whole, so that a node that was away when one was deleted still gets the whole
+# object in its delete after reconnecting (KubeEdge's edgecore finds a Device's mapper through its
+# spec). Bounded: beyond it such a delete carries the object's identity only.
+_TOMBSTONES = 1000
+
+
 class NodeSyncer:
     def __init__(self, hub: CloudHub, store: ObjectSyncStore) -> None:
         self.hub = hub
         self.store = store
         self.sources: list[tuple[str, ObjectSource]] = []
         self.inflight: dict[str, dict[str, int]] = {}
+        self.tombstones: OrderedDict[str, Obj] = OrderedDict()
         hub.on_disconnect(self._disconnected)
 
     def add_source(self, module: str, source: ObjectSource) -> None:
@@ -128,10 +136,14 @@ class NodeSyncer:
 
     def retract(self, node: str, ref: Obj | SyncedObject, *, module: str = SOURCE_EDGECONTROLLER) -> bool:
         """Delete an object from ``node`` if the node has (or is being sent) it."""
-        if not self.hub.is_connected(node):
-            return False
         synced = ref if isinstance(ref, SyncedObject) else SyncedObject.of(ref)
         uid = synced.uid
+        if isinstance(ref, dict):
+            self._remember(ref)
+        else:
+            ref = self.tombstones.get(uid, ref)
+        if not self.hub.is_connected(node):
+            return False
         inflight = self.inflight.setdefault(node, {})
         if self.store.get(node, uid) is None and uid not in inflight:
             return False
@@ -175,9 +187,17 @@ class NodeSyncer:
             return True
         return False
 
+    def _remember(self, obj: Obj) -> None:
+        uid = obj["metadata"]["uid"]
+        self.tombstones[uid] = obj
+        self.tombstones.move_to_end(uid)
+        while len(self.tombstones) > _TOMBSTONES:
+            self.tombstones.popitem(last=False)
+
     def retract_everywhere(self, obj: Obj) -> int:
         """Delete an object that is gone from the cluster from every connected node that has it."""
         uid = obj["metadata"]["uid"]
+        self._remember(obj)
         n = 0
         for node in self.hub.connected_nodes():
             if self.store.get(node, uid) is not None or uid in self.inflight.get(node, {}):

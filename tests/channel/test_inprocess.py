@@ -316,3 +316,45 @@ async def test_silent_node_turns_unknown_grace_period_after_its_last_traffic(
     finally:
         await core.stop()
         kube.close()
+
+
+async def test_delete_while_away_carries_the_whole_object(cloud: Cloud, tmp_path: Path) -> None:
+    """An object deleted while its node is away is deleted there after the reconnect with the whole
+    object, as when the node is connected (KubeEdge's edgecore finds a Device's mapper by its spec)."""
+    from edgecore._node import EdgeNode
+    from kubeshore.message import GROUP_RESOURCE, OP_DELETE, Message
+
+    assert await join(cloud, "edge-a", tmp_path / "a") == 0
+    cfg = edge_config(tmp_path / "a")
+    cloud.kube.put(PODS, pod("web", "edge-a"))
+    first = EdgeNode(cfg)
+    await first.start()
+    try:
+        await eventually(lambda: stored_names(first, "core/v1/pods"))
+    finally:
+        await first.stop()
+    await eventually(lambda: not cloud.core.hub.is_connected("edge-a"))
+    cloud.kube.delete(PODS, "web", "default")
+
+    again = EdgeNode(cfg)
+    deletes: list[Message] = []
+    store_handler = again.metamanager.handle
+
+    async def spy(msg: Message) -> None:
+        if msg.route.operation == OP_DELETE:
+            deletes.append(msg)
+        await store_handler(msg)
+
+    again.router.register(GROUP_RESOURCE, spy)
+    await again.start()
+    try:
+        await eventually(lambda: deletes)
+
+        async def gone() -> bool:
+            return not await stored_names(again, "core/v1/pods")
+
+        await eventually(gone)
+        content = deletes[0].content_data()
+        assert content["kind"] == "Pod" and content["spec"]["nodeName"] == "edge-a"
+    finally:
+        await again.stop()

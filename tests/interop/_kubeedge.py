@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -112,7 +111,20 @@ def node_ready(kube: Any, node: str) -> str | None:
     return None
 
 
-class KubeEdgeCloud:
+class _Peer:
+    """One of KubeEdge's processes, run by ``procs`` under ``name``."""
+
+    procs: Processes
+    name: str
+
+    def kill(self) -> None:
+        self.procs.kill9(self.name)
+
+    def log(self) -> str:
+        return self.procs.log(self.name)
+
+
+class KubeEdgeCloud(_Peer):
     """KubeEdge's cloudcore (``recipes/cloudcore-config.sh``) on free ports under ``root``."""
 
     def __init__(self, procs: Processes, kubeedge_bin: Path, recipes: Path, root: Path, kubeconfig: str):
@@ -136,9 +148,6 @@ class KubeEdgeCloud:
         wait_port(self.ws_port, 120)
         wait_port(self.https_port, 60)
 
-    def kill(self) -> None:
-        self.procs.kill9(self.name)
-
     def token(self) -> str:
         """The join token KubeEdge keeps in Secret ``kubeedge/tokensecret``."""
         out = subprocess.run(
@@ -150,11 +159,8 @@ class KubeEdgeCloud:
             raise subprocess.SubprocessError(out.stderr)
         return base64.b64decode(out.stdout).decode()
 
-    def log(self) -> str:
-        return self.procs.log(self.name)
 
-
-class KubeEdgeEdge:
+class KubeEdgeEdge(_Peer):
     """KubeEdge's edgecore (``edgecore --defaultconfig`` + ``recipes/edgecore-config.py``) under ``root``,
     edged off, MQTT at ``mqtt``, its DMI socket at ``root/dmi.sock``."""
 
@@ -201,14 +207,8 @@ class KubeEdgeEdge:
     def start(self) -> None:
         self.procs.start(self.name, self.exe, "--config", str(self.config), "-v=4")
 
-    def kill(self) -> None:
-        self.procs.kill9(self.name)
 
-    def log(self) -> str:
-        return self.procs.log(self.name)
-
-
-class VirtualMapper:
+class VirtualMapper(_Peer):
     """KubeEdge's mapper-framework template with a counter driver (``bin/virtual-mapper``), registered with
     the edgecore at ``edgecore_sock`` for ``protocol``. Its log names what it did: ``LAB NewClient``,
     ``LAB SetDeviceData``, ``LAB StopDevice``."""
@@ -236,13 +236,3 @@ class VirtualMapper:
     def start(self) -> None:
         # The template removes and recreates its socket; a stale one from a killed run is harmless.
         self.procs.start(self.name, self.exe, "--config-file", str(self.root / "config.yaml"), "--v", "3")
-
-    def kill(self) -> None:
-        self.procs.kill9(self.name)
-
-    def log(self) -> str:
-        return self.procs.log(self.name)
-
-
-def have_kubectl() -> bool:
-    return shutil.which("kubectl") is not None
