@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 from kubeshore.up import containerd as runtime
-from kubeshore.up.containerd import BUSYBOX, PAUSE, build_images, missing
+from kubeshore.up.containerd import BUSYBOX, HTTP, PAUSE, build_images, missing
 
-__all__ = ["BUSYBOX", "PAUSE", "Containerd", "build_images", "missing"]
+__all__ = ["BUSYBOX", "HTTP", "PAUSE", "Containerd", "build_images", "missing"]
 
 
 class Containerd:
