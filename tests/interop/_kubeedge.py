@@ -251,9 +251,13 @@ class KubeEdgeEdge(_Peer):
         )
         self.config.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
-    def start(self) -> None:
+    def start(self, verbosity: int | None = 4) -> None:
+        """Run it; ``verbosity`` is klog's ``-v`` (None: edgecore's default, as a user runs it)."""
+        argv = [self.exe, "--config", str(self.config)] + (
+            [f"-v={verbosity}"] if verbosity is not None else []
+        )
         if self.cgroup_root is None:
-            self.procs.start(self.name, self.exe, "--config", str(self.config), "-v=4")
+            self.procs.start(self.name, *argv)
             return
         self.cgroup_root.create()
         # The kubelet's device-plugin socket is fixed at /var/lib/kubelet/device-plugins: a tmpfs over
@@ -263,8 +267,7 @@ class KubeEdgeEdge(_Peer):
         script = 'mount -t tmpfs -o mode=0755,size=4m kubelet-lib /var/lib && exec "$0" "$@"'
         self.procs.start(
             self.name, "/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script,
-            self.exe, "--config", str(self.config), "-v=4",
-            env={"PATH": "/usr/local/bin:/usr/bin:/bin"},
+            *argv, env={"PATH": "/usr/local/bin:/usr/bin:/bin"},
         )  # fmt: skip
 
     def cleanup(self) -> None:
