@@ -2,15 +2,19 @@
 
 The documents come from :mod:`kubeapi.openapi`; they are rebuilt (in a worker thread) on the first
 request after the registry changes (a CRD created, updated or deleted) and otherwise served from
-memory, already encoded.
+memory, already encoded. ``/openapi/v2`` is also served as gnostic's protobuf
+(:mod:`kubeapi._openapi_protobuf`), the only form client-go asks for: encoded on the first request that
+asks for it and kept while the document's hash stays the same.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -24,6 +28,11 @@ if TYPE_CHECKING:
     from kubeapi.openapi import OpenAPIDocuments, ResourceDescription
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_JSON = "application/json"
+# Spelled out here so that serving JSON imports none of the protobuf machinery.
+_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+_PROTOBUF_DEPRECATED = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
 
 
 def describe(resource: ResourceType) -> ResourceDescription:
@@ -44,20 +53,29 @@ def describe(resource: ResourceType) -> ResourceDescription:
 Encoded = dict[str, bytes]
 
 
+@dataclass(frozen=True)
+class _Built:
+    """The documents of one registry generation, their JSON bodies and the hash of the v2 one."""
+
+    generation: int
+    docs: OpenAPIDocuments
+    encoded: Encoded
+    v2_hash: str
+
+
 class _Documents:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.lock = threading.Lock()
-        # (registry generation, documents, their encoded bodies), replaced as a whole.
-        self.state: tuple[int, OpenAPIDocuments, Encoded] | None = None
+        self.state: _Built | None = None
+        # (hash of the v2 JSON, its protobuf form): a CRD change that leaves v2 as it was keeps it.
+        self.v2_protobuf: tuple[str, bytes] | None = None
 
-    def fresh(self) -> tuple[OpenAPIDocuments, Encoded] | None:
+    def fresh(self) -> _Built | None:
         state = self.state
-        if state is not None and state[0] == self.registry.generation:
-            return state[1], state[2]
-        return None
+        return state if state is not None and state.generation == self.registry.generation else None
 
-    def current(self) -> tuple[OpenAPIDocuments, Encoded]:
+    def current(self) -> _Built:
         with self.lock:
             cached = self.fresh()
             if cached is not None:
@@ -66,44 +84,91 @@ class _Documents:
             from kubeapi.openapi import build_openapi
 
             docs = build_openapi(describe(t) for t in self.registry.all())
+            v2 = json.dumps(docs.v2).encode()
             encoded = {
-                "v2": json.dumps(docs.v2).encode(),
+                "v2": v2,
                 "v3": json.dumps(docs.v3_discovery).encode(),
                 **{path: json.dumps(doc).encode() for path, doc in docs.v3.items()},
             }
-            self.state = (generation, docs, encoded)
-            return docs, encoded
+            self.state = _Built(generation, docs, encoded, hashlib.sha512(v2).hexdigest().upper())
+            return self.state
+
+    def cached_protobuf(self, digest: str) -> bytes | None:
+        cached = self.v2_protobuf
+        return cached[1] if cached is not None and cached[0] == digest else None
+
+    def protobuf(self, built: _Built) -> bytes:
+        with self.lock:
+            cached = self.cached_protobuf(built.v2_hash)
+            if cached is None:
+                from kubeapi._openapi_protobuf import encode_document
+
+                cached = encode_document(built.docs.v2)
+                self.v2_protobuf = (built.v2_hash, cached)
+            return cached
 
 
-def _accepts_json(accept: str) -> bool:
-    if not accept:
-        return True
-    types = [part.split(";", 1)[0].strip().lower() for part in accept.split(",")]
-    return any(t in ("application/json", "*/*", "application/*") for t in types)
+def _v2_media_type(accept: str) -> str | None:
+    """The type ``/openapi/v2`` answers ``accept`` with, as kube-apiserver picks it: the clauses by
+    falling quality, the first that JSON or protobuf matches; ``None`` when neither does."""
+    clauses = []
+    for position, part in enumerate((accept or "*/*").split(",")):
+        media, *params = (p.strip() for p in part.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if quality > 0:
+            clauses.append((-quality, position, media.lower()))
+    for _, _, media in sorted(clauses):
+        if media in (_JSON, "*/*", "application/*"):
+            return _JSON
+        if media in (_PROTOBUF, _PROTOBUF_DEPRECATED):
+            return _PROTOBUF
+    return None
 
 
 def make_handler(registry: Registry) -> Handler:
     documents = _Documents(registry)
 
+    async def serve_v2(request: web.Request, built: _Built) -> web.Response:
+        media = _v2_media_type(request.headers.get("Accept", ""))
+        if media is None:
+            return web.Response(
+                status=406, text=f"/openapi/v2 is served as {_JSON} or {_PROTOBUF} ({_PROTOBUF_DEPRECATED})"
+            )
+        etag = f'"{built.v2_hash}"'
+        headers = {"ETag": etag, "Vary": "Accept"}
+        if etag in request.headers.get("If-None-Match", ""):
+            return web.Response(status=304, headers=headers)
+        if media == _JSON:
+            return web.Response(body=built.encoded["v2"], content_type=_JSON, headers=headers)
+        # Encoding takes tens of milliseconds: keep it off the event loop.
+        body = documents.cached_protobuf(built.v2_hash)
+        if body is None:
+            body = await asyncio.to_thread(documents.protobuf, built)
+        return web.Response(body=body, content_type=_PROTOBUF, headers=headers)
+
     async def serve(request: web.Request) -> web.StreamResponse:
         # Building takes tens of milliseconds: keep it off the event loop.
-        cached = documents.fresh()
-        if cached is None:
-            cached = await asyncio.to_thread(documents.current)
-        docs, encoded = cached
+        built = documents.fresh()
+        if built is None:
+            built = await asyncio.to_thread(documents.current)
+        docs, encoded = built.docs, built.encoded
         path = request.path.rstrip("/")
         if path == "/openapi/v2":
-            if not _accepts_json(request.headers.get("Accept", "")):
-                # kubectl asks for protobuf only and carries on without the document.
-                return web.Response(status=406, text="only application/json is served")
-            return web.Response(body=encoded["v2"], content_type="application/json")
+            return await serve_v2(request, built)
         if path == "/openapi/v3":
-            return web.Response(body=encoded["v3"], content_type="application/json")
+            return web.Response(body=encoded["v3"], content_type=_JSON)
         key = path.removeprefix("/openapi/v3/")
         if path.startswith("/openapi/v3/") and key in docs.v3:
             fresh = request.query.get("hash") == docs.hashes[key]
             headers = {"Cache-Control": "public, immutable" if fresh else "no-cache, private"}
-            return web.Response(body=encoded[key], content_type="application/json", headers=headers)
+            return web.Response(body=encoded[key], content_type=_JSON, headers=headers)
         raise unknown_resource()
 
     return serve
