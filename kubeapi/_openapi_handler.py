@@ -15,7 +15,7 @@ import json
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -55,12 +55,21 @@ Encoded = dict[str, bytes]
 
 @dataclass(frozen=True)
 class _Built:
-    """The documents of one registry generation, their JSON bodies and the hash of the v2 one."""
+    """The documents of one registry generation and the JSON bodies of ``/openapi/v3[/...]``."""
 
     generation: int
     docs: OpenAPIDocuments
     encoded: Encoded
-    v2_hash: str
+
+
+@dataclass(frozen=True)
+class _V2:
+    """``/openapi/v2`` of one registry generation, as served: the document, its JSON and their hash."""
+
+    generation: int
+    doc: dict[str, Any]
+    json: bytes
+    hash: str
 
 
 class _Documents:
@@ -68,7 +77,9 @@ class _Documents:
         self.registry = registry
         self.lock = threading.Lock()
         self.state: _Built | None = None
-        # (hash of the v2 JSON, its protobuf form): a CRD change that leaves v2 as it was keeps it.
+        # Built on the first /openapi/v2 request: kubectl asks for it for `apply` and lists only.
+        self.v2: _V2 | None = None
+        # (v2 hash, its protobuf form): a CRD change that leaves v2 as it was keeps it.
         self.v2_protobuf: tuple[str, bytes] | None = None
 
     def fresh(self) -> _Built | None:
@@ -84,27 +95,42 @@ class _Documents:
             from kubeapi.openapi import build_openapi
 
             docs = build_openapi(describe(t) for t in self.registry.all())
-            v2 = json.dumps(docs.v2).encode()
             encoded = {
-                "v2": v2,
                 "v3": json.dumps(docs.v3_discovery).encode(),
                 **{path: json.dumps(doc).encode() for path, doc in docs.v3.items()},
             }
-            self.state = _Built(generation, docs, encoded, hashlib.sha512(v2).hexdigest().upper())
+            self.state = _Built(generation, docs, encoded)
             return self.state
 
-    def cached_protobuf(self, digest: str) -> bytes | None:
-        cached = self.v2_protobuf
-        return cached[1] if cached is not None and cached[0] == digest else None
+    def fresh_v2(self, built: _Built) -> _V2 | None:
+        v2 = self.v2
+        return v2 if v2 is not None and v2.generation == built.generation else None
 
-    def protobuf(self, built: _Built) -> bytes:
+    def current_v2(self, built: _Built) -> _V2:
         with self.lock:
-            cached = self.cached_protobuf(built.v2_hash)
+            v2 = self.fresh_v2(built)
+            if v2 is None:
+                # Kubernetes' field lists come from its protobuf messages (k8sproto), loaded here.
+                from kubeapi._protobuf import json_field_names
+                from kubeapi.openapi import v2_with_kubernetes_fields
+
+                doc = v2_with_kubernetes_fields(built.docs.v2, json_field_names)
+                body = json.dumps(doc).encode()
+                v2 = self.v2 = _V2(built.generation, doc, body, hashlib.sha512(body).hexdigest().upper())
+            return v2
+
+    def cached_protobuf(self, v2: _V2) -> bytes | None:
+        cached = self.v2_protobuf
+        return cached[1] if cached is not None and cached[0] == v2.hash else None
+
+    def protobuf(self, v2: _V2) -> bytes:
+        with self.lock:
+            cached = self.cached_protobuf(v2)
             if cached is None:
                 from kubeapi._openapi_protobuf import encode_document
 
-                cached = encode_document(built.docs.v2)
-                self.v2_protobuf = (built.v2_hash, cached)
+                cached = encode_document(v2.doc)
+                self.v2_protobuf = (v2.hash, cached)
             return cached
 
 
@@ -141,16 +167,19 @@ def make_handler(registry: Registry) -> Handler:
             return web.Response(
                 status=406, text=f"/openapi/v2 is served as {_JSON} or {_PROTOBUF} ({_PROTOBUF_DEPRECATED})"
             )
-        etag = f'"{built.v2_hash}"'
+        # Completing and encoding take tens of milliseconds each: keep them off the event loop.
+        v2 = documents.fresh_v2(built)
+        if v2 is None:
+            v2 = await asyncio.to_thread(documents.current_v2, built)
+        etag = f'"{v2.hash}"'
         headers = {"ETag": etag, "Vary": "Accept"}
         if etag in request.headers.get("If-None-Match", ""):
             return web.Response(status=304, headers=headers)
         if media == _JSON:
-            return web.Response(body=built.encoded["v2"], content_type=_JSON, headers=headers)
-        # Encoding takes tens of milliseconds: keep it off the event loop.
-        body = documents.cached_protobuf(built.v2_hash)
+            return web.Response(body=v2.json, content_type=_JSON, headers=headers)
+        body = documents.cached_protobuf(v2)
         if body is None:
-            body = await asyncio.to_thread(documents.protobuf, built)
+            body = await asyncio.to_thread(documents.protobuf, v2)
         return web.Response(body=body, content_type=_PROTOBUF, headers=headers)
 
     async def serve(request: web.Request) -> web.StreamResponse:
