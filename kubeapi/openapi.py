@@ -5,7 +5,7 @@ Pure functions: resource descriptions in, JSON-ready dicts out. The server serve
 
     docs = build_openapi([*BUILTIN_RESOURCES, *crd_resources])   # rebuild when a CRD changes
 
-    GET /openapi/v2                  -> docs.v2                  (application/json)
+    GET /openapi/v2                  -> docs.v2 (+ Kubernetes' fields)  (JSON or gnostic protobuf)
     GET /openapi/v3                  -> docs.v3_discovery        (application/json)
     GET /openapi/v3/api/v1           -> docs.v3["api/v1"]        (application/json)
     GET /openapi/v3/apis/<g>/<v>     -> docs.v3["apis/<g>/<v>"]  (application/json)
@@ -16,10 +16,14 @@ Details kubectl depends on:
   with ``H = docs.hashes[path]``. Serve a group-version document whatever ``hash`` says; when it
   matches, answer with ``Cache-Control: public, immutable`` (kubectl caches it on disk), otherwise
   ``Cache-Control: no-cache, private``. Unknown group-version: 404.
-- kubectl asks ``/openapi/v2`` for protobuf only (``Accept:
-  application/com.github.proto-openapi.spec.v2@v1.0+protobuf``); answer that with 406 Not
-  Acceptable (kubectl then carries on without it) and JSON to clients accepting ``application/json``
-  or ``*/*``.
+- client-go asks ``/openapi/v2`` for protobuf only (``Accept:
+  application/com.github.proto-openapi.spec.v2@v1.0+protobuf``, gnostic's ``openapi.v2.Document``,
+  :mod:`kubeapi._openapi_protobuf`), and kubectl needs it: ``kubectl apply`` reads each kind's PATCH
+  content types there, and validates the items of a ``kind: List`` (what ``kubectl get -o yaml``
+  writes) with its definitions, refusing fields an object's ``properties`` leave out. So the v2
+  schemas get kube-apiserver's rewrite for kubectl (values that are nullable or keep unknown fields
+  lose ``properties``, ``items`` and type), and :func:`v2_with_kubernetes_fields` lists in each
+  built-in definition the fields Kubernetes defines that the built-in schemas here leave out.
 - Every PATCH/PUT/POST operation declares the ``fieldValidation`` query parameter, so ``kubectl
   apply/create/edit`` (``--validate=strict`` by default) leave validation to the server, which must
   honour ``?fieldValidation=Strict|Warn|Ignore`` (see :mod:`kubeapi.schema`).

@@ -88,6 +88,9 @@ def test_kubectl_applies_a_list_and_round_trips_get_output(server: APIServerProc
     assert "error" not in out.stderr.lower()
     assert server.kubectl_json("get", "deployment", "web")["spec"]["replicas"] == 2
 
+    out = server.kubectl("explain", "--output=plaintext-openapiv2", "devices.spec").stdout
+    assert "KIND:     Device" in out and "deviceModelRef" in out
+
 
 def test_kubectl_refuses_a_list_item_with_an_unknown_field(server: APIServerProcess) -> None:
     bad_cm = _configmap("refused", bogus=1)
