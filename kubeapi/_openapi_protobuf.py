@@ -19,7 +19,7 @@ what kube-apiserver serves and kubectl parses:
 A message field present in JSON is set even when empty: kubectl tells an object with ``properties: {}``
 (a kind with no fields) from one without (a map) by the field's presence. Keys swagger 2.0 has no field
 for (``patternProperties`` of a CRD schema, say) have nowhere to go and are left out, as gnostic rejects
-them.
+them, and so is a value of the wrong JSON type for its field.
 """
 
 from __future__ import annotations
@@ -94,11 +94,16 @@ def _set(message: Message, field: _Field, value: Any) -> None:
             _fill(target, value)
         return
     convert = _SCALARS.get(field.type, str)
-    if repeated:
-        values = value if isinstance(value, list) else [value]
-        getattr(message, field.name).extend(convert(v) for v in values)
-    elif value is not None:
-        setattr(message, field.name, convert(value))
+    values = value if isinstance(value, list) else [value]
+    try:
+        if repeated:
+            getattr(message, field.name).extend(convert(v) for v in values)
+        elif value is not None:
+            setattr(message, field.name, convert(value))
+    except (TypeError, ValueError):
+        # A value of no form in the field (``maximum: "ten"``, a length past int64) is left out: one
+        # odd schema must not take the document away from every client.
+        return
 
 
 _SCALARS: dict[int, Callable[[Any], Any]] = {

@@ -246,6 +246,17 @@ def test_v2_schemas_are_what_kubectl_copes_with() -> None:
     assert v2["required"] == ["tags"]
 
 
+def test_a_value_of_the_wrong_type_is_left_out_not_the_document() -> None:
+    from kubeapi._openapi_protobuf import encode_document
+
+    odd = {"type": "integer", "maximum": "ten", "minimum": 1, "maxLength": 2**70, "description": "odd"}
+    doc = Document.FromString(encode_document({"swagger": "2.0", "definitions": {"odd": odd}}))
+    assert _decode(doc) == {
+        "swagger": "2.0",
+        "definitions": {"odd": {"type": "integer", "minimum": 1, "description": "odd"}},
+    }
+
+
 # -- generated module --------------------------------------------------------------------------------
 
 needs_proto = pytest.mark.skipif(
