@@ -172,7 +172,7 @@ def make_handler(registry: Registry) -> Handler:
         if v2 is None:
             v2 = await asyncio.to_thread(documents.current_v2, built)
         etag = f'"{v2.hash}"'
-        headers = {"ETag": etag, "Vary": "Accept"}
+        headers = {"ETag": etag, "Vary": "Accept", "Cache-Control": "no-cache, private"}
         if etag in request.headers.get("If-None-Match", ""):
             return web.Response(status=304, headers=headers)
         if media == _JSON:
