@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _JSON = "application/json"
-# Spelled out here so that serving JSON imports none of the protobuf machinery.
+# client-go asks for the deprecated spelling; kube-apiserver answers either with the new one.
 _PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 _PROTOBUF_DEPRECATED = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
 

@@ -34,11 +34,7 @@ from google.protobuf.message import Message
 
 from kubeapi import _openapiv2_pb2 as pb
 
-__all__ = ["MEDIA_TYPE", "MEDIA_TYPE_DEPRECATED", "encode_document"]
-
-# client-go asks for the deprecated spelling; kube-apiserver answers either with the new one.
-MEDIA_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
-MEDIA_TYPE_DEPRECATED = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+__all__ = ["encode_document"]
 
 _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
