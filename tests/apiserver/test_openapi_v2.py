@@ -80,13 +80,17 @@ def test_kubectl_applies_a_list_and_round_trips_get_output(server: APIServerProc
     server.kubectl("create", "deployment", "web", "--image=nginx", "--replicas=2")
     server.kubectl("run", "solo", "--image=busybox", "--labels=app=solo", "--", "sleep", "3600")
     server.kubectl("create", "service", "clusterip", "web", "--tcp=80:8080")
+    before = server.kubectl_json("get", "cm,devices,deployments,pods,services")["items"]
     dump = server.kubectl("get", "cm,devices,deployments,pods,services", "-o", "yaml").stdout
     assert "kind: List" in dump
     out = server.kubectl("apply", "-f", "-", input=dump)
     for name in ("configmap/listed", "device.devices.kubeedge.io/thermometer-1", "deployment.apps/web"):
         assert name in out.stdout
     assert "error" not in out.stderr.lower()
-    assert server.kubectl_json("get", "deployment", "web")["spec"]["replicas"] == 2
+    after = server.kubectl_json("get", "cm,devices,deployments,pods,services")["items"]
+    assert [(o["kind"], o["metadata"]["name"], o.get("spec"), o.get("data")) for o in after] == [
+        (o["kind"], o["metadata"]["name"], o.get("spec"), o.get("data")) for o in before
+    ]
 
     out = server.kubectl("explain", "--output=plaintext-openapiv2", "devices.spec").stdout
     assert "KIND:     Device" in out and "deviceModelRef" in out
