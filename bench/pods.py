@@ -112,11 +112,14 @@ def rounds_on(stack: Stack, edge: Edge, replicas: int, rounds: int, keep_last: b
         print(f"{edge.name}: {replicas} pods Ready in {samples[-1]:.2f} s", flush=True)
         if keep_last and i == rounds - 1:
             break
-        stack.kubectl("delete", "deploy", edge.app, "--wait=false")
-        wait_for(lambda: not edge.runtime.container_pids(), 300, f"{edge.name}: node drained")
+        # Scaled to 0 before the delete: deleting the Deployment at once races the ReplicaSet controller,
+        # which may replace a Pod the cascade just deleted, leaving it orphaned.
+        stack.kubectl("scale", "deploy", edge.app, "--replicas=0")
         wait_for(
             lambda: edge.app not in stack.kubectl("get", "pods", "-o", "name"), 300, f"{edge.name}: pods gone"
         )
+        wait_for(lambda: not edge.runtime.container_pids(), 300, f"{edge.name}: node drained")
+        stack.kubectl("delete", "deploy", edge.app)
     return samples
 
 
