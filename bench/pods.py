@@ -1,16 +1,18 @@
 """Pods at the edge: Deployment applied -> all its Pods Running (and Ready), on one node; kubeshore's
 edgecore and KubeEdge's side by side, in the same run, under the same cloud.
 
-Real processes: one standalone cloudcore (its workload controllers schedule the Pods) and two edge
-nodes joined to it, each with a containerd of its own (``tests/pods/_containerd``): kubeshore's
-edgecore with edged on, and KubeEdge's edgecore (``../shared/kubeedge``) with its edged (KubeEdge's
-embedded kubelet) on, set up as the interop lane does (``tests/interop/_kubeedge``). Both with their
-defaults (heartbeats, log levels). Pods from the local busybox image, pinned to one node by a label
-and ``nodeSelector``. After one round not counted (warm-up), for 1, 10 and 50 replicas, several
-rounds on each node in turn: the time from ``kubectl apply`` of the Deployment until every Pod reports
-Ready (p50 and p99 over rounds), then the Deployment is deleted and the node drained before the next
-round. Then both edgecores' RSS and CPU with 50 Pods each running and nothing changing (idle,
-measured over the same 30 s).
+Real processes: one standalone cloudcore (its workload controllers make the Pods) and two edge nodes
+joined to it, each with a containerd of its own (``tests/pods/_containerd``): kubeshore's edgecore
+with edged on, and KubeEdge's edgecore (``../shared/kubeedge``) with its edged (KubeEdge's embedded
+kubelet) on, set up as the interop lane does (``tests/interop/_kubeedge``). Both with their defaults
+(heartbeats, log levels). Pods from the local busybox image, bound to one node by the template's
+``nodeName``: KubeEdge's kubelet checks a ``nodeSelector`` against its own copy of the Node, which did
+not get a label added in the cloud, and rejected the Pods (NodeAffinity). After one round not counted
+(warm-up), for 1, 10 and 50 replicas, several rounds on each node in turn: the time from ``kubectl
+apply`` of the Deployment until every Pod reports Ready (p50 and p99 over rounds), then the Deployment
+is scaled to 0, the node drained and the Deployment deleted before the next round. Then both
+edgecores' RSS and CPU with 50 Pods each running and nothing changing (idle, measured over the same
+30 s).
 
 Needs root and Debian's containerd, runc, containernetworking-plugins, busybox-static, umoci, skopeo;
 KubeEdge's binaries for its column (without them kubeshore alone is measured, and the results say so).
@@ -42,8 +44,6 @@ from tests.interop._kubeedge import KUBELET_POD_SPEC, KubeEdgeEdge  # noqa: E402
 from tests.interop.conftest import unpack_kubeedge  # noqa: E402
 
 RECIPES = ROOT.parent / "shared" / "kubeedge" / "recipes"
-# Pins each Deployment to one node (both edges report the machine's hostname as kubernetes.io/hostname).
-BENCH_LABEL = "bench.kubeshore.io/edgecore"
 
 
 @dataclass
@@ -71,7 +71,7 @@ def deployment(edge: Edge, replicas: int) -> str:
                     "metadata": {"labels": {"app": edge.app}},
                     "spec": {
                         **KUBELET_POD_SPEC,
-                        "nodeSelector": {BENCH_LABEL: edge.name},
+                        "nodeName": edge.node,
                         "terminationGracePeriodSeconds": 0,
                         "containers": [
                             {"name": "main", "image": BUSYBOX, "imagePullPolicy": "Never",
@@ -152,7 +152,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 edges.append(Edge("kubeedge", "ke-edge", ke_runtime, stack.procs[ke.name].pid))
             for e in edges:
                 wait_for(lambda e=e: node_schedulable(stack, e.node), 120, f"{e.name}: node Ready")
-                stack.kubectl("label", "node", e.node, f"{BENCH_LABEL}={e.name}")
                 # A round not counted: the first sandbox on a fresh containerd (CNI's first network) and,
                 # on KubeEdge's edge, edged starting its pod sync after its kubelet is up.
                 rounds_on(stack, e, 1, 1, keep_last=False)
