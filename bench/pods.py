@@ -193,24 +193,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     measured_kubeedge = "kubeedge" in idle
     result: dict[str, Any] = {
         "title": "Pods at the edge: kubeshore's edged and KubeEdge's side by side",
-        "description": (
-            "Deployment applied -> all Pods Ready on one edge node (standalone cloudcore's controllers "
-            "schedule them; the node's edged runs them on a containerd of its own through CRI); then each "
-            "edgecore with the largest count running, idle over the same 30 s. Both edgecores in the same "
-            "run, under the same cloudcore, with their default heartbeats and log levels; each node's "
-            "Deployment in turn (the other node idle meanwhile). "
-            + (
-                "KubeEdge's edgecore (v1.23.0-beta.0-150, built from source) runs its edged, KubeEdge's "
-                "embedded kubelet, as the interop lane sets it up: every path in the run's directory, a "
-                "cgroup root of its own, a mount namespace of its own (the kubelet's fixed "
-                "/var/lib/kubelet/device-plugins), no iptables on its PATH. Its RSS and CPU include the "
-                "whole kubelet (cadvisor, PLEG relisting every second, status manager). Pod specs carry "
-                "enableServiceLinks: true, which kube-apiserver would default and KubeEdge's kubelet "
-                "requires."
-                if measured_kubeedge
-                else "KubeEdge's edgecore was not measured: no KubeEdge binaries (../shared/kubeedge/bin)."
-            )
-        ),
+        "description": describe(measured_kubeedge),
         "command": "python bench/pods.py",
         "startup": rows,
         "idle": idle["kubeshore"],
@@ -223,6 +206,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"{os.getloadavg()[0]:.1f} at the end"
     )
     return result
+
+
+def describe(measured_kubeedge: bool) -> str:
+    return (
+        "Deployment applied -> all Pods Ready on one edge node (standalone cloudcore's controllers make "
+        "them, bound to the node by the template's nodeName; the node's edged runs them on a containerd "
+        "of its own through CRI), after one warm-up round not counted; then each edgecore with the "
+        "largest count running, idle over the same 30 s. Both edgecores in the same run, under the same "
+        "cloudcore, with their default heartbeats and log levels; each node's Deployment in turn (the "
+        "other node idle meanwhile). "
+        + (
+            "KubeEdge's edgecore (v1.23.0-beta.0-150, built from source) runs its edged, KubeEdge's "
+            "embedded kubelet, as the interop lane sets it up: every path in the run's directory, a "
+            "cgroup root of its own, a mount namespace of its own (the kubelet's fixed "
+            "/var/lib/kubelet/device-plugins), no iptables on its PATH. Its RSS and CPU include the whole "
+            "kubelet (cadvisor, PLEG relisting every second, status manager); each of its status patches "
+            "waits for the cloud's answer. Pod specs carry enableServiceLinks: true, which kube-apiserver "
+            "would default and KubeEdge's kubelet requires."
+            if measured_kubeedge
+            else "KubeEdge's edgecore was not measured: no KubeEdge binaries (../shared/kubeedge/bin)."
+        )
+    )
 
 
 def _cpu_model() -> str:

@@ -168,7 +168,7 @@ class KubeEdgeCloud(_Peer):
 
 class KubeEdgeEdge(_Peer):
     """KubeEdge's edgecore (``edgecore --defaultconfig`` + ``recipes/edgecore-config.py``) under ``root``,
-    edged off, MQTT at ``mqtt``, its DMI socket at ``root/dmi.sock``."""
+    edged off (:meth:`enable_edged` turns it on), MQTT at ``mqtt``, its DMI socket at ``root/dmi.sock``."""
 
     def __init__(
         self,
