@@ -212,7 +212,8 @@ def describe(measured_kubeedge: bool) -> str:
     return (
         "Deployment applied -> all Pods Ready on one edge node (standalone cloudcore's controllers make "
         "them, bound to the node by the template's nodeName; the node's edged runs them on a containerd "
-        "of its own through CRI), after one warm-up round not counted; then each edgecore with the "
+        "of its own through CRI), p50 and p99 over the rounds (with 3 rounds p99 is the slowest), after "
+        "one warm-up round not counted; then each edgecore with the "
         "largest count running, idle over the same 30 s. Both edgecores in the same run, under the same "
         "cloudcore, with their default heartbeats and log levels; each node's Deployment in turn (the "
         "other node idle meanwhile). "
