@@ -40,7 +40,7 @@ from _stack import Stack, wait_for  # noqa: E402
 from pods._containerd import BUSYBOX, PAUSE, Containerd, missing  # noqa: E402
 
 from bench._measure import cpu_seconds, percentile, rss_mb  # noqa: E402
-from tests.interop._kubeedge import KUBELET_POD_SPEC, KubeEdgeEdge  # noqa: E402
+from tests.interop._kubeedge import KUBELET_POD_SPEC, KubeEdgeEdge, edged_missing  # noqa: E402
 from tests.interop.conftest import unpack_kubeedge  # noqa: E402
 
 RECIPES = ROOT.parent / "shared" / "kubeedge" / "recipes"
@@ -128,6 +128,14 @@ def rounds_on(stack: Stack, edge: Edge, replicas: int, rounds: int, keep_last: b
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     kubeedge_bin = unpack_kubeedge() if args.kubeedge else None
+    why_not = (
+        "not asked for (--no-kubeedge)"
+        if not args.kubeedge
+        else "no KubeEdge binaries in ../shared/kubeedge/bin"
+    )
+    if kubeedge_bin is not None and (why := edged_missing()) is not None:
+        print(f"bench/pods.py: KubeEdge's edgecore not measured: {why}", file=sys.stderr)
+        kubeedge_bin, why_not = None, why
     load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-pods-") as d, mosquitto() as broker:
         tmp = Path(d)
@@ -193,7 +201,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     measured_kubeedge = "kubeedge" in idle
     result: dict[str, Any] = {
         "title": "Pods at the edge: kubeshore's edged and KubeEdge's side by side",
-        "description": describe(measured_kubeedge),
+        "description": describe(measured_kubeedge, why_not),
         "command": "python bench/pods.py",
         "startup": rows,
         "idle": idle["kubeshore"],
@@ -208,7 +216,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def describe(measured_kubeedge: bool) -> str:
+def describe(measured_kubeedge: bool, why_not: str = "") -> str:
     return (
         "Deployment applied -> all Pods Ready on one edge node (standalone cloudcore's controllers make "
         "them, bound to the node by the template's nodeName; the node's edged runs them on a containerd "
@@ -226,7 +234,7 @@ def describe(measured_kubeedge: bool) -> str:
             "waits for the cloud's answer. Pod specs carry enableServiceLinks: true, which kube-apiserver "
             "would default and KubeEdge's kubelet requires."
             if measured_kubeedge
-            else "KubeEdge's edgecore was not measured: no KubeEdge binaries (../shared/kubeedge/bin)."
+            else f"KubeEdge's edgecore was not measured: {why_not}."
         )
     )
 

@@ -276,6 +276,21 @@ class KubeEdgeEdge(_Peer):
             self.cgroup_root.remove()
 
 
+def edged_missing() -> str | None:
+    """Why KubeEdge's edged cannot run here as :meth:`KubeEdgeEdge.enable_edged` sets it up (beyond what
+    a containerd needs), or None when it can."""
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "true"], capture_output=True, text=True, timeout=30
+    )
+    if done.returncode != 0:
+        return f"no mount namespace for KubeEdge's kubelet (unshare --mount: {done.stderr.strip()})"
+    if not os.access("/sys/fs/cgroup", os.W_OK) and not any(
+        os.access(h, os.W_OK) for h in CgroupRoot.hierarchies()
+    ):
+        return "cgroups are not writable (KubeEdge's kubelet needs a cgroup root of its own)"
+    return None
+
+
 class CgroupRoot:
     """A cgroup of its own (``/NAME`` in every hierarchy) for the ``cgroupRoot`` of KubeEdge's kubelet.
     Under the default root (``/``) its pod cgroups would be ``/kubepods/...``, beside those of kubeshore's

@@ -21,7 +21,7 @@ import yaml
 
 from tests._peers import Mosquitto, free_port
 from tests._stack import Stack, wait_for
-from tests.interop._kubeedge import KUBELET_POD_SPEC, KubeEdgeEdge, node_ready
+from tests.interop._kubeedge import KUBELET_POD_SPEC, KubeEdgeEdge, edged_missing, node_ready
 from tests.pods._containerd import HTTP, PAUSE, Containerd, missing
 
 NODE = "ke-edged-1"
@@ -45,8 +45,8 @@ class Lane:
 def lane(
     kubeedge_bin: Path, kubeedge_recipes: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Lane]:
-    if (why := missing()) is not None:
-        pytest.skip(f"pods lane skipped: {why}")
+    if (why := missing() or edged_missing()) is not None:
+        pytest.skip(f"KubeEdge's edged skipped: {why}")
     tmp = tmp_path_factory.mktemp("keedged")
     broker = Mosquitto(free_port(), tmp)
     broker.start()
