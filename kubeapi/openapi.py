@@ -45,7 +45,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubeapi import _builtin_schemas as builtin
+from kubeapi import _generated_schemas as generated
 
 __all__ = [
     "BUILTIN_RESOURCES",
@@ -60,6 +60,34 @@ __all__ = [
 
 _COMPONENTS = "#/components/schemas/"
 _DEFINITIONS = "#/definitions/"
+_META = "io.k8s.apimachinery.pkg.apis.meta.v1."
+_SCALE = generated.DEFINITIONS[("autoscaling", "v1", "Scale")]
+_STATUS = _META + "Status"
+_DELETE_OPTIONS = _META + "DeleteOptions"
+_PATCH = _META + "Patch"
+# kube-apiserver names these in each group-version document as the core group's and that group's.
+_PER_GROUP = (_DELETE_OPTIONS, _META + "WatchEvent")
+_GVK = "x-kubernetes-group-version-kind"
+
+# What kube-apiserver publishes for a custom resource's apiVersion, kind, metadata and list metadata.
+_API_VERSION_DOC = (
+    "APIVersion defines the versioned schema of this representation of an object. Servers should convert "
+    "recognized schemas to the latest internal value, and may reject unrecognized values."
+)
+_KIND_DOC = (
+    "Kind is a string value representing the REST resource this object represents. Servers may infer this "
+    "from the endpoint the client submits requests to. In CamelCase."
+)
+_METADATA_DOC = "Standard object's metadata."
+_LIST_METADATA_DOC = "Standard list metadata."
+
+
+def _ref(name: str, description: str = "") -> dict[str, Any]:
+    """A reference with a description, in the ``allOf`` form kube-apiserver's v3 documents use."""
+    out: dict[str, Any] = {"allOf": [{"$ref": _COMPONENTS + name}]}
+    if description:
+        out["description"] = description
+    return out
 
 
 @dataclass(frozen=True)
@@ -86,21 +114,11 @@ class ResourceDescription:
         return self.list_kind or f"{self.kind}List"
 
 
-_BUILTIN_PACKAGES = {
-    "": builtin.CORE,
-    "apps": builtin.APPS,
-    "discovery.k8s.io": builtin.DISCOVERY,
-    "coordination.k8s.io": builtin.COORDINATION,
-    "autoscaling": builtin.AUTOSCALING,
-    "apiextensions.k8s.io": builtin.APIEXTENSIONS,
-}
-
-
 def definition_name(group: str, version: str, kind: str, *, builtin_kind: bool = False) -> str:
     """The schema name kube-apiserver uses: ``io.k8s.api.core.v1.Pod`` for built-in kinds,
     the reversed group for custom resources (``devices.kubeedge.io`` -> ``io.kubeedge.devices``)."""
-    if builtin_kind and group in _BUILTIN_PACKAGES:
-        return f"{_BUILTIN_PACKAGES[group]}{kind}"
+    if builtin_kind and (group, version, kind) in generated.DEFINITIONS:
+        return generated.DEFINITIONS[(group, version, kind)]
     reversed_group = ".".join(reversed(group.split("."))) if group else "io.k8s.api.core"
     return f"{reversed_group}.{version}.{kind}"
 
@@ -212,10 +230,10 @@ def _crd_definition(res: ResourceDescription) -> dict[str, Any]:
     properties["apiVersion"] = {
         **properties.get("apiVersion", {}),
         "type": "string",
-        "description": builtin.API_VERSION_DOC,
+        "description": _API_VERSION_DOC,
     }
-    properties["kind"] = {**properties.get("kind", {}), "type": "string", "description": builtin.KIND_DOC}
-    properties["metadata"] = builtin.ref(builtin.META + "ObjectMeta", builtin.METADATA_DOC)
+    properties["kind"] = {**properties.get("kind", {}), "type": "string", "description": _KIND_DOC}
+    properties["metadata"] = _ref(_META + "ObjectMeta", _METADATA_DOC)
     schema.setdefault("type", "object")
     if res.description and "description" not in schema:
         schema["description"] = res.description
@@ -229,49 +247,49 @@ def _list_definition(res: ResourceDescription, item_name: str) -> dict[str, Any]
         "type": "object",
         "required": ["items"],
         "properties": {
-            "apiVersion": builtin.string(builtin.API_VERSION_DOC),
+            "apiVersion": {"type": "string", "description": _API_VERSION_DOC},
             "items": {
                 "description": f"List of {res.plural}.",
                 "type": "array",
-                "items": builtin.ref(item_name),
+                "items": _ref(item_name),
             },
-            "kind": builtin.string(builtin.KIND_DOC),
-            "metadata": builtin.ref(builtin.META + "ListMeta", builtin.LIST_METADATA_DOC),
+            "kind": {"type": "string", "description": _KIND_DOC},
+            "metadata": _ref(_META + "ListMeta", _LIST_METADATA_DOC),
         },
         "x-kubernetes-group-version-kind": [_gvk(res.group, res.version, res.list_kind_name)],
     }
 
 
 def _all_definitions(resources: Sequence[ResourceDescription]) -> dict[str, dict[str, Any]]:
-    """Every schema by name: the built-in library plus each served kind and its list."""
-    schemas = builtin.all_schemas()
-    scale = builtin.AUTOSCALING + "Scale"
-    schemas[scale] = {
-        **schemas[scale],
-        "x-kubernetes-group-version-kind": [_gvk("autoscaling", "v1", "Scale")],
-    }
+    """Every schema by name: Kubernetes' own for built-in kinds (generated from its OpenAPI), the CRD
+    version's for custom resources, and a list kind for each."""
+    schemas = dict(generated.SCHEMAS)
     for res in resources:
         name = definition_name(res.group, res.version, res.kind, builtin_kind=res.builtin)
-        if res.builtin and name in schemas:
-            gvk = [_gvk(res.group, res.version, res.kind)]
-            schemas[name] = {**schemas[name], "x-kubernetes-group-version-kind": gvk}
-        else:
+        if not (res.builtin and name in schemas):
             schemas[name] = _crd_definition(res)
         list_name = definition_name(res.group, res.version, res.list_kind_name, builtin_kind=res.builtin)
-        schemas[list_name] = _list_definition(res, name)
+        if not (res.builtin and list_name in schemas):
+            schemas[list_name] = _list_definition(res, name)
     return schemas
 
 
 def _roots(resources: Iterable[ResourceDescription]) -> list[str]:
     """The schemas a document must hold for ``resources`` (the rest follows by reference)."""
-    meta = builtin.META
-    roots = [meta + "Status", meta + "DeleteOptions", meta + "Patch", meta + "WatchEvent"]
+    roots = [_STATUS, _DELETE_OPTIONS, _PATCH, *_PER_GROUP]
     for res in resources:
         roots.append(definition_name(res.group, res.version, res.kind, builtin_kind=res.builtin))
         roots.append(definition_name(res.group, res.version, res.list_kind_name, builtin_kind=res.builtin))
         if "scale" in res.subresources:
-            roots.append(builtin.AUTOSCALING + "Scale")
+            roots.append(_SCALE)
     return roots
+
+
+def _per_group(name: str, schema: dict[str, Any], group: str, version: str) -> dict[str, Any]:
+    """DeleteOptions and WatchEvent as a group-version document of kube-apiserver has them."""
+    kind = name.rsplit(".", 1)[-1]
+    gvks = [_gvk("", "v1", kind)] + ([_gvk(group, version, kind)] if group else [])
+    return {**schema, _GVK: gvks}
 
 
 _REF = re.compile(r'"\$ref": ?"#/components/schemas/([^"]+)"')
@@ -341,7 +359,7 @@ class _Op:
 def _operations(res: ResourceDescription, item: str, items: str) -> dict[str, list[_Op]]:
     gv = f"/apis/{res.group}/{res.version}" if res.group else f"/api/{res.version}"
     gvk = _gvk(res.group, res.version, res.kind)
-    status = builtin.META + "Status"
+    status = _STATUS
     ns = "Namespaced" if res.namespaced else ""
     collection = f"{gv}/namespaces/{{namespace}}/{res.plural}" if res.namespaced else f"{gv}/{res.plural}"
     member = f"{collection}/{{name}}"
@@ -366,7 +384,7 @@ def _operations(res: ResourceDescription, item: str, items: str) -> dict[str, li
                 f"{ns}{k}",
                 gvk,
                 status,
-                builtin.META + "DeleteOptions",
+                _DELETE_OPTIONS,
                 _DELETE_PARAMS + _LIST_PARAMS[:-1],
                 f"delete collection of {k}",
             ),
@@ -392,7 +410,7 @@ def _operations(res: ResourceDescription, item: str, items: str) -> dict[str, li
                 f"{ns}{k}",
                 gvk,
                 item,
-                builtin.META + "Patch",
+                _PATCH,
                 (*_WRITE_PARAMS, ("force", "boolean", 'Force is going to "force" Apply requests.')),
                 f"partially update the specified {k}",
                 True,
@@ -404,7 +422,7 @@ def _operations(res: ResourceDescription, item: str, items: str) -> dict[str, li
                 f"{ns}{k}",
                 gvk,
                 status,
-                builtin.META + "DeleteOptions",
+                _DELETE_OPTIONS,
                 _DELETE_PARAMS,
                 f"delete a {k}",
             ),
@@ -453,14 +471,14 @@ def _operations(res: ResourceDescription, item: str, items: str) -> dict[str, li
                 f"{ns}{k}Status",
                 gvk,
                 item,
-                builtin.META + "Patch",
+                _PATCH,
                 _WRITE_PARAMS,
                 f"partially update status of the specified {k}",
                 True,
             ),
         ]
     if "scale" in res.subresources:
-        scale = builtin.AUTOSCALING + "Scale"
+        scale = _SCALE
         scale_gvk = _gvk("autoscaling", "v1", "Scale")
         paths[f"{member}/scale"] = [
             _Op(
@@ -491,7 +509,7 @@ def _operations(res: ResourceDescription, item: str, items: str) -> dict[str, li
                 f"{ns}{k}Scale",
                 scale_gvk,
                 scale,
-                builtin.META + "Patch",
+                _PATCH,
                 _WRITE_PARAMS,
                 f"partially update scale of the specified {k}",
                 True,
@@ -638,12 +656,16 @@ def _v3_document(
     for res in resources:
         paths.update(_resource_paths(res, v3=True))
     names = _closure(_roots(resources), schemas)
+    group, version = resources[0].group, resources[0].version
     return {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": "unversioned"},
         "paths": dict(sorted(paths.items())),
         "components": {
-            "schemas": {name: schemas[name] for name in names},
+            "schemas": {
+                name: _per_group(name, schemas[name], group, version) if name in _PER_GROUP else schemas[name]
+                for name in names
+            },
             "securitySchemes": {
                 "BearerToken": {
                     "type": "apiKey",
