@@ -160,16 +160,27 @@ def trim(documents: Mapping[str, Mapping[str, Any]], version: str, kinds: Iterab
     }
 
 
-def _get(base: str, path: str, context: ssl.SSLContext) -> Any:
-    with urllib.request.urlopen(base + path, context=context, timeout=60) as response:
-        return json.load(response)
+def read_documents(
+    server: str, pki: Path, kinds: Iterable[Kind] | None = None
+) -> tuple[str, dict[str, dict[str, Any]]]:
+    """kube-apiserver's version and its OpenAPI v3 document of each group-version of ``kinds``, read
+    from ``server`` with the admin certificate of ``run-control-plane.sh``'s ``pki`` directory."""
+    context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+
+    def get(path: str) -> Any:
+        with urllib.request.urlopen(server + path, context=context, timeout=60) as response:
+            return json.load(response)
+
+    paths = sorted({group_version_path(g, v) for g, v, _ in kinds or served_kinds()})
+    return get("/version")["gitVersion"], {path: get(f"/openapi/v3/{path}") for path in paths}
 
 
-def fetch(script: Path = CONTROL_PLANE, kinds: Iterable[Kind] | None = None) -> dict[str, Any]:
+def fetch(script: Path = CONTROL_PLANE) -> dict[str, Any]:
     """Start a throw-away control plane with ``script``, read its OpenAPI, stop it; the trimmed spec."""
     if not script.is_file():
         raise GenerationError(f"{script} not found: --fetch needs Kubernetes' control plane (../shared)")
-    kinds = sorted(kinds or served_kinds())
+    kinds = served_kinds()
     with tempfile.TemporaryDirectory(prefix="kubeapi-fetch-") as scratch:
         directory = Path(scratch)
         try:
@@ -178,17 +189,11 @@ def fetch(script: Path = CONTROL_PLANE, kinds: Iterable[Kind] | None = None) -> 
             )
             if started.returncode != 0:
                 raise GenerationError(f"{script} failed: {started.stderr.strip()[-2000:]}")
-            env = dict(
-                line.split("=", 1) for line in (directory / "env").read_text().splitlines() if "=" in line
-            )
-            pki = directory / "pki"
-            context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
-            context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
-            base = env["KUBE_APISERVER"]
-            version = _get(base, "/version", context)["gitVersion"]
-            paths = sorted({group_version_path(g, v) for g, v, _ in kinds})
-            documents = {path: _get(base, f"/openapi/v3/{path}", context) for path in paths}
+            env = (directory / "env").read_text().splitlines()
+            server = next(line.split("=", 1)[1] for line in env if line.startswith("KUBE_APISERVER="))
+            version, documents = read_documents(server, directory / "pki", kinds)
         finally:
+            # By PID, from the directory's pid file: only what this run started.
             stop = directory / "stop.sh"
             if stop.exists():
                 subprocess.run([str(stop)], capture_output=True, timeout=120, check=False)

@@ -16,6 +16,7 @@ import yaml
 from _peers import ControlPlane
 from _stack import REPO, wait_for
 
+from kubeapi import generate
 from kubeclient import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, ApiError, Kube
 from tests.apiserver.conftest import APIServerProcess
 
@@ -365,3 +366,62 @@ def test_kubectl(sides: list[Side]) -> None:
         return out
 
     both(sides, kubectl)
+
+
+def test_committed_openapi_spec_is_what_kube_apiserver_publishes(control_plane: ControlPlane) -> None:
+    """kubeapi's built-in schemas and merge lists come from kubeapi/openapi-spec: it must be this
+    kube-apiserver's OpenAPI, trimmed (else run python -m kubeapi.generate --fetch)."""
+    version, documents = generate.read_documents(control_plane.server, control_plane.dir / "pki")
+    fetched = generate.trim(documents, version, generate.served_kinds())
+    committed = generate.load_spec()
+    assert fetched["info"] == committed["info"]
+    stale = sorted(
+        name
+        for name in {*fetched["components"]["schemas"], *committed["components"]["schemas"]}
+        if fetched["components"]["schemas"].get(name) != committed["components"]["schemas"].get(name)
+    )
+    assert stale == [], "run python -m kubeapi.generate --fetch"
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "pods.spec.containers.ports",
+        "deployments.spec.strategy",
+        "services.spec.ports.targetPort",
+        "nodes.status.conditions",
+        "leases.spec",
+        "roles.rules",
+        "customresourcedefinitions.spec.versions.schema",
+    ],
+)
+def test_kubectl_explain_of_builtin_kinds(sides: list[Side], field: str) -> None:
+    def explain(side: Side) -> tuple[int, str, str]:
+        done = side.kubectl("explain", field)
+        return done.returncode, done.stdout, done.stderr
+
+    both(sides, explain)
+
+
+def test_strategic_merge_patch_of_kinds_the_hand_table_lacked(sides: list[Side]) -> None:
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "reader", "namespace": NS, "finalizers": ["a/b"]},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
+    }
+    roles = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}/roles"
+
+    def patch(side: Side) -> list[Any]:
+        side.call("POST", roles, body=role)
+        smp = {
+            "metadata": {"finalizers": ["c/d"]},
+            "rules": [{"apiGroups": [""], "resources": ["cm"], "verbs": ["list"]}],
+        }
+        status, obj = side.call("PATCH", f"{roles}/reader", body=smp, content_type=STRATEGIC_MERGE_PATCH)
+        side.call(
+            "PATCH", f"{roles}/reader", body={"metadata": {"finalizers": None}}, content_type=MERGE_PATCH
+        )
+        return [status, obj.get("metadata", {}).get("finalizers"), obj.get("rules")]
+
+    both(sides, patch)
