@@ -27,10 +27,10 @@ Details kubectl depends on:
   kube-apiserver's (``io.kubeedge.devices.v1beta1.Device``, ``io.k8s.api.core.v1.Pod``) and carry
   ``x-kubernetes-group-version-kind``; ``$ref``s point at ``#/components/schemas/...``.
 - PATCH operations advertise ``application/json-patch+json``, ``application/merge-patch+json`` and
-  ``application/apply-patch+yaml``, not strategic merge patch. The server accepts strategic merge
-  patches for built-in kinds, but advertising them would make ``kubectl apply`` compute them from these
-  deliberately minimal schemas; without it kubectl uses its compiled-in patch metadata, which is
-  complete and matches :mod:`kubeapi.patch`.
+  ``application/apply-patch+yaml``, and for built-in kinds ``application/strategic-merge-patch+json``
+  as kube-apiserver does: ``kubectl apply`` then computes its patch from the served schemas, which
+  are Kubernetes' own (``kubeapi/_generated_schemas.py``, from kube-apiserver's OpenAPI by
+  ``python -m kubeapi.generate``) and carry the same merge keys :mod:`kubeapi.patch` applies.
 
 Custom resources get their CRD version's ``openAPIV3Schema`` with ``metadata`` replaced by a
 reference to ``ObjectMeta``; :func:`resources_from_crd` turns a CRD object into descriptions.
@@ -339,6 +339,14 @@ _DELETE_PARAMS = (
     ("propagationPolicy", "string", "Orphan, Background or Foreground garbage collection of dependents."),
 )
 _PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml")
+_STRATEGIC = "application/strategic-merge-patch+json"
+
+
+def _patch_types(res: ResourceDescription) -> tuple[str, ...]:
+    # Built-in kinds take strategic merge patches too (kubeapi.patch, from the same schemas).
+    return (*_PATCH_TYPES, _STRATEGIC) if res.builtin else _PATCH_TYPES
+
+
 _PRODUCES = ("application/json", "application/yaml")
 
 
@@ -586,7 +594,7 @@ def _v3_operation(op: _Op, res: ResourceDescription) -> dict[str, Any]:
         "x-kubernetes-group-version-kind": op.gvk,
     }
     if op.body:
-        types = _PATCH_TYPES if op.method == "patch" else ("*/*",)
+        types = _patch_types(res) if op.method == "patch" else ("*/*",)
         out["requestBody"] = {
             "content": {t: {"schema": {"$ref": _COMPONENTS + op.body}} for t in types},
             "required": op.method != "delete",
@@ -614,7 +622,7 @@ def _v2_operation(op: _Op, res: ResourceDescription) -> dict[str, Any]:
         responses["201"] = {"description": "Created", "schema": {"$ref": _DEFINITIONS + op.response}}
     out: dict[str, Any] = {
         "description": op.description,
-        "consumes": list(_PATCH_TYPES) if op.method == "patch" else ["*/*"],
+        "consumes": list(_patch_types(res)) if op.method == "patch" else ["*/*"],
         "produces": list(_PRODUCES),
         "schemes": ["https"],
         "tags": [_tag(res)],

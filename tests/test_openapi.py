@@ -421,6 +421,9 @@ def test_v2_document(docs: OpenAPIDocuments) -> None:
         "schema": {"$ref": "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.Patch"},
     }
     assert any(p["name"] == "fieldValidation" and p["type"] == "string" for p in patch["parameters"])
+    # Built-in kinds take strategic merge patches too, as kube-apiserver advertises.
+    pod_patch = v2["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"]["patch"]
+    assert pod_patch["consumes"] == [*patch["consumes"], "application/strategic-merge-patch+json"]
     ids = [op["operationId"] for item in v2["paths"].values() for k, op in item.items() if k != "parameters"]
     assert len(ids) == len(set(ids))
     target_port = definitions["io.k8s.api.core.v1.ServicePort"]["properties"]["targetPort"]

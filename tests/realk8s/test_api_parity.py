@@ -425,3 +425,55 @@ def test_strategic_merge_patch_of_kinds_the_hand_table_lacked(sides: list[Side])
         return [status, obj.get("metadata", {}).get("finalizers"), obj.get("rules")]
 
     both(sides, patch)
+
+
+def test_kubectl_apply_merges_lists_of_builtin_kinds(sides: list[Side]) -> None:
+    """kubectl apply computes a strategic merge patch from the served OpenAPI (both servers advertise
+    it for built-in kinds); the server applies it with the generated merge lists."""
+
+    def deployment(containers: list[dict[str, Any]], ports: list[dict[str, Any]]) -> str:
+        docs = [
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "applied", "namespace": NS},
+                "spec": {
+                    "replicas": 0,
+                    "selector": {"matchLabels": {"app": "applied"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "applied"}},
+                        "spec": {"containers": containers},
+                    },
+                },
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "applied", "namespace": NS},
+                "spec": {"selector": {"app": "applied"}, "ports": ports},
+            },
+        ]
+        return yaml.safe_dump_all(docs)
+
+    first = deployment(
+        [{"name": "a", "image": "a:1", "env": [{"name": "X", "value": "1"}]}, {"name": "b", "image": "b:1"}],
+        [{"name": "http", "port": 80}, {"name": "https", "port": 443}],
+    )
+    second = deployment(
+        [{"name": "a", "image": "a:2", "env": [{"name": "X", "value": "1"}, {"name": "Z", "value": "2"}]}],
+        [{"name": "http", "port": 80, "targetPort": 8080}],
+    )
+
+    def apply(side: Side) -> list[Any]:
+        out: list[Any] = []
+        for manifest in (first, second):
+            done = side.kubectl("apply", "--server-side=false", "-f", "-", stdin=manifest)
+            out.append((done.returncode, done.stdout.strip(), done.stderr.strip()))
+        deploy = json.loads(side.kubectl("get", "deployment", "applied", "-n", NS, "-o", "json").stdout)
+        containers = deploy["spec"]["template"]["spec"]["containers"]
+        out.append([{k: v for k, v in c.items() if k not in DEFAULTED_CONTAINER_FIELDS} for c in containers])
+        service = json.loads(side.kubectl("get", "service", "applied", "-n", NS, "-o", "json").stdout)
+        out.append([{k: p.get(k) for k in ("name", "port", "targetPort")} for p in service["spec"]["ports"]])
+        return out
+
+    both(sides, apply)
