@@ -75,6 +75,7 @@ def served_kinds() -> list[Kind]:
 
 
 def group_version_path(group: str, version: str) -> str:
+    # As kubeapi.openapi's, which cannot be imported here: it needs the modules this writes.
     return f"apis/{group}/{version}" if group else f"api/{version}"
 
 
