@@ -477,3 +477,27 @@ def test_kubectl_apply_merges_lists_of_builtin_kinds(sides: list[Side]) -> None:
         return out
 
     both(sides, apply)
+
+
+def test_discovery_of_builtin_kinds(sides: list[Side]) -> None:
+    """Each built-in resource the embedded server lists is described as kube-apiserver describes it
+    (names, scope, kind, verbs, short names, categories); kube-apiserver serves more subresources
+    (exec, log, eviction, ...), which the embedded server leaves out."""
+    embedded, kube = sides
+    groups = (
+        "apps",
+        "discovery.k8s.io",
+        "coordination.k8s.io",
+        "apiextensions.k8s.io",
+        "rbac.authorization.k8s.io",
+    )
+    paths = ["/api/v1", *(f"/apis/{group}/v1" for group in groups)]
+    fields = ("singularName", "namespaced", "kind", "verbs", "shortNames", "categories", "group", "version")
+    for path in paths:
+        served = embedded.kube.request("GET", path)["resources"]
+        theirs = {r["name"]: r for r in kube.kube.request("GET", path)["resources"]}
+        assert served
+        for resource in served:
+            assert resource["name"] in theirs, (path, resource["name"])
+            ours = {f: resource.get(f) for f in fields}
+            assert ours == {f: theirs[resource["name"]].get(f) for f in fields}, (path, resource["name"])
