@@ -16,29 +16,14 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from kubeapi.errors import unknown_resource
-from kubeapi.resources import Registry, ResourceType
+from kubeapi.resources import Registry
 
 if TYPE_CHECKING:
     # kubeapi.openapi (with the built-in schemas) is imported when a document is first asked for:
     # the edge MetaServer rarely serves one.
-    from kubeapi.openapi import OpenAPIDocuments, ResourceDescription
+    from kubeapi.openapi import OpenAPIDocuments
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def describe(resource: ResourceType) -> ResourceDescription:
-    from kubeapi.openapi import ResourceDescription
-
-    return ResourceDescription(
-        group=resource.group,
-        version=resource.version,
-        kind=resource.kind,
-        plural=resource.plural,
-        namespaced=resource.namespaced,
-        schema=resource.schema,
-        subresources=frozenset(resource.subresources),
-        builtin=not resource.custom,
-    )
 
 
 Encoded = dict[str, bytes]
@@ -63,7 +48,7 @@ class _Documents:
             if cached is not None:
                 return cached
             generation = self.registry.generation
-            from kubeapi.openapi import build_openapi
+            from kubeapi.openapi import build_openapi, describe
 
             docs = build_openapi(describe(t) for t in self.registry.all())
             encoded = {

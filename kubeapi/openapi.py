@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubeapi import _generated_schemas as generated
+from kubeapi.builtins import builtin_types
+from kubeapi.resources import ResourceType
 
 __all__ = [
     "BUILTIN_RESOURCES",
@@ -53,6 +55,7 @@ __all__ = [
     "ResourceDescription",
     "build_openapi",
     "definition_name",
+    "describe",
     "document_hash",
     "group_version_path",
     "resources_from_crd",
@@ -128,30 +131,22 @@ def group_version_path(group: str, version: str) -> str:
     return f"apis/{group}/{version}" if group else f"api/{version}"
 
 
-def _builtin(
-    group: str, version: str, kind: str, plural: str, namespaced: bool, *sub: str
-) -> ResourceDescription:
+def describe(resource: ResourceType) -> ResourceDescription:
+    """The description of a served resource type (built-in or from a CRD) for :func:`build_openapi`."""
     return ResourceDescription(
-        group, version, kind, plural, namespaced, subresources=frozenset(sub), builtin=True
+        group=resource.group,
+        version=resource.version,
+        kind=resource.kind,
+        plural=resource.plural,
+        namespaced=resource.namespaced,
+        schema=resource.schema,
+        subresources=frozenset(resource.subresources),
+        builtin=not resource.custom,
     )
 
 
-BUILTIN_RESOURCES: tuple[ResourceDescription, ...] = (
-    _builtin("", "v1", "Namespace", "namespaces", False, "status"),
-    _builtin("", "v1", "Node", "nodes", False, "status"),
-    _builtin("", "v1", "Pod", "pods", True, "status"),
-    _builtin("", "v1", "ConfigMap", "configmaps", True),
-    _builtin("", "v1", "Secret", "secrets", True),
-    _builtin("", "v1", "Service", "services", True, "status"),
-    _builtin("", "v1", "Endpoints", "endpoints", True),
-    _builtin("", "v1", "Event", "events", True),
-    _builtin("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
-    _builtin("apps", "v1", "Deployment", "deployments", True, "status", "scale"),
-    _builtin("coordination.k8s.io", "v1", "Lease", "leases", True),
-    _builtin(
-        "apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False, "status"
-    ),
-)
+# Every built-in kind kubeapi serves (kubeapi.builtins), described.
+BUILTIN_RESOURCES: tuple[ResourceDescription, ...] = tuple(describe(t) for t in builtin_types())
 
 
 def resources_from_crd(crd: Mapping[str, Any]) -> list[ResourceDescription]:

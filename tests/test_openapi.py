@@ -197,6 +197,7 @@ def test_v3_discovery_lists_every_group_version_with_its_hash(docs: OpenAPIDocum
         "apis/discovery.k8s.io/v1",
         "apis/coordination.k8s.io/v1",
         "apis/apiextensions.k8s.io/v1",
+        "apis/rbac.authorization.k8s.io/v1",
         "apis/devices.kubeedge.io/v1beta1",
         "apis/apps.kubeedge.io/v1alpha1",
     }
