@@ -43,6 +43,7 @@ generate: venv
 	$(BIN)/python -m crds.generate
 	$(BIN)/python -m dmi.generate
 	$(BIN)/python -m k8sproto.generate
+	$(BIN)/python -m kubeapi.generate
 	$(BIN)/python -m kubeapi.generate_openapiv2
 
 # The platform on this machine; UP_ARGS=--detach returns once it is ready (then `make down`).

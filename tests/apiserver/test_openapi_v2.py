@@ -159,19 +159,25 @@ def _decode(message: Any) -> Any:
     return out
 
 
+_YAML_CARRIED = ("default", "example", "enum", "security")
+
+
 def _without_zero_scalars(value: Any, key: str = "") -> Any:
     """``value`` as proto3 keeps it: false, 0, "" and [] in a field are not on the wire (gnostic's
     Document loses them too); YAML-carried values (extensions, default, example, enum) keep theirs, as
     do the values of a security requirement (a message even when the list is empty)."""
-    if key.startswith("x-") or key in ("default", "example", "enum", "security"):
+    if key.startswith("x-") or key in _YAML_CARRIED:
         return value
     if isinstance(value, list):
         return [_without_zero_scalars(v) for v in value]
     if isinstance(value, dict):
+        # Kubernetes' schemas carry zero defaults (`default: ""`, `default: 0`): kept, as YAML.
         return {
             k: _without_zero_scalars(v, k)
             for k, v in value.items()
-            if k.startswith("x-") or k == "additionalProperties" or not (v == [] or v in (False, 0, ""))
+            if k.startswith("x-")
+            or k in ("additionalProperties", *_YAML_CARRIED)
+            or not (v == [] or v in (False, 0, ""))
         }
     return value
 
@@ -197,12 +203,14 @@ def test_served_protobuf_is_the_json_document(server: APIServerProcess) -> None:
     assert gvk["x-kubernetes-group-version-kind"] == [
         {"group": "devices.kubeedge.io", "kind": "Device", "version": "v1beta1"}
     ]
-    # kubectl apply reads a kind's PATCH content types here; no strategic merge patch keeps it on its
-    # compiled-in patch metadata for built-in kinds.
+    # kubectl apply reads a kind's PATCH content types here: strategic merge patch for built-in kinds
+    # (computed from these schemas, Kubernetes' own), as kube-apiserver says; not for custom resources.
     paths = {pair.name: pair.value for pair in doc.paths.path}
     patch = paths["/api/v1/namespaces/{namespace}/configmaps/{name}"].patch
-    assert "application/strategic-merge-patch+json" not in patch.consumes
+    assert "application/strategic-merge-patch+json" in patch.consumes
     assert "application/merge-patch+json" in patch.consumes
+    patch = paths["/apis/devices.kubeedge.io/v1beta1/namespaces/{namespace}/devices/{name}"].patch
+    assert "application/strategic-merge-patch+json" not in patch.consumes
 
 
 def test_v2_content_negotiation(server: APIServerProcess) -> None:
