@@ -20,7 +20,7 @@ from codegen._files import (
     write,
 )
 from codegen._protoc import ProtoFiles, run_protoc
-from codegen._registry import GENERATORS, check_all
+from codegen._registry import GENERATORS, check_all, generator
 
 __all__ = [
     "GENERATED_MARK",
@@ -32,6 +32,7 @@ __all__ = [
     "arguments",
     "check_all",
     "cli",
+    "generator",
     "header",
     "run",
     "run_protoc",
