@@ -29,6 +29,18 @@ class CloudCoreConfig(ConfigModel):
     https_port: int = Field(10002, ge=0, le=65535)
     apiserver_port: int = Field(6443, ge=0, le=65535)
     metrics_port: int = Field(9091, ge=0, le=65535)
+    webhook_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="HTTPS port of the validating admission webhook (POST /validate/devices) a real "
+        "cluster calls; unset: not served (the embedded API server checks Devices itself); 0 = any free port",
+    )
+    webhook_configuration: str = Field(
+        "kubeshore-devices",
+        min_length=1,
+        description="the ValidatingWebhookConfiguration whose caBundle cloudcore keeps set to its CA",
+    )
     metrics_bind: str = "127.0.0.1"
     node_grace_period: float = Field(40.0, gt=0, description="seconds without traffic before Ready=Unknown")
     keepalive_timeout: float = Field(
