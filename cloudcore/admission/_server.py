@@ -14,6 +14,7 @@ import ssl
 
 from aiohttp import web
 
+from cloudcore._https import serve
 from cloudcore.admission._review import DEVICES_PATH, ModelLookup, ReviewError, answer_review
 from kubeshore.logs import Throttled
 
@@ -50,13 +51,9 @@ class WebhookServer:
     async def start(self) -> None:
         app = web.Application(client_max_size=self.max_body)
         app.router.add_post(DEVICES_PATH, self._validate)
-        self._runner = web.AppRunner(app, access_log=None, keepalive_timeout=30)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.bind, self.port, ssl_context=self.ssl_context)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self._runner, self.port = await serve(
+            app, self.bind, self.port, self.ssl_context, keepalive_timeout=30
+        )
 
     async def stop(self) -> None:
         if self._runner is not None:
