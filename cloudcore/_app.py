@@ -252,6 +252,8 @@ class CloudCore:
             lambda namespace, name: models.get((namespace, name)), ctx, bind=self.cfg.bind, port=port
         )
         await self.webhook.start()
+        if self.metrics is not None:
+            self.metrics.add_webhook(self.webhook)
         if self.cfg.standalone:
             return  # the embedded API server checks Devices itself and calls no webhook
         self.ca_bundle = CABundleKeeper(

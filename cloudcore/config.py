@@ -58,7 +58,10 @@ class CloudCoreConfig(ConfigModel):
     sync_writers: int = Field(16, ge=1, le=64)
     resync_period: float = Field(30.0, gt=0, description="seconds between full consistency checks")
     device_status_flush_interval: float = Field(
-        1.0, gt=0, description="seconds between DeviceStatus writes of one device (reports are coalesced)"
+        1.0,
+        gt=0,
+        description="least seconds between DeviceStatus writes of one device (reports are coalesced); "
+        "new values also wait for the Device's shortest reportCycle, state changes do not",
     )
     device_status_writers: int = Field(4, ge=1, le=64, description="DeviceStatus writes in flight at once")
     device_status_refresh_interval: float = Field(

@@ -119,6 +119,10 @@ def test_kubectl_patch_of_a_value_the_type_cannot_hold_is_refused(stack: Stack) 
     assert stored_target(stack) == "19"
     # A write that leaves the properties alone passes (cloudcore's own condition writes are such).
     stack.kubectl("-n", NS, "label", "device", "thermometer-1", "checked=yes")
+    reviews = stack.samples("cloudcore")
+    assert reviews['cloudcore_webhook_reviews_total{result="refused"}'] >= 2  # the dry run and the patch
+    assert reviews['cloudcore_webhook_reviews_total{result="allowed"}'] >= 3  # create, "19", the label
+    assert reviews['cloudcore_webhook_reviews_total{result="bad"}'] == 0
 
 
 def test_cloudcore_keeps_the_ca_bundle_with_deploys_rbac(stack: Stack) -> None:
