@@ -467,10 +467,10 @@ _LABELS: dict[str, Any] = {
     "latency with 100 watchers at 500 writes/s, RSS at N objects. server_cpu_us_per_op is the "
     "server's own CPU time per operation; server_capacity_per_core_per_s what one dedicated core does at "
     "that cost. The kube-apiserver column is kube-apiserver + etcd (CPU and RSS of both) from "
-    "../shared/kubernetes, driven by the same clients in the same run. Watch latency runs from the writer's timestamp "
-    "(taken before the create is sent) to the event at the watcher, so it includes the create itself: "
-    "kube-apiserver's creates (etcd, fsync on a disk shared with other test suites) queue at the "
-    "client, which is most of its seconds.",
+    "../shared/kubernetes, driven by the same clients in the same run. Watch latency runs from the "
+    "writer's timestamp (taken before the create is sent) to the event at the watcher, so it "
+    "includes the create itself: kube-apiserver's creates (etcd, fsync on a disk shared with other "
+    "test suites) queue at the client, which is most of its seconds.",
     "command": "python -m bench.apiserver",
     "targets": {
         "creates_devices.creates_per_s": ">= 1500",

@@ -16,8 +16,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "join": ("edgecore.join:main", "join this machine to cloudcore as an edge node"),
     "mapper": ("mappers.cli:main", "run a device mapper (virtual, modbus, opcua, yours) or scaffold one"),
     "token": ("cloudcore.token:main", "create edge join tokens"),
-    "up": ("kubeshore.up.command:up", "run the whole platform on this machine (--detach for scripts)"),
-    "down": ("kubeshore.up.command:down", "stop what `kubeshore up --detach` started"),
+    "up": ("up.command:up", "run the whole platform on this machine (--detach for scripts)"),
+    "down": ("up.command:down", "stop what `kubeshore up --detach` started"),
     "nodegroup-controller": ("nodegroup.app:cli", "run the NodeGroup and EdgeApplication controllers"),
 }
 

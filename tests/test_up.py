@@ -25,8 +25,8 @@ import yaml
 from _peers import free_port
 
 from kubeshore.cli import SUBCOMMANDS
-from kubeshore.up._plan import REPO_EXAMPLES, find_command, port_in_use
-from kubeshore.up._processes import group_members, is_alive, read_state
+from up._plan import REPO_EXAMPLES, find_command, port_in_use
+from up._processes import group_members, is_alive, read_state
 
 pytestmark = pytest.mark.slow
 
@@ -84,7 +84,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, f
 def test_edgeapplication_pods_run_on_each_groups_node(platform: tuple[Path, float, float]) -> None:
     """With containerd here, `make up` runs the example EdgeApplication: each group's Pods Running on
     its own node, answering with their group's content (docs/pods.md)."""
-    from kubeshore.up import containerd
+    from up import containerd
 
     if containerd.missing():
         pytest.skip(f"Pods are not run here: {containerd.missing()}")
@@ -250,7 +250,7 @@ def test_up_runs_everything_and_down_stops_it(platform: tuple[Path, float, float
     supervisor = (int(state["supervisor"]["pid"]), state["supervisor"].get("ticks"))
     # cloudcore + per node: mosquitto, edgecore, mapper (+ containerd where Pods run); + edge-2's Modbus
     # simulator and Modbus mapper
-    from kubeshore.up import containerd
+    from up import containerd
 
     assert len(recorded) == (9 if containerd.missing() else 11)
     down = _kubeshore("down", "--data-dir", str(data))

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from kubeshore.up._processes import group_members, is_alive, read_state
-from kubeshore.up.command import run_until
+from up._processes import group_members, is_alive, read_state
+from up.command import run_until
 
 ROUNDS = 10
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubeshore.up._plan import (
+from up._plan import (
     REPO_EXAMPLES,
     Plan,
     PlanError,
@@ -17,7 +17,7 @@ from kubeshore.up._plan import (
     port_in_use,
     preferred_ports,
 )
-from kubeshore.up._processes import Supervisor
+from up._processes import Supervisor
 
 
 def test_ports_are_chosen_once_and_kept(tmp_path: Path) -> None:

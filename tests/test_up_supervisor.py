@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kubeshore.up._processes import (
+from up._processes import (
     ProcessFailed,
     Service,
     Supervisor,
@@ -217,7 +217,7 @@ SUPERVISOR = textwrap.dedent(
     """
     import asyncio, sys
     from pathlib import Path
-    from kubeshore.up._processes import Service, Supervisor
+    from up._processes import Service, Supervisor
 
     async def main() -> None:
         sup = Supervisor(Path(sys.argv[1]))

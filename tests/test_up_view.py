@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.console import Console
 
-from kubeshore.up._view import build_snapshot, render
+from up._view import build_snapshot, render
 
 
 def _node(name: str, ready: str, group: str | None = None) -> dict[str, Any]:

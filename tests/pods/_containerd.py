@@ -1,5 +1,5 @@
 """A real containerd for tests and benchmarks, started as a plain process: the configuration, images
-and clean-up are `kubeshore up`'s own (``kubeshore.up.containerd``), with a random bridge and subnet
+and clean-up are `kubeshore up`'s own (``up.containerd``), with a random bridge and subnet
 so runs on one machine do not collide."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from kubeshore.up import containerd as runtime
-from kubeshore.up.containerd import BUSYBOX, PAUSE, build_images, missing
+from up import containerd as runtime
+from up.containerd import BUSYBOX, PAUSE, build_images, missing
 
 __all__ = ["BUSYBOX", "PAUSE", "Containerd", "build_images", "missing"]
 

@@ -15,8 +15,8 @@ import pytest
 from _peers import wait_port
 
 from edgecore.eventbus import MqttClient
-from kubeshore.up import command
-from kubeshore.up._plan import MQTT_ACL, Plan, PlanError, describe, load_or_choose_ports
+from up import command
+from up._plan import MQTT_ACL, Plan, PlanError, describe, load_or_choose_ports
 
 TWIN = "$hw/events/device/default/lamp/twin/update"
 

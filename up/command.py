@@ -18,9 +18,9 @@ from typing import Any
 from rich.console import Console
 
 from kubeshore import filemodes
-from kubeshore.up import containerd
-from kubeshore.up._plan import REPO_EXAMPLES, Plan, PlanError, describe, load_or_choose_ports
-from kubeshore.up._processes import (
+from up import containerd
+from up._plan import REPO_EXAMPLES, Plan, PlanError, describe, load_or_choose_ports
+from up._processes import (
     LOG_DIR,
     ProcessFailed,
     Supervisor,
@@ -130,7 +130,7 @@ async def _up_foreground(data_dir: Path, args: argparse.Namespace, console: Cons
         console.print(f"Stop it with: {_kubeshore_command()} down --data-dir {data_dir}", highlight=False)
         if view:
             # Watching a detached platform: Ctrl-C leaves the view, not the platform.
-            from kubeshore.up._view import live_view
+            from up._view import live_view
 
             console.print("Ctrl-C leaves this view; the platform keeps running.")
             kubeconfig = Path(state.get("kubeconfig") or data_dir / "cloud" / "admin.kubeconfig")
@@ -220,7 +220,7 @@ async def _run(
         _summary(console, plan)
         sup.watch()
         if view:
-            from kubeshore.up._view import live_view
+            from up._view import live_view
 
             console.print("Ctrl-C stops everything.")
 

@@ -41,9 +41,9 @@ from typing import Any
 import yaml
 
 from kubeshore import filemodes
-from kubeshore.up import containerd
-from kubeshore.up._kubectl import Kubectl
-from kubeshore.up._processes import ProcessFailed, Service, Supervisor
+from up import containerd
+from up._kubectl import Kubectl
+from up._processes import ProcessFailed, Service, Supervisor
 
 NODES: tuple[str, ...] = ("edge-1", "edge-2")
 # The node of examples/device-modbus-thermostat.yaml: a Modbus TCP simulator and the Modbus mapper run there.
@@ -53,7 +53,7 @@ EXAMPLE_MODBUS_IP = "192.168.10.20"
 # The same groups as examples/nodegroups.yaml, for when kubeshore runs without the repository.
 NODE_GROUPS: dict[str, str] = {"edge-1": "site-a", "edge-2": "site-b"}
 QUICKSTART = Path(__file__).with_name("quickstart.yaml")
-REPO_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+REPO_EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 # Who may do what on a node's broker (docs/security.md): edgecore owns the twin topics; mappers write
