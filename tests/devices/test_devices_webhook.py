@@ -214,3 +214,26 @@ async def test_server_does_not_wait_for_ever_for_a_body(server: tuple[WebhookSer
     head = await asyncio.wait_for(reader.readline(), 30)
     assert head.startswith(b"HTTP/1.1 408"), head
     writer.close()
+
+
+async def test_a_model_applied_with_its_device_is_waited_for(
+    server: tuple[WebhookServer, ssl.SSLContext],
+) -> None:
+    """``kubectl apply -f dir/``: the Device's review may come before the model's watch event reaches
+    cloudcore's informer; the review waits for it (a short while) instead of letting the value through."""
+    srv, client_ctx = server
+    known: dict[tuple[str, str], dict[str, Any]] = {}
+    srv.model_of = lambda namespace, name: known.get((namespace, name))
+    srv.model_grace = 5.0
+    asyncio.get_running_loop().call_later(0.3, known.__setitem__, ("default", MODEL_NAME), MODEL)
+    status, text = await post(
+        srv, client_ctx, json.dumps(review(with_target("hot"), None, "CREATE")).encode()
+    )
+    assert status == 200 and json.loads(text)["response"]["allowed"] is False, text
+    # A model that does not come: allowed after the grace, with the warning.
+    srv.model_grace = 0.2
+    orphan = copy.deepcopy(with_target("hot"))
+    orphan["spec"]["deviceModelRef"]["name"] = "no-such-model"
+    status, text = await post(srv, client_ctx, json.dumps(review(orphan, None, "CREATE")).encode())
+    response = json.loads(text)["response"]
+    assert response["allowed"] is True and "not found" in response["warnings"][0]
