@@ -252,14 +252,15 @@ class StatusWriter:
                     continue  # its next write waits for this one (and then for the interval)
                 pending = self._pending[key]
                 interval = self.flush_interval
-                pending.held = not self._changes_something(key, pending)
+                state_changes = self._changes_state(key, pending)
+                pending.held = not state_changes and not self._changes_values(key, pending)
                 if pending.held:
                     # Only newer timestamps: answer the edge now, write them later (or with a change).
                     for reply in pending.replies:
                         reply()
                     pending.replies.clear()
                     interval = max(self.refresh_interval, self.flush_interval)
-                elif self.cycle is not None and not self._changes_state(key, pending):
+                elif self.cycle is not None and not state_changes:
                     interval = max(self.cycle(*key), self.flush_interval)
                 due = self._last_write.get(key, -interval) + interval
                 if due <= now:
@@ -284,8 +285,9 @@ class StatusWriter:
 
     def _changes_something(self, key: Key, pending: _Pending) -> bool:
         """Whether writing ``pending`` changes a value, the state or a condition (not just timestamps)."""
-        if self._changes_state(key, pending):
-            return True
+        return self._changes_state(key, pending) or self._changes_values(key, pending)
+
+    def _changes_values(self, key: Key, pending: _Pending) -> bool:
         if not pending.twins:
             return False
         current = self._merged_twins(key)
