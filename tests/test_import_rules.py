@@ -180,6 +180,14 @@ def test_only_generators_use_the_build_time_package() -> None:
     }
     generators = {module for module in MODULES if _is_generator(module)}
     assert users == generators
+    # Generators ship in the wheel beside their package but cannot run without codegen: no one imports them.
+    importers = {
+        f"{module} -> {imported}"
+        for module, path in MODULES.items()
+        for imported in _imports(path, top_level_only=False)
+        if imported in generators and imported != module
+    }
+    assert importers == set()
     from codegen import GENERATORS
 
     assert set(GENERATORS) == generators, "codegen._registry.GENERATORS misses a generator"
