@@ -297,10 +297,14 @@ def _header(spec: Mapping[str, Any], also: str = "") -> str:
     return codegen.header(COMMAND, f"{source} (kube-apiserver {spec['info']['version']}){also}")
 
 
+def _definition_prefix(package: str) -> str:
+    # k8s.io.api.core.v1 -> io.k8s.api.core.v1, the OpenAPI definitions' prefix.
+    return "io.k8s." + package.removeprefix("k8s.io.").replace("_", "-")
+
+
 def _definition(message: Descriptor) -> str:
-    # k8s.io.api.core.v1.Pod -> io.k8s.api.core.v1.Pod, the OpenAPI definitions' names.
     package = message.file.package
-    return "io.k8s." + package.removeprefix("k8s.io.").replace("_", "-") + message.full_name[len(package) :]
+    return _definition_prefix(package) + message.full_name[len(package) :]
 
 
 def _messages() -> Iterator[Descriptor]:
@@ -409,8 +413,7 @@ def _proto_tags(proto_root: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
         package = _PACKAGE.search(text)
         if package is None:
             continue
-        # k8s.io.api.core.v1 -> io.k8s.api.core.v1, the OpenAPI definitions' prefix.
-        prefix = "io.k8s." + package.group(1).removeprefix("k8s.io.").replace("_", "-")
+        prefix = _definition_prefix(package.group(1))
         message = ""
         tags: dict[str, str] = {}
         for line in text.splitlines():
