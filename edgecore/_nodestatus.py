@@ -81,9 +81,10 @@ def _micro_now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def node_status(cloud_host: str) -> dict[str, Any]:
-    """What this machine is: addresses, capacity and node info (no conditions)."""
-    hostname = socket.gethostname()
+def node_status(cloud_host: str, node: str) -> dict[str, Any]:
+    """What this machine is: addresses, capacity and node info (no conditions). Its Hostname address is
+    the node name, as the kubelet's under KubeEdge (its hostname override is the node name)."""
+    hostname = node
     mem = _memory_kib()
     cpus = str(os.cpu_count() or 1)
     resources = {"cpu": cpus, "memory": f"{mem}Ki", "pods": "110"}
@@ -253,7 +254,7 @@ class NodeStatusReporter:
         return True
 
     async def report(self, *, only_if_changed: bool) -> None:
-        status = await asyncio.to_thread(node_status, self.cloud_host)
+        status = await asyncio.to_thread(node_status, self.cloud_host, self.node)
         due = time.monotonic() - self.last_report >= self.report_period
         if not self.registered:
             if not await self.register(status):

@@ -269,9 +269,8 @@ class NodeLifecycle:
             labels["kubernetes.io/arch"] = info["architecture"]
         if info.get("operatingSystem"):
             labels["kubernetes.io/os"] = info["operatingSystem"]
-        for addr in self.reported.get(node, {}).get("addresses") or []:
-            if addr.get("type") == "Hostname" and addr.get("address"):
-                labels["kubernetes.io/hostname"] = addr["address"]
+        # The node name, not the machine's: KubeEdge's edged runs its kubelet with the hostname
+        # override set to the node name, and the kubelet labels its Node with that.
         return labels
 
     def _node_annotations(self, node: str) -> dict[str, str]:
