@@ -39,7 +39,9 @@ ChangeListener = Callable[[str, Obj, Obj | None], None]
 """``listener(event, obj, old)``: ADDED/MODIFIED/DELETED of an object edgecontroller watches."""
 
 BROADCAST = (SERVICES, ENDPOINTS, ENDPOINTSLICES)
-_NODE_PARTS = (("metadata", "labels"), ("metadata", "annotations"), ("spec",))
+# What a node's edge decides by: labels and taints for admission, allocatable for room (the first
+# version of a Node, before its edge reported, has none). Status otherwise changes with every heartbeat.
+_NODE_PARTS = (("metadata", "labels"), ("metadata", "annotations"), ("spec",), ("status", "allocatable"))
 RefKey = tuple[str, str, str]  # (kind, namespace, name)
 
 
@@ -85,6 +87,8 @@ class EdgeController:
         self.filters: list[ObjectFilter] = []
         self.listeners: dict[str, list[ChangeListener]] = {}
         self.pods_on: dict[str, dict[tuple[str, str], Obj]] = {}
+        #: the version of each Node its edge is given (see ``_on_node``)
+        self.node_views: dict[str, Obj] = {}
         self.refs: dict[RefKey, dict[str, int]] = {}
         self.informers: dict[str, Informer] = {}
         for res in (NODES, PODS, CONFIGMAPS, SECRETS, *BROADCAST):
@@ -127,7 +131,7 @@ class EdgeController:
         return self.informers[kind].cache.get((namespace, name))
 
     def objects_for(self, node: str) -> Iterator[Obj]:
-        own = self._cached(NODES.kind, "", node)
+        own = self.node_views.get(node)
         if own is not None:
             yield own
         refs: set[RefKey] = set()
@@ -173,12 +177,14 @@ class EdgeController:
     def _on_node(self, event: str, node: Obj, old: Obj | None) -> None:
         name = node["metadata"]["name"]
         if event == "DELETED":
+            self.node_views.pop(name, None)
             self.syncer.retract(name, node)
             return
-        # Its labels, annotations, taints: what the edge decides by. Status (heartbeats every few
-        # seconds) is not worth a message of its own; the periodic resync carries the newest.
-        if old is not None and all(_node_part(node, *path) == _node_part(old, *path) for path in _NODE_PARTS):
+        # The version sent (and resynced) stays the last one that changed what the edge decides by.
+        held = self.node_views.get(name)
+        if held is not None and all(_node_part(node, *p) == _node_part(held, *p) for p in _NODE_PARTS):
             return
+        self.node_views[name] = node
         self.syncer.push(name, node)
 
     def _on_pod(self, event: str, pod: Obj, old: Obj | None) -> None:

@@ -42,15 +42,6 @@ def resource_type_of(obj: Obj | SyncedObject) -> str:
     return kind.lower()
 
 
-# Where KubeEdge puts cluster-scoped objects in a resource string: a Node is ``default/node/<name>``
-# (its edge keeps its Node under that key and its kubelet reads it from there).
-_CLUSTER_SCOPED_NAMESPACE = {"node": "default"}
-
-
-def _resource(namespace: str | None, rtype: str, name: str) -> str:
-    return edge_resource(namespace or _CLUSTER_SCOPED_NAMESPACE.get(rtype), rtype, name)
-
-
 # Deleted objects kept whole, so that a node that was away when one was deleted still gets the whole
 # object in its delete after reconnecting (KubeEdge's edgecore finds a Device's mapper through its
 # spec). Bounded: beyond it such a delete carries the object's identity only.
@@ -117,7 +108,7 @@ class NodeSyncer:
             source=module,
             group=GROUP_RESOURCE,
             operation=op,
-            resource=_resource(md.get("namespace"), rtype, md["name"]),
+            resource=edge_resource(md.get("namespace"), rtype, md["name"]),
             resourceversion=str(rv),
             content_json=content_json if content_json is not None else json.dumps(obj, separators=(",", ":")),
         )
@@ -180,7 +171,7 @@ class NodeSyncer:
             source=module,
             group=GROUP_RESOURCE,
             operation=OP_DELETE,
-            resource=_resource(synced.namespace, rtype, synced.name),
+            resource=edge_resource(synced.namespace, rtype, synced.name),
             resourceversion="",
             content_json=json.dumps(content, separators=(",", ":")),
         )

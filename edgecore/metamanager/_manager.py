@@ -74,8 +74,6 @@ class MetaManager:
             api_version, kind = _TYPE_META[res.resource_type]
             obj = {**obj, "apiVersion": obj.get("apiVersion") or api_version, "kind": kind}
         ns = md.get("namespace") or "null"
-        if res.resource_type == "node" and ns == "null" and res.namespace == "default":
-            ns = "default"  # KubeEdge's cloud sends a Node as default/node/<name>
         if md.get("name") != res.name or ns != res.namespace:
             raise ValueError(
                 f"resource {msg.route.resource!r} does not match the object {ns}/{md.get('name')}"
