@@ -5,6 +5,8 @@ own Node, the Node's labels, and the garbage collection the workload controllers
   KubeEdge's edgecontroller sends it (KubeEdge's kubelet admits Pods against that copy).
 - The Node's ``kubernetes.io/hostname`` is the node name (KubeEdge runs its kubelet with the hostname
   override set to the node name), and so is its Hostname address.
+- A node whose edged cannot reach its container runtime is not Ready (as the kubelet says, with its
+  reason), and the scheduler places nothing there.
 - A Deployment deleted while its ReplicaSet is creating Pods leaves neither ReplicaSet nor Pod behind,
   and applied again it scales.
 """
@@ -178,3 +180,35 @@ def _scaled_new(stack: Stack, replicas: int) -> bool:
     sets = stack.get("replicasets", "-l", "app=churn")["items"]
     mine = [r for r in sets if any(o.get("uid") == uid for o in r["metadata"].get("ownerReferences") or [])]
     return len(mine) == 1 and int((mine[0].get("status") or {}).get("replicas") or 0) == replicas
+
+
+def test_a_node_whose_runtime_is_down_is_not_ready_and_gets_no_pods(stack: Stack) -> None:
+    name = "edge-noruntime"
+    edge_dir = stack.tmp / name
+    socket = stack.tmp / "no-such-runtime.sock"
+    stack.join_edge(name, edge_dir, ("--remote-runtime-endpoint", f"unix://{socket}"))
+    stack.start_edgecore(name, edge_dir)
+
+    def ready() -> dict[str, Any] | None:
+        try:
+            node = stack.get("node", name)
+        except Exception:
+            return None
+        conds = (node.get("status") or {}).get("conditions") or []
+        return next((c for c in conds if c.get("type") == "Ready"), None)
+
+    cond = wait_for(lambda: (c := ready()) and c.get("reason") == "KubeletNotReady" and c, 60, "Ready=False")
+    assert cond["status"] == "False" and "container runtime is down" in cond["message"]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "wants-noruntime", "namespace": "default"},
+           "spec": {"nodeSelector": {"kubernetes.io/hostname": name},
+                    "containers": [{"name": "c", "image": "localhost/busybox:latest"}]}}  # fmt: skip
+    stack.apply(yaml.safe_dump(pod))
+
+    def unschedulable() -> str | None:
+        st = stack.get("pod", "wants-noruntime").get("status") or {}
+        c = next((c for c in st.get("conditions") or [] if c.get("type") == "PodScheduled"), {})
+        return c.get("message") if c.get("status") == "False" else None
+
+    assert "not ready" in wait_for(unschedulable, 60, "the Pod unschedulable")
+    assert (ready() or {}).get("status") == "False"
+    stack.kubectl("delete", "pod", "wants-noruntime", "--wait=false")
