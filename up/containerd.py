@@ -11,6 +11,7 @@ containers (by PID), their network namespaces and mounts, and its bridge. See
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -18,12 +19,16 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from up import _pythonroot
 
 TOOLS = ("containerd", "runc", "ctr", "umoci", "skopeo", "ip")
 BUSYBOX = "localhost/busybox:latest"
 PAUSE = "localhost/pause:latest"
 HTTP = "localhost/kubeshore-http:latest"
+MAPPER = "localhost/kubeshore-mapper:latest"
 CNI_BIN = Path("/usr/lib/cni")
 PACKAGES = "containerd runc containernetworking-plugins busybox-static umoci skopeo iproute2"
 
@@ -49,9 +54,18 @@ def _busybox() -> Path | None:
     return None
 
 
-def _image(out: Path, ref: str, entrypoint: list[str]) -> Path:
-    """An OCI archive of busybox with ``entrypoint``, tagged ``ref`` (built once, then reused)."""
-    tar = out / (ref.split("/")[-1].replace(":", "-") + ".tar")
+def _image(
+    out: Path,
+    ref: str,
+    entrypoint: list[str],
+    fill: Callable[[Path], None] | None = None,
+    env: tuple[str, ...] = ("PATH=/bin",),
+    key: str = "",
+) -> Path:
+    """An OCI archive of busybox with ``entrypoint``, tagged ``ref``, and what ``fill`` adds to its root
+    filesystem; built once per ``key``, then reused (archives of other keys are removed)."""
+    stem = ref.split("/")[-1].replace(":", "-")
+    tar = out / (f"{stem}-{key}.tar" if key else f"{stem}.tar")
     if tar.exists():
         return tar
     busybox = _busybox()
@@ -76,25 +90,52 @@ def _image(out: Path, ref: str, entrypoint: list[str]) -> Path:
         for sub in ("tmp", "etc", "proc", "sys", "dev", "www", "var"):
             (root / sub).mkdir(exist_ok=True)
         (root / "tmp").chmod(0o1777)
+        if fill is not None:
+            fill(root)
         run("umoci", "repack", "--image", "oci:latest", "bundle")
-        args = ["umoci", "config", "--image", "oci:latest", "--config.env", "PATH=/bin"]
+        args = ["umoci", "config", "--image", "oci:latest"]
+        for e in env:
+            args += ["--config.env", e]
         for e in entrypoint:
             args += ["--config.entrypoint", e]
         run(*args)
         tmp = out / f".{tar.name}.{os.getpid()}"
         run("skopeo", "--insecure-policy", "copy", "oci:oci:latest", f"oci-archive:{tmp}:{ref}")
         tmp.replace(tar)
+    if key:
+        for stale in out.glob(f"{stem}-*.tar"):
+            if stale != tar:
+                stale.unlink(missing_ok=True)
     return tar
 
 
-def build_images(cache: Path | None = None) -> list[Path]:
-    """The local images as OCI archives, built once per machine (and busybox build)."""
+def _cache(cache: Path | None) -> Path:
     bb = _busybox()
     assert bb is not None, "busybox-static is not installed"
     digest = hashlib.sha256(f"{bb.stat().st_size}:{bb.stat().st_mtime_ns}:3".encode()).hexdigest()[:12]
     home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     out = cache or home / "kubeshore" / f"images-{digest}"
     out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def build_mapper_image(cache: Path | None = None) -> Path:
+    """``localhost/kubeshore-mapper:latest``: busybox, this machine's Python and kubeshore with the
+    ``[mapper]`` extra (``up._pythonroot``); rebuilt only when one of those changes. Its entrypoint is
+    the ``kubeshore`` command, so a Pod's ``args`` are ``[mapper, run, virtual, ...]``."""
+    out = _cache(cache)
+    # Two builds at once (two nodes, two test modules) must not both pay for it: one waits.
+    with open(out / ".mapper.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        key = _pythonroot.digest()
+        return _image(
+            out, MAPPER, ["/usr/local/bin/kubeshore"], fill=_pythonroot.fill, env=_pythonroot.ENV, key=key
+        )
+
+
+def build_images(cache: Path | None = None) -> list[Path]:
+    """The local images as OCI archives, built once per machine (and busybox build)."""
+    out = _cache(cache)
     http = (
         'echo "hello from ${SITE:-the edge} ($(hostname))" > /www/index.html; exec httpd -f -p 8080 -h /www'
     )
@@ -163,8 +204,9 @@ state = "{r / "state"}"
     def serving(self) -> bool:
         return self.socket.exists()
 
-    def import_images(self) -> None:
-        for tar in build_images():
+    def import_images(self, tars: list[Path] | None = None) -> None:
+        """Import the local images (``build_images``), or ``tars``, where this node's CRI sees them."""
+        for tar in build_images() if tars is None else tars:
             subprocess.run(
                 ["ctr", "-a", str(self.socket), "-n", "k8s.io", "images", "import", str(tar)],
                 check=True,
