@@ -98,7 +98,10 @@ def _diagnose(stack: Stack) -> str:
     """What a failing wait shows: the Pod's status and the end of edgecore's log."""
     pod = _pod(stack)
     status = json.dumps((pod or {}).get("status"), indent=None)[-1500:]
-    return f"mapper Pod status: {status}\nedgecore log: ...{stack.log('edgecore')[-1500:]}"
+    # The container's own log, where edged has CRI write it (no `kubectl logs` here).
+    logs = sorted((stack.edge_dir / "edged").rglob("mapper/*.log"), key=lambda p: p.stat().st_mtime)
+    mapper = logs[-1].read_text(errors="replace")[-1500:] if logs else "(none)"
+    return f"mapper Pod status: {status}\nmapper log: ...{mapper}\nedgecore log: ...{stack.log('edgecore')[-1500:]}"
 
 
 def test_mapper_pod_registers_reports_takes_desired_values_and_survives_kill(
