@@ -48,15 +48,21 @@ def manifests(
     docs = [d for d in yaml.safe_load_all(template.read_text()) if isinstance(d, dict)]
     kinds = {d.get("kind"): d for d in docs}
     if set(kinds) != {"ConfigMap", "Deployment"}:
-        raise TemplateError(f"{template}: want one ConfigMap and one Deployment, found {sorted(map(str, kinds))}")
+        raise TemplateError(
+            f"{template}: want one ConfigMap and one Deployment, found {sorted(map(str, kinds))}"
+        )
     deploy = copy.deepcopy(kinds["Deployment"])
     name = f"mapper-{driver}-{node}"
     mapper_config = yaml.safe_load(kinds["ConfigMap"]["data"]["config.yaml"]) or {}
+    socket = dmi_dir / (socket_name or f"{driver}-mapper.sock")
+    # Named after its socket, as `kubeshore mapper run` names a mapper by default: edgecore keeps a
+    # node's devices with the mapper registered first under a name, so a host process and a Pod of
+    # the same mapper must register under one name.
     _merge(
         mapper_config,
         {
-            "grpc_server": {"socket_path": str(dmi_dir / (socket_name or f"{driver}-mapper.sock"))},
-            "common": {"name": driver, "edgecore_sock": str(dmi_dir / "dmi.sock")},
+            "grpc_server": {"socket_path": str(socket)},
+            "common": {"name": socket.stem, "edgecore_sock": str(dmi_dir / "dmi.sock")},
             "rest": {"port": rest_port},
         },
     )

@@ -141,9 +141,10 @@ def _strip(prefix: Path) -> None:
     if strip is None:
         return
     binaries = [
-        p for p in prefix.rglob("*")
-        if p.is_file() and not p.is_symlink() and (p.suffix == ".so" or ".so." in p.name or p.parent.name == "bin")
-    ]  # fmt: skip
+        p
+        for p in prefix.rglob("*")
+        if p.is_file() and not p.is_symlink() and (".so" in p.suffixes or p.parent.name == "bin")
+    ]
     subprocess.run([strip, "--strip-unneeded", *map(str, binaries)], capture_output=True, timeout=300)
 
 

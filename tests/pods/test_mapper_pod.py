@@ -101,7 +101,8 @@ def _diagnose(stack: Stack) -> str:
     # The container's own log, where edged has CRI write it (no `kubectl logs` here).
     logs = sorted((stack.edge_dir / "edged").rglob("mapper/*.log"), key=lambda p: p.stat().st_mtime)
     mapper = logs[-1].read_text(errors="replace")[-1500:] if logs else "(none)"
-    return f"mapper Pod status: {status}\nmapper log: ...{mapper}\nedgecore log: ...{stack.log('edgecore')[-1500:]}"
+    edgecore = stack.log("edgecore")[-1500:]
+    return f"mapper Pod status: {status}\nmapper log: ...{mapper}\nedgecore log: ...{edgecore}"
 
 
 def test_mapper_pod_registers_reports_takes_desired_values_and_survives_kill(
@@ -141,8 +142,9 @@ def test_mapper_pod_registers_reports_takes_desired_values_and_survives_kill(
     for pid in mapper_pids:
         os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
-    wait_for(lambda: _restarts(p := _pod(stack)) >= 1 and _ready(p), 90, "mapper restarted by edged and Ready")
+    wait_for(
+        lambda: _restarts(p := _pod(stack)) >= 1 and _ready(p), 90, "mapper restarted by edged and Ready"
+    )
     _desired(stack, "23")
     _reported(stack, "23", 60, "desired 23 reported by the restarted mapper")
     print(f"kill -9 -> restarted, new desired value reported in {time.monotonic() - killed:.1f} s")
-
