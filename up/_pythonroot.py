@@ -93,9 +93,9 @@ def _interpreter() -> Path:
 
 
 def digest() -> str:
-    """Changes whenever what goes into the root filesystem changes: the interpreter, a distribution's
-    version, or any file of kubeshore's packages."""
-    h = hashlib.sha256()
+    """Changes whenever what goes into the root filesystem changes: this module, the interpreter, a
+    distribution's version, or any file of kubeshore's packages."""
+    h = hashlib.sha256(Path(__file__).read_bytes())  # and how it is filled
     exe = _interpreter()
     h.update(f"{exe}:{exe.stat().st_size}:{exe.stat().st_mtime_ns}\n".encode())
     for dist in closure():

@@ -238,9 +238,12 @@ async def _run(
 
             console.print("Ctrl-C stops everything.")
 
+            mode, why = plan.mapper_mode()
+            mappers = f"mappers as {'Pods' if mode == 'pods' else 'host processes'}: {why}"
+
             def header() -> str:
                 failed = "".join(f"\n[red]{msg}[/]" for msg in sup.failures.values())
-                return f"[dim]{_kubeconfig_line(data_dir)}[/]{failed}"
+                return f"[dim]{_kubeconfig_line(data_dir)}\n{mappers}[/]{failed}"
 
             await live_view(plan.kubeconfig, header, console)
         else:

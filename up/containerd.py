@@ -1,7 +1,9 @@
 """A containerd of its own for each edge node that `kubeshore up` runs (and for the tests and
 benchmarks of edged): its own state directory, CRI socket, CNI bridge and subnet, and the local images
 an offline machine needs, built from busybox-static: ``localhost/busybox:latest``, the sandbox image
-``localhost/pause:latest`` and ``localhost/kubeshore-http:latest`` (busybox's httpd answering on 8080).
+``localhost/pause:latest`` and ``localhost/kubeshore-http:latest`` (busybox's httpd answering on 8080);
+and ``localhost/kubeshore-mapper:latest``, busybox plus this machine's Python and kubeshore's mappers
+(``up._pythonroot``). ``python -m up.containerd mapper-image`` prints its archive, built if needed.
 
 :func:`cleanup` removes what a node's containerd leaves behind once it is stopped: its shims and
 containers (by PID), their network namespaces and mounts, and its bridge. See
@@ -17,6 +19,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -291,3 +294,26 @@ def cleanup(root: Path) -> None:
     bridge = root / "bridge"
     if bridge.exists():
         subprocess.run(["ip", "link", "del", bridge.read_text().strip()], capture_output=True, timeout=10)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m up.containerd mapper-image|images``: build (or find in the cache) the mapper image or
+    the busybox-based ones and print their archives, for ``ctr -n k8s.io images import``."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m up.containerd", description=main.__doc__)
+    p.add_argument("what", choices=("mapper-image", "images"))
+    args = p.parse_args(argv)
+    # Building needs no root, only the tools (running the images does).
+    lacking = [t for t in ("umoci", "skopeo", "ldd") if shutil.which(t) is None]
+    lacking += [] if _busybox() else ["busybox"]
+    if lacking:
+        print(f"cannot build images: missing {', '.join(lacking)} (Debian: {PACKAGES})", file=sys.stderr)
+        return 1
+    tars = [build_mapper_image()] if args.what == "mapper-image" else build_images()
+    print("\n".join(map(str, tars)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
