@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from _peers import free_port, mosquitto
 from _stack import REPO, Stack, wait_for
 
 from pods._containerd import Containerd
-from up import _mapperpods
+from up import _mapperpods, _pythonroot
 from up.containerd import MAPPER, build_mapper_image
 
 NODE = "edge-1"
@@ -54,6 +55,27 @@ def stack(containerd: Containerd, tmp_path_factory: pytest.TempPathFactory) -> I
             yield s
         finally:
             s.stop_all()
+
+
+def test_mapper_image_holds_python_and_the_mapper_extra_only() -> None:
+    """The image's layer: an interpreter, kubeshore's mapper packages and the [mapper] extra's
+    dependencies; nothing of the cloud side (the kubernetes client) nor kubeshore's cloud and edge
+    packages."""
+    archive = build_mapper_image()
+    with tarfile.open(archive) as outer:
+        blobs = [m for m in outer.getmembers() if m.name.startswith("blobs/") and m.isfile()]
+        layer = max(blobs, key=lambda m: m.size)  # one layer, far larger than config and manifest
+        stream = outer.extractfile(layer)
+        assert stream is not None
+        with tarfile.open(fileobj=stream, mode="r|gz") as inner:
+            names = {m.name.removeprefix("./") for m in inner}
+    site = _pythonroot.SITE.lstrip("/")
+    top = {n.split("/")[3] for n in names if n.startswith(site + "/") and n.count("/") >= 4}
+    assert {"kubeshore", "mappers", "dmi", "crds", "pymodbus", "asyncua", "pydantic", "aiohttp"} <= top
+    assert not top & {"kubernetes", "cloudcore", "edgecore", "kubeclient", "k8sproto", "grpc", "rich"}, top
+    assert "usr/local/bin/kubeshore" in names and "usr/bin/python3" in names
+    assert not any("python3.11/test/" in n for n in names), "the standard library's tests are in"
+    print(f"mapper image: {archive.stat().st_size / 1e6:.0f} MB archive, {len(names)} files")
 
 
 def _pod(stack: Stack) -> dict[str, Any] | None:
