@@ -797,7 +797,7 @@ class Plan:
                 simulator = self.modbus_simulator(node)
                 steps.append(Step(f"Modbus thermostat simulator on {node}", partial(start, simulator)))
                 if pods:
-                    self.mqtt_credentials(node)
+                    # The password was made with the broker's step above; it goes in the Pod's Secret.
                     run = partial(
                         self.mapper_pod,
                         node,
