@@ -297,6 +297,7 @@ class Plan:
     #: how the mappers run: "pods", "processes", or "auto" (Pods where each node has a containerd)
     mappers: str = "auto"
     _image: asyncio.Task[Path] | None = field(default=None, repr=False)
+    _imported: dict[str, asyncio.Task[None]] = field(default_factory=dict, repr=False)
 
     def mapper_mode(self) -> tuple[str, str]:
         """("pods" or "processes", why): said in the summary, the live view's data (up.json) and docs."""
@@ -565,14 +566,25 @@ class Plan:
             self._image = asyncio.create_task(asyncio.to_thread(containerd.build_mapper_image))
         return self._image
 
+    def mapper_imported(self, node: str) -> asyncio.Task[None]:
+        """The mapper image imported into ``node``'s containerd: started as soon as that containerd
+        serves, so that unpacking it overlaps the node's join and edgecore's start."""
+        if node not in self._imported:
+
+            async def run() -> None:
+                tar = await self.mapper_image()
+                await asyncio.to_thread(self.runtime(node).import_images, [tar])
+
+            self._imported[node] = asyncio.create_task(run())
+        return self._imported[node]
+
     async def mapper_pod(
         self, node: str, driver: str, rest: int, config: dict[str, Any] | None = None
     ) -> None:
         """Mapper ``driver`` of ``node`` as a Pod: the image imported into the node's containerd,
         deploy/04-mapper-virtual.yaml pinned to the node applied through the API (its configuration in
         a Secret when it holds credentials), then ready once its REST API answers (host network)."""
-        tar = await self.mapper_image()
-        await asyncio.to_thread(self.runtime(node).import_images, [tar])
+        await self.mapper_imported(node)
         docs = _mapperpods.manifests(
             _mapperpods.TEMPLATE, node=node, driver=driver, dmi_dir=self.dmi_socket(node).parent,
             rest_port=rest, socket_name=self.mapper_socket(node, driver).name, config=config,
@@ -769,7 +781,7 @@ class Plan:
             rt.write_config()
             await start(self.containerd(node))
             if pods:
-                self.mapper_image()  # built meanwhile; the node's mapper step imports it
+                self.mapper_imported(node)  # built and imported meanwhile; the mapper step waits for it
             # Built once per machine (~1 s), imported into each node's containerd (~0.2 s).
             await asyncio.to_thread(rt.import_images)
 
