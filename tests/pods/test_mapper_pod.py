@@ -161,6 +161,8 @@ def test_mapper_pod_registers_reports_takes_desired_values_and_survives_kill(
         pid for pid in containerd.pod_pids(uid) if b"mapper" in Path(f"/proc/{pid}/cmdline").read_bytes()
     ]
     assert mapper_pids, f"no mapper process in the Pod's cgroup ({containerd.pod_pids(uid)})"
+    rss = sum(int(Path(f"/proc/{pid}/statm").read_text().split()[1]) for pid in mapper_pids)
+    print(f"mapper RSS in its container: {rss * os.sysconf('SC_PAGE_SIZE') / 2**20:.1f} MiB")
     for pid in mapper_pids:
         os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
