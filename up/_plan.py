@@ -809,7 +809,7 @@ class Plan:
                 simulator = self.modbus_simulator(node)
                 steps.append(Step(f"Modbus thermostat simulator on {node}", partial(start, simulator)))
                 if pods:
-                    # The password was made with the broker's step above; it goes in the Pod's Secret.
+                    # The password was made when the broker was planned above; it goes in a Secret.
                     run = partial(
                         self.mapper_pod,
                         node,
