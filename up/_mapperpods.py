@@ -83,7 +83,9 @@ def manifests(
     spec["selector"] = {"matchLabels": {"app.kubernetes.io/name": name}}
     pod = spec["template"]
     pod["metadata"]["labels"] = meta_labels
+    # Bound by name: nodes of one machine (`kubeshore up`) share the hostname label a selector would use.
     pod["spec"]["nodeName"] = node
+    (pod["spec"].get("nodeSelector") or {}).pop("kubernetes.io/hostname", None)
     containers = pod["spec"]["containers"]
     if len(containers) != 1:
         raise TemplateError(f"{template}: want one mapper container, found {len(containers)}")
