@@ -168,7 +168,8 @@ def test_mapper_pod_manifest_is_deploys_pinned_to_the_node(tmp_path: Path) -> No
     assert settings["rest"]["port"] == 7999 and settings["sinks"]["mqtt"]["password"] == "pw"
     pod = deploy["spec"]["template"]["spec"]
     assert pod["nodeName"] == "edge-2" and pod["hostNetwork"] is True
-    assert pod["nodeSelector"] == {"node-role.kubernetes.io/edge": ""}  # nodes of one machine share a hostname
+    # Nodes of one machine share a hostname: bound by name, not by the template's hostname selector.
+    assert pod["nodeSelector"] == {"node-role.kubernetes.io/edge": ""}
     c = pod["containers"][0]
     assert c["args"][:3] == ["mapper", "run", "modbus"] and c["readinessProbe"]["httpGet"]["port"] == 7999
     volumes = {v["name"]: v for v in pod["volumes"]}
