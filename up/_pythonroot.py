@@ -37,7 +37,9 @@ _STDLIB_SKIP = {
     "test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "distutils", "pydoc_data",
     "site-packages", "dist-packages", "__phello__", "turtle.py",
 }  # fmt: skip
-_IGNORE = shutil.ignore_patterns("*.opt-1.pyc", "*.opt-2.pyc", "test", "tests", "*.pyi", "*.a", "_tkinter*", "_test*")
+_IGNORE = shutil.ignore_patterns(
+    "*.opt-1.pyc", "*.opt-2.pyc", "test", "tests", "*.pyi", "*.a", "_tkinter*", "_test*"
+)
 _EXTRA_MARKER = re.compile(r"""extra\s*==\s*['"]([^'"]+)['"]""")
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?")
 
