@@ -189,7 +189,7 @@ def fill(root: Path) -> None:
         check=True, capture_output=True, timeout=600,
     )  # fmt: skip
     objects = [exe, *dest.rglob("*.so"), *site.rglob("*.so"), *site.rglob("*.so.*")]
-    own = {str(Path(str(d.locate_file(""))).resolve()) for d in closure()}
+    own = {str(Path(str(d.locate_file(""))).resolve()) for d in closure()} | {str(root.resolve())}
     for lib in _shared_libraries(objects):
         # Libraries a wheel carries (``<pkg>.libs``) came with it; found through $ORIGIN there.
         if not any(str(lib.resolve()).startswith(o + os.sep) for o in own):
