@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from kubeshore import filemodes
 from up import containerd
@@ -239,7 +240,7 @@ async def _run(
             console.print("Ctrl-C stops everything.")
 
             mode, why = plan.mapper_mode()
-            mappers = f"mappers as {'Pods' if mode == 'pods' else 'host processes'}: {why}"
+            mappers = escape(f"mappers as {'Pods' if mode == 'pods' else 'host processes'}: {why}")
 
             def header() -> str:
                 failed = "".join(f"\n[red]{msg}[/]" for msg in sup.failures.values())
