@@ -173,7 +173,7 @@ class DeviceTwin:
         applies every Device again at start; then the rows are written in the background and the
         mapper is told at once."""
         meta = obj.get("metadata") or {}
-        ns = str(meta.get("namespace") or "default")
+        ns = sys.intern(str(meta.get("namespace") or "default"))  # a few namespaces, thousands of devices
         name = str(meta.get("name") or "")
         if not name:
             raise ValueError("device without metadata.name")

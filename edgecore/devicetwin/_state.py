@@ -314,7 +314,8 @@ def apply_spec(device: Device, model: dict[str, Any] | None) -> list[str]:
         twin.attr_type = types.get(name, twin.attr_type)
         desired = prop.get("desired") or {}
         value = desired.get("value") if isinstance(desired, dict) else None
-        spec_value = None if value is None else str(value)
+        # Interned: a fleet's desired values repeat (set points, modes), one string each.
+        spec_value = None if value is None else sys.intern(str(value))
         if spec_value != twin.spec_desired:
             twin.spec_desired = spec_value
             twin.cloud_version = device.resource_version
