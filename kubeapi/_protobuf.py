@@ -157,6 +157,23 @@ def _map_value(field_name: str) -> Any:
     return field.message_type.fields_by_name["value"]
 
 
+@functools.lru_cache(maxsize=1024)  # bounded: CRD definition names are looked up too
+def json_field_names(full_name: str) -> tuple[str, ...] | None:
+    """The JSON field names of Kubernetes' message ``full_name`` (an embedded Go struct's fields in place
+    of the struct), or None when it is none of Kubernetes' messages."""
+    try:
+        descriptor = _pool().FindMessageTypeByName(full_name)
+    except KeyError:
+        return None
+    names: list[str] = []
+    for field in descriptor.fields:
+        if (full_name, field.name) in INLINE_FIELDS:
+            names.extend(json_field_names(field.message_type.full_name) or ())
+        else:
+            names.append(field.name)
+    return tuple(names)
+
+
 def supports(api_version: str, kind: str) -> bool:
     return message_name(api_version, kind) is not None
 

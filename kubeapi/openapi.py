@@ -5,7 +5,7 @@ Pure functions: resource descriptions in, JSON-ready dicts out. The server serve
 
     docs = build_openapi([*BUILTIN_RESOURCES, *crd_resources])   # rebuild when a CRD changes
 
-    GET /openapi/v2                  -> docs.v2                  (application/json)
+    GET /openapi/v2                  -> docs.v2 (+ Kubernetes' fields)  (JSON or gnostic protobuf)
     GET /openapi/v3                  -> docs.v3_discovery        (application/json)
     GET /openapi/v3/api/v1           -> docs.v3["api/v1"]        (application/json)
     GET /openapi/v3/apis/<g>/<v>     -> docs.v3["apis/<g>/<v>"]  (application/json)
@@ -16,10 +16,14 @@ Details kubectl depends on:
   with ``H = docs.hashes[path]``. Serve a group-version document whatever ``hash`` says; when it
   matches, answer with ``Cache-Control: public, immutable`` (kubectl caches it on disk), otherwise
   ``Cache-Control: no-cache, private``. Unknown group-version: 404.
-- kubectl asks ``/openapi/v2`` for protobuf only (``Accept:
-  application/com.github.proto-openapi.spec.v2@v1.0+protobuf``); answer that with 406 Not
-  Acceptable (kubectl then carries on without it) and JSON to clients accepting ``application/json``
-  or ``*/*``.
+- client-go asks ``/openapi/v2`` for protobuf only (``Accept:
+  application/com.github.proto-openapi.spec.v2@v1.0+protobuf``, gnostic's ``openapi.v2.Document``,
+  :mod:`kubeapi._openapi_protobuf`), and kubectl needs it: ``kubectl apply`` reads each kind's PATCH
+  content types there, and validates the items of a ``kind: List`` (what ``kubectl get -o yaml``
+  writes) with its definitions, refusing fields an object's ``properties`` leave out. So the v2
+  schemas get kube-apiserver's rewrite for kubectl (values that are nullable or keep unknown fields
+  lose ``properties``, ``items`` and type), and :func:`v2_with_kubernetes_fields` lists in each
+  built-in definition the fields Kubernetes defines that the built-in schemas here leave out.
 - Every PATCH/PUT/POST operation declares the ``fieldValidation`` query parameter, so ``kubectl
   apply/create/edit`` (``--validate=strict`` by default) leave validation to the server, which must
   honour ``?fieldValidation=Strict|Warn|Ignore`` (see :mod:`kubeapi.schema`).
@@ -41,7 +45,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +60,7 @@ __all__ = [
     "document_hash",
     "group_version_path",
     "resources_from_crd",
+    "v2_with_kubernetes_fields",
 ]
 
 _COMPONENTS = "#/components/schemas/"
@@ -682,6 +687,36 @@ def _to_v2(schema: Any) -> Any:
     if "$ref" in out:
         # swagger 2.0 ignores a reference's siblings; keep only the description as kube does.
         return {k: out[k] for k in ("$ref", "description") if k in out}
+    return _kubectl_v2(schema, out)
+
+
+def _kubectl_v2(v3: Mapping[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+    """What kube-apiserver changes for kubectl, which validates with the v2 document
+    (apiextensions' ``ToStructuralOpenAPIV2``): kubectl reports fields an object's ``properties`` do not
+    list, so a nullable value and one that keeps unknown fields lose ``properties``, ``items`` and
+    their type (an untyped value accepts anything); an array left without ``items`` loses its type
+    (kubectl refuses such a document); a nullable property is no longer required."""
+    nullable = v3.get("nullable") is True
+    preserve = v3.get("x-kubernetes-preserve-unknown-fields") is True
+    if nullable or preserve:
+        out.pop("properties", None)
+        out.pop("items", None)
+    if (
+        nullable
+        or (preserve and out.get("type") == "object")
+        or (out.get("type") == "array" and "items" not in out)
+    ):
+        out.pop("type", None)
+    properties = v3.get("properties")
+    additional = v3.get("additionalProperties")
+    if isinstance(additional, dict) and additional.get("nullable") is True:
+        out.pop("required", None)
+    elif isinstance(properties, dict) and isinstance(out.get("required"), list):
+        required = [r for r in out["required"] if (properties.get(r) or {}).get("nullable") is not True]
+        if required:
+            out["required"] = required
+        else:
+            out.pop("required")
     return out
 
 
@@ -706,3 +741,27 @@ def _v2_document(
         },
         "security": [{"BearerToken": []}],
     }
+
+
+def v2_with_kubernetes_fields(
+    v2: Mapping[str, Any], json_fields: Callable[[str], Sequence[str] | None]
+) -> dict[str, Any]:
+    """``v2`` with every field Kubernetes defines for a built-in object listed in its definition.
+
+    kubectl validates the items of a ``kind: List`` with the v2 document and refuses fields an object's
+    ``properties`` leave out; the built-in schemas here describe the fields people use, not all of
+    them, so the fields they lack are added untyped (which kubectl accepts as any value).
+    ``json_fields(name)`` names the JSON fields of Kubernetes' message ``name``
+    (``k8s.io.api.core.v1.Container``), or None for a message Kubernetes does not have.
+    """
+    definitions = dict(v2["definitions"])
+    for name, schema in definitions.items():
+        properties = schema.get("properties")
+        if not name.startswith("io.k8s.") or not isinstance(properties, dict):
+            continue
+        missing = [
+            f for f in json_fields("k8s.io." + name.removeprefix("io.k8s.")) or () if f not in properties
+        ]
+        if missing:
+            definitions[name] = {**schema, "properties": {**properties, **{f: {} for f in missing}}}
+    return {**v2, "definitions": definitions}

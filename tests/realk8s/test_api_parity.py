@@ -365,3 +365,36 @@ def test_kubectl(sides: list[Side]) -> None:
         return out
 
     both(sides, kubectl)
+
+
+def test_kubectl_list(sides: list[Side]) -> None:
+    """A ``kind: List`` (what ``kubectl get -o yaml`` writes): kubectl validates its items with the
+    server's /openapi/v2 (protobuf) before it applies them, and names an unknown field the same way."""
+    labels = {"via": "list"}
+    group = {
+        "apiVersion": "apps.kubeedge.io/v1alpha1",
+        "kind": "NodeGroup",
+        "metadata": {"name": "listed", "labels": labels},
+    }
+
+    def listed(*items: dict[str, Any]) -> str:
+        return yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": list(items)})
+
+    def kubectl(side: Side) -> list[Any]:
+        out: list[Any] = []
+        for manifest in (
+            listed(cm("listed", labels), {**group, "spec": {"nodes": ["edge-1"]}}),
+            listed({**cm("odd"), "bogus": 1}),
+            listed({**group, "spec": {"nodes": ["edge-1"], "colour": "red"}}),
+        ):
+            done = side.kubectl("apply", "-f", "-", stdin=manifest)
+            out.append((done.returncode, done.stdout.strip(), done.stderr.strip()))
+        dump = side.kubectl("get", "configmap", "listed", "-n", NS, "-o", "yaml").stdout
+        done = side.kubectl("get", "configmaps,nodegroups", "-n", NS, "-l", "via=list", "-o", "yaml")
+        assert done.returncode == 0 and "kind: List" in done.stdout and "listed" in dump
+        done = side.kubectl("apply", "-f", "-", stdin=done.stdout)
+        out.append((done.returncode, done.stderr.strip()))
+        side.kubectl("delete", "nodegroup", "listed")
+        return out
+
+    both(sides, kubectl)
