@@ -210,6 +210,7 @@ class TwinStore:
         self._dirty_models: set[str] = set()
         self._dirty_mappers: set[str] = set()
         self._writes: set[asyncio.Task[None]] = set()  # handed to the writer thread, not settled
+        self._last_write: asyncio.Task[None] | None = None  # the one handed over most recently
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         # Group commit: callers of commit() wait on ``_group``; the committer writes it in one transaction.
@@ -422,15 +423,25 @@ class TwinStore:
         await self._write_now(self._take([device_id] if device_id in self._dirty else [], everything=False))
 
     async def _write_now(self, batch: _Batch | None) -> None:
-        earlier = list(self._writes)
+        # Writes handed over before this call hold changes made before it. The writer thread runs
+        # them in order, so once the newest of them has settled all have: waiting for that one alone
+        # keeps a burst of callers linear (waiting for each of them, 1,000 Devices re-applied at
+        # start made ~500,000 waiters and left ~20 MB of RSS behind).
+        last = self._last_write if self._writes else None
+        failures = self.write_failures
         if batch is not None:
             await asyncio.shield(self._hand_over(batch))
-        if not earlier:
+        if last is None:
             return
-        # Writes handed over before this call hold changes made before it; the writer thread runs
-        # in order, so they are done, but one that failed put its rows back: write them now.
-        results = await asyncio.gather(*(asyncio.shield(w) for w in earlier), return_exceptions=True)
-        if any(isinstance(r, BaseException) for r in results):
+        try:
+            await asyncio.shield(last)
+        except asyncio.CancelledError:
+            if not last.cancelled():
+                raise  # this caller is cancelled, not the write
+        except Exception:
+            pass  # counted in write_failures
+        if self.write_failures != failures or last.cancelled():
+            # One that failed put its rows back: write them now.
             retry = self._take(list(self._dirty), everything=True)
             if retry is not None:
                 await asyncio.shield(self._hand_over(retry))
@@ -520,6 +531,7 @@ class TwinStore:
         done = loop.run_in_executor(self._executor, self._write, batch)
         task = asyncio.ensure_future(self._settle(done, batch))
         self._writes.add(task)
+        self._last_write = task
         task.add_done_callback(self._settled)
         return task
 
