@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sys
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +38,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from edgecore.devicetwin._models import device as device_table
 from edgecore.devicetwin._models import device_mapper, device_model, device_twin, metadata, write_probe
-from edgecore.devicetwin._state import Device, Twin
+from edgecore.devicetwin._state import Device, Twin, shared_meta
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,10 @@ def _twin_upsert_sql() -> str:
 
 
 _TWIN_UPSERT = _twin_upsert_sql()
+
+
+def _interned(value: str | None) -> str | None:
+    return None if value is None else sys.intern(value)
 
 
 def _twin_values(device_id: str, t: Twin) -> tuple[Any, ...]:
@@ -239,7 +244,7 @@ class TwinStore:
             for row in s.execute(select(device_table)):
                 self.devices[row.id] = Device(
                     id=row.id,
-                    namespace=row.namespace,
+                    namespace=sys.intern(row.namespace),
                     name=row.name,
                     body=json.loads(row.body),
                     resource_version=row.resource_version,
@@ -253,20 +258,23 @@ class TwinStore:
                 dev = self.devices.get(trow.device_id)
                 if dev is None:
                     continue
-                dev.twins[trow.name] = Twin(
-                    name=trow.name,
-                    attr_type=trow.attr_type,
+                # Interned and shared as when they arrive (apply_spec, reports): thousands of twins
+                # repeat a few names, types, desired values and metadata maps.
+                name = sys.intern(trow.name)
+                dev.twins[name] = Twin(
+                    name=name,
+                    attr_type=sys.intern(trow.attr_type),
                     optional=trow.optional,
-                    expected=trow.expected,
+                    expected=_interned(trow.expected),
                     expected_ts=trow.expected_ts,
                     expected_version=trow.expected_version,
                     expected_from_edge=trow.expected_from_edge,
-                    spec_desired=trow.spec_desired,
+                    spec_desired=_interned(trow.spec_desired),
                     cloud_version=trow.cloud_version,
                     actual=trow.actual,
                     actual_ts=trow.actual_ts,
                     actual_version=trow.actual_version,
-                    actual_meta=json.loads(trow.actual_meta or "{}"),
+                    actual_meta=shared_meta(json.loads(trow.actual_meta or "{}")),
                     observed=trow.observed,
                     observed_ts=trow.observed_ts,
                     synced_expected=trow.synced_expected,
