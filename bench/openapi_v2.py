@@ -1,7 +1,7 @@
 """What serving ``/openapi/v2`` as protobuf costs `kubeshore apiserver` (a separate process, the project's
 CRDs installed): its RSS and CPU once started (nothing is built then), after the ``/openapi/v3``
 documents kubectl reads first, and after the first protobuf ``/openapi/v2`` request (which loads the
-generated messages, completes the built-in definitions and encodes the document); the latency of that
+generated messages and encodes the document); the latency of that
 first request and of later ones (served from the per-hash cache).
 
 Run: ``python -m bench.openapi_v2 [--runs 3] [--requests 50]``; medians over the runs. Writes

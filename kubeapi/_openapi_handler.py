@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from kubeapi.errors import unknown_resource
-from kubeapi.resources import Registry, ResourceType
+from kubeapi.resources import Registry
 
 if TYPE_CHECKING:
     # kubeapi.openapi (with the built-in schemas) is imported when a document is first asked for:
     # the edge MetaServer rarely serves one.
-    from kubeapi.openapi import OpenAPIDocuments, ResourceDescription
+    from kubeapi.openapi import OpenAPIDocuments
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -33,21 +33,6 @@ _JSON = "application/json"
 # client-go asks for the deprecated spelling; kube-apiserver answers either with the new one.
 _PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 _PROTOBUF_DEPRECATED = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
-
-
-def describe(resource: ResourceType) -> ResourceDescription:
-    from kubeapi.openapi import ResourceDescription
-
-    return ResourceDescription(
-        group=resource.group,
-        version=resource.version,
-        kind=resource.kind,
-        plural=resource.plural,
-        namespaced=resource.namespaced,
-        schema=resource.schema,
-        subresources=frozenset(resource.subresources),
-        builtin=not resource.custom,
-    )
 
 
 Encoded = dict[str, bytes]
@@ -92,7 +77,7 @@ class _Documents:
             if cached is not None:
                 return cached
             generation = self.registry.generation
-            from kubeapi.openapi import build_openapi
+            from kubeapi.openapi import build_openapi, describe
 
             docs = build_openapi(describe(t) for t in self.registry.all())
             encoded = {
@@ -110,11 +95,7 @@ class _Documents:
         with self.lock:
             v2 = self.fresh_v2(built)
             if v2 is None:
-                # Kubernetes' field lists come from its protobuf messages (k8sproto), loaded here.
-                from kubeapi._protobuf import json_field_names
-                from kubeapi.openapi import v2_with_kubernetes_fields
-
-                doc = v2_with_kubernetes_fields(built.docs.v2, json_field_names)
+                doc = built.docs.v2
                 body = json.dumps(doc).encode()
                 v2 = self.v2 = _V2(built.generation, doc, body, hashlib.sha512(body).hexdigest().upper())
             return v2

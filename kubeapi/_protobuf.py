@@ -34,6 +34,8 @@ import re
 import struct
 from typing import Any
 
+# Embedded Go structs (``json:",inline"``), generated from the OpenAPI spec and the messages.
+from kubeapi._generated_inline_fields import INLINE_FIELDS
 from kubeapi.errors import APIError, bad_request
 
 log = logging.getLogger(__name__)
@@ -55,23 +57,6 @@ _UNKNOWN = "k8s.io.apimachinery.pkg.runtime.Unknown"
 _WATCH_EVENT = _META + "WatchEvent"
 # Go named slices (``type Verbs []string``): a message of one repeated ``items`` field, a JSON array.
 _NAMED_SLICES = frozenset({_META + "Verbs"})
-# Embedded Go structs (``json:",inline"``); tests check this list against the kubernetes client's models.
-_CORE = "k8s.io.api.core.v1."
-INLINE_FIELDS = frozenset(
-    {
-        (_CORE + "ConfigMapEnvSource", "localObjectReference"),
-        (_CORE + "ConfigMapKeySelector", "localObjectReference"),
-        (_CORE + "ConfigMapProjection", "localObjectReference"),
-        (_CORE + "ConfigMapVolumeSource", "localObjectReference"),
-        (_CORE + "SecretEnvSource", "localObjectReference"),
-        (_CORE + "SecretKeySelector", "localObjectReference"),
-        (_CORE + "SecretProjection", "localObjectReference"),
-        (_CORE + "EphemeralContainer", "ephemeralContainerCommon"),
-        (_CORE + "PersistentVolumeSpec", "persistentVolumeSource"),
-        (_CORE + "Probe", "handler"),
-        (_CORE + "Volume", "volumeSource"),
-    }
-)
 # Non-pointer numbers Kubernetes omits when zero and our object logic reads as "set".
 _ZERO_IS_UNSET = frozenset({(_OBJECT_META, "generation")})
 _GENERATED = (
@@ -155,23 +140,6 @@ def _map_value(field_name: str) -> Any:
     if field.message_type is None or not field.message_type.GetOptions().map_entry:
         return None
     return field.message_type.fields_by_name["value"]
-
-
-@functools.lru_cache(maxsize=1024)  # bounded: CRD definition names are looked up too
-def json_field_names(full_name: str) -> tuple[str, ...] | None:
-    """The JSON field names of Kubernetes' message ``full_name`` (an embedded Go struct's fields in place
-    of the struct), or None when it is none of Kubernetes' messages."""
-    try:
-        descriptor = _pool().FindMessageTypeByName(full_name)
-    except KeyError:
-        return None
-    names: list[str] = []
-    for field in descriptor.fields:
-        if (full_name, field.name) in INLINE_FIELDS:
-            names.extend(json_field_names(field.message_type.full_name) or ())
-        else:
-            names.append(field.name)
-    return tuple(names)
 
 
 def supports(api_version: str, kind: str) -> bool:

@@ -5,7 +5,7 @@ Pure functions: resource descriptions in, JSON-ready dicts out. The server serve
 
     docs = build_openapi([*BUILTIN_RESOURCES, *crd_resources])   # rebuild when a CRD changes
 
-    GET /openapi/v2                  -> docs.v2 (+ Kubernetes' fields)  (JSON or gnostic protobuf)
+    GET /openapi/v2                  -> docs.v2                  (JSON or gnostic protobuf)
     GET /openapi/v3                  -> docs.v3_discovery        (application/json)
     GET /openapi/v3/api/v1           -> docs.v3["api/v1"]        (application/json)
     GET /openapi/v3/apis/<g>/<v>     -> docs.v3["apis/<g>/<v>"]  (application/json)
@@ -22,8 +22,8 @@ Details kubectl depends on:
   content types there, and validates the items of a ``kind: List`` (what ``kubectl get -o yaml``
   writes) with its definitions, refusing fields an object's ``properties`` leave out. So the v2
   schemas get kube-apiserver's rewrite for kubectl (values that are nullable or keep unknown fields
-  lose ``properties``, ``items`` and type), and :func:`v2_with_kubernetes_fields` lists in each
-  built-in definition the fields Kubernetes defines that the built-in schemas here leave out.
+  lose ``properties``, ``items`` and type). The built-in definitions are Kubernetes' own and list
+  every field it defines.
 - Every PATCH/PUT/POST operation declares the ``fieldValidation`` query parameter, so ``kubectl
   apply/create/edit`` (``--validate=strict`` by default) leave validation to the server, which must
   honour ``?fieldValidation=Strict|Warn|Ignore`` (see :mod:`kubeapi.schema`).
@@ -31,10 +31,10 @@ Details kubectl depends on:
   kube-apiserver's (``io.kubeedge.devices.v1beta1.Device``, ``io.k8s.api.core.v1.Pod``) and carry
   ``x-kubernetes-group-version-kind``; ``$ref``s point at ``#/components/schemas/...``.
 - PATCH operations advertise ``application/json-patch+json``, ``application/merge-patch+json`` and
-  ``application/apply-patch+yaml``, not strategic merge patch. The server accepts strategic merge
-  patches for built-in kinds, but advertising them would make ``kubectl apply`` compute them from these
-  deliberately minimal schemas; without it kubectl uses its compiled-in patch metadata, which is
-  complete and matches :mod:`kubeapi.patch`.
+  ``application/apply-patch+yaml``, and for built-in kinds ``application/strategic-merge-patch+json``
+  as kube-apiserver does: ``kubectl apply`` then computes its patch from the served schemas, which
+  are Kubernetes' own (``kubeapi/_generated_schemas.py``, from kube-apiserver's OpenAPI by
+  ``python -m kubeapi.generate``) and carry the same merge keys :mod:`kubeapi.patch` applies.
 
 Custom resources get their CRD version's ``openAPIV3Schema`` with ``metadata`` replaced by a
 reference to ``ObjectMeta``; :func:`resources_from_crd` turns a CRD object into descriptions.
@@ -45,11 +45,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubeapi import _builtin_schemas as builtin
+from kubeapi import _generated_schemas as generated
+from kubeapi.builtins import builtin_types
+from kubeapi.resources import ResourceType
 
 __all__ = [
     "BUILTIN_RESOURCES",
@@ -57,14 +59,42 @@ __all__ = [
     "ResourceDescription",
     "build_openapi",
     "definition_name",
+    "describe",
     "document_hash",
     "group_version_path",
     "resources_from_crd",
-    "v2_with_kubernetes_fields",
 ]
 
 _COMPONENTS = "#/components/schemas/"
 _DEFINITIONS = "#/definitions/"
+_META = "io.k8s.apimachinery.pkg.apis.meta.v1."
+_SCALE = generated.DEFINITIONS[("autoscaling", "v1", "Scale")]
+_STATUS = _META + "Status"
+_DELETE_OPTIONS = _META + "DeleteOptions"
+_PATCH = _META + "Patch"
+# kube-apiserver names these in each group-version document as the core group's and that group's.
+_PER_GROUP = (_DELETE_OPTIONS, _META + "WatchEvent")
+_GVK = "x-kubernetes-group-version-kind"
+
+# What kube-apiserver publishes for a custom resource's apiVersion, kind, metadata and list metadata.
+_API_VERSION_DOC = (
+    "APIVersion defines the versioned schema of this representation of an object. Servers should convert "
+    "recognized schemas to the latest internal value, and may reject unrecognized values."
+)
+_KIND_DOC = (
+    "Kind is a string value representing the REST resource this object represents. Servers may infer this "
+    "from the endpoint the client submits requests to. In CamelCase."
+)
+_METADATA_DOC = "Standard object's metadata."
+_LIST_METADATA_DOC = "Standard list metadata."
+
+
+def _ref(name: str, description: str = "") -> dict[str, Any]:
+    """A reference with a description, in the ``allOf`` form kube-apiserver's v3 documents use."""
+    out: dict[str, Any] = {"allOf": [{"$ref": _COMPONENTS + name}]}
+    if description:
+        out["description"] = description
+    return out
 
 
 @dataclass(frozen=True)
@@ -91,21 +121,11 @@ class ResourceDescription:
         return self.list_kind or f"{self.kind}List"
 
 
-_BUILTIN_PACKAGES = {
-    "": builtin.CORE,
-    "apps": builtin.APPS,
-    "discovery.k8s.io": builtin.DISCOVERY,
-    "coordination.k8s.io": builtin.COORDINATION,
-    "autoscaling": builtin.AUTOSCALING,
-    "apiextensions.k8s.io": builtin.APIEXTENSIONS,
-}
-
-
 def definition_name(group: str, version: str, kind: str, *, builtin_kind: bool = False) -> str:
     """The schema name kube-apiserver uses: ``io.k8s.api.core.v1.Pod`` for built-in kinds,
     the reversed group for custom resources (``devices.kubeedge.io`` -> ``io.kubeedge.devices``)."""
-    if builtin_kind and group in _BUILTIN_PACKAGES:
-        return f"{_BUILTIN_PACKAGES[group]}{kind}"
+    if builtin_kind and (group, version, kind) in generated.DEFINITIONS:
+        return generated.DEFINITIONS[(group, version, kind)]
     reversed_group = ".".join(reversed(group.split("."))) if group else "io.k8s.api.core"
     return f"{reversed_group}.{version}.{kind}"
 
@@ -115,30 +135,22 @@ def group_version_path(group: str, version: str) -> str:
     return f"apis/{group}/{version}" if group else f"api/{version}"
 
 
-def _builtin(
-    group: str, version: str, kind: str, plural: str, namespaced: bool, *sub: str
-) -> ResourceDescription:
+def describe(resource: ResourceType) -> ResourceDescription:
+    """The description of a served resource type (built-in or from a CRD) for :func:`build_openapi`."""
     return ResourceDescription(
-        group, version, kind, plural, namespaced, subresources=frozenset(sub), builtin=True
+        group=resource.group,
+        version=resource.version,
+        kind=resource.kind,
+        plural=resource.plural,
+        namespaced=resource.namespaced,
+        schema=resource.schema,
+        subresources=frozenset(resource.subresources),
+        builtin=not resource.custom,
     )
 
 
-BUILTIN_RESOURCES: tuple[ResourceDescription, ...] = (
-    _builtin("", "v1", "Namespace", "namespaces", False, "status"),
-    _builtin("", "v1", "Node", "nodes", False, "status"),
-    _builtin("", "v1", "Pod", "pods", True, "status"),
-    _builtin("", "v1", "ConfigMap", "configmaps", True),
-    _builtin("", "v1", "Secret", "secrets", True),
-    _builtin("", "v1", "Service", "services", True, "status"),
-    _builtin("", "v1", "Endpoints", "endpoints", True),
-    _builtin("", "v1", "Event", "events", True),
-    _builtin("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
-    _builtin("apps", "v1", "Deployment", "deployments", True, "status", "scale"),
-    _builtin("coordination.k8s.io", "v1", "Lease", "leases", True),
-    _builtin(
-        "apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False, "status"
-    ),
-)
+# Every built-in kind kubeapi serves (kubeapi.builtins), described.
+BUILTIN_RESOURCES: tuple[ResourceDescription, ...] = tuple(describe(t) for t in builtin_types())
 
 
 def resources_from_crd(crd: Mapping[str, Any]) -> list[ResourceDescription]:
@@ -217,10 +229,10 @@ def _crd_definition(res: ResourceDescription) -> dict[str, Any]:
     properties["apiVersion"] = {
         **properties.get("apiVersion", {}),
         "type": "string",
-        "description": builtin.API_VERSION_DOC,
+        "description": _API_VERSION_DOC,
     }
-    properties["kind"] = {**properties.get("kind", {}), "type": "string", "description": builtin.KIND_DOC}
-    properties["metadata"] = builtin.ref(builtin.META + "ObjectMeta", builtin.METADATA_DOC)
+    properties["kind"] = {**properties.get("kind", {}), "type": "string", "description": _KIND_DOC}
+    properties["metadata"] = _ref(_META + "ObjectMeta", _METADATA_DOC)
     schema.setdefault("type", "object")
     if res.description and "description" not in schema:
         schema["description"] = res.description
@@ -234,49 +246,49 @@ def _list_definition(res: ResourceDescription, item_name: str) -> dict[str, Any]
         "type": "object",
         "required": ["items"],
         "properties": {
-            "apiVersion": builtin.string(builtin.API_VERSION_DOC),
+            "apiVersion": {"type": "string", "description": _API_VERSION_DOC},
             "items": {
                 "description": f"List of {res.plural}.",
                 "type": "array",
-                "items": builtin.ref(item_name),
+                "items": _ref(item_name),
             },
-            "kind": builtin.string(builtin.KIND_DOC),
-            "metadata": builtin.ref(builtin.META + "ListMeta", builtin.LIST_METADATA_DOC),
+            "kind": {"type": "string", "description": _KIND_DOC},
+            "metadata": _ref(_META + "ListMeta", _LIST_METADATA_DOC),
         },
         "x-kubernetes-group-version-kind": [_gvk(res.group, res.version, res.list_kind_name)],
     }
 
 
 def _all_definitions(resources: Sequence[ResourceDescription]) -> dict[str, dict[str, Any]]:
-    """Every schema by name: the built-in library plus each served kind and its list."""
-    schemas = builtin.all_schemas()
-    scale = builtin.AUTOSCALING + "Scale"
-    schemas[scale] = {
-        **schemas[scale],
-        "x-kubernetes-group-version-kind": [_gvk("autoscaling", "v1", "Scale")],
-    }
+    """Every schema by name: Kubernetes' own for built-in kinds (generated from its OpenAPI), the CRD
+    version's for custom resources, and a list kind for each."""
+    schemas = dict(generated.SCHEMAS)
     for res in resources:
         name = definition_name(res.group, res.version, res.kind, builtin_kind=res.builtin)
-        if res.builtin and name in schemas:
-            gvk = [_gvk(res.group, res.version, res.kind)]
-            schemas[name] = {**schemas[name], "x-kubernetes-group-version-kind": gvk}
-        else:
+        if not (res.builtin and name in schemas):
             schemas[name] = _crd_definition(res)
         list_name = definition_name(res.group, res.version, res.list_kind_name, builtin_kind=res.builtin)
-        schemas[list_name] = _list_definition(res, name)
+        if not (res.builtin and list_name in schemas):
+            schemas[list_name] = _list_definition(res, name)
     return schemas
 
 
 def _roots(resources: Iterable[ResourceDescription]) -> list[str]:
     """The schemas a document must hold for ``resources`` (the rest follows by reference)."""
-    meta = builtin.META
-    roots = [meta + "Status", meta + "DeleteOptions", meta + "Patch", meta + "WatchEvent"]
+    roots = [_STATUS, _DELETE_OPTIONS, _PATCH, *_PER_GROUP]
     for res in resources:
         roots.append(definition_name(res.group, res.version, res.kind, builtin_kind=res.builtin))
         roots.append(definition_name(res.group, res.version, res.list_kind_name, builtin_kind=res.builtin))
         if "scale" in res.subresources:
-            roots.append(builtin.AUTOSCALING + "Scale")
+            roots.append(_SCALE)
     return roots
+
+
+def _per_group(name: str, schema: dict[str, Any], group: str, version: str) -> dict[str, Any]:
+    """DeleteOptions and WatchEvent as a group-version document of kube-apiserver has them."""
+    kind = name.rsplit(".", 1)[-1]
+    gvks = [_gvk("", "v1", kind)] + ([_gvk(group, version, kind)] if group else [])
+    return {**schema, _GVK: gvks}
 
 
 _REF = re.compile(r'"\$ref": ?"#/components/schemas/([^"]+)"')
@@ -326,6 +338,14 @@ _DELETE_PARAMS = (
     ("propagationPolicy", "string", "Orphan, Background or Foreground garbage collection of dependents."),
 )
 _PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml")
+_STRATEGIC = "application/strategic-merge-patch+json"
+
+
+def _patch_types(res: ResourceDescription) -> tuple[str, ...]:
+    # Built-in kinds take strategic merge patches too (kubeapi.patch, from the same schemas).
+    return (*_PATCH_TYPES, _STRATEGIC) if res.builtin else _PATCH_TYPES
+
+
 _PRODUCES = ("application/json", "application/yaml")
 
 
@@ -346,7 +366,7 @@ class _Op:
 def _operations(res: ResourceDescription, item: str, items: str) -> dict[str, list[_Op]]:
     gv = f"/apis/{res.group}/{res.version}" if res.group else f"/api/{res.version}"
     gvk = _gvk(res.group, res.version, res.kind)
-    status = builtin.META + "Status"
+    status = _STATUS
     ns = "Namespaced" if res.namespaced else ""
     collection = f"{gv}/namespaces/{{namespace}}/{res.plural}" if res.namespaced else f"{gv}/{res.plural}"
     member = f"{collection}/{{name}}"
@@ -371,7 +391,7 @@ def _operations(res: ResourceDescription, item: str, items: str) -> dict[str, li
                 f"{ns}{k}",
                 gvk,
                 status,
-                builtin.META + "DeleteOptions",
+                _DELETE_OPTIONS,
                 _DELETE_PARAMS + _LIST_PARAMS[:-1],
                 f"delete collection of {k}",
             ),
@@ -397,7 +417,7 @@ def _operations(res: ResourceDescription, item: str, items: str) -> dict[str, li
                 f"{ns}{k}",
                 gvk,
                 item,
-                builtin.META + "Patch",
+                _PATCH,
                 (*_WRITE_PARAMS, ("force", "boolean", 'Force is going to "force" Apply requests.')),
                 f"partially update the specified {k}",
                 True,
@@ -409,7 +429,7 @@ def _operations(res: ResourceDescription, item: str, items: str) -> dict[str, li
                 f"{ns}{k}",
                 gvk,
                 status,
-                builtin.META + "DeleteOptions",
+                _DELETE_OPTIONS,
                 _DELETE_PARAMS,
                 f"delete a {k}",
             ),
@@ -458,14 +478,14 @@ def _operations(res: ResourceDescription, item: str, items: str) -> dict[str, li
                 f"{ns}{k}Status",
                 gvk,
                 item,
-                builtin.META + "Patch",
+                _PATCH,
                 _WRITE_PARAMS,
                 f"partially update status of the specified {k}",
                 True,
             ),
         ]
     if "scale" in res.subresources:
-        scale = builtin.AUTOSCALING + "Scale"
+        scale = _SCALE
         scale_gvk = _gvk("autoscaling", "v1", "Scale")
         paths[f"{member}/scale"] = [
             _Op(
@@ -496,7 +516,7 @@ def _operations(res: ResourceDescription, item: str, items: str) -> dict[str, li
                 f"{ns}{k}Scale",
                 scale_gvk,
                 scale,
-                builtin.META + "Patch",
+                _PATCH,
                 _WRITE_PARAMS,
                 f"partially update scale of the specified {k}",
                 True,
@@ -573,7 +593,7 @@ def _v3_operation(op: _Op, res: ResourceDescription) -> dict[str, Any]:
         "x-kubernetes-group-version-kind": op.gvk,
     }
     if op.body:
-        types = _PATCH_TYPES if op.method == "patch" else ("*/*",)
+        types = _patch_types(res) if op.method == "patch" else ("*/*",)
         out["requestBody"] = {
             "content": {t: {"schema": {"$ref": _COMPONENTS + op.body}} for t in types},
             "required": op.method != "delete",
@@ -601,7 +621,7 @@ def _v2_operation(op: _Op, res: ResourceDescription) -> dict[str, Any]:
         responses["201"] = {"description": "Created", "schema": {"$ref": _DEFINITIONS + op.response}}
     out: dict[str, Any] = {
         "description": op.description,
-        "consumes": list(_PATCH_TYPES) if op.method == "patch" else ["*/*"],
+        "consumes": list(_patch_types(res)) if op.method == "patch" else ["*/*"],
         "produces": list(_PRODUCES),
         "schemes": ["https"],
         "tags": [_tag(res)],
@@ -643,12 +663,16 @@ def _v3_document(
     for res in resources:
         paths.update(_resource_paths(res, v3=True))
     names = _closure(_roots(resources), schemas)
+    group, version = resources[0].group, resources[0].version
     return {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": "unversioned"},
         "paths": dict(sorted(paths.items())),
         "components": {
-            "schemas": {name: schemas[name] for name in names},
+            "schemas": {
+                name: _per_group(name, schemas[name], group, version) if name in _PER_GROUP else schemas[name]
+                for name in names
+            },
             "securitySchemes": {
                 "BearerToken": {
                     "type": "apiKey",
@@ -741,27 +765,3 @@ def _v2_document(
         },
         "security": [{"BearerToken": []}],
     }
-
-
-def v2_with_kubernetes_fields(
-    v2: Mapping[str, Any], json_fields: Callable[[str], Sequence[str] | None]
-) -> dict[str, Any]:
-    """``v2`` with every field Kubernetes defines for a built-in object listed in its definition.
-
-    kubectl validates the items of a ``kind: List`` with the v2 document and refuses fields an object's
-    ``properties`` leave out; the built-in schemas here describe the fields people use, not all of
-    them, so the fields they lack are added untyped (which kubectl accepts as any value).
-    ``json_fields(name)`` names the JSON fields of Kubernetes' message ``name``
-    (``k8s.io.api.core.v1.Container``), or None for a message Kubernetes does not have.
-    """
-    definitions = dict(v2["definitions"])
-    for name, schema in definitions.items():
-        properties = schema.get("properties")
-        if not name.startswith("io.k8s.") or not isinstance(properties, dict):
-            continue
-        missing = [
-            f for f in json_fields("k8s.io." + name.removeprefix("io.k8s.")) or () if f not in properties
-        ]
-        if missing:
-            definitions[name] = {**schema, "properties": {**properties, **{f: {} for f in missing}}}
-    return {**v2, "definitions": definitions}
