@@ -347,7 +347,7 @@ def test_node_label_reaches_the_edge_and_hostname_is_the_node_name(stack: Stack)
 def test_a_dependent_of_a_deleted_owner_is_collected(stack: Stack) -> None:
     """What a controller creates from a stale cache for an owner already deleted goes, as kube's garbage
     collector removes it (kube-controller-manager's; the embedded server's own on standalone)."""
-    stack.apply("{apiVersion: v1, kind: ConfigMap, metadata: {name: owner, namespace: default}}")
+    stack.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: owner, namespace: default}\n")
     uid = stack.get("configmap", "owner")["metadata"]["uid"]
     stack.kubectl("delete", "configmap", "owner")
     stack.apply(
