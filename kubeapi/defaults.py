@@ -38,6 +38,9 @@ from kubeapi import _generated_defaults as generated
 
 Obj = dict[str, Any]
 
+# Bumped when a default is added or changed: a store defaults what it holds again, once, on opening.
+DEFAULTS_VERSION = 1
+
 
 def apply_defaults(group: str, version: str, kind: str, obj: Obj) -> None:
     """Fill in what kube-apiserver defaults in ``obj``, a ``group/version`` ``kind`` (in place)."""

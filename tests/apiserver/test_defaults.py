@@ -6,6 +6,8 @@ admission plugins add (service account, tolerations, priority) and what its stor
 from __future__ import annotations
 
 import copy
+import json
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -319,3 +321,41 @@ async def test_secret_and_status_writes(service: tuple[ObjectService, Registry])
     written = (await objects.update(nodes, "", "n", status, subresource="status")).object()
     assert written["status"]["allocatable"] == {"cpu": "2"}
     assert written["status"]["daemonEndpoints"] == {"kubeletEndpoint": {"Port": 0}}
+
+
+async def test_objects_stored_before_defaulting_are_defaulted_once(tmp_path: Path) -> None:
+    """A Pod an older kubeshore stored as sent (written to the store directly, and the store's defaults
+    version removed) comes back defaulted after a restart, at the same resourceVersion, as
+    kube-apiserver defaults what it reads from etcd; the row is rewritten once."""
+    registry = Registry()
+    registry.add(*builtin_types())
+    pods = _type(registry, "", "pods")
+    old = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "old", "namespace": "default"},
+           "spec": {"containers": [{"name": "c", "image": "b:1"}]}}  # fmt: skip
+    db = tmp_path / "db.sqlite"
+    store = SQLiteStore(db, registry)
+    await store.open()
+    try:
+        written = await store.create(pods, copy.deepcopy(old))
+        assert "enableServiceLinks" not in written.object()["spec"]
+    finally:
+        await store.close()
+
+    def row() -> Any:
+        with sqlite3.connect(db) as conn:
+            return json.loads(conn.execute("SELECT data FROM objects WHERE name = 'old'").fetchone()[0])
+
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM counters WHERE name = 'defaults'")
+    assert "enableServiceLinks" not in row()["spec"]
+    for _ in range(2):
+        store = SQLiteStore(db, registry)
+        await store.open()
+        try:
+            loaded = await store.get(pods, "default", "old")
+            assert loaded is not None and loaded.resource_version == written.resource_version
+            assert loaded.object()["spec"]["enableServiceLinks"] is True
+            assert loaded.object()["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+        finally:
+            await store.close()
+        assert row()["spec"]["enableServiceLinks"] is True
