@@ -257,17 +257,17 @@ def set_defaults_deployment(deployment: Obj) -> None:
         return
     if spec.get("replicas") is None:
         spec["replicas"] = 1
-    strategy = spec.get("strategy")
-    if not isinstance(strategy, dict):
-        strategy = spec["strategy"] = {}
-    if not strategy.get("type"):
+    if spec.get("strategy") is None:
+        spec["strategy"] = {}
+    strategy = _dict(spec, "strategy")
+    if strategy is not None and not strategy.get("type"):
         strategy["type"] = "RollingUpdate"
-    if strategy["type"] == "RollingUpdate":
-        rolling = strategy.get("rollingUpdate")
-        if not isinstance(rolling, dict):
-            rolling = strategy["rollingUpdate"] = {}
+    if strategy is not None and strategy["type"] == "RollingUpdate":
+        if strategy.get("rollingUpdate") is None:
+            strategy["rollingUpdate"] = {}
+        rolling = _dict(strategy, "rollingUpdate")
         for key in ("maxUnavailable", "maxSurge"):
-            if rolling.get(key) is None:
+            if rolling is not None and rolling.get(key) is None:
                 rolling[key] = "25%"
     if spec.get("revisionHistoryLimit") is None:
         spec["revisionHistoryLimit"] = 10

@@ -238,6 +238,16 @@ def test_values_of_the_wrong_type_are_left_alone(spec: dict[str, Any]) -> None:
     assert out["spec"]["enableServiceLinks"] is True
 
 
+def test_deployment_values_of_the_wrong_type_are_left_alone() -> None:
+    for strategy in ("Recreate", {"type": "RollingUpdate", "rollingUpdate": 3}):
+        deployment = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "spec": {"strategy": strategy, "template": 1},
+        }
+        assert defaulted(deployment)["spec"]["strategy"] == strategy
+
+
 # -- through the object service: create, update, patch -------------------------------------------------
 
 
