@@ -22,10 +22,6 @@ from tests._stack import BIN, Processes, Stack, wait_for
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 KUBE_NAMES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
-# kube-apiserver defaults ``enableServiceLinks`` to true; the embedded API server does not default Pods,
-# and KubeEdge's kubelet refuses to start a container without it ("nil pod.spec.enableServiceLinks
-# encountered, cannot construct envvars"). Pods for KubeEdge's edged on a standalone cloudcore say it.
-KUBELET_POD_SPEC = {"enableServiceLinks": True}
 
 
 def kubernetes_bin() -> Path | None:
