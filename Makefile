@@ -2,7 +2,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SYSTEM_PACKAGES := mosquitto mosquitto-clients redis-server mariadb-server xz-utils libsqlite3-0 etcd-server containerd runc containernetworking-plugins iptables busybox-static umoci skopeo openssl curl golang-github-googleapis-gnostic-dev
+SYSTEM_PACKAGES := mosquitto mosquitto-clients redis-server mariadb-server xz-utils libsqlite3-0 etcd-server containerd runc containernetworking-plugins iptables busybox-static umoci skopeo openssl curl golang-github-googleapis-gnostic-dev binutils
 
 .PHONY: up down test lint typecheck pytest system-deps venv generate clean
 
