@@ -211,7 +211,8 @@ class Edged:
     def remove_pod_cgroup(self, uid: str, key: str) -> None:
         """Remove the cgroup directories of a Pod whose sandboxes are gone, in every hierarchy, as the
         kubelet's pod container manager does (runc leaves a Pod's parents behind); in the background."""
-        if not uid:
+        if not uid or self.cgroup_driver == "systemd":
+            # systemd's slices are its units, stopped over D-Bus, not rmdir'd behind its back.
             return
         _, relative = cgroups.pod_cgroup(self.cgroup_root, self.cgroup_driver, uid)
         task = asyncio.create_task(self._remove_cgroup(relative, key), name=f"cgroup of {key}")
