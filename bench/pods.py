@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             ks_runtime.start()
             stack.start_cloudcore()
-            cfg_path = stack.join_edge(extra=("--remote-runtime-endpoint", ks_runtime.endpoint))
+            cfg_path = stack.join_edge(extra=ks_runtime.join_flags)
             # join's own heartbeats, not the short ones Stack sets for tests (as KubeEdge's defaults).
             cfg = yaml.safe_load(cfg_path.read_text())
             for key in ("heartbeat", "reconnectInitial", "reconnectMax"):

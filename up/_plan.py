@@ -697,7 +697,7 @@ class Plan:
             str(self.mqtt_password_file(node, "edgecore")),
             "--dmi-socket",
             str(self.dmi_socket(node)),
-            *(() if self.pods_unavailable else ("--remote-runtime-endpoint", self.runtime(node).endpoint)),
+            *(() if self.pods_unavailable else self.runtime(node).join_flags),
         )
 
     def examples_kinds(self) -> set[tuple[str, str]]:
