@@ -32,7 +32,6 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
-from crds import DeviceConditionType
 from dmi.rpc import Channel, RpcError, StatusCode
 from dmi.v1beta1 import api_pb2
 from edgecore.devicetwin import Device, DeviceTwin, TwinError
@@ -41,7 +40,9 @@ from edgecore.dmiserver._convert import ConversionError, device_to_dmi, model_to
 log = logging.getLogger(__name__)
 
 MAPPER_ANNOTATION = "devices.kubeshore.io/mapper"
-MAPPER_AVAILABLE = DeviceConditionType.MAPPER_AVAILABLE.value
+# crds.DeviceConditionType.MAPPER_AVAILABLE, spelled out: crds loads with the first conversion
+# (tests/test_edge_memory.py checks they agree).
+MAPPER_AVAILABLE = "MapperAvailable"
 CALL_TIMEOUT = 3.0
 _SERVICE = "/" + api_pb2.DESCRIPTOR.services_by_name["DeviceMapperService"].full_name + "/"
 
