@@ -3,11 +3,13 @@
 Better than KubeEdge (§9.2 of the reference): registrations live in the twin store and are
 restored at edgecore start; several mappers may serve one protocol (a Device picks one with the
 ``MAPPER_ANNOTATION``). Otherwise, as in KubeEdge, where the newest registration for a protocol
-replaces the DMI client of that protocol, the reachable mapper whose name registered last serves the
+replaces the DMI client of that protocol, the live mapper whose name registered last serves the
 protocol's devices: a mapper that moved to a Pod or was renamed takes them over at once, without
-waiting for the old one to let go. A mapper that is unreachable while a newer one serves its
-protocol is dropped, from the store too, so neither a restart nor a retry sends devices to its dead
-socket; restored registrations are probed (a connect to their socket) at start. Re-registering
+waiting for the old one to let go. A mapper is dead when its socket refuses a connection (probed at
+start, when a newer mapper of its protocol registers, and after a call fails UNAVAILABLE); a slow one
+that times out is not (it would accept the connection), so a busy mapper keeps its devices. A dead
+mapper while a newer one serves its protocol is dropped, from the store too, so neither a restart
+nor a retry sends devices to its socket. Re-registering
 under the same name keeps the first registration time, so mappers that all re-register after an
 edgecore restart do not trade devices by the order they come back in. A device
 is sent to its mapper with UpdateDevice only when what the mapper would receive really changed
@@ -82,6 +84,7 @@ class Mapper:
     models: dict[str, str] = field(default_factory=dict)  # model id -> fingerprint
     channel: Channel | None = None
     reachable: bool = True
+    alive: bool = True  # its socket accepts connections, as far as we know
     call_timeout: float = CALL_TIMEOUT
     # device ids this mapper's worker must reconcile (insertion order), and the worker itself
     queue: dict[str, None] = field(default_factory=dict)
@@ -160,7 +163,7 @@ class MapperRegistry:
             strict=True,
         ):
             if not live:
-                m.reachable = False
+                m.reachable = m.alive = False
                 log.info("restored mapper %s does not answer at %s", m.name, m.address)
         for m in list(self.mappers.values()):
             self._drop_if_replaced(m, route=False)
@@ -255,12 +258,22 @@ class MapperRegistry:
             if m is mapper or m.protocol != mapper.protocol or await _connectable(m.address):
                 continue
             if self.mappers.get(m.name) is m:  # not registered again while it was probed
-                m.reachable = False
+                m.reachable = m.alive = False
                 self._drop_if_replaced(m)
 
+    async def _check_alive(self, mapper: Mapper) -> None:
+        """After a call failed UNAVAILABLE: a socket that refuses connections means a dead mapper,
+        whose devices go to another mapper of the protocol, if one lives."""
+        if not mapper.alive or await _connectable(mapper.address):
+            return
+        if self.mappers.get(mapper.name) is mapper and mapper.alive:
+            mapper.alive = False
+            if not self._drop_if_replaced(mapper):
+                self._route_protocol(mapper.protocol)
+
     def _drop_if_replaced(self, mapper: Mapper, *, route: bool = True) -> bool:
-        """Forget an unreachable mapper when a newer registration serves its protocol."""
-        if mapper.reachable or self.mappers.get(mapper.name) is not mapper:
+        """Forget a dead mapper when a newer registration serves its protocol."""
+        if mapper.alive or self.mappers.get(mapper.name) is not mapper:
             return False
         newer = [
             m
@@ -312,7 +325,7 @@ class MapperRegistry:
         candidates = [m for m in self.mappers.values() if m.protocol == device.protocol]
         if not candidates:
             return None
-        return max(candidates, key=lambda m: (m.reachable, *_order(m)))
+        return max(candidates, key=lambda m: (m.alive, *_order(m)))
 
     def mapper_of(self, device_id: str) -> Mapper | None:
         for m in self.mappers.values():
@@ -413,17 +426,14 @@ class MapperRegistry:
             if mapper.reachable:
                 mapper.reachable = False
                 log.warning(
-                    "mapper %s at %s is unhealthy (%s after at most %g s); its devices wait for it"
-                    " unless another mapper serves %s",
+                    "mapper %s at %s is unhealthy (%s after at most %g s); its devices wait for it",
                     mapper.name,
                     mapper.address,
                     exc.code.name,
                     mapper.call_timeout,
-                    mapper.protocol,
                 )
-                if self._drop_if_replaced(mapper):
-                    return
-                self._route_protocol(mapper.protocol)
+            if exc.code == StatusCode.UNAVAILABLE:
+                self._spawn(self._check_alive(mapper))
             # Every time: devices that came to this mapper since it was marked say so too.
             self._mark_devices(mapper)
         else:
@@ -515,10 +525,12 @@ class MapperRegistry:
         if not mapper.reachable:
             mapper.reachable = True
             log.info("mapper %s is reachable again", mapper.name)
-            self._route_protocol(mapper.protocol)
+        if not mapper.alive:
+            mapper.alive = True
+            self._route_protocol(mapper.protocol)  # it may serve its protocol again
 
     def _route_protocol(self, protocol: str) -> None:
-        """Reachability decides between mappers of one protocol: route its devices again."""
+        """Liveness decides between mappers of one protocol: route its devices again."""
         self._route({d.id for d in self.store.devices.values() if d.protocol == protocol})
 
     async def _deliver(

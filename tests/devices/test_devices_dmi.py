@@ -334,3 +334,31 @@ async def test_a_restored_dead_registration_gets_no_device_when_another_serves(t
     finally:
         await edge.stop()
         await alive.stop()
+
+
+async def test_the_device_of_a_dead_mapper_goes_to_a_live_one_of_its_protocol(
+    edge: Edge, tmp_path: Path
+) -> None:
+    older = ProtoMapper(str(tmp_path / "older.sock"), name="virtual-a")
+    newer = ProtoMapper(str(tmp_path / "newer.sock"), name="virtual-b")
+    await older.start()
+    await newer.start()
+    try:
+        await older.register(edge.dmi.path, with_data=False)
+        await newer.register(edge.dmi.path, with_data=False)
+        await edge.twin.upsert_model(model())
+        await edge.twin.upsert_device(device())
+        await newer.wait_for("RegisterDevice")
+        await newer.stop()  # dies; nothing notices until a call fails
+        await edge.twin.upsert_device(device(rv="25", desired="31"))
+        # The call fails UNAVAILABLE, the socket refuses connections: the live mapper takes over.
+        await older.wait_for("RegisterDevice", lambda r: r.device.spec.properties[0].desired.value == "31")
+        await edge.dmi.registry.settled()
+        assert edge.dmi.registry.mapper_of("default/t1") is edge.dmi.registry.mappers["virtual-a"]
+        available = edge.store.devices["default/t1"].conditions[MAPPER_AVAILABLE]
+        assert available[0] == "True" and "virtual-a" in available[2], available
+        # The newest registration is kept (it is the one to serve the protocol when it is back).
+        assert not edge.dmi.registry.mappers["virtual-b"].alive
+    finally:
+        await older.stop()
+        await newer.stop()
