@@ -5,7 +5,6 @@ kill -9, ``<name>.log``); ports come from ``tests/_peers.free_port``."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import subprocess
@@ -16,16 +15,13 @@ from typing import Any
 
 import yaml
 
+from kubeshore import cgroups
 from tests._peers import free_port, wait_port
 from tests._stack import BIN, Processes, Stack, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 KUBE_NAMES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
-# kube-apiserver defaults ``enableServiceLinks`` to true; the embedded API server does not default Pods,
-# and KubeEdge's kubelet refuses to start a container without it ("nil pod.spec.enableServiceLinks
-# encountered, cannot construct envvars"). Pods for KubeEdge's edged on a standalone cloudcore say it.
-KUBELET_POD_SPEC = {"enableServiceLinks": True}
 
 
 def kubernetes_bin() -> Path | None:
@@ -285,7 +281,7 @@ def edged_missing() -> str | None:
     if done.returncode != 0:
         return f"no mount namespace for KubeEdge's kubelet (unshare --mount: {done.stderr.strip()})"
     if not os.access("/sys/fs/cgroup", os.W_OK) and not any(
-        os.access(h, os.W_OK) for h in CgroupRoot.hierarchies()
+        os.access(h, os.W_OK) for h in cgroups.hierarchies()
     ):
         return "cgroups are not writable (KubeEdge's kubelet needs a cgroup root of its own)"
     return None
@@ -300,15 +296,8 @@ class CgroupRoot:
     def __init__(self, name: str) -> None:
         self.path = f"/{name}"
 
-    @staticmethod
-    def hierarchies() -> list[Path]:
-        base = Path("/sys/fs/cgroup")
-        if (base / "cgroup.controllers").exists():  # cgroup v2: one hierarchy
-            return [base]
-        return sorted(h for h in base.iterdir() if (h / "cgroup.procs").exists() and not h.is_symlink())
-
     def create(self) -> None:
-        for h in self.hierarchies():
+        for h in cgroups.hierarchies():
             d = h / self.path.lstrip("/")
             d.mkdir(exist_ok=True)
             # cgroup v1 cpuset: a new cgroup has no CPUs or memory nodes until given its parent's.
@@ -319,15 +308,8 @@ class CgroupRoot:
     def remove(self, within: float = 30.0) -> None:
         """rmdir the tree bottom-up, retrying while the last processes in it exit."""
         deadline = time.monotonic() + within
-        for h in self.hierarchies():
-            top = h / self.path.lstrip("/")
-            while top.exists():
-                for dirpath, _, _ in os.walk(top, topdown=False):
-                    with contextlib.suppress(OSError):
-                        os.rmdir(dirpath)
-                if not top.exists() or time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
+        while cgroups.remove_tree(self.path) and time.monotonic() < deadline:
+            time.sleep(0.2)
 
 
 class VirtualMapper(_Peer):
