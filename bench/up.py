@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from up._processes import group_members, read_state
+from up.processes import group_members, read_state
 
 RESULTS = Path(__file__).resolve().parent / "results" / "up.json"
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from up._processes import group_members, is_alive, read_state
+from up.processes import group_members, is_alive, read_state
 from up.command import run_until
 
 ROUNDS = 10

@@ -15,17 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from up._processes import (
+from up.processes import (
     ProcessFailed,
     Service,
     Supervisor,
     group_members,
     is_alive,
     live_processes,
-    poll_until,
     read_state,
     start_ticks,
     stop_recorded,
+    wait_until,
 )
 
 # A service that starts a grandchild (as cloudcore or a shell wrapper would), writes the grandchild's
@@ -124,7 +124,7 @@ async def test_stop_all_stops_together_and_the_control_plane_last(
     stopped_while_core_ran = []
 
     async def watch_core() -> None:
-        await poll_until(lambda: sup.names == ["core"] or not is_alive(core_pid), 10, 0.02)
+        await asyncio.to_thread(wait_until, lambda: sup.names == ["core"] or not is_alive(core_pid), 10, 0.02)
         stopped_while_core_ran.append(is_alive(core_pid))
 
     watcher = asyncio.create_task(watch_core())
@@ -217,7 +217,7 @@ SUPERVISOR = textwrap.dedent(
     """
     import asyncio, sys
     from pathlib import Path
-    from up._processes import Service, Supervisor
+    from up.processes import Service, Supervisor
 
     async def main() -> None:
         sup = Supervisor(Path(sys.argv[1]))

@@ -20,7 +20,7 @@ from rich.console import Console
 from kubeshore import filemodes
 from up import containerd
 from up._plan import REPO_EXAMPLES, Plan, PlanError, describe, load_or_choose_ports
-from up._processes import (
+from up.processes import (
     LOG_DIR,
     ProcessFailed,
     Supervisor,

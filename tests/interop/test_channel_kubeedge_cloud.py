@@ -11,7 +11,6 @@ kube-controller-manager's 40 s grace) NotReady after the edge is killed."""
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 import subprocess
 import time
@@ -23,9 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests._peers import Mosquitto, free_port
+from tests._peers import ControlPlane, Mosquitto, free_port, kubernetes_missing
 from tests._stack import BIN, Processes, wait_for
-from tests.interop._kubeedge import ControlPlane, KubeEdgeCloud, kubernetes_bin, node_ready
+from tests.interop._kubeedge import KubeEdgeCloud, apply_kubeedge_crds, node_ready
 
 NODE = "ks-edge-1"
 # KubeEdge's cloudcore closes a session that sent no keepalive message for keepaliveInterval seconds;
@@ -115,15 +114,16 @@ class Lane:
 def lane(
     kubeedge_bin: Path, kubeedge_recipes: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Lane]:
-    if kubernetes_bin() is None or shutil.which("etcd") is None or shutil.which("kubectl") is None:
-        pytest.skip("interop lane skipped: needs ../shared/kubernetes binaries, etcd and kubectl")
+    missing = kubernetes_missing()
+    if missing:
+        pytest.skip(missing)
     tmp = tmp_path_factory.mktemp("kecloud")
     cp = ControlPlane(tmp / "cp")
     procs = Processes(tmp)
     broker = Mosquitto(free_port(), tmp)
     try:
         cp.start()
-        cp.apply_kubeedge_crds()
+        apply_kubeedge_crds(cp)
         cloud = KubeEdgeCloud(procs, kubeedge_bin, kubeedge_recipes, tmp / "cloud", cp.kubeconfig)
         cfg_path = cloud.root / "cloudcore.yaml"
         cfg = yaml.safe_load(cfg_path.read_text())
