@@ -41,6 +41,7 @@ import aiohttp
 import yaml
 
 from bench._measure import percentile, rss_mb
+from up.processes import Processes
 
 Pids = tuple[int, ...]
 
@@ -374,20 +375,19 @@ def _phases(results: dict[str, Any], pids: Pids, kubeconfig: Path, args: argpars
 def _embedded(results: dict[str, Any], args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
-        server = subprocess.Popen(
-            [sys.executable, "-m", "kubeshore.cli", "apiserver", "--data-dir", str(data_dir), "--port", "0",
-             "--log-level", "warning"],
-            stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        procs = Processes(Path(tmp))
         try:
-            assert server.stderr is not None
-            while "serving on" not in server.stderr.readline():
+            server = procs.start(
+                "apiserver", sys.executable, "-m", "kubeshore.cli", "apiserver", "--data-dir", str(data_dir),
+                "--port", "0", "--log-level", "warning",
+            )  # fmt: skip
+            while "serving on" not in procs.log("apiserver"):
                 if server.poll() is not None:
-                    raise SystemExit("apiserver did not start")
+                    raise SystemExit(f"apiserver did not start:\n{procs.log('apiserver')}")
+                time.sleep(0.1)
             _phases(results, (server.pid,), data_dir / "admin.kubeconfig", args)
         finally:
-            server.terminate()
-            server.wait(60)
+            procs.stop_all(grace=60)
 
 
 def _kube_apiserver(results: dict[str, Any], args: argparse.Namespace) -> None:

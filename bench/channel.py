@@ -268,39 +268,32 @@ def run_once(
     from cloudcore._identity import load_ca
     from kubeclient import SERVICES, Kube
     from kubeshore import pki
+    from up.processes import Processes
 
     bin_dir = Path(sys.executable).parent
     work = Path(tempfile.mkdtemp(prefix="bench-channel-"))
-    procs: list[subprocess.Popen[bytes]] = []
-    log = (work / "processes.log").open("wb")
+    procs = Processes(work)
     result: dict[str, Any] = {"nodes": n_nodes}
     try:
-        api = subprocess.Popen(
-            [str(bin_dir / "kubeshore"), "apiserver", "--data-dir", str(work / "api"), "--port", "0"],
-            stdout=log,
-            stderr=log,
+        api = procs.start(
+            "apiserver",
+            str(bin_dir / "kubeshore"),
+            "apiserver",
+            "--data-dir",
+            str(work / "api"),
+            "--port",
+            "0",
         )
-        procs.append(api)
         kubeconfig = work / "api" / "admin.kubeconfig"
         _wait_file(kubeconfig, api)
-        cc = subprocess.Popen(
-            [
-                *(
-                    str(bin_dir / "cloudcore"),
-                    "--kubeconfig",
-                    str(kubeconfig),
-                    "--data-dir",
-                    str(work / "cc"),
-                ),
-                *("--bind", "127.0.0.1", "--websocket-port", "0", "--https-port", "0", "--metrics-port", "0"),
-                *("--node-limit", str(n_nodes + 100), "--keepalive-timeout", str(heartbeat * 4)),
-                *("--node-grace-period", str(heartbeat * 6), "--log-level", "WARNING"),
-                *("--node-status-update-period", "300"),
-            ],
-            stdout=log,
-            stderr=log,
+        cc = procs.start(
+            "cloudcore",
+            *(str(bin_dir / "cloudcore"), "--kubeconfig", str(kubeconfig), "--data-dir", str(work / "cc")),
+            *("--bind", "127.0.0.1", "--websocket-port", "0", "--https-port", "0", "--metrics-port", "0"),
+            *("--node-limit", str(n_nodes + 100), "--keepalive-timeout", str(heartbeat * 4)),
+            *("--node-grace-period", str(heartbeat * 6), "--log-level", "WARNING"),
+            *("--node-status-update-period", "300"),
         )
-        procs.append(cc)
         result["cloudcore_args"] = [str(a) for a in cc.args[1:]]
         _wait_file(work / "cc" / "cloudcore.json", cc)
         state = json.loads((work / "cc" / "cloudcore.json").read_text())
@@ -404,13 +397,7 @@ def run_once(
         all_send("stop")
         kube.close()
     finally:
-        for p in reversed(procs):
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        log.close()
+        procs.stop_all(grace=10)
         shutil.rmtree(work, ignore_errors=True)  # 2 files per simulated node
     return result
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import signal
@@ -256,12 +255,13 @@ def cpu_sets(pin: bool) -> tuple[set[int], set[int]]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from _peers import mosquitto
+    from _stack import Processes
 
     cloud_cpus, edge_cpus = cpu_sets(args.pin)
     os.sched_setaffinity(0, cloud_cpus)  # this driver, its threads and kubectl
     with tempfile.TemporaryDirectory(prefix="bench-devices-") as tmp_name, mosquitto() as broker:
         tmp = Path(tmp_name)
-        procs: list[subprocess.Popen[bytes]] = []
+        procs = Processes(tmp)
         if broker.pid:
             os.sched_setaffinity(broker.pid, edge_cpus)
 
@@ -269,15 +269,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             os.sched_setaffinity(0, edge_cpus)
 
         def start(name: str, *argv: str, edge: bool = False) -> subprocess.Popen[bytes]:
-            log = (tmp / f"{name}.log").open("ab")
-            p = subprocess.Popen(
-                list(argv),
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-                preexec_fn=on_edge if edge else None,
-            )
-            procs.append(p)
+            p = procs.start(name, *argv)
+            if edge:  # before it has started anything of its own, which would inherit the CPUs
+                os.sched_setaffinity(p.pid, edge_cpus)
             return p
 
         try:
@@ -418,10 +412,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             return result
         finally:
-            for p in procs:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+            procs.stop_all()
 
 
 def edge_devices(edge_dir: Path) -> int:

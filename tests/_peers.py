@@ -158,14 +158,15 @@ def _kube_binaries(src: Path) -> Path:
 class Kubectl:
     """kubectl with one kubeconfig (a real control plane's, the embedded API server's, a ServiceAccount's)."""
 
-    def __init__(self, kubeconfig: str) -> None:
+    def __init__(self, kubeconfig: str, *, timeout: float = 60.0) -> None:
         self.kubeconfig = kubeconfig
+        self.timeout = timeout
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
         """kubectl's stdout; with ``check``, a failure raises SubprocessError naming the command and why."""
         out = subprocess.run(
             ["kubectl", "--kubeconfig", self.kubeconfig, *args], input=stdin, capture_output=True, text=True,
-            timeout=60,
+            timeout=self.timeout,
         )  # fmt: skip
         if check and out.returncode != 0:
             raise subprocess.SubprocessError(f"kubectl {' '.join(args)}: {out.stderr.strip()}")

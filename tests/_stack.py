@@ -67,6 +67,28 @@ class Processes(processes.Processes):
         return super().start(name, exe, *argv[1:], env=env, cwd=cwd)
 
 
+def start_apiserver(procs: processes.Processes, data_dir: Path, *flags: str, name: str = "apiserver") -> str:
+    """``kubeshore apiserver --port 0`` (the embedded API server alone) as ``name`` under ``procs``; returns
+    its URL once it serves, failing with its log if it exits first."""
+    log = procs.log_path(name)
+    offset = log.stat().st_size if log.exists() else 0  # a restart appends: read only this run's lines
+    proc = procs.start(
+        name, sys.executable, "-m", "kubeshore.cli", "apiserver", "--data-dir", str(data_dir), "--port", "0",
+        *flags,
+    )  # fmt: skip
+
+    def serving() -> str | None:
+        if proc.poll() is not None:
+            raise AssertionError(f"{name} exited with {proc.returncode}:\n{procs.log(name)[-2000:]}")
+        with log.open("rb") as f:
+            f.seek(offset)
+            found = f.read().decode(errors="replace").partition("serving on ")[2]
+        return found.split(";")[0] if ";" in found else None
+
+    url: str = wait_for(serving, 60, f"{name} serving")
+    return url
+
+
 class Stack(Processes, Kubectl):
     """cloudcore + one joined edge node (``edge-1``) under ``tmp``; ``broker`` is the MQTT URL.
     With ``cluster``, cloudcore runs against that real control plane instead of standalone."""
