@@ -373,19 +373,15 @@ def _phases(results: dict[str, Any], pids: Pids, kubeconfig: Path, args: argpars
 
 
 def _embedded(results: dict[str, Any], args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(REPO / "tests"))
+    from _stack import start_apiserver  # the tests' one way to run it
+
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
         procs = Processes(Path(tmp))
         try:
-            server = procs.start(
-                "apiserver", sys.executable, "-m", "kubeshore.cli", "apiserver", "--data-dir", str(data_dir),
-                "--port", "0", "--log-level", "warning",
-            )  # fmt: skip
-            while "serving on" not in procs.log("apiserver"):
-                if server.poll() is not None:
-                    raise SystemExit(f"apiserver did not start:\n{procs.log('apiserver')}")
-                time.sleep(0.1)
-            _phases(results, (server.pid,), data_dir / "admin.kubeconfig", args)
+            start_apiserver(procs, data_dir, "--log-level", "warning")
+            _phases(results, (procs.pid("apiserver"),), data_dir / "admin.kubeconfig", args)
         finally:
             procs.stop_all(grace=60)
 

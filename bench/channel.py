@@ -270,22 +270,16 @@ def run_once(
     from kubeshore import pki
     from up.processes import Processes
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from _stack import start_apiserver
+
     bin_dir = Path(sys.executable).parent
     work = Path(tempfile.mkdtemp(prefix="bench-channel-"))
     procs = Processes(work)
     result: dict[str, Any] = {"nodes": n_nodes}
     try:
-        api = procs.start(
-            "apiserver",
-            str(bin_dir / "kubeshore"),
-            "apiserver",
-            "--data-dir",
-            str(work / "api"),
-            "--port",
-            "0",
-        )
+        start_apiserver(procs, work / "api")
         kubeconfig = work / "api" / "admin.kubeconfig"
-        _wait_file(kubeconfig, api)
         cc = procs.start(
             "cloudcore",
             *(str(bin_dir / "cloudcore"), "--kubeconfig", str(kubeconfig), "--data-dir", str(work / "cc")),

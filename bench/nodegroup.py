@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script too
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from _stack import start_apiserver
+
 from bench._measure import percentile, rss_mb
 from kubeclient import Kube
 from nodegroup.endpointfilter import filter_endpoint_slice
@@ -254,22 +257,8 @@ def main() -> int:
         data = Path(tmp)
         procs = Processes(data, cwd=data)
         try:
-            server = procs.start(
-                "apiserver", sys.executable, "-m", "kubeshore.cli", "apiserver", "--data-dir", str(data),
-                "--port", "0",
-            )  # fmt: skip
+            start_apiserver(procs, data)
             kubeconfig = data / "admin.kubeconfig"
-            deadline = time.monotonic() + 30
-            while (
-                not kubeconfig.exists()
-                or subprocess.run(
-                    ["kubectl", "--kubeconfig", str(kubeconfig), "get", "--raw", "/version"],
-                    capture_output=True,
-                ).returncode
-            ):
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the embedded API server did not start")
-                time.sleep(0.1)
             crds = [
                 ROOT / "crds" / f
                 for f in ("nodegroups.apps.kubeedge.io.yaml", "edgeapplications.apps.kubeedge.io.yaml")
