@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 import aiohttp
 import yaml
 
-from bench._measure import percentile, rss_mb
+from bench._measure import percentile, rss_mb, write_results
 from up.processes import Processes
 
 Pids = tuple[int, ...]
@@ -522,10 +522,10 @@ def _finish(results: dict[str, Any], kube: dict[str, Any], args: argparse.Namesp
         }
     if not partial:
         results["machine"]["load_average_at_end"] = round(os.getloadavg()[0], 2)
-    print(json.dumps(results, indent=2))
-    if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    if args.no_write:
+        print(json.dumps(results, indent=2))
+    else:
+        write_results(RESULTS, results)
     return 0
 
 

@@ -44,6 +44,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script too
+from bench._measure import write_results  # noqa: E402
+
 PROJECT_ID = "e632aba927ea4ac2b575ec1603d56f10"
 TCP_HEADER_BYTES = 52  # IPv4 20 + TCP 20 + timestamp option 12
 
@@ -270,7 +273,7 @@ def run_once(
     from kubeshore import pki
     from up.processes import Processes
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    sys.path.insert(0, str(ROOT / "tests"))
     from _stack import start_apiserver
 
     bin_dir = Path(sys.executable).parent
@@ -449,7 +452,7 @@ def main() -> int:
                 "reconnect_to_consistent_seconds": r["reconnect_seconds"],
             }
         # Written after every run, so a long 10,000-node run never loses the smaller one.
-        ns.out.write_text(json.dumps(out, indent=2) + "\n")
+        write_results(ns.out, out, show=False)
     print(f"wrote {ns.out}")
     return 0
 

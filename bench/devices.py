@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "devices"))
-from bench._measure import cpu_seconds, percentile, rss_mb  # noqa: E402
+from bench._measure import cpu_seconds, percentile, rss_mb, write_results  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SAMPLED = 20  # devices whose MQTT documents, statuses and desired values are timed
@@ -473,10 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(asyncio.run(subscriber(args))), flush=True)
         return 0
     result = run(args)
-    print(json.dumps(result, indent=2))
-    out = ROOT / "bench" / "results" / "devices.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(ROOT / "bench" / "results" / "devices.json", result)
     return 0
 
 

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "devices"))
-from bench._measure import rss_mb  # noqa: E402
+from bench._measure import rss_mb, write_results  # noqa: E402
 
 BIN = Path(sys.executable).parent
 TESTMAPPER = ROOT / "tests" / "devices" / "testmapper.py"
@@ -267,9 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "edge_memory.json")
     args = p.parse_args(argv)
     result = run(args)
-    print(json.dumps(result, indent=2))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(args.output, result)
     return 0
 
 

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from _peers import mosquitto  # noqa: E402
 from _stack import Processes, wait_for  # noqa: E402
 
-from bench._measure import rss_mb  # noqa: E402
+from bench._measure import rss_mb, write_results  # noqa: E402
 
 SIDES = ("edge", "mapper", "cloud")
 # What the wheel is built from: the packages and the metadata, not tests, docs or venvs.
@@ -250,8 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-install-") as tmp:
         result = measure(Path(tmp), opts.before)
-    print(json.dumps(result, indent=2))
-    Path(opts.output).write_text(json.dumps(result, indent=2) + "\n")
+    write_results(Path(opts.output), result)
     return 0
 
 

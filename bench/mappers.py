@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import platform
 import socket
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 import grpc  # noqa: E402
 
 import crds  # noqa: E402
+from bench._measure import write_results  # noqa: E402
 from dmi import convert  # noqa: E402
 from dmi.v1beta1 import api_pb2, api_pb2_grpc  # noqa: E402
 
@@ -332,8 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "mappers.json"))
     opts = parser.parse_args(argv)
     result = asyncio.run(amain(opts))
-    print(json.dumps(result, indent=2))
-    Path(opts.output).write_text(json.dumps(result, indent=2) + "\n")
+    write_results(Path(opts.output), result)
     return 0
 
 

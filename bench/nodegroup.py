@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _stack import start_apiserver
 
-from bench._measure import percentile, rss_mb
+from bench._measure import percentile, rss_mb, write_results
 from kubeclient import Kube
 from nodegroup.endpointfilter import filter_endpoint_slice
 from up.processes import Processes
@@ -285,10 +285,7 @@ def main() -> int:
             procs.stop_all()
     with tempfile.TemporaryDirectory(prefix="bench-nodegroup-views-") as tmp:
         result["traffic_views"] = run_views(Path(tmp))
-    text = json.dumps(result, indent=2)
-    print(text)
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(text + "\n")
+    write_results(RESULT, result)
     return 0
 
 

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script too
+from bench._measure import write_results
 from up.processes import group_members, read_state
 
 RESULTS = Path(__file__).resolve().parent / "results" / "up.json"
@@ -114,9 +116,7 @@ def main() -> int:
                 [sys.executable, "-m", "kubeshore.cli", "down", "--data-dir", str(data)], check=False
             )
     result["machine"] = f"{os.uname().machine}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"
-    print(json.dumps(result, indent=2))
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(RESULTS, result)
     return 0
 
 
