@@ -12,7 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -172,8 +172,11 @@ class Kubectl:
             raise subprocess.SubprocessError(f"kubectl {' '.join(args)}: {out.stderr.strip()}")
         return out.stdout
 
-    def apply(self, manifest: str) -> None:
-        self.kubectl("apply", "-f", "-", stdin=manifest)
+    def apply(self, manifest: str | Mapping[str, Any]) -> None:
+        """``kubectl apply`` of YAML or JSON text, or of one object."""
+        self.kubectl(
+            "apply", "-f", "-", stdin=manifest if isinstance(manifest, str) else json.dumps(manifest)
+        )
 
     def get(self, *args: str) -> dict[str, Any]:
         """``kubectl get ARGS -o json``."""
