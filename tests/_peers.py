@@ -243,9 +243,9 @@ class ControlPlane(Kubectl):
             subprocess.run(
                 ["sh", str(stop)], capture_output=True, timeout=120, env={**os.environ, "STOP_GRACE": "2"}
             )
-        if self._pgid is not None:
-            stop_groups([(self._pgid, None)], grace=0)
-            self._pgid = None
+        if self._group is not None:
+            stop_groups([self._group], grace=0)
+            self._group = None
 
 
 @contextlib.contextmanager
