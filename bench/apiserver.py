@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 import aiohttp
 import yaml
 
-from bench._measure import percentile, rss_mb, write_results
+from bench._measure import cpu_seconds, percentile, rss_mb, write_results
 from up.processes import Processes
 
 Pids = tuple[int, ...]
@@ -109,11 +109,7 @@ def _cpu() -> float:
 
 def _proc_cpu(pids: Pids) -> float:
     """CPU seconds of the server's processes (kube-apiserver counts with its etcd)."""
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(cpu_seconds(pid) for pid in pids)
 
 
 async def _creates(

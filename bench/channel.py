@@ -45,7 +45,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script too
-from bench._measure import write_results  # noqa: E402
+from bench._measure import peak_rss_mb, rss_mb, write_results  # noqa: E402
 
 PROJECT_ID = "e632aba927ea4ac2b575ec1603d56f10"
 TCP_HEADER_BYTES = 52  # IPv4 20 + TCP 20 + timestamp option 12
@@ -230,15 +230,6 @@ def _wait_file(path: Path, proc: subprocess.Popen[bytes], timeout: float = 120) 
         time.sleep(0.1)
 
 
-def _rss_kib(pid: int) -> dict[str, int]:
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(("VmRSS:", "VmHWM:")):
-            key, value = line.split(":")
-            out[key] = int(value.split()[0])
-    return out
-
-
 def _metric(port: int, name: str) -> float:
     # With 10,000 nodes /metrics is large and cloudcore may be busy: be patient, retry once.
     for attempt in range(2):
@@ -347,7 +338,7 @@ def run_once(
         svc_rv = int(svc["metadata"]["resourceVersion"])
         all_send("await_rv", uid, svc_rv, 600)
         result["initial_sync_seconds"] = round(time.time() - t0, 2)
-        result["cloudcore_rss_mib_connected"] = round(_rss_kib(cc.pid)["VmRSS"] / 1024, 1)
+        result["cloudcore_rss_mib_connected"] = rss_mb(cc.pid)
         # Let the background ObjectSync writes of the initial sync finish before measuring.
         t1 = time.time()
         pending = _metric(metrics_port, "cloudcore_objectsync_pending_writes")
@@ -388,9 +379,8 @@ def run_once(
         states = all_send("await_state", {uid: rv}, 900)
         result["reconnect_consistent_nodes"] = sum(s["consistent"] for s in states)
         result["reconnect_seconds"] = round(max(s["time"] for s in states) - t0, 2)
-        rss = _rss_kib(cc.pid)
-        result["cloudcore_rss_mib"] = round(rss["VmRSS"] / 1024, 1)
-        result["cloudcore_peak_rss_mib"] = round(rss["VmHWM"] / 1024, 1)
+        result["cloudcore_rss_mib"] = rss_mb(cc.pid)
+        result["cloudcore_peak_rss_mib"] = peak_rss_mb(cc.pid)
         all_send("stop")
         kube.close()
     finally:

@@ -31,34 +31,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
 import grpc  # noqa: E402
+from _peers import free_port  # noqa: E402
 
 import crds  # noqa: E402
-from bench._measure import write_results  # noqa: E402
+from bench._measure import cpu_seconds, rss_mb, write_results  # noqa: E402
 from dmi import convert  # noqa: E402
 from dmi.v1beta1 import api_pb2, api_pb2_grpc  # noqa: E402
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
 
 
 def _fleet(devices: int, properties: int) -> tuple[api_pb2.DeviceModel, list[api_pb2.Device]]:
@@ -143,7 +124,7 @@ async def bench_virtual(devices: int, properties: int, seconds: float) -> dict[s
             "--socket",
             f"{tmp}/virtual.sock",
             "--rest-port",
-            str(_free_port()),
+            str(free_port()),
             "--log-level",
             "warning",
             cwd=ROOT,
@@ -164,7 +145,7 @@ async def bench_virtual(devices: int, properties: int, seconds: float) -> dict[s
                     break
             warmup_s = time.monotonic() - started
             cpu0, twins0, reports0, t0 = (
-                _cpu_seconds(proc.pid),
+                cpu_seconds(proc.pid),
                 edgecore.twins,
                 edgecore.reports,
                 time.monotonic(),
@@ -172,9 +153,9 @@ async def bench_virtual(devices: int, properties: int, seconds: float) -> dict[s
             rss = []
             while time.monotonic() - t0 < seconds:
                 await asyncio.sleep(1)
-                rss.append(_rss_mb(proc.pid))
+                rss.append(rss_mb(proc.pid))
             wall = time.monotonic() - t0
-            cpu = (_cpu_seconds(proc.pid) - cpu0) / wall
+            cpu = (cpu_seconds(proc.pid) - cpu0) / wall
             print(f"measured {wall:.0f}s: {cpu:.3f} cores", file=sys.stderr)
             return {
                 "devices": devices,
@@ -218,7 +199,7 @@ async def bench_modbus(seconds: float) -> dict[str, Any]:
     from mappers.sdk import DeviceConfig, DeviceModel, ModelProperty, PropertyConfig, PropertyType, Reading
     from mappers.sdk._device import DeviceRuntime, RuntimeSettings
 
-    port = _free_port()
+    port = free_port()
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-c", MODBUS_SERVER, str(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
