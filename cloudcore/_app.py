@@ -20,6 +20,7 @@ import yaml
 from cloudcore._identity import current_token, has_certificate, load_or_create_ca, record_certificate
 from cloudcore._metrics import Metrics
 from cloudcore._resources import CLUSTEROBJECTSYNCS
+from cloudcore.admission import WEBHOOK_SERVICE_NAMES, CABundleKeeper, WebhookServer
 from cloudcore.cloudhub import CertServer, CloudHub, CloudHubSettings
 from cloudcore.config import CloudCoreConfig
 from cloudcore.devicecontroller import DeviceController
@@ -46,25 +47,36 @@ def _server_names(cfg: CloudCoreConfig) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _serving_files(
+    ca: pki.CertificateAuthority, names: list[str], workdir: Path, stem: str
+) -> tuple[Path, Path]:
+    """A fresh server certificate of cloudcore's CA for ``names``: ``stem``.crt and ``stem``.key (0600)
+    in the 0700 ``workdir``."""
+    cert, key = ca.issue("cloudcore", organization="KubeEdge", server_names=names, server=True)
+    filemodes.private_dir(workdir)
+    cert_file, key_file = workdir / f"{stem}.crt", workdir / f"{stem}.key"
+    cert_file.write_bytes(pki.cert_to_pem(cert) + pki.cert_to_pem(ca.cert))
+    pki.write_private(key_file, pki.key_to_pem(key))
+    return cert_file, key_file
+
+
+def _server_context(
+    files: tuple[Path, Path], ca: pki.CertificateAuthority, mode: ssl.VerifyMode
+) -> ssl.SSLContext:
+    """``mode``: client certificates of cloudcore's CA required, optional, or not asked for."""
+    c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    c.minimum_version = ssl.TLSVersion.TLSv1_2
+    c.load_cert_chain(*files)
+    c.load_verify_locations(cadata=pki.cert_to_pem(ca.cert).decode())
+    c.verify_mode = mode
+    return c
+
+
 def _ssl_contexts(
     ca: pki.CertificateAuthority, names: list[str], workdir: Path
 ) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    cert, key = ca.issue("cloudcore", organization="KubeEdge", server_names=names, server=True)
-    filemodes.private_dir(workdir)
-    cert_file, key_file = workdir / "server.crt", workdir / "server.key"
-    cert_file.write_bytes(pki.cert_to_pem(cert) + pki.cert_to_pem(ca.cert))
-    pki.write_private(key_file, pki.key_to_pem(key))
-    ca_pem = pki.cert_to_pem(ca.cert).decode()
-
-    def ctx(mode: ssl.VerifyMode) -> ssl.SSLContext:
-        c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        c.minimum_version = ssl.TLSVersion.TLSv1_2
-        c.load_cert_chain(cert_file, key_file)
-        c.load_verify_locations(cadata=ca_pem)
-        c.verify_mode = mode
-        return c
-
-    return ctx(ssl.CERT_REQUIRED), ctx(ssl.CERT_OPTIONAL)
+    files = _serving_files(ca, names, workdir, "server")
+    return _server_context(files, ca, ssl.CERT_REQUIRED), _server_context(files, ca, ssl.CERT_OPTIONAL)
 
 
 def _served(kube: Kube, group: str, version: str) -> set[str]:
@@ -142,6 +154,8 @@ class CloudCore:
         self._settings = settings
         self.hub: CloudHub | None = None
         self.certs: CertServer | None = None
+        self.webhook: WebhookServer | None = None
+        self.ca_bundle: CABundleKeeper | None = None
         self.metrics: Metrics | None = None
         self.store = ObjectSyncStore(
             kube, flush_interval=cfg.sync_flush_interval, writers=cfg.sync_writers, busy=self._hub_busy
@@ -216,6 +230,8 @@ class CloudCore:
             record_issued=self._record_issued,
         )
         await self.certs.start()
+        if cfg.webhook_port is not None:
+            await self._start_webhook(cfg.webhook_port, ca, workdir)
         await hub.start()
         self._tasks.append(asyncio.create_task(syncer.resync_loop(cfg.resync_period), name="resync"))
         self.ready = True
@@ -225,6 +241,29 @@ class CloudCore:
             self.certs.port,
             self.metrics.port,
         )
+
+    async def _start_webhook(self, port: int, ca: pki.CertificateAuthority, workdir: Path) -> None:
+        """After the device informers synced: an answer from a cache still filling would let through
+        what it should refuse."""
+        names = [*_server_names(self.cfg), *WEBHOOK_SERVICE_NAMES]
+        ctx = _server_context(_serving_files(ca, names, workdir, "webhook"), ca, ssl.CERT_NONE)
+        models = self.devicecontroller.models.cache
+        self.webhook = WebhookServer(
+            lambda namespace, name: models.get((namespace, name)), ctx, bind=self.cfg.bind, port=port
+        )
+        await self.webhook.start()
+        if self.metrics is not None:
+            self.metrics.add_webhook(self.webhook)
+        if self.cfg.standalone:
+            return  # the embedded API server checks Devices itself and calls no webhook
+        self.ca_bundle = CABundleKeeper(
+            self.kube,
+            self.cfg.webhook_configuration,
+            pki.cert_to_pem(ca.cert),
+            port=self.webhook.port,
+            period=self.cfg.resync_period,
+        )
+        self._tasks.append(asyncio.create_task(self.ca_bundle.run(), name="webhook-ca-bundle"))
 
     def _hub_busy(self) -> bool:
         return self.hub is not None and self.hub.busy()
@@ -240,11 +279,14 @@ class CloudCore:
 
     def ports(self) -> dict[str, int]:
         assert self.hub and self.certs and self.metrics
-        return {
+        ports = {
             "websocketPort": self.hub.port,
             "httpsPort": self.certs.port,
             "metricsPort": self.metrics.port,
         }
+        if self.webhook is not None:
+            ports["webhookPort"] = self.webhook.port
+        return ports
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -253,6 +295,8 @@ class CloudCore:
             await self.hub.stop()
         if self.certs:
             await self.certs.stop()
+        if self.webhook:
+            await self.webhook.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.store.flushed(), 5)
         await self.store.stop()

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from cloudcore.admission import WebhookServer
 from cloudcore.cloudhub import CloudHub
 from cloudcore.devicecontroller import DeviceController
 from cloudcore.sync import ObjectSyncStore
@@ -118,6 +119,22 @@ class _DeviceCollector(Collector):
         yield q
 
 
+class _WebhookCollector(Collector):
+    def __init__(self, webhook: WebhookServer) -> None:
+        self.webhook = webhook
+
+    def collect(self) -> Iterator[Any]:
+        reviews = CounterMetricFamily(
+            "cloudcore_webhook_reviews",
+            "Device AdmissionReviews answered by the validating webhook, by result (allowed, refused, "
+            "bad = not an AdmissionReview: 400, 408 or 413)",
+            labels=["result"],
+        )
+        for result, n in self.webhook.answered.items():
+            reviews.add_metric([result], n)
+        yield reviews
+
+
 class Metrics:
     """cloudcore's registry and its ``/metrics``, ``/healthz``, ``/livez``, ``/readyz`` server."""
 
@@ -139,6 +156,9 @@ class Metrics:
         self.health.add("started", ready)
         self._server: ObservabilityServer | None = None
         self.port = 0
+
+    def add_webhook(self, webhook: WebhookServer) -> None:
+        self.registry.register(_WebhookCollector(webhook))
 
     async def start(self, bind: str, port: int) -> None:
         self._server = ObservabilityServer(self.registry, self.health, bind, port)

@@ -29,6 +29,18 @@ class CloudCoreConfig(ConfigModel):
     https_port: int = Field(10002, ge=0, le=65535)
     apiserver_port: int = Field(6443, ge=0, le=65535)
     metrics_port: int = Field(9091, ge=0, le=65535)
+    webhook_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="HTTPS port of the validating admission webhook (POST /validate/devices) a real "
+        "cluster calls; unset: not served (the embedded API server checks Devices itself); 0 = any free port",
+    )
+    webhook_configuration: str = Field(
+        "kubeshore-devices",
+        min_length=1,
+        description="the ValidatingWebhookConfiguration whose caBundle cloudcore keeps set to its CA",
+    )
     metrics_bind: str = "127.0.0.1"
     node_grace_period: float = Field(40.0, gt=0, description="seconds without traffic before Ready=Unknown")
     keepalive_timeout: float = Field(
@@ -46,7 +58,10 @@ class CloudCoreConfig(ConfigModel):
     sync_writers: int = Field(16, ge=1, le=64)
     resync_period: float = Field(30.0, gt=0, description="seconds between full consistency checks")
     device_status_flush_interval: float = Field(
-        1.0, gt=0, description="seconds between DeviceStatus writes of one device (reports are coalesced)"
+        1.0,
+        gt=0,
+        description="least seconds between DeviceStatus writes of one device (reports are coalesced); "
+        "new values also wait for the Device's shortest reportCycle, state changes do not",
     )
     device_status_writers: int = Field(4, ge=1, le=64, description="DeviceStatus writes in flight at once")
     device_status_refresh_interval: float = Field(

@@ -30,6 +30,11 @@ _FLAGS: dict[str, tuple[str, type, str]] = {
         int,
         "standalone API server port (default 6443; 0 = any free port)",
     ),
+    "--webhook-port": (
+        "webhookPort",
+        int,
+        "HTTPS port of the Device validating webhook (default: not served; 0 = any free port)",
+    ),
     "--metrics-port": ("metricsPort", int, "/metrics, /healthz, /livez, /readyz port (default 9091)"),
     "--metrics-bind": ("metricsBind", str, "address the metrics port listens on (default 127.0.0.1)"),
     "--node-grace-period": ("nodeGracePeriod", float, "seconds of silence before a node is Ready=Unknown"),

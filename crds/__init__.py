@@ -100,6 +100,7 @@ from crds._devices import (
     TwinProperty,
     VisitorConfig,
     desired_value_problems,
+    device_properties_changed,
 )
 from crds._reliablesyncs import (
     ClusterObjectSync,
@@ -233,6 +234,7 @@ __all__ = [
     "WorkloadTemplate",
     "crd_manifest",
     "desired_value_problems",
+    "device_properties_changed",
     "model_for",
     "openapi_schema",
     "parse_object",

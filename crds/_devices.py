@@ -422,13 +422,23 @@ def _converts(value: str, ptype: str) -> bool:
     return True
 
 
+def device_properties_changed(device: dict[str, Any], old: dict[str, Any] | None) -> bool:
+    """Whether a write of ``device`` over the stored ``old`` (None: a create) touches its properties."""
+    if old is None:
+        return True
+    return bool((old.get("spec") or {}).get("properties") != (device.get("spec") or {}).get("properties"))
+
+
 def desired_value_problems(
-    device: dict[str, Any], model: dict[str, Any] | None
+    device: dict[str, Any], model: dict[str, Any] | None, old: dict[str, Any] | None = None
 ) -> list[tuple[str, str, str]]:
     """(field path, value, why) for each desired value of ``device`` that cannot be converted to the type
     of its property in ``model`` (none when the model is missing: the Device is accepted and its
-    ModelFound condition says so)."""
-    if not model:
+    ModelFound condition says so). ``old`` is the stored Device of an update: when its properties are
+    the new ones, nothing is checked (a status or metadata write: what was admitted stays admitted,
+    even if its model changed since). The one check of the embedded API server's admission and of
+    cloudcore's validating webhook."""
+    if not model or not device_properties_changed(device, old):
         return []
     types = {
         str(p.get("name")): str(p.get("type", "")).upper()

@@ -45,6 +45,9 @@ def resource_list(registry: Registry, group: str, version: str) -> dict[str, Any
             }
             if sub == "scale":
                 sub_entry.update(group="autoscaling", version="v1", kind="Scale")
+            elif sub == "binding":
+                # A Binding is posted, never read back (kube-apiserver lists it so).
+                sub_entry.update(kind="Binding", verbs=["create"])
             resources.append(sub_entry)
     return {
         "kind": "APIResourceList",

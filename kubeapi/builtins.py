@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubeapi._tables import age
-from kubeapi.resources import PrinterColumn, ResourceType
+from kubeapi.resources import ALL_VERBS, PrinterColumn, ResourceType
 
 _AGE = PrinterColumn("Age", "date", ".metadata.creationTimestamp")
 _NAME = PrinterColumn("Name", "string", ".metadata.name", format="name")
@@ -161,6 +161,8 @@ def builtin_types() -> list[ResourceType]:
             "namespace",
             False,
             ("ns",),
+            # No deletecollection: kube-apiserver refuses deleting every namespace at once.
+            verbs=tuple(v for v in ALL_VERBS if v != "deletecollection"),
             subresources=("status",),
             dns_label_names=True,
             printer_columns=(_NAME, _p("Status", ".status.phase"), _AGE),

@@ -5,7 +5,7 @@ Pure functions: resource descriptions in, JSON-ready dicts out. The server serve
 
     docs = build_openapi([*BUILTIN_RESOURCES, *crd_resources])   # rebuild when a CRD changes
 
-    GET /openapi/v2                  -> docs.v2                  (application/json)
+    GET /openapi/v2                  -> docs.v2                  (JSON or gnostic protobuf)
     GET /openapi/v3                  -> docs.v3_discovery        (application/json)
     GET /openapi/v3/api/v1           -> docs.v3["api/v1"]        (application/json)
     GET /openapi/v3/apis/<g>/<v>     -> docs.v3["apis/<g>/<v>"]  (application/json)
@@ -16,10 +16,14 @@ Details kubectl depends on:
   with ``H = docs.hashes[path]``. Serve a group-version document whatever ``hash`` says; when it
   matches, answer with ``Cache-Control: public, immutable`` (kubectl caches it on disk), otherwise
   ``Cache-Control: no-cache, private``. Unknown group-version: 404.
-- kubectl asks ``/openapi/v2`` for protobuf only (``Accept:
-  application/com.github.proto-openapi.spec.v2@v1.0+protobuf``); answer that with 406 Not
-  Acceptable (kubectl then carries on without it) and JSON to clients accepting ``application/json``
-  or ``*/*``.
+- client-go asks ``/openapi/v2`` for protobuf only (``Accept:
+  application/com.github.proto-openapi.spec.v2@v1.0+protobuf``, gnostic's ``openapi.v2.Document``,
+  :mod:`kubeapi._openapi_protobuf`), and kubectl needs it: ``kubectl apply`` reads each kind's PATCH
+  content types there, and validates the items of a ``kind: List`` (what ``kubectl get -o yaml``
+  writes) with its definitions, refusing fields an object's ``properties`` leave out. So the v2
+  schemas get kube-apiserver's rewrite for kubectl (values that are nullable or keep unknown fields
+  lose ``properties``, ``items`` and type). The built-in definitions are Kubernetes' own and list
+  every field it defines.
 - Every PATCH/PUT/POST operation declares the ``fieldValidation`` query parameter, so ``kubectl
   apply/create/edit`` (``--validate=strict`` by default) leave validation to the server, which must
   honour ``?fieldValidation=Strict|Warn|Ignore`` (see :mod:`kubeapi.schema`).
@@ -27,10 +31,10 @@ Details kubectl depends on:
   kube-apiserver's (``io.kubeedge.devices.v1beta1.Device``, ``io.k8s.api.core.v1.Pod``) and carry
   ``x-kubernetes-group-version-kind``; ``$ref``s point at ``#/components/schemas/...``.
 - PATCH operations advertise ``application/json-patch+json``, ``application/merge-patch+json`` and
-  ``application/apply-patch+yaml``, not strategic merge patch. The server accepts strategic merge
-  patches for built-in kinds, but advertising them would make ``kubectl apply`` compute them from these
-  deliberately minimal schemas; without it kubectl uses its compiled-in patch metadata, which is
-  complete and matches :mod:`kubeapi.patch`.
+  ``application/apply-patch+yaml``, and for built-in kinds ``application/strategic-merge-patch+json``
+  as kube-apiserver does: ``kubectl apply`` then computes its patch from the served schemas, which
+  are Kubernetes' own (``kubeapi/_generated_schemas.py``, from kube-apiserver's OpenAPI by
+  ``python -m kubeapi.generate``) and carry the same merge keys :mod:`kubeapi.patch` applies.
 
 Custom resources get their CRD version's ``openAPIV3Schema`` with ``metadata`` replaced by a
 reference to ``ObjectMeta``; :func:`resources_from_crd` turns a CRD object into descriptions.
@@ -45,7 +49,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubeapi import _builtin_schemas as builtin
+from kubeapi import _generated_schemas as generated
+from kubeapi.builtins import builtin_types
+from kubeapi.resources import ResourceType
 
 __all__ = [
     "BUILTIN_RESOURCES",
@@ -53,6 +59,7 @@ __all__ = [
     "ResourceDescription",
     "build_openapi",
     "definition_name",
+    "describe",
     "document_hash",
     "group_version_path",
     "resources_from_crd",
@@ -60,6 +67,34 @@ __all__ = [
 
 _COMPONENTS = "#/components/schemas/"
 _DEFINITIONS = "#/definitions/"
+_META = "io.k8s.apimachinery.pkg.apis.meta.v1."
+_SCALE = generated.DEFINITIONS[("autoscaling", "v1", "Scale")]
+_STATUS = _META + "Status"
+_DELETE_OPTIONS = _META + "DeleteOptions"
+_PATCH = _META + "Patch"
+# kube-apiserver names these in each group-version document as the core group's and that group's.
+_PER_GROUP = (_DELETE_OPTIONS, _META + "WatchEvent")
+_GVK = "x-kubernetes-group-version-kind"
+
+# What kube-apiserver publishes for a custom resource's apiVersion, kind, metadata and list metadata.
+_API_VERSION_DOC = (
+    "APIVersion defines the versioned schema of this representation of an object. Servers should convert "
+    "recognized schemas to the latest internal value, and may reject unrecognized values."
+)
+_KIND_DOC = (
+    "Kind is a string value representing the REST resource this object represents. Servers may infer this "
+    "from the endpoint the client submits requests to. In CamelCase."
+)
+_METADATA_DOC = "Standard object's metadata."
+_LIST_METADATA_DOC = "Standard list metadata."
+
+
+def _ref(name: str, description: str = "") -> dict[str, Any]:
+    """A reference with a description, in the ``allOf`` form kube-apiserver's v3 documents use."""
+    out: dict[str, Any] = {"allOf": [{"$ref": _COMPONENTS + name}]}
+    if description:
+        out["description"] = description
+    return out
 
 
 @dataclass(frozen=True)
@@ -86,21 +121,11 @@ class ResourceDescription:
         return self.list_kind or f"{self.kind}List"
 
 
-_BUILTIN_PACKAGES = {
-    "": builtin.CORE,
-    "apps": builtin.APPS,
-    "discovery.k8s.io": builtin.DISCOVERY,
-    "coordination.k8s.io": builtin.COORDINATION,
-    "autoscaling": builtin.AUTOSCALING,
-    "apiextensions.k8s.io": builtin.APIEXTENSIONS,
-}
-
-
 def definition_name(group: str, version: str, kind: str, *, builtin_kind: bool = False) -> str:
     """The schema name kube-apiserver uses: ``io.k8s.api.core.v1.Pod`` for built-in kinds,
     the reversed group for custom resources (``devices.kubeedge.io`` -> ``io.kubeedge.devices``)."""
-    if builtin_kind and group in _BUILTIN_PACKAGES:
-        return f"{_BUILTIN_PACKAGES[group]}{kind}"
+    if builtin_kind and (group, version, kind) in generated.DEFINITIONS:
+        return generated.DEFINITIONS[(group, version, kind)]
     reversed_group = ".".join(reversed(group.split("."))) if group else "io.k8s.api.core"
     return f"{reversed_group}.{version}.{kind}"
 
@@ -110,30 +135,22 @@ def group_version_path(group: str, version: str) -> str:
     return f"apis/{group}/{version}" if group else f"api/{version}"
 
 
-def _builtin(
-    group: str, version: str, kind: str, plural: str, namespaced: bool, *sub: str
-) -> ResourceDescription:
+def describe(resource: ResourceType) -> ResourceDescription:
+    """The description of a served resource type (built-in or from a CRD) for :func:`build_openapi`."""
     return ResourceDescription(
-        group, version, kind, plural, namespaced, subresources=frozenset(sub), builtin=True
+        group=resource.group,
+        version=resource.version,
+        kind=resource.kind,
+        plural=resource.plural,
+        namespaced=resource.namespaced,
+        schema=resource.schema,
+        subresources=frozenset(resource.subresources),
+        builtin=not resource.custom,
     )
 
 
-BUILTIN_RESOURCES: tuple[ResourceDescription, ...] = (
-    _builtin("", "v1", "Namespace", "namespaces", False, "status"),
-    _builtin("", "v1", "Node", "nodes", False, "status"),
-    _builtin("", "v1", "Pod", "pods", True, "status"),
-    _builtin("", "v1", "ConfigMap", "configmaps", True),
-    _builtin("", "v1", "Secret", "secrets", True),
-    _builtin("", "v1", "Service", "services", True, "status"),
-    _builtin("", "v1", "Endpoints", "endpoints", True),
-    _builtin("", "v1", "Event", "events", True),
-    _builtin("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
-    _builtin("apps", "v1", "Deployment", "deployments", True, "status", "scale"),
-    _builtin("coordination.k8s.io", "v1", "Lease", "leases", True),
-    _builtin(
-        "apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False, "status"
-    ),
-)
+# Every built-in kind kubeapi serves (kubeapi.builtins), described.
+BUILTIN_RESOURCES: tuple[ResourceDescription, ...] = tuple(describe(t) for t in builtin_types())
 
 
 def resources_from_crd(crd: Mapping[str, Any]) -> list[ResourceDescription]:
@@ -212,10 +229,10 @@ def _crd_definition(res: ResourceDescription) -> dict[str, Any]:
     properties["apiVersion"] = {
         **properties.get("apiVersion", {}),
         "type": "string",
-        "description": builtin.API_VERSION_DOC,
+        "description": _API_VERSION_DOC,
     }
-    properties["kind"] = {**properties.get("kind", {}), "type": "string", "description": builtin.KIND_DOC}
-    properties["metadata"] = builtin.ref(builtin.META + "ObjectMeta", builtin.METADATA_DOC)
+    properties["kind"] = {**properties.get("kind", {}), "type": "string", "description": _KIND_DOC}
+    properties["metadata"] = _ref(_META + "ObjectMeta", _METADATA_DOC)
     schema.setdefault("type", "object")
     if res.description and "description" not in schema:
         schema["description"] = res.description
@@ -229,49 +246,49 @@ def _list_definition(res: ResourceDescription, item_name: str) -> dict[str, Any]
         "type": "object",
         "required": ["items"],
         "properties": {
-            "apiVersion": builtin.string(builtin.API_VERSION_DOC),
+            "apiVersion": {"type": "string", "description": _API_VERSION_DOC},
             "items": {
                 "description": f"List of {res.plural}.",
                 "type": "array",
-                "items": builtin.ref(item_name),
+                "items": _ref(item_name),
             },
-            "kind": builtin.string(builtin.KIND_DOC),
-            "metadata": builtin.ref(builtin.META + "ListMeta", builtin.LIST_METADATA_DOC),
+            "kind": {"type": "string", "description": _KIND_DOC},
+            "metadata": _ref(_META + "ListMeta", _LIST_METADATA_DOC),
         },
         "x-kubernetes-group-version-kind": [_gvk(res.group, res.version, res.list_kind_name)],
     }
 
 
 def _all_definitions(resources: Sequence[ResourceDescription]) -> dict[str, dict[str, Any]]:
-    """Every schema by name: the built-in library plus each served kind and its list."""
-    schemas = builtin.all_schemas()
-    scale = builtin.AUTOSCALING + "Scale"
-    schemas[scale] = {
-        **schemas[scale],
-        "x-kubernetes-group-version-kind": [_gvk("autoscaling", "v1", "Scale")],
-    }
+    """Every schema by name: Kubernetes' own for built-in kinds (generated from its OpenAPI), the CRD
+    version's for custom resources, and a list kind for each."""
+    schemas = dict(generated.SCHEMAS)
     for res in resources:
         name = definition_name(res.group, res.version, res.kind, builtin_kind=res.builtin)
-        if res.builtin and name in schemas:
-            gvk = [_gvk(res.group, res.version, res.kind)]
-            schemas[name] = {**schemas[name], "x-kubernetes-group-version-kind": gvk}
-        else:
+        if not (res.builtin and name in schemas):
             schemas[name] = _crd_definition(res)
         list_name = definition_name(res.group, res.version, res.list_kind_name, builtin_kind=res.builtin)
-        schemas[list_name] = _list_definition(res, name)
+        if not (res.builtin and list_name in schemas):
+            schemas[list_name] = _list_definition(res, name)
     return schemas
 
 
 def _roots(resources: Iterable[ResourceDescription]) -> list[str]:
     """The schemas a document must hold for ``resources`` (the rest follows by reference)."""
-    meta = builtin.META
-    roots = [meta + "Status", meta + "DeleteOptions", meta + "Patch", meta + "WatchEvent"]
+    roots = [_STATUS, _DELETE_OPTIONS, _PATCH, *_PER_GROUP]
     for res in resources:
         roots.append(definition_name(res.group, res.version, res.kind, builtin_kind=res.builtin))
         roots.append(definition_name(res.group, res.version, res.list_kind_name, builtin_kind=res.builtin))
         if "scale" in res.subresources:
-            roots.append(builtin.AUTOSCALING + "Scale")
+            roots.append(_SCALE)
     return roots
+
+
+def _per_group(name: str, schema: dict[str, Any], group: str, version: str) -> dict[str, Any]:
+    """DeleteOptions and WatchEvent as a group-version document of kube-apiserver has them."""
+    kind = name.rsplit(".", 1)[-1]
+    gvks = [_gvk("", "v1", kind)] + ([_gvk(group, version, kind)] if group else [])
+    return {**schema, _GVK: gvks}
 
 
 _REF = re.compile(r'"\$ref": ?"#/components/schemas/([^"]+)"')
@@ -321,6 +338,14 @@ _DELETE_PARAMS = (
     ("propagationPolicy", "string", "Orphan, Background or Foreground garbage collection of dependents."),
 )
 _PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml")
+_STRATEGIC = "application/strategic-merge-patch+json"
+
+
+def _patch_types(res: ResourceDescription) -> tuple[str, ...]:
+    # Built-in kinds take strategic merge patches too (kubeapi.patch, from the same schemas).
+    return (*_PATCH_TYPES, _STRATEGIC) if res.builtin else _PATCH_TYPES
+
+
 _PRODUCES = ("application/json", "application/yaml")
 
 
@@ -341,7 +366,7 @@ class _Op:
 def _operations(res: ResourceDescription, item: str, items: str) -> dict[str, list[_Op]]:
     gv = f"/apis/{res.group}/{res.version}" if res.group else f"/api/{res.version}"
     gvk = _gvk(res.group, res.version, res.kind)
-    status = builtin.META + "Status"
+    status = _STATUS
     ns = "Namespaced" if res.namespaced else ""
     collection = f"{gv}/namespaces/{{namespace}}/{res.plural}" if res.namespaced else f"{gv}/{res.plural}"
     member = f"{collection}/{{name}}"
@@ -366,7 +391,7 @@ def _operations(res: ResourceDescription, item: str, items: str) -> dict[str, li
                 f"{ns}{k}",
                 gvk,
                 status,
-                builtin.META + "DeleteOptions",
+                _DELETE_OPTIONS,
                 _DELETE_PARAMS + _LIST_PARAMS[:-1],
                 f"delete collection of {k}",
             ),
@@ -392,7 +417,7 @@ def _operations(res: ResourceDescription, item: str, items: str) -> dict[str, li
                 f"{ns}{k}",
                 gvk,
                 item,
-                builtin.META + "Patch",
+                _PATCH,
                 (*_WRITE_PARAMS, ("force", "boolean", 'Force is going to "force" Apply requests.')),
                 f"partially update the specified {k}",
                 True,
@@ -404,7 +429,7 @@ def _operations(res: ResourceDescription, item: str, items: str) -> dict[str, li
                 f"{ns}{k}",
                 gvk,
                 status,
-                builtin.META + "DeleteOptions",
+                _DELETE_OPTIONS,
                 _DELETE_PARAMS,
                 f"delete a {k}",
             ),
@@ -453,14 +478,14 @@ def _operations(res: ResourceDescription, item: str, items: str) -> dict[str, li
                 f"{ns}{k}Status",
                 gvk,
                 item,
-                builtin.META + "Patch",
+                _PATCH,
                 _WRITE_PARAMS,
                 f"partially update status of the specified {k}",
                 True,
             ),
         ]
     if "scale" in res.subresources:
-        scale = builtin.AUTOSCALING + "Scale"
+        scale = _SCALE
         scale_gvk = _gvk("autoscaling", "v1", "Scale")
         paths[f"{member}/scale"] = [
             _Op(
@@ -491,7 +516,7 @@ def _operations(res: ResourceDescription, item: str, items: str) -> dict[str, li
                 f"{ns}{k}Scale",
                 scale_gvk,
                 scale,
-                builtin.META + "Patch",
+                _PATCH,
                 _WRITE_PARAMS,
                 f"partially update scale of the specified {k}",
                 True,
@@ -568,7 +593,7 @@ def _v3_operation(op: _Op, res: ResourceDescription) -> dict[str, Any]:
         "x-kubernetes-group-version-kind": op.gvk,
     }
     if op.body:
-        types = _PATCH_TYPES if op.method == "patch" else ("*/*",)
+        types = _patch_types(res) if op.method == "patch" else ("*/*",)
         out["requestBody"] = {
             "content": {t: {"schema": {"$ref": _COMPONENTS + op.body}} for t in types},
             "required": op.method != "delete",
@@ -596,7 +621,7 @@ def _v2_operation(op: _Op, res: ResourceDescription) -> dict[str, Any]:
         responses["201"] = {"description": "Created", "schema": {"$ref": _DEFINITIONS + op.response}}
     out: dict[str, Any] = {
         "description": op.description,
-        "consumes": list(_PATCH_TYPES) if op.method == "patch" else ["*/*"],
+        "consumes": list(_patch_types(res)) if op.method == "patch" else ["*/*"],
         "produces": list(_PRODUCES),
         "schemes": ["https"],
         "tags": [_tag(res)],
@@ -638,12 +663,16 @@ def _v3_document(
     for res in resources:
         paths.update(_resource_paths(res, v3=True))
     names = _closure(_roots(resources), schemas)
+    group, version = resources[0].group, resources[0].version
     return {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": "unversioned"},
         "paths": dict(sorted(paths.items())),
         "components": {
-            "schemas": {name: schemas[name] for name in names},
+            "schemas": {
+                name: _per_group(name, schemas[name], group, version) if name in _PER_GROUP else schemas[name]
+                for name in names
+            },
             "securitySchemes": {
                 "BearerToken": {
                     "type": "apiKey",
@@ -682,6 +711,36 @@ def _to_v2(schema: Any) -> Any:
     if "$ref" in out:
         # swagger 2.0 ignores a reference's siblings; keep only the description as kube does.
         return {k: out[k] for k in ("$ref", "description") if k in out}
+    return _kubectl_v2(schema, out)
+
+
+def _kubectl_v2(v3: Mapping[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+    """What kube-apiserver changes for kubectl, which validates with the v2 document
+    (apiextensions' ``ToStructuralOpenAPIV2``): kubectl reports fields an object's ``properties`` do not
+    list, so a nullable value and one that keeps unknown fields lose ``properties``, ``items`` and
+    their type (an untyped value accepts anything); an array left without ``items`` loses its type
+    (kubectl refuses such a document); a nullable property is no longer required."""
+    nullable = v3.get("nullable") is True
+    preserve = v3.get("x-kubernetes-preserve-unknown-fields") is True
+    if nullable or preserve:
+        out.pop("properties", None)
+        out.pop("items", None)
+    if (
+        nullable
+        or (preserve and out.get("type") == "object")
+        or (out.get("type") == "array" and "items" not in out)
+    ):
+        out.pop("type", None)
+    properties = v3.get("properties")
+    additional = v3.get("additionalProperties")
+    if isinstance(additional, dict) and additional.get("nullable") is True:
+        out.pop("required", None)
+    elif isinstance(properties, dict) and isinstance(out.get("required"), list):
+        required = [r for r in out["required"] if (properties.get(r) or {}).get("nullable") is not True]
+        if required:
+            out["required"] = required
+        else:
+            out.pop("required")
     return out
 
 

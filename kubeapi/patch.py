@@ -65,6 +65,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kubeapi import _generated_merge_lists
 from kubeapi._jsonvalues import copy_json, json_equal
 from kubeapi._patchtypes import (
     APPLY_PATCH,
@@ -467,81 +468,12 @@ class MergeList:
     retain_keys: bool = False
 
 
-def _object_meta(prefix: str) -> dict[str, MergeList]:
-    return {
-        f"{prefix}metadata.finalizers": MergeList(None),
-        f"{prefix}metadata.ownerReferences": MergeList("uid"),
-    }
-
-
-def _pod_spec(prefix: str) -> dict[str, MergeList]:
-    lists = {
-        f"{prefix}volumes": MergeList("name", retain_keys=True),
-        f"{prefix}imagePullSecrets": MergeList("name"),
-        f"{prefix}hostAliases": MergeList("ip"),
-        f"{prefix}topologySpreadConstraints": MergeList("topologyKey"),
-        f"{prefix}schedulingGates": MergeList("name"),
-        f"{prefix}resourceClaims": MergeList("name", retain_keys=True),
-    }
-    for containers in ("containers", "initContainers", "ephemeralContainers"):
-        lists[f"{prefix}{containers}"] = MergeList("name")
-        lists[f"{prefix}{containers}[].ports"] = MergeList("containerPort")
-        lists[f"{prefix}{containers}[].env"] = MergeList("name")
-        lists[f"{prefix}{containers}[].volumeMounts"] = MergeList("mountPath")
-        lists[f"{prefix}{containers}[].volumeDevices"] = MergeList("devicePath")
-    return lists
-
-
-_CONDITIONS = {"status.conditions": MergeList("type")}
-
-_POD = {
-    **_object_meta(""),
-    **_pod_spec("spec."),
-    **_CONDITIONS,
-    "status.podIPs": MergeList("ip"),
-    "status.hostIPs": MergeList("ip"),
-    "status.resourceClaimStatuses": MergeList("name"),
-}
-
-_POD_TEMPLATE_OWNER = {
-    **_object_meta(""),
-    **_object_meta("spec.template."),
-    **_pod_spec("spec.template.spec."),
-}
-
-# Keyed by (group, version, kind); "" is the core group. Tags of the Go types in k8s.io/api.
+# Keyed by (group, version, kind); "" is the core group. Generated from Kubernetes' OpenAPI
+# (x-kubernetes-patch-strategy/-merge-key, the patchStrategy/patchMergeKey tags of k8s.io/api) by
+# `python -m kubeapi.generate`.
 STRATEGIC_MERGE_LISTS: dict[tuple[str, str, str], dict[str, MergeList]] = {
-    ("", "v1", "Pod"): _POD,
-    ("", "v1", "PodTemplate"): {
-        **_object_meta(""),
-        **_object_meta("template."),
-        **_pod_spec("template.spec."),
-    },
-    ("", "v1", "Node"): {
-        **_object_meta(""),
-        "spec.podCIDRs": MergeList(None),
-        **_CONDITIONS,
-        "status.addresses": MergeList("type"),
-    },
-    ("", "v1", "Namespace"): {**_object_meta(""), **_CONDITIONS},
-    ("", "v1", "Service"): {**_object_meta(""), "spec.ports": MergeList("port"), **_CONDITIONS},
-    ("", "v1", "ConfigMap"): _object_meta(""),
-    ("", "v1", "Secret"): _object_meta(""),
-    ("", "v1", "Endpoints"): _object_meta(""),
-    ("", "v1", "Event"): _object_meta(""),
-    ("", "v1", "ServiceAccount"): {
-        **_object_meta(""),
-        "secrets": MergeList("name"),
-    },
-    ("events.k8s.io", "v1", "Event"): _object_meta(""),
-    ("discovery.k8s.io", "v1", "EndpointSlice"): _object_meta(""),
-    ("coordination.k8s.io", "v1", "Lease"): _object_meta(""),
-    ("apps", "v1", "Deployment"): {**_POD_TEMPLATE_OWNER, **_CONDITIONS},
-    ("apps", "v1", "ReplicaSet"): {**_POD_TEMPLATE_OWNER, **_CONDITIONS},
-    ("apps", "v1", "DaemonSet"): {**_POD_TEMPLATE_OWNER, **_CONDITIONS},
-    ("apps", "v1", "StatefulSet"): {**_POD_TEMPLATE_OWNER, **_CONDITIONS},
-    ("autoscaling", "v1", "Scale"): _object_meta(""),
-    ("apiextensions.k8s.io", "v1", "CustomResourceDefinition"): _object_meta(""),
+    gvk: {path: MergeList(key, retain_keys) for path, (key, retain_keys) in lists.items()}
+    for gvk, lists in _generated_merge_lists.MERGE_LISTS.items()
 }
 
 

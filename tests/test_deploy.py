@@ -34,7 +34,12 @@ def test_manifests_are_well_formed() -> None:
     } <= kinds
     for d in docs:
         assert d["apiVersion"] and d["metadata"]["name"], d
-        if d["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
+        if d["kind"] not in (
+            "Namespace",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ValidatingWebhookConfiguration",
+        ):
             assert d["metadata"].get("namespace") in ("kubeedge", "default", "kube-node-lease"), d["metadata"]
     service = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "cloudcore")
     assert sorted(p["port"] for p in service["spec"]["ports"]) == [10000, 10002]

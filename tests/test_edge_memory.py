@@ -30,6 +30,7 @@ LOADED_WHEN_USED = (
     "yarl",
     "kubeapi.server",
     "kubeapi.openapi",
+    "kubeapi._generated_schemas",
     "kubeapi.schema",
     "kubeapi.patch",
     "kubeapi.objects",

@@ -89,6 +89,7 @@ ALLOWED = {
     "cri": {"dmi"},
     "k8sproto": {"dmi"},
     "kubeapi": {"crds", "k8sproto", "kubeshore"},  # kubeshore is the floor every package shares
+    "kubeapi.generate_openapiv2": {"crds", "dmi", "k8sproto", "kubeshore"},  # protoc via dmi.generate
     "kubeclient": {"kubeshore"},
     "kubeshore": {"crds"},
     "up": {"crds", "kubeclient", "kubeshore"},  # the platform on one machine: it watches the API it runs

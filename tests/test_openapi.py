@@ -197,6 +197,7 @@ def test_v3_discovery_lists_every_group_version_with_its_hash(docs: OpenAPIDocum
         "apis/discovery.k8s.io/v1",
         "apis/coordination.k8s.io/v1",
         "apis/apiextensions.k8s.io/v1",
+        "apis/rbac.authorization.k8s.io/v1",
         "apis/devices.kubeedge.io/v1beta1",
         "apis/apps.kubeedge.io/v1alpha1",
     }
@@ -340,41 +341,58 @@ def test_v3_builtin_kinds(docs: OpenAPIDocuments) -> None:
 
 
 def _walk_merge_lists(
-    schema: dict[str, Any], schemas: dict[str, Any], path: str, out: dict[str, MergeList], depth: int = 0
+    schema: dict[str, Any],
+    schemas: dict[str, Any],
+    path: str,
+    out: dict[str, MergeList],
+    seen: tuple[str, ...] = (),
 ) -> None:
-    if depth > 12:
-        return
-    if "allOf" in schema:
-        schema = {**schema, **schemas[schema["allOf"][0]["$ref"].split("/")[-1]]}
-    if "$ref" in schema:
-        schema = schemas[schema["$ref"].split("/")[-1]]
+    ref = schema.get("$ref") or (schema.get("allOf") or [{}])[0].get("$ref")
+    if ref:
+        name = ref.split("/")[-1]
+        if name in seen:
+            return  # a definition inside itself (JSONSchemaProps): no path names it
+        seen = (*seen, name)
+        schema = {**schemas[name], **{k: v for k, v in schema.items() if k not in ("$ref", "allOf")}}
     strategy = schema.get("x-kubernetes-patch-strategy", "")
     if schema.get("type") == "array" and "merge" in strategy.split(","):
         out[path] = MergeList(schema.get("x-kubernetes-patch-merge-key"), "retainKeys" in strategy)
     if schema.get("type") == "array":
-        _walk_merge_lists(schema["items"], schemas, path + "[]", out, depth + 1)
+        _walk_merge_lists(schema["items"], schemas, path + "[]", out, seen)
     for key, sub in (schema.get("properties") or {}).items():
-        _walk_merge_lists(sub, schemas, f"{path}.{key}" if path else key, out, depth + 1)
+        _walk_merge_lists(sub, schemas, f"{path}.{key}" if path else key, out, seen)
 
 
 @pytest.mark.parametrize("res", [r for r in BUILTIN_RESOURCES], ids=lambda r: r.kind)
 def test_builtin_patch_extensions_agree_with_the_merge_table(
     docs: OpenAPIDocuments, res: ResourceDescription
 ) -> None:
+    """The served documents and the table kubeapi.patch applies say the same, both ways."""
     doc = docs.v3[group_version_path(res.group, res.version)]
     schemas = doc["components"]["schemas"]
     declared: dict[str, MergeList] = {}
-    _walk_merge_lists(
-        schemas[definition_name(res.group, res.version, res.kind, builtin_kind=True)], schemas, "", declared
-    )
-    table = STRATEGIC_MERGE_LISTS[(res.group, res.version, res.kind)]
-    for path, merge in declared.items():
-        assert table.get(path) == merge, path
-    assert declared, "every kind has at least metadata.finalizers"
+    name = definition_name(res.group, res.version, res.kind, builtin_kind=True)
+    _walk_merge_lists({"$ref": "#/components/schemas/" + name}, schemas, "", declared)
+    assert STRATEGIC_MERGE_LISTS[(res.group, res.version, res.kind)] == declared
+    assert declared["metadata.finalizers"] == MergeList(None)
 
 
 # ------------------------------------------------------------------------------------------------
 # v2
+
+
+def _v3_only_keywords(value: Any, in_properties: bool = False) -> list[str]:
+    """Keywords swagger 2.0 lacks, used as keywords (JSONSchemaProps has *properties* named so)."""
+    found = []
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            if not in_properties and key in ("allOf", "anyOf", "oneOf", "nullable"):
+                found.append(key)
+            found += _v3_only_keywords(sub, not in_properties and key in ("properties", "definitions"))
+    elif isinstance(value, list):
+        for sub in value:
+            found += _v3_only_keywords(sub)
+    return found
 
 
 def test_v2_document(docs: OpenAPIDocuments) -> None:
@@ -383,9 +401,8 @@ def test_v2_document(docs: OpenAPIDocuments) -> None:
     definitions = v2["definitions"]
     for ref in _refs(v2):
         assert ref.startswith("#/definitions/") and ref.removeprefix("#/definitions/") in definitions, ref
-    text = json.dumps(v2)
-    for word in ('"allOf"', '"anyOf"', '"oneOf"', '"nullable"', "#/components/"):
-        assert word not in text
+    assert "#/components/" not in json.dumps(v2)
+    assert not _v3_only_keywords(v2), "swagger 2.0 has no allOf/anyOf/oneOf/nullable"
     device = definitions["io.kubeedge.devices.v1beta1.Device"]
     assert device["properties"]["metadata"] == {
         "$ref": "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
@@ -405,6 +422,9 @@ def test_v2_document(docs: OpenAPIDocuments) -> None:
         "schema": {"$ref": "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.Patch"},
     }
     assert any(p["name"] == "fieldValidation" and p["type"] == "string" for p in patch["parameters"])
+    # Built-in kinds take strategic merge patches too, as kube-apiserver advertises.
+    pod_patch = v2["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"]["patch"]
+    assert pod_patch["consumes"] == [*patch["consumes"], "application/strategic-merge-patch+json"]
     ids = [op["operationId"] for item in v2["paths"].values() for k, op in item.items() if k != "parameters"]
     assert len(ids) == len(set(ids))
     target_port = definitions["io.k8s.api.core.v1.ServicePort"]["properties"]["targetPort"]
@@ -532,7 +552,7 @@ async def test_kubectl_explain_builtin_kinds(kubectl: Kubectl) -> None:
     assert "GROUP:      apps" in out and re.search(r"strategy\s+<DeploymentStrategy>", out)
     out = await kubectl.ok("explain", "services.spec.ports.targetPort")
     assert (
-        "FIELD: targetPort <string>" in out
+        "FIELD: targetPort <IntOrString>" in out
         and "IntOrString is a type that can hold an int32 or a string" in out
     )
     out = await kubectl.ok("explain", "customresourcedefinitions.spec.names")

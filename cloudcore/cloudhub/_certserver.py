@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from cryptography import x509
 
+from cloudcore._https import serve
 from cloudcore.cloudhub._server import node_from_transport
 from kubeshore import pki
 from kubeshore.jointoken import TokenError, verify_jwt_claims
@@ -64,13 +65,7 @@ class CertServer:
         app.router.add_get("/ca.crt", self._ca)
         app.router.add_get("/edge.crt", self._edge_cert)
         app.router.add_get("/node/{name}", self._node)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.bind, self.port, ssl_context=self.ssl_context)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self._runner, self.port = await serve(app, self.bind, self.port, self.ssl_context)
 
     async def stop(self) -> None:
         if self._runner is not None:

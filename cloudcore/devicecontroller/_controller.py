@@ -47,6 +47,19 @@ Key = tuple[str, str]
 _EVENT_INTERVAL = 300.0
 #: devices per membership message sent on connect (keeps each frame small)
 _MEMBERSHIP_BATCH = 200
+#: a property's reportCycle when it sets none (ms; KubeEdge's mapper-framework DefaultReportCycle)
+DEFAULT_REPORT_CYCLE_MS = 1000
+
+
+def report_cycle(device: Obj) -> float:
+    """Seconds between DeviceStatus writes of new values: the shortest reportCycle of the Device's
+    properties, a property without one counting as KubeEdge's default."""
+    cycles = [
+        int(p.get("reportCycle") or DEFAULT_REPORT_CYCLE_MS)
+        for p in (device.get("spec") or {}).get("properties") or []
+        if isinstance(p, dict)
+    ]
+    return min(cycles, default=DEFAULT_REPORT_CYCLE_MS) / 1000
 
 
 def _key(obj: Obj) -> Key:
@@ -121,7 +134,9 @@ class DeviceController:
             properties=self._properties,
             on_refused=self._refused,
             refresh_interval=refresh_interval,
+            cycle=lambda namespace, name: self._cycles.get((namespace, name), DEFAULT_REPORT_CYCLE_MS / 1000),
         )
+        self._cycles: dict[Key, float] = {}  # report_cycle of each Device, kept as Devices change
         self._own_events = events is None
         self.events = events if events is not None else EventRecorder(kube)
         self._node_ready: dict[str, bool | None] = {}
@@ -219,11 +234,12 @@ class DeviceController:
         if event == "DELETED":
             self.node_of.pop(key, None)
             self.status.forget(key)
-            for table in (self._edge_conditions, self._edge_state, self._conditions):
+            for table in (self._edge_conditions, self._edge_state, self._conditions, self._cycles):
                 table.pop(key, None)
             await self._delete_status(key)
         else:
             self.node_of[key] = node
+            self._cycles[key] = report_cycle(obj)
             if (key[0], key[1]) not in self.statuses.cache:
                 await self._ensure_status(obj)
             if prev != node:

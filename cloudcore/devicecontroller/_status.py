@@ -15,6 +15,11 @@ a state reported again with a newer lastOnlineTime) is answered at once and writ
 change, or after ``refresh_interval`` when nothing changes, so timestamps stay honest without a
 write per report. KubeEdge writes every report.
 
+New values are written at most once per the device's report cycle (``cycle``: the shortest
+``reportCycle`` of its properties, KubeEdge's 1 s where none is set), however often the mapper reads
+them; a change of state or condition is written at the flush interval, taking the values waiting
+with it, so ``offline`` or ``unknown`` never waits for a long cycle.
+
 A write the API server refuses as it is (400, 413 too large, 422 invalid) is not retried for ever:
 it is tried once more with only the properties the Device declares (junk twins from an edge are
 left out), and if that is refused too the values are dropped, counted (``refused``), logged once per
@@ -81,11 +86,14 @@ class StatusWriter:
         refresh_interval: float = 60.0,
         properties: Callable[[str, str], set[str] | None] | None = None,
         on_refused: Callable[[Key, str], None] | None = None,
+        cycle: Callable[[str, str], float] | None = None,
     ) -> None:
         """``concurrency``: DeviceStatus writes in flight at once; ``refresh_interval``: how long a
         report that changes nothing (only timestamps) may wait for the next write;
         ``properties(ns, name)``: the property names the Device declares (None: unknown);
-        ``on_refused(key, reason)``: a write was refused for good (its values dropped)."""
+        ``on_refused(key, reason)``: a write was refused for good (its values dropped);
+        ``cycle(ns, name)``: seconds between writes of new values only (None: the flush interval)."""
+        self.cycle = cycle
         self.patch = patch
         self.refresh_interval = refresh_interval
         self.properties = properties
@@ -143,8 +151,15 @@ class StatusWriter:
             pending = self._pending[key] = _Pending()
             self._wake.set()
         pending.conditions = conditions
+        self._changed_state(key, pending)
+
+    def _changed_state(self, key: Key, pending: _Pending) -> None:
+        """After a state or conditions report: a device waiting for its report cycle (or held) whose
+        state or conditions now change is rescheduled at the flush interval."""
         if pending.held:
             self._recheck(key, pending)
+        elif self.cycle is not None and self._changes_state(key, pending):
+            self._wake.set()
 
     def _recheck(self, key: Key, pending: _Pending) -> None:
         """A held device got another report: write it soon if that changed something, else answer."""
@@ -217,8 +232,7 @@ class StatusWriter:
             pending.replies.append(reply)
         if refused is not None:
             pending.refusals.append(refused)
-        if pending.held:
-            self._recheck(key, pending)
+        self._changed_state(key, pending)
 
     # output -----------------------------------------------------------------------------------
 
@@ -238,13 +252,16 @@ class StatusWriter:
                     continue  # its next write waits for this one (and then for the interval)
                 pending = self._pending[key]
                 interval = self.flush_interval
-                pending.held = not self._changes_something(key, pending)
+                state_changes = self._changes_state(key, pending)
+                pending.held = not state_changes and not self._changes_values(key, pending)
                 if pending.held:
                     # Only newer timestamps: answer the edge now, write them later (or with a change).
                     for reply in pending.replies:
                         reply()
                     pending.replies.clear()
                     interval = max(self.refresh_interval, self.flush_interval)
+                elif self.cycle is not None and not state_changes:
+                    interval = max(self.cycle(*key), self.flush_interval)
                 due = self._last_write.get(key, -interval) + interval
                 if due <= now:
                     self._start_write(key, self._pending.pop(key), now)
@@ -259,13 +276,18 @@ class StatusWriter:
         conditions = self._written_conditions.get(key, cached.get("conditions"))
         return state, conditions
 
-    def _changes_something(self, key: Key, pending: _Pending) -> bool:
-        """Whether writing ``pending`` changes a value, the state or a condition (not just timestamps)."""
+    def _changes_state(self, key: Key, pending: _Pending) -> bool:
+        """Whether writing ``pending`` changes the state or a condition."""
         state, conditions = self._current_state(key)
         if pending.state is not None and pending.state != state:
             return True
-        if pending.conditions is not None and pending.conditions != conditions:
-            return True
+        return pending.conditions is not None and pending.conditions != conditions
+
+    def _changes_something(self, key: Key, pending: _Pending) -> bool:
+        """Whether writing ``pending`` changes a value, the state or a condition (not just timestamps)."""
+        return self._changes_state(key, pending) or self._changes_values(key, pending)
+
+    def _changes_values(self, key: Key, pending: _Pending) -> bool:
         if not pending.twins:
             return False
         current = self._merged_twins(key)

@@ -179,3 +179,80 @@ async def test_device_flow_cloud_to_mapper_and_back(cloud: Cloud, tmp_path: Path
         await mapper2.stop()
         await edge1.stop()
         await edge2.stop()
+
+
+async def test_devicestatus_paced_by_report_cycle_state_at_once(
+    cloud: Cloud, tmp_path: Path, broker_url: str
+) -> None:
+    """New values reach DeviceStatus at most once per the Device's reportCycle (the shortest of its
+    properties), however often the mapper reports them; a state change is written at once (at the flush
+    interval), taking the values that wait with it. Writes are counted on a watch of the API."""
+    import grpc
+
+    from dmi.v1beta1 import api_pb2_grpc
+
+    assert await join(cloud, "edge1", tmp_path / "edge1") == 0
+    edge = await start_edge(cloud, tmp_path, "edge1", broker_url)
+    mapper = ProtoMapper(str(tmp_path / "m1.sock"))
+    kube = cloud.kube
+
+    def status() -> dict[str, Any]:
+        st: dict[str, Any] = (kube.get(DEVICESTATUSES, "t1", "default") or {}).get("status") or {}
+        return st
+
+    def temp() -> str | None:
+        twins = {t["propertyName"]: t for t in status().get("twins") or []}
+        value: str | None = twins.get("temp", {}).get("reported", {}).get("value")
+        return value
+
+    def with_cycles(dev: dict[str, Any], *cycles: int) -> dict[str, Any]:
+        for prop, cycle in zip(dev["spec"]["properties"], cycles, strict=True):
+            prop["reportCycle"] = cycle
+        return dev
+
+    try:
+        await mapper.start()
+        await mapper.register(str(edge.cfg.dmi.socket), with_data=False)
+        await asyncio.to_thread(kube.put, DEVICEMODELS, strip(model()))
+        await asyncio.to_thread(kube.put, DEVICES, with_cycles(strip(device()), 3000, 2000, 5000))
+        await mapper.wait_for("RegisterDevice")
+        async with grpc.aio.insecure_channel(f"unix:{edge.devices.dmi.path}") as ch:
+            stub = api_pb2_grpc.DeviceManagerServiceStub(ch)
+            await stub.ReportDeviceStates(
+                api_pb2.ReportDeviceStatesRequest(deviceName="t1", deviceNamespace="default", state="online")
+            )
+            await stub.ReportDeviceStatus(report("t1", temp="0"))
+            await eventually(lambda: temp() == "0" and status().get("state") == "online")
+
+            # A new value every 0.1 s for 6 s, the cycle 2 s: a handful of writes, not one per report.
+            rv = kube.get(DEVICESTATUSES, "t1", "default")["metadata"]["resourceVersion"]
+            writes: list[str | None] = []
+
+            def watch() -> None:
+                for kind, obj in kube.watch(DEVICESTATUSES, rv, timeout_seconds=8):
+                    if kind == "MODIFIED" and obj["metadata"]["name"] == "t1":
+                        twins = {t["propertyName"]: t for t in obj["status"].get("twins") or []}
+                        writes.append(twins.get("temp", {}).get("reported", {}).get("value"))
+
+            watcher = asyncio.ensure_future(asyncio.to_thread(watch))
+            for i in range(1, 61):
+                await stub.ReportDeviceStatus(report("t1", temp=str(i)))
+                await asyncio.sleep(0.1)
+            await eventually(lambda: temp() == "60", within=10)
+            await watcher
+            assert 2 <= len(writes) <= 6, writes  # 8 s of watch / 2 s, and the last value's write
+            assert [int(v or 0) for v in writes] == sorted(int(v or 0) for v in writes), writes
+
+            # A cycle of a minute: a new value waits for it, a state change does not (and takes the value).
+            await asyncio.to_thread(kube.put, DEVICES, with_cycles(strip(device()), 60000, 60000, 60000))
+            await mapper.wait_for("UpdateDevice", lambda r: r.device.spec.properties[0].reportCycle == 60000)
+            await stub.ReportDeviceStatus(report("t1", temp="99"))
+            await asyncio.sleep(1.5)
+            assert temp() == "60"
+            await stub.ReportDeviceStates(
+                api_pb2.ReportDeviceStatesRequest(deviceName="t1", deviceNamespace="default", state="offline")
+            )
+            await eventually(lambda: status().get("state") == "offline" and temp() == "99", within=20)
+    finally:
+        await mapper.stop()
+        await edge.stop()

@@ -16,6 +16,7 @@ import yaml
 from _peers import ControlPlane
 from _stack import REPO, wait_for
 
+from kubeapi import generate
 from kubeclient import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, ApiError, Kube
 from tests.apiserver.conftest import APIServerProcess
 
@@ -362,6 +363,174 @@ def test_kubectl(sides: list[Side]) -> None:
         out.append((done.returncode, done.stderr.strip().splitlines()[-1]))
         done = side.kubectl("delete", "configmap", "kc", "-n", NS)
         out.append((done.returncode, done.stdout.strip()))
+        return out
+
+    both(sides, kubectl)
+
+
+def test_committed_openapi_spec_is_what_kube_apiserver_publishes(control_plane: ControlPlane) -> None:
+    """kubeapi's built-in schemas and merge lists come from kubeapi/openapi-spec: it must be this
+    kube-apiserver's OpenAPI, trimmed (else run python -m kubeapi.generate --fetch)."""
+    version, documents = generate.read_documents(control_plane.server, control_plane.dir / "pki")
+    fetched = generate.trim(documents, version, generate.served_kinds())
+    committed = generate.load_spec()
+    assert fetched["info"] == committed["info"]
+    stale = sorted(
+        name
+        for name in {*fetched["components"]["schemas"], *committed["components"]["schemas"]}
+        if fetched["components"]["schemas"].get(name) != committed["components"]["schemas"].get(name)
+    )
+    assert stale == [], "run python -m kubeapi.generate --fetch"
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "pods.spec.containers.ports",
+        "deployments.spec.strategy",
+        "services.spec.ports.targetPort",
+        "nodes.status.conditions",
+        "leases.spec",
+        "roles.rules",
+        "customresourcedefinitions.spec.versions.schema",
+    ],
+)
+def test_kubectl_explain_of_builtin_kinds(sides: list[Side], field: str) -> None:
+    def explain(side: Side) -> tuple[int, str, str]:
+        done = side.kubectl("explain", field)
+        return done.returncode, done.stdout, done.stderr
+
+    both(sides, explain)
+
+
+def test_strategic_merge_patch_of_kinds_the_hand_table_lacked(sides: list[Side]) -> None:
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "reader", "namespace": NS, "finalizers": ["a/b"]},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
+    }
+    roles = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}/roles"
+
+    def patch(side: Side) -> list[Any]:
+        side.call("POST", roles, body=role)
+        smp = {
+            "metadata": {"finalizers": ["c/d"]},
+            "rules": [{"apiGroups": [""], "resources": ["cm"], "verbs": ["list"]}],
+        }
+        status, obj = side.call("PATCH", f"{roles}/reader", body=smp, content_type=STRATEGIC_MERGE_PATCH)
+        side.call(
+            "PATCH", f"{roles}/reader", body={"metadata": {"finalizers": None}}, content_type=MERGE_PATCH
+        )
+        return [status, obj.get("metadata", {}).get("finalizers"), obj.get("rules")]
+
+    both(sides, patch)
+
+
+def test_kubectl_apply_merges_lists_of_builtin_kinds(sides: list[Side]) -> None:
+    """kubectl apply computes a strategic merge patch from the served OpenAPI (both servers advertise
+    it for built-in kinds); the server applies it with the generated merge lists."""
+
+    def deployment(containers: list[dict[str, Any]], ports: list[dict[str, Any]]) -> str:
+        docs = [
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "applied", "namespace": NS},
+                "spec": {
+                    "replicas": 0,
+                    "selector": {"matchLabels": {"app": "applied"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "applied"}},
+                        "spec": {"containers": containers},
+                    },
+                },
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "applied", "namespace": NS},
+                "spec": {"selector": {"app": "applied"}, "ports": ports},
+            },
+        ]
+        return yaml.safe_dump_all(docs)
+
+    first = deployment(
+        [{"name": "a", "image": "a:1", "env": [{"name": "X", "value": "1"}]}, {"name": "b", "image": "b:1"}],
+        [{"name": "http", "port": 80}, {"name": "https", "port": 443}],
+    )
+    second = deployment(
+        [{"name": "a", "image": "a:2", "env": [{"name": "X", "value": "1"}, {"name": "Z", "value": "2"}]}],
+        [{"name": "http", "port": 80, "targetPort": 8080}],
+    )
+
+    def apply(side: Side) -> list[Any]:
+        out: list[Any] = []
+        for manifest in (first, second):
+            done = side.kubectl("apply", "--server-side=false", "-f", "-", stdin=manifest)
+            out.append((done.returncode, done.stdout.strip(), done.stderr.strip()))
+        deploy = json.loads(side.kubectl("get", "deployment", "applied", "-n", NS, "-o", "json").stdout)
+        containers = deploy["spec"]["template"]["spec"]["containers"]
+        out.append([{k: v for k, v in c.items() if k not in DEFAULTED_CONTAINER_FIELDS} for c in containers])
+        service = json.loads(side.kubectl("get", "service", "applied", "-n", NS, "-o", "json").stdout)
+        out.append([{k: p.get(k) for k in ("name", "port", "targetPort")} for p in service["spec"]["ports"]])
+        return out
+
+    both(sides, apply)
+
+
+def test_discovery_of_builtin_kinds(sides: list[Side]) -> None:
+    """Each built-in resource the embedded server lists is described as kube-apiserver describes it
+    (names, scope, kind, verbs, short names, categories); kube-apiserver serves more subresources
+    (exec, log, eviction, ...), which the embedded server leaves out."""
+    embedded, kube = sides
+    groups = (
+        "apps",
+        "discovery.k8s.io",
+        "coordination.k8s.io",
+        "apiextensions.k8s.io",
+        "rbac.authorization.k8s.io",
+    )
+    paths = ["/api/v1", *(f"/apis/{group}/v1" for group in groups)]
+    fields = ("singularName", "namespaced", "kind", "verbs", "shortNames", "categories", "group", "version")
+    for path in paths:
+        served = embedded.kube.request("GET", path)["resources"]
+        theirs = {r["name"]: r for r in kube.kube.request("GET", path)["resources"]}
+        assert served
+        for resource in served:
+            assert resource["name"] in theirs, (path, resource["name"])
+            ours = {f: resource.get(f) for f in fields}
+            assert ours == {f: theirs[resource["name"]].get(f) for f in fields}, (path, resource["name"])
+
+
+def test_kubectl_list(sides: list[Side]) -> None:
+    """A ``kind: List`` (what ``kubectl get -o yaml`` writes): kubectl validates its items with the
+    server's /openapi/v2 (protobuf) before it applies them, and names an unknown field the same way."""
+    labels = {"via": "list"}
+    group = {
+        "apiVersion": "apps.kubeedge.io/v1alpha1",
+        "kind": "NodeGroup",
+        "metadata": {"name": "listed", "labels": labels},
+    }
+
+    def listed(*items: dict[str, Any]) -> str:
+        return yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": list(items)})
+
+    def kubectl(side: Side) -> list[Any]:
+        out: list[Any] = []
+        for manifest in (
+            listed(cm("listed", labels), {**group, "spec": {"nodes": ["edge-1"]}}),
+            listed({**cm("odd"), "bogus": 1}),
+            listed({**group, "spec": {"nodes": ["edge-1"], "colour": "red"}}),
+        ):
+            done = side.kubectl("apply", "-f", "-", stdin=manifest)
+            out.append((done.returncode, done.stdout.strip(), done.stderr.strip()))
+        dump = side.kubectl("get", "configmap", "listed", "-n", NS, "-o", "yaml").stdout
+        done = side.kubectl("get", "configmaps,nodegroups", "-n", NS, "-l", "via=list", "-o", "yaml")
+        assert done.returncode == 0 and "kind: List" in done.stdout and "listed" in dump
+        done = side.kubectl("apply", "-f", "-", stdin=done.stdout)
+        out.append((done.returncode, done.stderr.strip()))
+        side.kubectl("delete", "nodegroup", "listed")
         return out
 
     both(sides, kubectl)

@@ -427,6 +427,12 @@ NOT_EXERCISED: dict[tuple[str, str, str, str], str] = {
         "clusterobjectsyncs/status",
         "patch",
     ): "cluster-scoped objects",
+    ("cloudcore", "admissionregistration.k8s.io", "validatingwebhookconfigurations", "get"): (
+        "the webhook's caBundle: tests/realk8s/test_webhook.py (cloudcore with --webhook-port)"
+    ),
+    ("cloudcore", "admissionregistration.k8s.io", "validatingwebhookconfigurations", "patch"): (
+        "the webhook's caBundle: tests/realk8s/test_webhook.py (cloudcore with --webhook-port)"
+    ),
     ("nodegroup-controller", "", "nodes", "get"): "a Node label patch that conflicts is read again",
     ("nodegroup-controller", "apps", "deployments", "delete"): "an EdgeApplication or group removed",
     ("nodegroup-controller", "", "services", "patch"): "a Service of an EdgeApplication changed",
