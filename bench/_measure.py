@@ -21,8 +21,8 @@ def percentile(samples: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
 
 
-def time_calls(fn: Callable[[], object], rounds: int, warmup: int = 100) -> dict[str, float]:
-    """Median and p99 of one call of ``fn`` in µs over ``rounds`` calls, after ``warmup`` calls."""
+def call_times_us(fn: Callable[[], object], rounds: int, warmup: int = 100) -> list[float]:
+    """How long each of ``rounds`` calls of ``fn`` took, in µs, after ``warmup`` calls."""
     for _ in range(min(warmup, rounds)):
         fn()
     samples = []
@@ -30,6 +30,12 @@ def time_calls(fn: Callable[[], object], rounds: int, warmup: int = 100) -> dict
         start = time.perf_counter_ns()
         fn()
         samples.append((time.perf_counter_ns() - start) / 1000)
+    return samples
+
+
+def time_calls(fn: Callable[[], object], rounds: int, warmup: int = 100) -> dict[str, float]:
+    """Median and p99 of one call of ``fn`` in µs over ``rounds`` calls, after ``warmup`` calls."""
+    samples = call_times_us(fn, rounds, warmup)
     return {
         "median_us": round(percentile(samples, 0.5), 2),
         "p99_us": round(percentile(samples, 0.99), 2),
