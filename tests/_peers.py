@@ -12,6 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,22 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
             return
         time.sleep(0.02)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """A Prometheus text exposition as {"name{labels}": value}."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def metrics(port: int, timeout: float = 10.0) -> dict[str, float]:
+    """``/metrics`` on 127.0.0.1:``port``, parsed (:func:`parse_metrics`)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as resp:
+        return parse_metrics(resp.read().decode())
 
 
 class BrokerURL(str):

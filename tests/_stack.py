@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from _peers import ControlPlane, Kubectl
+from _peers import ControlPlane, Kubectl, parse_metrics
 
 from up import processes
 
@@ -236,12 +236,7 @@ class Stack(Processes, Kubectl):
 
     def samples(self, component: str, edge_dir: Path | None = None) -> dict[str, float]:
         """``/metrics`` of ``component`` as {"name{labels}": value}."""
-        out: dict[str, float] = {}
-        for line in self.scrape(component, edge_dir=edge_dir)[1].splitlines():
-            if line and not line.startswith("#"):
-                key, _, value = line.rpartition(" ")
-                out[key] = float(value)
-        return out
+        return parse_metrics(self.scrape(component, edge_dir=edge_dir)[1])
 
     def status(self, name: str, namespace: str = "default") -> dict[str, Any]:
         """``kubectl get devicestatus NAME -o json``."""

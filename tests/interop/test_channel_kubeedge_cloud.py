@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests._peers import ControlPlane, Mosquitto, free_port, kubernetes_missing
+from tests._peers import ControlPlane, Mosquitto, free_port, kubernetes_missing, metrics
 from tests._stack import BIN, Processes, wait_for
 from tests.interop._kubeedge import KubeEdgeCloud, apply_kubeedge_crds, node_ready
 
@@ -97,17 +97,7 @@ class Lane:
             return {row[0] for row in db.execute("SELECT key FROM meta_v2")}
 
     def edge_metrics(self) -> dict[str, float]:
-        import urllib.request
-
-        port = json.loads((self.edge_dir / "edgecore.json").read_text())["metricsPort"]
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
-            text = resp.read().decode()
-        out: dict[str, float] = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                key, _, value = line.rpartition(" ")
-                out[key] = float(value)
-        return out
+        return metrics(json.loads((self.edge_dir / "edgecore.json").read_text())["metricsPort"])
 
 
 @pytest.fixture(scope="module")
