@@ -191,7 +191,7 @@ class CloudCore:
         self.nodegroup_views = NodeGroupViews(self.kube, hub, syncer, self.edgecontroller)
         self.events = EventRecorder(self.kube)
         self.edge_events = EdgeEvents(self.events)
-        self.pods = PodStatusWriter(self.kube)
+        self.pods = PodStatusWriter(self.kube, hub.send_to_node)
         self.devicecontroller = DeviceController(
             self.kube,
             hub,

@@ -34,6 +34,8 @@ import re
 import struct
 from typing import Any
 
+# Embedded Go structs (``json:",inline"``), generated from the OpenAPI spec and the messages.
+from kubeapi._generated_inline_fields import INLINE_FIELDS
 from kubeapi.errors import APIError, bad_request
 
 log = logging.getLogger(__name__)
@@ -55,23 +57,6 @@ _UNKNOWN = "k8s.io.apimachinery.pkg.runtime.Unknown"
 _WATCH_EVENT = _META + "WatchEvent"
 # Go named slices (``type Verbs []string``): a message of one repeated ``items`` field, a JSON array.
 _NAMED_SLICES = frozenset({_META + "Verbs"})
-# Embedded Go structs (``json:",inline"``); tests check this list against the kubernetes client's models.
-_CORE = "k8s.io.api.core.v1."
-INLINE_FIELDS = frozenset(
-    {
-        (_CORE + "ConfigMapEnvSource", "localObjectReference"),
-        (_CORE + "ConfigMapKeySelector", "localObjectReference"),
-        (_CORE + "ConfigMapProjection", "localObjectReference"),
-        (_CORE + "ConfigMapVolumeSource", "localObjectReference"),
-        (_CORE + "SecretEnvSource", "localObjectReference"),
-        (_CORE + "SecretKeySelector", "localObjectReference"),
-        (_CORE + "SecretProjection", "localObjectReference"),
-        (_CORE + "EphemeralContainer", "ephemeralContainerCommon"),
-        (_CORE + "PersistentVolumeSpec", "persistentVolumeSource"),
-        (_CORE + "Probe", "handler"),
-        (_CORE + "Volume", "volumeSource"),
-    }
-)
 # Non-pointer numbers Kubernetes omits when zero and our object logic reads as "set".
 _ZERO_IS_UNSET = frozenset({(_OBJECT_META, "generation")})
 _GENERATED = (

@@ -1,6 +1,7 @@
-"""Regenerate the tables Kubernetes defines (built-in schemas, strategic-merge lists) from its OpenAPI.
+"""Regenerate kubeapi's generated modules: the tables Kubernetes defines, and gnostic's OpenAPI v2 messages.
 
-Usage: ``python -m kubeapi.generate [--check] [--fetch]``.
+Usage: ``python -m kubeapi.generate [--check] [--fetch] [--gnostic-root DIR]`` (``python -m codegen``
+runs it with the other generators).
 
 The input is ``kubeapi/openapi-spec/kubernetes-v1.36.json``: the OpenAPI v3 definitions a real
 kube-apiserver publishes (``GET /openapi/v3/api/v1``, ``/openapi/v3/apis/<group>/<version>``) for the
@@ -14,6 +15,18 @@ subresource), trimmed to what those kinds reference. Two modules are generated f
   for "each element", with its ``x-kubernetes-patch-merge-key``; :mod:`kubeapi.patch` applies them.
   Lists under map values (only ``JSONSchemaProps.properties`` and the like) and under a definition
   that refers back to itself are not followed: a path cannot name them.
+- ``kubeapi/_generated_inline_fields.py``: the fields of Kubernetes' protobuf messages that are
+  embedded Go structs (``json:",inline"``), whose fields JSON shows in the parent object;
+  :mod:`kubeapi._protobuf` flattens them. The protos do not mark them: a message field that the
+  message's OpenAPI definition lacks while holding all of the field's own fields is one. Read from
+  the descriptors of ``k8sproto.api`` (``python -m k8sproto.generate`` first) for the definitions
+  of the spec, so messages of kinds not served (``PersistentVolumeSpec``) are not listed.
+
+And from gnostic's ``openapiv2/OpenAPIv2.proto`` (where Debian's ``golang-github-googleapis-gnostic-dev``
+installs it, ``make system-deps``; not copied into the repository), ``kubeapi/_openapiv2_pb2.py(i)``:
+client-go fetches ``/openapi/v2`` only as protobuf, an ``openapi.v2.Document``. protoc runs with
+gnostic's tree as include path, so the descriptor is registered as ``openapiv2/OpenAPIv2.proto`` with
+package ``openapi.v2``, as in gnostic itself.
 
 With ``--check`` nothing is written and the exit code is 1 when a generated module differs from what
 the spec generates (the test suite runs this). ``--fetch`` first refreshes the spec: it starts the
@@ -29,7 +42,7 @@ only one side has are version differences and skipped).
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import re
 import ssl
@@ -41,10 +54,28 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from google.protobuf.descriptor import Descriptor
+
+import codegen
+from codegen import REPO_ROOT, GenerationError
+
+COMMAND = "kubeapi.generate"
 SPEC = REPO_ROOT / "kubeapi" / "openapi-spec" / "kubernetes-v1.36.json"
-SCHEMAS_MODULE = REPO_ROOT / "kubeapi" / "_generated_schemas.py"
-MERGE_LISTS_MODULE = REPO_ROOT / "kubeapi" / "_generated_merge_lists.py"
+# Relative to the repository, as every generator names its files.
+SCHEMAS_MODULE = Path("kubeapi/_generated_schemas.py")
+MERGE_LISTS_MODULE = Path("kubeapi/_generated_merge_lists.py")
+INLINE_FIELDS_MODULE = Path("kubeapi/_generated_inline_fields.py")
+GNOSTIC_PACKAGE = "golang-github-googleapis-gnostic-dev"
+GNOSTIC_ROOT = Path("/usr/share/gocode/src/github.com/googleapis/gnostic")
+OPENAPI_V2 = codegen.ProtoFiles(
+    COMMAND,
+    include=GNOSTIC_ROOT,
+    proto=Path("openapiv2/OpenAPIv2.proto"),
+    out_dir=Path("kubeapi"),
+    names={"OpenAPIv2_pb2.py": "_openapiv2_pb2.py", "OpenAPIv2_pb2.pyi": "_openapiv2_pb2.pyi"},
+    source=f"gnostic's openapiv2/OpenAPIv2.proto (Debian {GNOSTIC_PACKAGE})",
+    missing_hint=f"install {GNOSTIC_PACKAGE} (Debian) or pass --gnostic-root",
+)
 CONTROL_PLANE = REPO_ROOT.parent / "shared" / "kubernetes" / "run-control-plane.sh"
 PROTO_ROOT = REPO_ROOT.parent / "shared" / "kubernetes-proto"
 
@@ -59,12 +90,11 @@ _REF = re.compile(r'"\$ref": ?"#/components/schemas/([^"]+)"')
 Kind = tuple[str, str, str]
 Schema = dict[str, Any]
 
+# A generated module nothing writes any more is stale (and removed by a run).
+OWNED = ("kubeapi/_generated_*.py",)
+
 # Kinds served as a subresource only (no list kind): a Deployment's /scale.
 SUBRESOURCE_KINDS: set[Kind] = {("autoscaling", "v1", "Scale")}
-
-
-class GenerationError(Exception):
-    """The spec does not hold what the generated tables need, or disagrees with itself."""
 
 
 def served_kinds() -> list[Kind]:
@@ -203,7 +233,7 @@ def fetch(script: Path = CONTROL_PLANE) -> dict[str, Any]:
 
 def load_spec(path: Path = SPEC) -> dict[str, Any]:
     if not path.is_file():
-        raise GenerationError(f"{path} not found: run python -m kubeapi.generate --fetch")
+        raise codegen.SourceMissing(f"{path} not found: run python -m kubeapi.generate --fetch")
     spec: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return spec
 
@@ -262,16 +292,60 @@ def merge_lists(root: str, schemas: Mapping[str, Schema]) -> dict[str, tuple[str
 # Rendering
 
 
-def _header(spec: Mapping[str, Any]) -> str:
+def _header(spec: Mapping[str, Any], also: str = "") -> str:
     source = SPEC.relative_to(REPO_ROOT).as_posix()
-    return (
-        f"# Generated by `python -m kubeapi.generate` from {source} "
-        f"(kube-apiserver {spec['info']['version']}). DO NOT EDIT.\n"
-    )
+    return codegen.header(COMMAND, f"{source} (kube-apiserver {spec['info']['version']}){also}")
 
 
-def render(spec: Mapping[str, Any]) -> dict[Path, str]:
-    """The generated modules' texts by path."""
+def _definition_prefix(package: str) -> str:
+    # k8s.io.api.core.v1 -> io.k8s.api.core.v1, the OpenAPI definitions' prefix.
+    return "io.k8s." + package.removeprefix("k8s.io.").replace("_", "-")
+
+
+def _definition(message: Descriptor) -> str:
+    package = message.file.package
+    return _definition_prefix(package) + message.full_name[len(package) :]
+
+
+def _messages() -> Iterator[Descriptor]:
+    """The top-level messages of every module of ``k8sproto.api``, the committed generated ones."""
+    import importlib
+    import pkgutil
+
+    import k8sproto.api
+
+    for info in sorted(pkgutil.iter_modules(k8sproto.api.__path__), key=lambda i: i.name):
+        if info.name.endswith("_pb2"):
+            module = importlib.import_module(f"k8sproto.api.{info.name}")
+            yield from module.DESCRIPTOR.message_types_by_name.values()
+
+
+def inline_fields(schemas: Mapping[str, Schema], messages: Iterable[Descriptor]) -> list[tuple[str, str]]:
+    """(message, field) of each message field that is an embedded Go struct: the message's OpenAPI
+    definition has no property of that name but has every field of the field's own message. Messages
+    without a definition in ``schemas``, or whose definition has no properties (a string or a number
+    in JSON: Time, Quantity), are skipped."""
+    out = []
+    for message in messages:
+        properties = (schemas.get(_definition(message)) or {}).get("properties")
+        if not properties:
+            continue
+        for field in message.fields:
+            if field.name in properties:
+                continue
+            embedded = field.message_type
+            if embedded is None or not {f.name for f in embedded.fields} <= properties.keys():
+                raise GenerationError(
+                    f"{message.full_name}.{field.name}: neither a property of {_definition(message)} nor"
+                    " an embedded struct whose fields it has (protos and spec of different releases?)"
+                )
+            out.append((message.full_name, field.name))
+    return sorted(out)
+
+
+def render_tables(spec: Mapping[str, Any], messages: Iterable[Descriptor] | None = None) -> dict[Path, str]:
+    """The generated modules' texts by path; ``messages`` are k8sproto's (:func:`_messages`) by default."""
+    messages = _messages() if messages is None else messages
     schemas: Mapping[str, Schema] = spec["components"]["schemas"]
     kinds = served_kinds()
     names = definitions_by_kind(schemas, kinds)
@@ -301,17 +375,26 @@ def render(spec: Mapping[str, Any]) -> dict[Path, str]:
         )
         merge.append("    },\n")
     merge.append("}\n")
-    return {SCHEMAS_MODULE: "".join(lines), MERGE_LISTS_MODULE: "".join(merge)}
+    inline = [
+        _header(spec, " and the messages of k8sproto/api"),
+        '"""Fields of Kubernetes\' protobuf messages that are embedded Go structs (json inline)."""\n\n',
+        "INLINE_FIELDS: frozenset[tuple[str, str]] = frozenset(\n    {\n",
+        *(f"        {field!r},\n" for field in inline_fields(schemas, messages)),
+        "    }\n)\n",
+    ]
+    return {
+        SCHEMAS_MODULE: "".join(lines),
+        MERGE_LISTS_MODULE: "".join(merge),
+        INLINE_FIELDS_MODULE: "".join(inline),
+    }
 
 
-def stale(spec_path: Path = SPEC, directory: Path | None = None) -> list[str]:
-    """Names of generated modules missing or differing from what the spec generates."""
-    found = []
-    for path, text in render(load_spec(spec_path)).items():
-        target = (directory / path.name) if directory else path
-        if not target.exists() or target.read_text(encoding="utf-8") != text:
-            found.append(path.name)
-    return sorted(found)
+def render(gnostic_root: Path = GNOSTIC_ROOT) -> dict[Path, str]:
+    """Every module this command generates, keyed by its path in the repository."""
+    return {
+        **render_tables(load_spec()),
+        **dataclasses.replace(OPENAPI_V2, include=gnostic_root).render(),
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -330,8 +413,7 @@ def _proto_tags(proto_root: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
         package = _PACKAGE.search(text)
         if package is None:
             continue
-        # k8s.io.api.core.v1 -> io.k8s.api.core.v1, the OpenAPI definitions' prefix.
-        prefix = "io.k8s." + package.group(1).removeprefix("k8s.io.").replace("_", "-")
+        prefix = _definition_prefix(package.group(1))
         message = ""
         tags: dict[str, str] = {}
         for line in text.splitlines():
@@ -372,35 +454,27 @@ def proto_disagreements(spec: Mapping[str, Any], proto_root: Path = PROTO_ROOT) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kubeapi.generate", description=__doc__.splitlines()[0])
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--check", action="store_true", help="exit 1 if generated modules are stale")
-    mode.add_argument(
+    parser = codegen.arguments(COMMAND, __doc__)
+    parser.add_argument(
         "--fetch", action="store_true", help="refresh the spec from a real kube-apiserver first"
     )
     parser.add_argument("--control-plane", type=Path, default=CONTROL_PLANE, help="run-control-plane.sh")
+    parser.add_argument("--gnostic-root", type=Path, default=GNOSTIC_ROOT, help="gnostic's source tree")
     opts = parser.parse_args(argv)
-    try:
-        if opts.check:
-            names = stale()
-            if names:
-                print(f"stale generated modules in {SCHEMAS_MODULE.parent}: {', '.join(names)}")
-                print("run python -m kubeapi.generate")
-                return 1
-            print("kubeapi's Kubernetes tables are up to date")
-            return 0
-        if opts.fetch:
+    if opts.fetch and opts.check:
+        parser.error("--fetch writes the spec: not with --check")
+    if opts.fetch:
+        try:
             spec = fetch(opts.control_plane)
-            SPEC.parent.mkdir(parents=True, exist_ok=True)
-            SPEC.write_text(spec_text(spec), encoding="utf-8")
-            print(f"wrote {SPEC} ({len(spec['components']['schemas'])} definitions)")
-        for path, text in render(load_spec()).items():
-            path.write_text(text, encoding="utf-8")
-            print(f"wrote {path}")
-    except GenerationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        except GenerationError as exc:
+            print(f"{COMMAND}: error: {exc}", file=sys.stderr)
+            return 2
+        SPEC.parent.mkdir(parents=True, exist_ok=True)
+        SPEC.write_text(spec_text(spec), encoding="utf-8")
+        print(f"wrote {SPEC} ({len(spec['components']['schemas'])} definitions)")
+    return codegen.run(
+        COMMAND, lambda: render(opts.gnostic_root), check=opts.check, root=opts.root, owned=OWNED
+    )
 
 
 if __name__ == "__main__":

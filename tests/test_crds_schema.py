@@ -1,19 +1,16 @@
-"""The generated CRD manifests: fresh, structural, and validating objects as an API server would."""
+"""The generated CRD manifests (freshness: tests/test_codegen.py): structural, and validating objects as an API server would."""
 # ruff: noqa: E501  (the table of bad objects reads best one per line)
 
 from __future__ import annotations
 
 import re
-import shutil
-from pathlib import Path
 from typing import Any
 
 import pytest
 from crd_fixtures import FIXTURES, load_fixture
-from crd_validation import CRD_DIR, committed_crds, printer_cells, schema_of, validation_errors
+from crd_validation import committed_crds, printer_cells, schema_of, validation_errors
 
 import crds
-from crds import generate
 
 # Short names of the built-in Kubernetes resources (kubectl api-resources), which CRDs must not shadow.
 BUILTIN_SHORT_NAMES = {
@@ -21,25 +18,6 @@ BUILTIN_SHORT_NAMES = {
     "crd", "crds", "apiservice", "ds", "deploy", "rs", "sts", "hpa", "cj", "csr", "ing", "netpol",
     "pdb", "pc", "psp", "sc", "ingclass", "vac", "pvs",
 }  # fmt: skip
-
-
-def test_committed_manifests_are_fresh() -> None:
-    assert generate.stale_manifests() == [], "run python -m crds.generate"
-
-
-def test_check_reports_edited_missing_and_orphaned_manifests(tmp_path: Path) -> None:
-    for path in CRD_DIR.glob("*.yaml"):
-        shutil.copy(path, tmp_path / path.name)
-    (tmp_path / "devices.devices.kubeedge.io.yaml").write_text(generate.HEADER + "edited: true\n")
-    (tmp_path / "nodegroups.apps.kubeedge.io.yaml").unlink()
-    (tmp_path / "widgets.example.io.yaml").write_text(generate.HEADER + "{}\n")
-    (tmp_path / "handwritten.yaml").write_text("kind: ConfigMap\n")
-    assert sorted(generate.stale_manifests(tmp_path)) == [
-        "devices.devices.kubeedge.io.yaml",
-        "nodegroups.apps.kubeedge.io.yaml",
-        "widgets.example.io.yaml",
-    ]
-    assert generate.main(["--check"]) == 0
 
 
 def test_one_manifest_per_kind_with_kubeedge_names_and_scope() -> None:

@@ -230,10 +230,12 @@ def test_up_runs_everything_and_down_stops_it(platform: tuple[Path, float, float
 
     # Owner-only data (docs/security.md): nothing open to other users, and no join token in the logs.
     # Container images keep their own modes (755 directories in a rootfs), inside each node's
-    # owner-only runtime directory that no other user can enter.
+    # owner-only runtime directory that no other user can enter; so do Pod volumes (a mapper Pod's
+    # ConfigMap, with the modes the Pod asks for) inside the owner-only node directory.
     runtime = data / "runtime"
     for node_runtime in runtime.iterdir() if runtime.is_dir() else []:
         assert node_runtime.lstat().st_mode & 0o077 == 0, node_runtime
+    volumes = [data / "nodes" / node / "edged" / "pods" for node in state["nodes"]]
     wide = [
         f"{p} {p.lstat().st_mode & 0o777:o}"
         for p in [data, *data.rglob("*")]
@@ -241,6 +243,7 @@ def test_up_runs_everything_and_down_stops_it(platform: tuple[Path, float, float
         and not p.is_symlink()
         and p.lstat().st_mode & 0o077
         and not (runtime in p.parents and p.parent != runtime)
+        and not any(v in p.parents and "volumes" in p.relative_to(v).parts for v in volumes)
     ]
     assert not wide, wide
     assert "<stdout not logged" in (data / "logs" / "token.log").read_text()
@@ -248,11 +251,13 @@ def test_up_runs_everything_and_down_stops_it(platform: tuple[Path, float, float
     # `kubeshore down` stops everything it recorded, the supervisor and every service's process group.
     recorded = [(int(r["pid"]), r.get("ticks")) for r in state["processes"].values()]
     supervisor = (int(state["supervisor"]["pid"]), state["supervisor"].get("ticks"))
-    # cloudcore + per node: mosquitto, edgecore, mapper (+ containerd where Pods run); + edge-2's Modbus
-    # simulator and Modbus mapper
+    # cloudcore + per node: mosquitto, edgecore, mapper (unless it runs as a Pod), containerd (where Pods
+    # run); + edge-2's Modbus simulator and Modbus mapper (unless a Pod)
     from up import containerd
 
-    assert len(recorded) == (9 if containerd.missing() else 11)
+    as_pods = state["mappers"] == "pods"
+    assert as_pods == (containerd.missing() is None), state["mappers_reason"]
+    assert len(recorded) == 1 + 2 * 2 + 1 + (0 if as_pods else 3) + (0 if containerd.missing() else 2)
     down = _kubeshore("down", "--data-dir", str(data))
     assert down.returncode == 0, down.stderr
     for pid, ticks in [*recorded, supervisor]:
@@ -260,9 +265,33 @@ def test_up_runs_everything_and_down_stops_it(platform: tuple[Path, float, float
         assert group_members(pid) == [], f"process group {pid} has members after kubeshore down"
 
     # Running it again resumes from the same data directory: no second join, the user's change kept,
-    # and `up --detach` returns only once both edgecores have sent a fresh heartbeat.
-    again = _kubeshore("up", "--detach", "--data-dir", str(data), "--timeout", str(BUDGET))
+    # and `up --detach` returns only once both edgecores have sent a fresh heartbeat. The mappers run
+    # as host processes this time: the other mode, with every device reporting from them.
+    again = _kubeshore(
+        "up", "--detach", "--data-dir", str(data), "--timeout", str(BUDGET), "--mappers", "processes"
+    )
     assert again.returncode == 0, again.stdout + again.stderr
+    assert "mappers      as host processes: chosen with --mappers=processes" in again.stdout, again.stdout
+    resumed_at = time.monotonic()
+    assert read_state(data)["mappers"] == "processes"
+    mapper_pods = _kubectl_json(kubeconfig, "pods", "-l", "app.kubernetes.io/component=mapper")["items"]
+    assert mapper_pods == [], [p["metadata"]["name"] for p in mapper_pods]
+
+    def served() -> bool:
+        """Every example device has a value in the REST API of its mapper, now a host process."""
+        for d in devices:
+            node = read_state(data)["nodes"][d["spec"]["nodeName"]]
+            rest = node[
+                "modbus_mapper_rest" if d["spec"]["protocol"]["protocolName"] == "modbus" else "mapper_rest"
+            ]
+            prop = d["spec"]["properties"][0]["name"]
+            url = f"{rest}/api/v1/device/{d['metadata']['namespace']}/{d['metadata']['name']}/{prop}"
+            with urllib.request.urlopen(url, timeout=5) as r:
+                if json.loads(r.read())["Data"]["Value"] in (None, ""):
+                    return False
+        return True
+
+    _wait("values from every example device, from the mapper processes' REST APIs", resumed_at + 15, served)
     log = (data / "logs" / "up.log").read_text()
     second_run = log[log.rfind("[1/") :]
     assert "join" not in second_run and "examples from" not in second_run, second_run

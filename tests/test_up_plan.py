@@ -113,7 +113,8 @@ def test_examples_bring_the_node_groups(tmp_path: Path) -> None:
     titles = [s.title for s in plan.steps(Supervisor(tmp_path))]
     assert titles[-2].startswith("examples from") and "node groups" not in titles
     assert titles[-1] == "thermostat-1 pointed at the simulator"
-    assert "Modbus thermostat simulator on edge-2" in titles and "Modbus mapper on edge-2" in titles
+    assert "Modbus thermostat simulator on edge-2" in titles
+    assert any(t.startswith("Modbus mapper on edge-2") for t in titles)  # "(Pod)" where Pods run
     plan.examples_marker.write_text("applied")
     titles = [s.title for s in plan.steps(Supervisor(tmp_path))]
     assert not any(t.startswith("examples") or t == "node groups" for t in titles)
@@ -126,3 +127,55 @@ def test_a_taken_port_is_named(tmp_path: Path) -> None:
         s.listen()
         with pytest.raises(PlanError, match=f"websocket {plan.ports.websocket}"):
             plan.check_ports()
+
+
+def test_mappers_run_as_pods_only_where_they_can_and_say_why(tmp_path: Path) -> None:
+    ports = load_or_choose_ports(tmp_path, well_known=False)
+    plan = Plan(tmp_path, ports, examples=None, pods_unavailable=None)
+    assert plan.mapper_mode()[0] == "pods"
+    assert any("(Pod)" in s.title for s in plan.steps(Supervisor(tmp_path)))
+    assert plan.dmi_socket("edge-1") == tmp_path / "nodes" / "edge-1" / "dmi" / "dmi.sock"
+    chosen = Plan(tmp_path, ports, examples=None, pods_unavailable=None, mappers="processes")
+    assert chosen.mapper_mode() == ("processes", "chosen with --mappers=processes")
+    assert not any("(Pod)" in s.title for s in chosen.steps(Supervisor(tmp_path)))
+    rootless = Plan(tmp_path, ports, examples=None, pods_unavailable="not root")
+    mode, why = rootless.mapper_mode()
+    assert mode == "processes" and "not root" in why
+    with pytest.raises(PlanError, match=r"--mappers=pods: .*not root"):
+        Plan(tmp_path, ports, examples=None, pods_unavailable="not root", mappers="pods").mapper_mode()
+    # A node joined before the DMI socket had a directory of its own keeps it, and its mappers processes.
+    plan.edgecore_config("edge-2").parent.mkdir(parents=True, exist_ok=True)
+    old_socket = plan.node_dir("edge-2") / "dmi.sock"
+    plan.edgecore_config("edge-2").write_text(yaml.safe_dump({"dmi": {"socket": str(old_socket)}}))
+    assert plan.dmi_socket("edge-2") == old_socket
+    mode, why = plan.mapper_mode()
+    assert mode == "processes" and "edge-2" in why and "nodes/" in why
+
+
+def test_mapper_pod_manifest_is_deploys_pinned_to_the_node(tmp_path: Path) -> None:
+    from up import _mapperpods
+
+    dmi = tmp_path / "nodes" / "edge-2" / "dmi"
+    config, deploy = _mapperpods.manifests(
+        _mapperpods.TEMPLATE, node="edge-2", driver="modbus", dmi_dir=dmi, rest_port=7999,
+        config={"sinks": {"mqtt": {"username": "mapper", "password": "pw"}}}, secret=True,
+        labels=_mapperpods.MANAGED,
+    )  # fmt: skip
+    assert config["kind"] == "Secret" and "data" not in config
+    settings = yaml.safe_load(config["stringData"]["config.yaml"])
+    assert settings["common"] == {"name": "modbus-mapper", "edgecore_sock": str(dmi / "dmi.sock")}
+    assert settings["grpc_server"]["socket_path"] == str(dmi / "modbus-mapper.sock")
+    assert settings["rest"]["port"] == 7999 and settings["sinks"]["mqtt"]["password"] == "pw"
+    pod = deploy["spec"]["template"]["spec"]
+    assert pod["nodeName"] == "edge-2" and pod["hostNetwork"] is True
+    # Nodes of one machine share a hostname: bound by name, not by the template's hostname selector.
+    assert pod["nodeSelector"] == {"node-role.kubernetes.io/edge": ""}
+    c = pod["containers"][0]
+    assert c["args"][:3] == ["mapper", "run", "modbus"] and c["readinessProbe"]["httpGet"]["port"] == 7999
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    dmi_volume = next(n for n, v in volumes.items() if "hostPath" in v)
+    assert volumes[dmi_volume]["hostPath"]["path"] == mounts[dmi_volume] == str(dmi)
+    assert any(v.get("secret", {}).get("secretName") == "mapper-modbus-edge-2" for v in volumes.values())
+    assert deploy["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kubeshore-up"
+    assert deploy["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": "mapper-modbus-edge-2"}

@@ -6,8 +6,8 @@ Layout of ``DIR`` (default ``./.kubeshore``)::
     ports.json         the ports chosen on the first run, reused on every later run
     logs/<name>.log    one log per service and per one-shot command
     cloud/             cloudcore's data dir: the embedded API server's store, CA, admin.kubeconfig
-    nodes/<node>/      `kubeshore join`'s data dir: edgecore.yaml, the edge store, mosquitto.conf,
-                       the DMI socket and the mappers' sockets
+    nodes/<node>/      `kubeshore join`'s data dir: edgecore.yaml, the edge store, mosquitto.conf
+    nodes/<node>/dmi/  the DMI socket and the mappers' sockets (all a mapper Pod mounts of the node)
     nodes/<node>/mqtt/ the broker's users (edgecore, mapper, app: <user>.password), its hashed
                        password file and ACL (docs/security.md)
 
@@ -41,7 +41,7 @@ from typing import Any
 import yaml
 
 from kubeshore import filemodes
-from up import containerd
+from up import _mapperpods, containerd
 from up._kubectl import Kubectl
 from up.processes import ProcessFailed, Service, Supervisor
 
@@ -294,6 +294,36 @@ class Plan:
     ready_timeout: float = 60.0
     #: why Pods are not run (no root, no containerd...), or None: each node gets a containerd of its own
     pods_unavailable: str | None = field(default_factory=containerd.missing)
+    #: how the mappers run: "pods", "processes", or "auto" (Pods where each node has a containerd)
+    mappers: str = "auto"
+    _image: asyncio.Task[Path] | None = field(default=None, repr=False)
+    _imported: dict[str, asyncio.Task[None]] = field(default_factory=dict, repr=False)
+
+    def mapper_mode(self) -> tuple[str, str]:
+        """("pods" or "processes", why): said in the summary, the live view's data (up.json) and docs."""
+        if self.mappers == "processes":
+            return "processes", "chosen with --mappers=processes"
+        why = None
+        if self.pods_unavailable:
+            why = f"Pods are not run on this machine: {self.pods_unavailable}"
+        elif not _mapperpods.TEMPLATE.exists():
+            why = f"no {_mapperpods.TEMPLATE} (kubeshore runs outside its repository)"
+        else:
+            for node in self.nodes:
+                if self.joined(node) and self.dmi_socket(node).parent == self.node_dir(node):
+                    why = (
+                        f"{node} was joined with its DMI socket in its data directory, which holds its keys "
+                        "and a mapper Pod must not mount; delete the nodes/ directory to join afresh"
+                    )
+                    break
+        if why is None:
+            return (
+                "pods",
+                "each node runs Pods on its own containerd (--mappers=processes for host processes)",
+            )
+        if self.mappers == "pods":
+            raise PlanError(f"--mappers=pods: {why}")
+        return "processes", why
 
     @property
     def cloud_dir(self) -> Path:
@@ -310,7 +340,16 @@ class Plan:
         return self.node_dir(node) / "edgecore.yaml"
 
     def dmi_socket(self, node: str) -> Path:
-        return self.node_dir(node) / "dmi.sock"
+        """As the node's edgecore.yaml names it once joined (data dirs joined before the ``dmi/``
+        directory keep theirs), else ``nodes/<node>/dmi/dmi.sock``."""
+        if self.joined(node):
+            with contextlib.suppress(OSError, yaml.YAMLError, AttributeError, TypeError):
+                named = (yaml.safe_load(self.edgecore_config(node).read_text()).get("dmi") or {}).get(
+                    "socket"
+                )
+                if named:
+                    return Path(named)
+        return self.node_dir(node) / "dmi" / "dmi.sock"
 
     def runtime(self, node: str) -> containerd.NodeRuntime:
         # Outside the node's data dir: edgecore keeps that owner-only, image layers need their modes.
@@ -328,8 +367,8 @@ class Plan:
 
         return Service(f"containerd-{node}", rt.argv, ready=ready)
 
-    def mapper_socket(self, node: str) -> Path:
-        return self.node_dir(node) / "virtual-mapper.sock"
+    def mapper_socket(self, node: str, driver: str = "virtual") -> Path:
+        return self.dmi_socket(node).parent / f"{driver}-mapper.sock"
 
     @property
     def examples_marker(self) -> Path:
@@ -493,19 +532,24 @@ class Plan:
 
         return Service(f"modbus-simulator-{node}", argv, env=CHILD_ENV, ready=ready)
 
+    def modbus_config(self, node: str) -> dict[str, Any]:
+        """The thermostat pushes its temperature to the node's broker, as user "mapper" (the password
+        stays in an owner-only file or a Secret, not in the Device)."""
+        password = self.mqtt_password_file(node, "mapper")
+        if not password.exists():
+            return {}
+        return {"sinks": {"mqtt": {"username": "mapper", "password": password.read_text().strip()}}}
+
     def modbus_mapper(self, node: str) -> Service:
         rest = self.ports.nodes[node].modbus_rest
-        # The thermostat pushes its temperature to the node's broker, as user "mapper" (the password
-        # stays in an owner-only file, not in the Device).
         password = self.mqtt_password_file(node, "mapper")
         config = self.node_dir(node) / "modbus-mapper.yaml"
         if password.exists():
-            mqtt = {"username": "mapper", "password": password.read_text().strip()}
-            filemodes.write_private(config, yaml.safe_dump({"sinks": {"mqtt": mqtt}}).encode())
+            filemodes.write_private(config, yaml.safe_dump(self.modbus_config(node)).encode())
         argv = kubeshore_argv(
             "mapper", "run", "modbus",
             "--edgecore-sock", str(self.dmi_socket(node)),
-            "--socket", str(self.node_dir(node) / "modbus-mapper.sock"),
+            "--socket", str(self.mapper_socket(node, "modbus")),
             "--rest-port", str(rest),
             *(["--config", str(config)] if password.exists() else []),
         )  # fmt: skip
@@ -514,6 +558,81 @@ class Plan:
             return await http_ok(rest, "/api/v1/ping")
 
         return Service(f"modbus-mapper-{node}", argv, env=CHILD_ENV, cwd=self.node_dir(node), ready=ready)
+
+    def mapper_image(self) -> asyncio.Task[Path]:
+        """The mapper image, built once in a thread from the first call on (a few seconds the first time
+        on a machine, then cached); awaited where a node imports it."""
+        if self._image is None:
+            self._image = asyncio.create_task(asyncio.to_thread(containerd.build_mapper_image))
+        return self._image
+
+    def mapper_imported(self, node: str) -> asyncio.Task[None]:
+        """The mapper image imported into ``node``'s containerd: started as soon as that containerd
+        serves, so that unpacking it overlaps the node's join and edgecore's start."""
+        if node not in self._imported:
+
+            async def run() -> None:
+                tar = await self.mapper_image()
+                await asyncio.to_thread(self.runtime(node).import_images, [tar])
+
+            self._imported[node] = asyncio.create_task(run())
+        return self._imported[node]
+
+    async def mapper_pod(
+        self, node: str, driver: str, rest: int, config: dict[str, Any] | None = None
+    ) -> None:
+        """Mapper ``driver`` of ``node`` as a Pod: the image imported into the node's containerd,
+        deploy/04-mapper-virtual.yaml pinned to the node applied through the API (its configuration in
+        a Secret when it holds credentials), then ready once its REST API answers (host network)."""
+        await self.mapper_imported(node)
+        docs = _mapperpods.manifests(
+            _mapperpods.TEMPLATE, node=node, driver=driver, dmi_dir=self.dmi_socket(node).parent,
+            rest_port=rest, socket_name=self.mapper_socket(node, driver).name, config=config,
+            secret=bool(config), labels=_mapperpods.MANAGED,
+        )  # fmt: skip
+        kubectl = self.kubectl()
+        await kubectl.run("apply", "-f", "-", stdin=yaml.safe_dump_all(docs).encode(), within=30)
+        deadline = time.monotonic() + self.ready_timeout
+        while not await http_ok(rest, "/api/v1/ping"):
+            if time.monotonic() > deadline:
+                raise ProcessFailed(
+                    f"mapper {driver} Pod on {node} not serving on 127.0.0.1:{rest} within "
+                    f"{self.ready_timeout:.0f} s: {await self._pod_problem(docs[1]['metadata']['name'])}"
+                )
+            await asyncio.sleep(0.3)
+
+    async def _pod_problem(self, name: str) -> str:
+        """What `kubectl get pod` would show of the Deployment's Pod: phase and container reasons."""
+        try:
+            pods = await self.kubectl().get_items("pods", "-l", f"app.kubernetes.io/name={name}")
+        except Exception as exc:
+            return f"its Pod cannot be read ({exc})"
+        if not pods:
+            return "no Pod was created for it"
+        st = pods[0].get("status") or {}
+        reasons = [
+            f"{state}: {detail.get('reason', '')} {detail.get('message', '')}".strip()
+            for cs in st.get("containerStatuses") or []
+            for state, detail in (cs.get("state") or {}).items()
+            if state != "running" and isinstance(detail, dict)
+        ]
+        return f"Pod {pods[0]['metadata']['name']} {st.get('phase', '?')}" + (
+            f" ({'; '.join(reasons)})" if reasons else ""
+        )
+
+    async def remove_mapper_pods(self) -> None:
+        """Mapper Pods an earlier run made (with --mappers=pods): they would hold the sockets and ports
+        the host processes need."""
+        selector = ",".join(f"{k}={v}" for k, v in _mapperpods.MANAGED.items())
+        await self.kubectl().run(
+            "delete", "deployments,configmaps,secrets", "-l", selector, "--ignore-not-found", "--wait=false"
+        )
+        # Their containers stop before the processes bind the same ports.
+        deadline = time.monotonic() + 60
+        while await self.kubectl().get_items("pods", "-l", selector):
+            if time.monotonic() > deadline:
+                raise ProcessFailed("mapper Pods of an earlier run did not stop within 60 s")
+            await asyncio.sleep(0.5)
 
     async def point_thermostat_at_simulator(self) -> None:
         """The example thermostat names a placeholder address (and a broker on 1883): on this machine
@@ -661,13 +780,18 @@ class Plan:
             rt.root.mkdir(parents=True, exist_ok=True, mode=0o700)
             rt.write_config()
             await start(self.containerd(node))
+            if pods:
+                self.mapper_imported(node)  # built and imported meanwhile; the mapper step waits for it
             # Built once per machine (~1 s), imported into each node's containerd (~0.2 s).
             await asyncio.to_thread(rt.import_images)
 
+        pods = self.mapper_mode()[0] == "pods"
         steps = [Step("cloudcore with the embedded API server", partial(start, self.cloudcore(), 90.0))]
         if self.pods_unavailable is None:
             for node in self.nodes:
                 steps.append(Step(f"containerd of {node} (Pods)", partial(start_containerd, node)))
+        if not pods and any(self.joined(n) for n in self.nodes):
+            steps.append(Step("no mapper Pods of an earlier run", self.remove_mapper_pods))
         for node in self.nodes:
             if not self.joined(node):
                 steps.append(Step(f"join {node}", join(node)))
@@ -675,11 +799,27 @@ class Plan:
         for node in self.nodes:
             steps.append(Step(f"MQTT broker of {node}", partial(start, self.mosquitto(node))))
             steps.append(Step(f"edgecore {node} (until Ready)", partial(start, self.edgecore(node))))
-            steps.append(Step(f"virtual mapper on {node}", partial(start, self.mapper(node))))
+            rest = self.ports.nodes[node].rest
+            if pods:
+                run = partial(self.mapper_pod, node, "virtual", rest)
+                steps.append(Step(f"virtual mapper on {node} (Pod)", run))
+            else:
+                steps.append(Step(f"virtual mapper on {node}", partial(start, self.mapper(node))))
             if modbus and node == MODBUS_NODE:
                 simulator = self.modbus_simulator(node)
                 steps.append(Step(f"Modbus thermostat simulator on {node}", partial(start, simulator)))
-                steps.append(Step(f"Modbus mapper on {node}", partial(start, self.modbus_mapper(node))))
+                if pods:
+                    # The password was made when the broker was planned above; it goes in a Secret.
+                    run = partial(
+                        self.mapper_pod,
+                        node,
+                        "modbus",
+                        self.ports.nodes[node].modbus_rest,
+                        self.modbus_config(node),
+                    )
+                    steps.append(Step(f"Modbus mapper on {node} (Pod)", run))
+                else:
+                    steps.append(Step(f"Modbus mapper on {node}", partial(start, self.modbus_mapper(node))))
         # Only once: applying them again on a resume would undo what the user changed since.
         if kinds and not self.examples_marker.exists():
             steps.append(Step(f"examples from {self.examples}", apply_examples))
@@ -692,8 +832,11 @@ class Plan:
 
 def describe(plan: Plan) -> dict[str, Any]:
     """What a user needs to reach everything (printed by `up`, kept in up.json)."""
+    mode, why = plan.mapper_mode()
     return {
         "kubeconfig": str(plan.kubeconfig),
+        "mappers": mode,
+        "mappers_reason": why,
         "apiserver": f"https://127.0.0.1:{plan.ports.apiserver}",
         "cloudcore": f"127.0.0.1:{plan.ports.websocket}",
         "cloudcore_metrics": f"http://127.0.0.1:{plan.ports.metrics}/metrics",

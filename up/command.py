@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from kubeshore import filemodes
 from up import containerd
@@ -58,6 +59,10 @@ def _summary(console: Console, plan: Plan) -> None:
         if n.get("modbus_mapper_rest"):
             line += f"   Modbus mapper REST {n['modbus_mapper_rest']}"
         console.print(line)
+    mode, why = plan.mapper_mode()
+    console.print(
+        f"  mappers      as {'Pods' if mode == 'pods' else 'host processes'}: {why}", highlight=False
+    )
     console.print(f"  logs         {(plan.data_dir / LOG_DIR).resolve()}/")
     console.print("Use it with:")
     console.print(f"  {_kubeconfig_line(plan.data_dir)}", highlight=False, soft_wrap=True)
@@ -77,6 +82,12 @@ def up(argv: list[str]) -> int:
         help="directory of manifests to apply once the nodes are up (default: the repository's examples/)",
     )
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for everything to be ready")
+    p.add_argument(
+        "--mappers",
+        choices=("pods", "processes"),
+        help="run the mappers as Pods on each node's containerd (the default where containerd runs) "
+        "or as host processes (the default otherwise)",
+    )
     p.add_argument(
         "--random-ports",
         action="store_true",
@@ -112,11 +123,15 @@ def _prepare(data_dir: Path, args: argparse.Namespace) -> Plan:
     except filemodes.FileModeError as exc:
         raise PlanError(str(exc)) from exc
     plan = Plan(
-        data_dir, load_or_choose_ports(data_dir, well_known=not args.random_ports), examples=args.examples
+        data_dir,
+        load_or_choose_ports(data_dir, well_known=not args.random_ports),
+        examples=args.examples,
+        mappers=args.mappers or "auto",
     )
     missing = plan.missing()
     if missing:
         raise PlanError("kubeshore up needs:\n  " + "\n  ".join(missing))
+    plan.mapper_mode()  # --mappers=pods where Pods cannot run: said now, before anything starts
     return plan
 
 
@@ -224,9 +239,12 @@ async def _run(
 
             console.print("Ctrl-C stops everything.")
 
+            mode, why = plan.mapper_mode()
+            mappers = escape(f"mappers as {'Pods' if mode == 'pods' else 'host processes'}: {why}")
+
             def header() -> str:
                 failed = "".join(f"\n[red]{msg}[/]" for msg in sup.failures.values())
-                return f"[dim]{_kubeconfig_line(data_dir)}[/]{failed}"
+                return f"[dim]{_kubeconfig_line(data_dir)}\n{mappers}[/]{failed}"
 
             await live_view(plan.kubeconfig, header, console)
         else:
@@ -285,6 +303,8 @@ def _up_detached(data_dir: Path, args: argparse.Namespace, console: Console) -> 
     argv = [sys.executable, "-m", "kubeshore.cli", "up", "--data-dir", str(data_dir), "--no-view"]
     argv += ["--examples", str(args.examples)]
     argv += ["--timeout", str(args.timeout)]
+    if args.mappers:
+        argv += ["--mappers", args.mappers]
     with log_path.open("ab") as log:
         child = subprocess.Popen(
             argv,
@@ -313,7 +333,7 @@ def _up_detached(data_dir: Path, args: argparse.Namespace, console: Console) -> 
                 console.print(log_tail(log_path, 30), highlight=False, markup=False)
                 asyncio.run(stop_recorded(data_dir))
                 return 1
-    plan = Plan(data_dir, load_or_choose_ports(data_dir))
+    plan = Plan(data_dir, load_or_choose_ports(data_dir), mappers=args.mappers or "auto")
     _summary(console, plan)
     console.print(
         f"Running in the background (pid {child.pid}); stop it with: "

@@ -1,7 +1,9 @@
 """A containerd of its own for each edge node that `kubeshore up` runs (and for the tests and
 benchmarks of edged): its own state directory, CRI socket, CNI bridge and subnet, and the local images
 an offline machine needs, built from busybox-static: ``localhost/busybox:latest``, the sandbox image
-``localhost/pause:latest`` and ``localhost/kubeshore-http:latest`` (busybox's httpd answering on 8080).
+``localhost/pause:latest`` and ``localhost/kubeshore-http:latest`` (busybox's httpd answering on 8080);
+and ``localhost/kubeshore-mapper:latest``, busybox plus this machine's Python and kubeshore's mappers
+(``up._pythonroot``). ``python -m up.containerd mapper-image`` prints its archive, built if needed.
 
 :func:`cleanup` removes what a node's containerd leaves behind once it is stopped: its shims and
 containers (by PID), their network namespaces and mounts, and its bridge. See
@@ -11,19 +13,25 @@ containers (by PID), their network namespaces and mounts, and its bridge. See
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from up import _pythonroot
 
 TOOLS = ("containerd", "runc", "ctr", "umoci", "skopeo", "ip")
 BUSYBOX = "localhost/busybox:latest"
 PAUSE = "localhost/pause:latest"
 HTTP = "localhost/kubeshore-http:latest"
+MAPPER = "localhost/kubeshore-mapper:latest"
 CNI_BIN = Path("/usr/lib/cni")
 PACKAGES = "containerd runc containernetworking-plugins busybox-static umoci skopeo iproute2"
 
@@ -49,9 +57,18 @@ def _busybox() -> Path | None:
     return None
 
 
-def _image(out: Path, ref: str, entrypoint: list[str]) -> Path:
-    """An OCI archive of busybox with ``entrypoint``, tagged ``ref`` (built once, then reused)."""
-    tar = out / (ref.split("/")[-1].replace(":", "-") + ".tar")
+def _image(
+    out: Path,
+    ref: str,
+    entrypoint: list[str],
+    fill: Callable[[Path], None] | None = None,
+    env: tuple[str, ...] = ("PATH=/bin",),
+    key: str = "",
+) -> Path:
+    """An OCI archive of busybox with ``entrypoint``, tagged ``ref``, and what ``fill`` adds to its root
+    filesystem; built once per ``key``, then reused (archives of other keys are removed)."""
+    stem = ref.split("/")[-1].replace(":", "-")
+    tar = out / (f"{stem}-{key}.tar" if key else f"{stem}.tar")
     if tar.exists():
         return tar
     busybox = _busybox()
@@ -76,25 +93,52 @@ def _image(out: Path, ref: str, entrypoint: list[str]) -> Path:
         for sub in ("tmp", "etc", "proc", "sys", "dev", "www", "var"):
             (root / sub).mkdir(exist_ok=True)
         (root / "tmp").chmod(0o1777)
+        if fill is not None:
+            fill(root)
         run("umoci", "repack", "--image", "oci:latest", "bundle")
-        args = ["umoci", "config", "--image", "oci:latest", "--config.env", "PATH=/bin"]
+        args = ["umoci", "config", "--image", "oci:latest"]
+        for e in env:
+            args += ["--config.env", e]
         for e in entrypoint:
             args += ["--config.entrypoint", e]
         run(*args)
         tmp = out / f".{tar.name}.{os.getpid()}"
         run("skopeo", "--insecure-policy", "copy", "oci:oci:latest", f"oci-archive:{tmp}:{ref}")
         tmp.replace(tar)
+    if key:
+        for stale in out.glob(f"{stem}-*.tar"):
+            if stale != tar:
+                stale.unlink(missing_ok=True)
     return tar
 
 
-def build_images(cache: Path | None = None) -> list[Path]:
-    """The local images as OCI archives, built once per machine (and busybox build)."""
+def _cache(cache: Path | None) -> Path:
     bb = _busybox()
     assert bb is not None, "busybox-static is not installed"
     digest = hashlib.sha256(f"{bb.stat().st_size}:{bb.stat().st_mtime_ns}:3".encode()).hexdigest()[:12]
     home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     out = cache or home / "kubeshore" / f"images-{digest}"
     out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def build_mapper_image(cache: Path | None = None) -> Path:
+    """``localhost/kubeshore-mapper:latest``: busybox, this machine's Python and kubeshore with the
+    ``[mapper]`` extra (``up._pythonroot``); rebuilt only when one of those changes. Its entrypoint is
+    the ``kubeshore`` command, so a Pod's ``args`` are ``[mapper, run, virtual, ...]``."""
+    out = _cache(cache)
+    # Two builds at once (two nodes, two test modules) must not both pay for it: one waits.
+    with open(out / ".mapper.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        key = _pythonroot.digest()
+        return _image(
+            out, MAPPER, ["/usr/local/bin/kubeshore"], fill=_pythonroot.fill, env=_pythonroot.ENV, key=key
+        )
+
+
+def build_images(cache: Path | None = None) -> list[Path]:
+    """The local images as OCI archives, built once per machine (and busybox build)."""
+    out = _cache(cache)
     http = (
         'echo "hello from ${SITE:-the edge} ($(hostname))" > /www/index.html; exec httpd -f -p 8080 -h /www'
     )
@@ -163,8 +207,9 @@ state = "{r / "state"}"
     def serving(self) -> bool:
         return self.socket.exists()
 
-    def import_images(self) -> None:
-        for tar in build_images():
+    def import_images(self, tars: list[Path] | None = None) -> None:
+        """Import the local images (``build_images``), or ``tars``, where this node's CRI sees them."""
+        for tar in build_images() if tars is None else tars:
             subprocess.run(
                 ["ctr", "-a", str(self.socket), "-n", "k8s.io", "images", "import", str(tar)],
                 check=True,
@@ -249,3 +294,26 @@ def cleanup(root: Path) -> None:
     bridge = root / "bridge"
     if bridge.exists():
         subprocess.run(["ip", "link", "del", bridge.read_text().strip()], capture_output=True, timeout=10)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m up.containerd mapper-image|images``: build (or find in the cache) the mapper image or
+    the busybox-based ones and print their archives, for ``ctr -n k8s.io images import``."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m up.containerd", description=main.__doc__)
+    p.add_argument("what", choices=("mapper-image", "images"))
+    args = p.parse_args(argv)
+    # Building needs no root, only the tools (running the images does).
+    lacking = [t for t in ("umoci", "skopeo", "ldd") if shutil.which(t) is None]
+    lacking += [] if _busybox() else ["busybox"]
+    if lacking:
+        print(f"cannot build images: missing {', '.join(lacking)} (Debian: {PACKAGES})", file=sys.stderr)
+        return 1
+    tars = [build_mapper_image()] if args.what == "mapper-image" else build_images()
+    print("\n".join(map(str, tars)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

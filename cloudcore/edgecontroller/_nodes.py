@@ -49,6 +49,22 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def object_reply(msg: Message, obj: Any, exc: Exception | None = None) -> Message:
+    """KubeEdge's answer to an edge's request about an API object (its ``ObjectResp``): from
+    edgecontroller in group ``resource``, ``{"Object": obj, "Err": null}`` or, for ``exc``, no object and
+    the API status (an exception that is not an API error is an InternalError)."""
+    content: dict[str, Any] = {"Object": obj, "Err": None}
+    if exc is not None:
+        if isinstance(exc, ApiError):
+            status = {"status": "Failure", "message": exc.message, "reason": exc.reason, "code": exc.status}
+        else:
+            status = {"status": "Failure", "message": str(exc), "reason": "InternalError", "code": 500}
+        content = {"Object": None, "Err": {"ErrStatus": status}}
+    reply = msg.response(content, source=SOURCE_EDGECONTROLLER)
+    reply.route.group = GROUP_RESOURCE
+    return reply
+
+
 def validate_node_message(node: str, msg: Message) -> str | None:
     """Refuse messages that name a node other than the sender (cloudhub validator)."""
     resource = msg.route.resource
@@ -196,24 +212,14 @@ class NodeLifecycle:
         """Run ``work`` (a blocking call returning the object) off the session, then answer ``msg``."""
 
         async def run() -> None:
-            content: dict[str, Any]
             try:
-                obj = await self.kube.run(work)
-                content = {"Object": obj, "Err": None}
-            except ApiError as exc:
-                status = {
-                    "status": "Failure",
-                    "message": exc.message,
-                    "reason": exc.reason,
-                    "code": exc.status,
-                }
-                content = {"Object": None, "Err": {"ErrStatus": status}}
+                reply = object_reply(msg, await self.kube.run(work))
             except Exception as exc:
-                log.warning("node %s: %s %s failed: %s", node, msg.route.operation, msg.route.resource, exc)
-                status = {"status": "Failure", "message": str(exc), "reason": "InternalError", "code": 500}
-                content = {"Object": None, "Err": {"ErrStatus": status}}
-            reply = msg.response(content, source=SOURCE_EDGECONTROLLER)
-            reply.route.group = GROUP_RESOURCE
+                if not isinstance(exc, ApiError):
+                    log.warning(
+                        "node %s: %s %s failed: %s", node, msg.route.operation, msg.route.resource, exc
+                    )
+                reply = object_reply(msg, None, exc)
             self.hub.send_to_node(node, reply)
 
         task = asyncio.create_task(run(), name=f"node-request-{node}")

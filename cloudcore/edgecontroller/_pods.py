@@ -1,7 +1,10 @@
 """Pod status and deletion from edge nodes, as KubeEdge's edged sends them.
 
 - ``<ns>/podpatch/<name>``, operation ``patch``: a strategic merge patch of the Pod (its status),
-  applied to ``pods/<name>/status``.
+  applied to ``pods/<name>/status``, and answered as KubeEdge's cloud answers it: with the patched Pod
+  or the error. KubeEdge's edged waits for that answer (up to 60 s) before it sends the next status
+  and stores the Pod it gets back; kubeshore's edge ignores it. (The ``sync`` flag its metaclient sets
+  does not reach the wire, so every patch is answered.)
 - ``<ns>/pod/<name>``, operation ``delete``: the node stopped a Pod marked for deletion; the Pod is
   deleted with grace period 0 and the uid precondition, as the kubelet's final delete.
 
@@ -12,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
+from cloudcore.edgecontroller._nodes import object_reply
 from kubeclient import PODS, STRATEGIC_MERGE_PATCH, ApiError, Kube
 from kubeshore.message import OP_DELETE, OP_PATCH, OP_UPDATE, Message, MessageError, parse_edge_resource
 
@@ -25,8 +30,9 @@ RT_PODSTATUS = "podstatus"
 
 
 class PodStatusWriter:
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, send: Callable[[str, Message], object]) -> None:
         self.kube = kube
+        self.send = send  # to one node: cloudhub's send_to_node
         #: refused writes per node (a node writing a Pod that is not its own, bad content)
         self.refused: dict[str, int] = {}
         self.written = 0
@@ -35,6 +41,7 @@ class PodStatusWriter:
     def _refuse(self, node: str, msg: Message, why: str) -> bool:
         self.refused[node] = self.refused.get(node, 0) + 1
         log.warning("node %s: %s %s refused: %s", node, msg.route.operation, msg.route.resource, why)
+        self.send(node, object_reply(msg, None, ApiError(403, why, "Forbidden")))
         return True
 
     async def handle_upstream(self, node: str, msg: Message) -> bool:
@@ -67,12 +74,14 @@ class PodStatusWriter:
             # Only the status (and the uid it is about) goes through: a node cannot relabel its Pods.
             body = {"metadata": {"uid": pod["metadata"]["uid"]}, "status": patch["status"]}
             try:
-                await self.kube.run(
+                patched = await self.kube.run(
                     self.kube.patch, PODS, r.name, body, r.namespace, "status", STRATEGIC_MERGE_PATCH
                 )
                 self.written += 1
+                self.send(node, object_reply(msg, patched))
             except ApiError as exc:
                 log.warning("node %s: pod %s/%s status not written: %s", node, r.namespace, r.name, exc)
+                self.send(node, object_reply(msg, None, exc))
         if not lock.locked():
             self._locks.pop((r.namespace, r.name), None)
         return True

@@ -1,6 +1,7 @@
 """Workload controllers for standalone mode, where no kube-controller-manager or kube-scheduler runs:
 Deployment -> ReplicaSet -> Pods, a scheduler, and EndpointSlices from Services. On a real cluster
-they are off (its own controllers do this). docs/workloads.md says what they cover and what they don't.
+they are off (its own controllers do this). docs/pods.md, "Workload controllers (standalone only)", says
+what they cover and what they don't.
 
 Public surface: ``run_workload_controllers``.
 """

@@ -1,12 +1,11 @@
 """``/openapi/v2`` in gnostic's protobuf, the form client-go asks for: the real kubectl validating and
 applying a ``kind: List`` against a real `kubeshore apiserver` process, the served bytes decoded with the
-generated ``openapi.v2.Document`` and compared with the JSON document, and the generated module's
-freshness."""
+generated ``openapi.v2.Document`` and compared with the JSON document. (The generated module's
+freshness: tests/test_codegen.py.)"""
 
 from __future__ import annotations
 
 import json
-import shutil
 import ssl
 import urllib.error
 import urllib.request
@@ -16,7 +15,6 @@ from typing import Any
 import pytest
 import yaml
 
-from kubeapi import generate_openapiv2
 from kubeapi._openapiv2_pb2 import Document
 
 from .conftest import APIServerProcess
@@ -267,28 +265,3 @@ def test_a_value_of_the_wrong_type_is_left_out_not_the_document() -> None:
         "swagger": "2.0",
         "definitions": {"odd": {"type": "integer", "minimum": 1, "description": "odd"}},
     }
-
-
-# -- generated module --------------------------------------------------------------------------------
-
-needs_proto = pytest.mark.skipif(
-    not (generate_openapiv2.DEFAULT_PROTO_ROOT / generate_openapiv2.PROTO).is_file(),
-    reason=f"Debian package {generate_openapiv2.DEBIAN_PACKAGE} not installed",
-)
-
-
-@needs_proto
-def test_generated_messages_are_fresh() -> None:
-    pytest.importorskip("grpc_tools", reason="grpcio-tools (dev extra) runs protoc")
-    assert generate_openapiv2.stale() == [], "run python -m kubeapi.generate_openapiv2"
-    assert generate_openapiv2.main(["--check"]) == 0
-
-
-@needs_proto
-def test_check_flags_a_stale_module(tmp_path: Path) -> None:
-    pytest.importorskip("grpc_tools")
-    for name in ("_openapiv2_pb2.py", "_openapiv2_pb2.pyi"):
-        shutil.copy(generate_openapiv2.OUT_DIR / name, tmp_path / name)
-    (tmp_path / "_openapiv2_pb2.py").write_text("# edited by hand\n")
-    (tmp_path / "_openapiv2_pb2.pyi").unlink()
-    assert generate_openapiv2.stale(tmp_path) == ["_openapiv2_pb2.py", "_openapiv2_pb2.pyi"]

@@ -6,8 +6,11 @@ lane. Processes go through ``tests/_stack.Processes`` (the one supervisor: own s
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,10 @@ from tests._stack import BIN, Processes, Stack, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
+# kube-apiserver defaults ``enableServiceLinks`` to true; the embedded API server does not default Pods,
+# and KubeEdge's kubelet refuses to start a container without it ("nil pod.spec.enableServiceLinks
+# encountered, cannot construct envvars"). Pods for KubeEdge's edged on a standalone cloudcore say it.
+KUBELET_POD_SPEC = {"enableServiceLinks": True}
 
 
 def apply_kubeedge_crds(kube: Kubectl) -> None:
@@ -88,7 +95,7 @@ class KubeEdgeCloud(_Peer):
 
 class KubeEdgeEdge(_Peer):
     """KubeEdge's edgecore (``edgecore --defaultconfig`` + ``recipes/edgecore-config.py``) under ``root``,
-    edged off, MQTT at ``mqtt``, its DMI socket at ``root/dmi.sock``."""
+    edged off (:meth:`enable_edged` turns it on), MQTT at ``mqtt``, its DMI socket at ``root/dmi.sock``."""
 
     def __init__(
         self,
@@ -109,6 +116,7 @@ class KubeEdgeEdge(_Peer):
         self.node = node
         self.name = f"ke-edgecore-{node}"
         self.config = root / "edgecore.yaml"
+        self.cgroup_root: CgroupRoot | None = None
         root.mkdir(parents=True, exist_ok=True)
         default = root / "default.yaml"
         default.write_text(
@@ -146,8 +154,107 @@ class KubeEdgeEdge(_Peer):
         cfg["modules"]["edgeHub"].update(edgehub)
         self.config.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
-    def start(self) -> None:
-        self.procs.start(self.name, self.exe, "--config", str(self.config), "-v=4")
+    def enable_edged(self, runtime_endpoint: str, sandbox_image: str) -> None:
+        """Turn on KubeEdge's edged (its embedded kubelet) on the CRI runtime at ``runtime_endpoint``, kept
+        to this run on a machine others share: every path under ``root``, its read-only port (where edged
+        polls the kubelet's ``/healthz/syncloop`` before it takes Pods) on a free 127.0.0.1 port, and its
+        QoS and pod cgroups under a cgroup of its own (:class:`CgroupRoot`). :meth:`start` then runs it
+        in a mount namespace of its own, :meth:`cleanup` removes the cgroup once the runtime is stopped."""
+        self.cgroup_root = CgroupRoot(f"kebench-{self.node}-{os.getpid()}")
+        self.read_only_port = free_port()
+        cfg = yaml.safe_load(self.config.read_text())
+        edged = cfg["modules"]["edged"]
+        edged.update(enable=True, rootDirectory=str(self.root / "kubelet"), podSandboxImage=sandbox_image)
+        edged["tailoredKubeletConfig"].update(
+            containerRuntimeEndpoint=runtime_endpoint,
+            imageServiceEndpoint=runtime_endpoint,
+            cgroupDriver="cgroupfs",
+            cgroupRoot=self.cgroup_root.path,
+            address="127.0.0.1",
+            readOnlyPort=self.read_only_port,
+            podLogsDir=str(self.root / "pod-logs"),
+            staticPodPath=str(self.root / "manifests"),
+            volumePluginDir=str(self.root / "volume-plugins"),
+        )
+        self.config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+    def start(self, verbosity: int | None = 4) -> None:
+        """Run it; ``verbosity`` is klog's ``-v`` (None: edgecore's default, as a user runs it)."""
+        argv = [self.exe, "--config", str(self.config)] + (
+            [f"-v={verbosity}"] if verbosity is not None else []
+        )
+        if self.cgroup_root is None:
+            self.procs.start(self.name, *argv)
+            return
+        self.cgroup_root.create()
+        # The kubelet's device-plugin socket is fixed at /var/lib/kubelet/device-plugins: a tmpfs over
+        # /var/lib in a mount namespace of its own keeps it (and the kubelet's own mounts) off the host.
+        # PATH without the sbin directories: the kubelet then finds no iptables and adds no KUBE-* chains
+        # to the shared host's tables (it logs that and goes on; containerd's CNI networks the Pods).
+        script = 'mount -t tmpfs -o mode=0755,size=4m kubelet-lib /var/lib && exec "$0" "$@"'
+        self.procs.start(
+            self.name, "/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script,
+            *argv, env={"PATH": "/usr/local/bin:/usr/bin:/bin"},
+        )  # fmt: skip
+
+    def cleanup(self) -> None:
+        """Remove the cgroup :meth:`enable_edged` made (after the runtime has stopped its containers)."""
+        if self.cgroup_root is not None:
+            self.cgroup_root.remove()
+
+
+def edged_missing() -> str | None:
+    """Why KubeEdge's edged cannot run here as :meth:`KubeEdgeEdge.enable_edged` sets it up (beyond what
+    a containerd needs), or None when it can."""
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "true"], capture_output=True, text=True, timeout=30
+    )
+    if done.returncode != 0:
+        return f"no mount namespace for KubeEdge's kubelet (unshare --mount: {done.stderr.strip()})"
+    if not os.access("/sys/fs/cgroup", os.W_OK) and not any(
+        os.access(h, os.W_OK) for h in CgroupRoot.hierarchies()
+    ):
+        return "cgroups are not writable (KubeEdge's kubelet needs a cgroup root of its own)"
+    return None
+
+
+class CgroupRoot:
+    """A cgroup of its own (``/NAME`` in every hierarchy) for the ``cgroupRoot`` of KubeEdge's kubelet.
+    Under the default root (``/``) its pod cgroups would be ``/kubepods/...``, beside those of kubeshore's
+    edged, and the kubelet's orphan clean-up kills the processes of every pod cgroup it does not know:
+    other runs' Pods on this shared machine. Under its own root it sees only its own."""
+
+    def __init__(self, name: str) -> None:
+        self.path = f"/{name}"
+
+    @staticmethod
+    def hierarchies() -> list[Path]:
+        base = Path("/sys/fs/cgroup")
+        if (base / "cgroup.controllers").exists():  # cgroup v2: one hierarchy
+            return [base]
+        return sorted(h for h in base.iterdir() if (h / "cgroup.procs").exists() and not h.is_symlink())
+
+    def create(self) -> None:
+        for h in self.hierarchies():
+            d = h / self.path.lstrip("/")
+            d.mkdir(exist_ok=True)
+            # cgroup v1 cpuset: a new cgroup has no CPUs or memory nodes until given its parent's.
+            for f in ("cpuset.cpus", "cpuset.mems"):
+                if (d / f).exists() and not (d / f).read_text().strip():
+                    (d / f).write_text((h / f).read_text())
+
+    def remove(self, within: float = 30.0) -> None:
+        """rmdir the tree bottom-up, retrying while the last processes in it exit."""
+        deadline = time.monotonic() + within
+        for h in self.hierarchies():
+            top = h / self.path.lstrip("/")
+            while top.exists():
+                for dirpath, _, _ in os.walk(top, topdown=False):
+                    with contextlib.suppress(OSError):
+                        os.rmdir(dirpath)
+                if not top.exists() or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
 
 
 class VirtualMapper(_Peer):

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 from up import containerd as runtime
-from up.containerd import BUSYBOX, PAUSE, build_images, missing
+from up.containerd import BUSYBOX, HTTP, PAUSE, build_images, missing
 from up.processes import Processes
 
-__all__ = ["BUSYBOX", "PAUSE", "Containerd", "build_images", "missing"]
+__all__ = ["BUSYBOX", "HTTP", "PAUSE", "Containerd", "build_images", "missing"]
 
 
 class Containerd:
