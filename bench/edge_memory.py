@@ -126,6 +126,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from _peers import Kubectl, mosquitto
     from _stack import Processes, wait_for
 
+    load_start = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory(prefix="bench-edgemem-") as tmp_name, mosquitto() as broker:
         tmp = Path(tmp_name)
         procs = Processes(tmp)
@@ -233,6 +234,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if args.save_imports is not None:
                 args.save_imports.write_text(json.dumps({"at_start": at_start, "with_mapper": with_mapper}))
             after_mapper = sorted(set(with_mapper["modules"]) - set(at_start["modules"]))
+
+            # edged off (the default) and on, each a plain restart of the same node with its devices:
+            # what enabling Pods costs a node before any Pod arrives (the runtime is not reachable,
+            # so edged waits for it with its CRI client loaded).
+            stop("edgecore")
+            edge = start_edgecore(str(BIN / "edgecore"))
+            rss["restarted_edged_disabled"] = settled_rss(edge.pid)
+            stop("edgecore")
+            import yaml
+
+            cfg_path = edge_dir / "edgecore.yaml"
+            cfg = yaml.safe_load(cfg_path.read_text())
+            cfg["edged"] = {
+                "enable": True,
+                "tailoredKubeletConfig": {"containerRuntimeEndpoint": f"unix://{tmp / 'no-runtime.sock'}"},
+            }
+            cfg_path.write_text(yaml.safe_dump(cfg))
+            edge = start_edgecore(str(BIN / "edgecore"))
+            rss["restarted_edged_enabled"] = settled_rss(edge.pid)
             imports = breakdown(with_mapper, args.top)
             imports["loaded_only_for_a_mapper"] = sorted({m.split(".")[0] for m in after_mapper})
             return {
@@ -252,7 +272,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "per_device_kb": round((rss["with_devices"] - rss["idle"]) * 1024 / args.devices, 1),
                 "setup_s": {"apply_and_receive": apply_s},
                 "imports": imports,
-                "machine": {"cpus": os.cpu_count(), "loadavg_1m": round(os.getloadavg()[0], 2)},
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "loadavg_1m_start": load_start,
+                    "loadavg_1m": round(os.getloadavg()[0], 2),
+                },
             }
         finally:
             procs.stop_all()

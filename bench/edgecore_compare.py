@@ -82,7 +82,7 @@ def _held(edge_dir: Path, count: int, stall: float = 60.0, within: float = 600.0
     return edge_count(edge_dir, "device")
 
 
-def _machine() -> dict[str, Any]:
+def _machine(load_start: float) -> dict[str, Any]:
     model = ""
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -93,6 +93,7 @@ def _machine() -> dict[str, Any]:
         "cpu_model": model,
         "kernel": platform.release(),
         "python": platform.python_version(),
+        "loadavg_1m_start": load_start,
         "loadavg_1m": round(os.getloadavg()[0], 2),
     }
 
@@ -139,6 +140,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from _stack import BIN, Stack, wait_for
 
     kubeedge_bin = _kubeedge_bin()
+    load_start = round(os.getloadavg()[0], 2)
     recipes = ROOT.parent / "shared" / "kubeedge" / "recipes"
     with tempfile.TemporaryDirectory(prefix="bench-edgecompare-") as tmp_name, mosquitto() as broker:
         tmp = Path(tmp_name)
@@ -230,7 +232,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "rss_mb": rss,
                 "devices_held": held,
                 "load": load,
-                "machine": _machine(),
+                "machine": _machine(load_start),
             }
         finally:
             s.stop_all()

@@ -40,7 +40,7 @@ from _stack import Stack, wait_for  # noqa: E402
 from pods._containerd import BUSYBOX, PAUSE, Containerd, missing  # noqa: E402
 
 from bench._measure import cpu_seconds, percentile, rss_mb, write_results  # noqa: E402
-from tests.interop._kubeedge import KUBELET_POD_SPEC, KubeEdgeEdge, edged_missing  # noqa: E402
+from tests.interop._kubeedge import KubeEdgeEdge, edged_missing  # noqa: E402
 from tests.interop.conftest import unpack_kubeedge  # noqa: E402
 
 RECIPES = ROOT.parent / "shared" / "kubeedge" / "recipes"
@@ -70,7 +70,6 @@ def deployment(edge: Edge, replicas: int) -> str:
                 "template": {
                     "metadata": {"labels": {"app": edge.app}},
                     "spec": {
-                        **KUBELET_POD_SPEC,
                         "nodeName": edge.node,
                         "terminationGracePeriodSeconds": 0,
                         "containers": [
@@ -146,7 +145,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             ks_runtime.start()
             stack.start_cloudcore()
-            cfg_path = stack.join_edge(extra=("--remote-runtime-endpoint", ks_runtime.endpoint))
+            cfg_path = stack.join_edge(extra=ks_runtime.join_flags)
             # join's own heartbeats, not the short ones Stack sets for tests (as KubeEdge's defaults).
             cfg = yaml.safe_load(cfg_path.read_text())
             for key in ("heartbeat", "reconnectInitial", "reconnectMax"):
@@ -231,8 +230,7 @@ def describe(measured_kubeedge: bool, why_not: str = "") -> str:
             "cgroup root of its own, a mount namespace of its own (the kubelet's fixed "
             "/var/lib/kubelet/device-plugins), no iptables on its PATH. Its RSS and CPU include the whole "
             "kubelet (cadvisor, PLEG relisting every second, status manager); each of its status patches "
-            "waits for the cloud's answer. Pod specs carry enableServiceLinks: true, which kube-apiserver "
-            "would default and KubeEdge's kubelet requires."
+            "waits for the cloud's answer."
             if measured_kubeedge
             else f"KubeEdge's edgecore was not measured: {why_not}."
         )

@@ -7,7 +7,7 @@ What carries over: the node name (``modules.edged.hostnameOverride``), the cloud
 certificate rotation, the database (a file of kubeshore's beside KubeEdge's), the DMI socket directory
 (``modules.deviceTwin.dmiSockPath``), the external MQTT broker with its credentials and TLS
 (``modules.eventBus``), the MetaServer address, edged (``enable``, ``rootDirectory``, and of
-``tailoredKubeletConfig`` the CRI endpoint, cgroup driver, runtime request timeout and node status
+``tailoredKubeletConfig`` the CRI endpoint, cgroup driver and root, runtime request timeout and node status
 frequencies).
 
 What is named in the warning line: every other key that carries a value (a section with many such keys
@@ -189,6 +189,7 @@ def translate(doc: dict[str, Any]) -> Translated:
         r.take(f"{edged}.rootDirectory", "edged.rootDirectory")
         r.take(f"{kubelet}.containerRuntimeEndpoint", "edged.tailoredKubeletConfig.containerRuntimeEndpoint")
         r.take(f"{kubelet}.cgroupDriver", "edged.tailoredKubeletConfig.cgroupDriver")
+        r.take(f"{kubelet}.cgroupRoot", "edged.tailoredKubeletConfig.cgroupRoot")
         r.take(
             f"{kubelet}.runtimeRequestTimeout", "edged.tailoredKubeletConfig.runtimeRequestTimeout", _duration
         )

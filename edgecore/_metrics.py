@@ -1,7 +1,8 @@
 """edgecore's Prometheus metrics and health checks, served by :mod:`kubeshore.observability`.
 
 Counters live as plain ints on the modules that own them and become samples only when scraped,
-so the hot paths (frames, DMI reports) pay one integer increment.
+so the hot paths (frames, DMI reports) pay one integer increment. ``prometheus_client`` (with
+``http.server``, ~1 MB) is imported by the first scrape, not at start.
 """
 
 from __future__ import annotations
@@ -9,21 +10,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
-
 from kubeshore.observability import HealthChecks
 
 if TYPE_CHECKING:
     from edgecore._node import EdgeNode
 
 
-class _NodeCollector(Collector):
+class NodeMetrics:
+    """The node's registry: what ``prometheus_client.generate_latest`` reads (``collect()``)."""
+
     def __init__(self, node: EdgeNode) -> None:
         self.node = node
 
     def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         node = self.node
         hub = node.hub
 
@@ -93,10 +94,8 @@ class _NodeCollector(Collector):
         yield calls
 
 
-def node_registry(node: EdgeNode) -> CollectorRegistry:
-    registry = CollectorRegistry()
-    registry.register(_NodeCollector(node))
-    return registry
+def node_registry(node: EdgeNode) -> NodeMetrics:
+    return NodeMetrics(node)
 
 
 def node_health(node: EdgeNode) -> HealthChecks:

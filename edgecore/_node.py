@@ -53,6 +53,7 @@ class EdgeNode:
                 root=e.root_directory or cfg.data_dir / "edged",
                 host_ip=internal_ip(Address.parse(cfg.edge_hub.server).host),
                 cgroup_driver=e.tailored_kubelet_config.cgroup_driver,
+                cgroup_root=e.tailored_kubelet_config.cgroup_root,
                 runtime_timeout=e.tailored_kubelet_config.runtime_request_timeout,
                 backoff_initial=e.restart_backoff_initial,
                 backoff_max=e.restart_backoff_max,

@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from edgecore import _kubeedge_config
+from kubeshore import cgroups
 from kubeshore.config import ConfigModel
 
 
@@ -100,7 +101,16 @@ class TailoredKubeletConfig(_Camel):
         "unix:///run/containerd/containerd.sock", description="CRI socket of the node's container runtime"
     )
     cgroup_driver: Literal["cgroupfs", "systemd"] = "cgroupfs"
+    cgroup_root: str = Field(
+        cgroups.DEFAULT_ROOT,
+        description="cgroup under which Pod cgroups live (<cgroupRoot>/kubepods/pod<uid>); empty: /",
+    )
     runtime_request_timeout: float = Field(120.0, gt=0, description="seconds a CRI call may take")
+
+    @field_validator("cgroup_root")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        return cgroups.normalize_root(v)
 
 
 class EdgedConfig(_Camel):

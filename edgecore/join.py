@@ -64,13 +64,13 @@ def obtain_certificates(
     write_certificate(cert_file, key_file, cert_pem, key_pem)
 
 
-def _edged_config(endpoint: str | None, cgroup_driver: str) -> EdgedConfig:
+def _edged_config(endpoint: str | None, cgroup_driver: str, cgroup_root: str) -> EdgedConfig:
     if not endpoint:
         return EdgedConfig()
     return EdgedConfig(
         enable=True,
         tailored_kubelet_config=TailoredKubeletConfig(
-            container_runtime_endpoint=endpoint, cgroup_driver=cgroup_driver
+            container_runtime_endpoint=endpoint, cgroup_driver=cgroup_driver, cgroup_root=cgroup_root
         ),
     )
 
@@ -106,6 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="CRI socket (e.g. unix:///run/containerd/containerd.sock): run this node's Pods with edged",
     )
     p.add_argument("--cgroupdriver", choices=("cgroupfs", "systemd"), default="cgroupfs")
+    p.add_argument(
+        "--cgroup-root",
+        default="/",
+        help="cgroup under which this node's Pod cgroups live (<root>/kubepods/pod<uid>; default /)",
+    )
     ns = p.parse_args(list(sys.argv[1:] if argv is None else argv))
 
     def fail(reason: str, code: int = 1) -> int:
@@ -156,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 mqtt_url=ns.mqtt_url, mqtt_username=ns.mqtt_username or "", mqtt_password=password
             ),
             dmi=DmiConfig(socket=ns.dmi_socket or data_dir / "dmi.sock"),
-            edged=_edged_config(ns.remote_runtime_endpoint, ns.cgroupdriver),
+            edged=_edged_config(ns.remote_runtime_endpoint, ns.cgroupdriver, ns.cgroup_root),
             state_file=data_dir / "edgecore.json",
         )
     except ValueError as exc:

@@ -196,6 +196,8 @@ def builtin_types() -> list[ResourceType]:
             ("po",),
             ("all",),
             subresources=("status", "binding"),
+            # kube-apiserver 1.35+ counts a Pod's spec changes (PodObservedGenerationTracking).
+            tracks_generation=True,
             selectable_fields=(
                 "spec.nodeName",
                 "status.phase",
@@ -298,6 +300,7 @@ def builtin_types() -> list[ResourceType]:
             "endpointslices",
             "endpointslice",
             True,
+            tracks_generation=True,
             printer_columns=(
                 _NAME,
                 _p("AddressType", ".addressType"),

@@ -15,6 +15,10 @@ subresource), trimmed to what those kinds reference. Two modules are generated f
   for "each element", with its ``x-kubernetes-patch-merge-key``; :mod:`kubeapi.patch` applies them.
   Lists under map values (only ``JSONSchemaProps.properties`` and the like) and under a definition
   that refers back to itself are not followed: a path cannot name them.
+- ``kubeapi/_generated_defaults.py``: the ``default`` of every property that has one (``+default``
+  markers such as a port's ``protocol: TCP``, and the Go zero values kube-apiserver serializes for
+  non-pointer fields: ``resources: {}``, ``status: {}``), with the way down to them, per served kind;
+  :mod:`kubeapi.defaults` applies them. Only what leads to a default is kept.
 - ``kubeapi/_generated_inline_fields.py``: the fields of Kubernetes' protobuf messages that are
   embedded Go structs (``json:",inline"``), whose fields JSON shows in the parent object;
   :mod:`kubeapi._protobuf` flattens them. The protos do not mark them: a message field that the
@@ -65,6 +69,7 @@ SPEC = REPO_ROOT / "kubeapi" / "openapi-spec" / "kubernetes-v1.36.json"
 SCHEMAS_MODULE = Path("kubeapi/_generated_schemas.py")
 MERGE_LISTS_MODULE = Path("kubeapi/_generated_merge_lists.py")
 INLINE_FIELDS_MODULE = Path("kubeapi/_generated_inline_fields.py")
+DEFAULTS_MODULE = Path("kubeapi/_generated_defaults.py")
 GNOSTIC_PACKAGE = "golang-github-googleapis-gnostic-dev"
 GNOSTIC_ROOT = Path("/usr/share/gocode/src/github.com/googleapis/gnostic")
 OPENAPI_V2 = codegen.ProtoFiles(
@@ -289,6 +294,46 @@ def merge_lists(root: str, schemas: Mapping[str, Schema]) -> dict[str, tuple[str
 
 
 # --------------------------------------------------------------------------------------------------
+# Defaults
+
+# (property, has a default, the default, definition below it or "", "" | "[]" | "{}": the value itself,
+# each item of a list, each value of a map)
+DefaultEntry = tuple[str, bool, Any, str, str]
+
+
+def defaults_table(roots: Iterable[str], schemas: Mapping[str, Schema]) -> dict[str, list[DefaultEntry]]:
+    """Per definition reachable from ``roots``, the properties that have a ``default`` or lead to a
+    definition that has one (the rest are left out: nothing below them is defaulted)."""
+    entries: dict[str, list[DefaultEntry]] = {}
+    for name in closure(roots, schemas):
+        rows = []
+        for prop, sub in sorted((schemas[name].get("properties") or {}).items()):
+            resolved, child = _resolve(sub, schemas)
+            shape = ""
+            if not child and resolved.get("type") == "array":
+                _, child = _resolve(resolved.get("items") or {}, schemas)
+                shape = "[]"
+            elif not child and isinstance(resolved.get("additionalProperties"), dict):
+                _, child = _resolve(resolved["additionalProperties"], schemas)
+                shape = "{}"
+            rows.append((prop, "default" in sub, sub.get("default"), child, shape))
+        entries[name] = rows
+    # Keep a property when it has a default or its definition keeps one: a fixed point, since
+    # definitions may refer to themselves (JSONSchemaProps).
+    useful = {name for name, rows in entries.items() if any(r[1] for r in rows)}
+    while True:
+        more = {name for name, rows in entries.items() if any(r[3] in useful for r in rows)} - useful
+        if not more:
+            break
+        useful |= more
+    return {
+        name: [r for r in rows if r[1] or r[3] in useful]
+        for name, rows in sorted(entries.items())
+        if name in useful
+    }
+
+
+# --------------------------------------------------------------------------------------------------
 # Rendering
 
 
@@ -382,10 +427,29 @@ def render_tables(spec: Mapping[str, Any], messages: Iterable[Descriptor] | None
         *(f"        {field!r},\n" for field in inline_fields(schemas, messages)),
         "    }\n)\n",
     ]
+    kind_roots = {kind: names[kind] for kind in kinds if kind not in SUBRESOURCE_KINDS}
+    table = defaults_table(kind_roots.values(), schemas)
+    defaults = [
+        _header(spec),
+        '"""The OpenAPI ``default`` of built-in kinds\' properties, and the way down to them."""\n\n',
+        "from typing import Any\n\n",
+        "# (group, version, kind) -> the definition its objects start at.\n",
+        "KINDS: dict[tuple[str, str, str], str] = {\n",
+        *(f"    {kind!r}: {name!r},\n" for kind, name in kind_roots.items() if name in table),
+        "}\n\n",
+        "# definition -> (property, has a default, default, definition below or '', '' | '[]' | '{}').\n",
+        "DEFAULTS: dict[str, tuple[tuple[str, bool, Any, str, str], ...]] = {\n",
+    ]
+    for name, rows in table.items():
+        defaults.append(f"    {name!r}: (\n")
+        defaults.extend(f"        {row!r},\n" for row in rows)
+        defaults.append("    ),\n")
+    defaults.append("}\n")
     return {
         SCHEMAS_MODULE: "".join(lines),
         MERGE_LISTS_MODULE: "".join(merge),
         INLINE_FIELDS_MODULE: "".join(inline),
+        DEFAULTS_MODULE: "".join(defaults),
     }
 
 

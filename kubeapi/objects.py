@@ -278,8 +278,6 @@ class ObjectService:
         if resource.kind == "Namespace":
             obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
             obj["status"] = {"phase": "Active"}
-        elif resource.kind == "Secret" and resource.group == "" and not obj.get("type"):
-            obj["type"] = "Opaque"
         elif resource.kind == "Pod" and resource.group == "":
             obj.setdefault("status", {}).setdefault("phase", "Pending")
         storage = self._to_storage(resource, obj)
@@ -438,7 +436,8 @@ class ObjectService:
         raise AssertionError("unreachable")
 
     def _validate(self, resource: ResourceType, obj: dict[str, Any], field_validation: str) -> dict[str, Any]:
-        """Prune, default and validate a custom resource against its CRD schema; check CRD schemas."""
+        """Default built-in kinds; prune, default and validate a custom resource against its CRD schema;
+        check CRD schemas."""
         from kubeapi import schema  # writes only: not loaded by a read-only server
 
         name = str(obj.get("metadata", {}).get("name", ""))
@@ -446,6 +445,10 @@ class ObjectService:
             _merge_string_data(resource, name, obj)
         if resource.kind in ("ConfigMap", "Secret") and resource.group == "":
             _check_data_maps(resource, name, obj)
+        if not resource.custom:
+            from kubeapi.defaults import apply_defaults  # writes only, as schema
+
+            apply_defaults(resource.group, resource.version, resource.kind, obj)
         if resource.custom and resource.schema:
             result = schema.admit(resource.schema, obj)
             if result.errors:

@@ -68,7 +68,7 @@ def test_broker_credentials_tls_and_edged_map(tmp_path: Path) -> None:
         "mqttPassword": "s3cret",
         "eventBusTLS": {"enable": True, "tlsMqttCAFile": "/t/ca.crt"},
     }
-    kubelet_config = {"runtimeRequestTimeout": "1m30s", "cgroupDriver": "systemd"}
+    kubelet_config = {"runtimeRequestTimeout": "1m30s", "cgroupDriver": "systemd", "cgroupRoot": "/edge/"}
     edged = {"enable": True, "hostnameOverride": "edge-a", "rootDirectory": "/pods"}
     edged["tailoredKubeletConfig"] = kubelet_config
     cfg = load_config(EdgeCoreConfig, _write(tmp_path, eventBus=bus, edged=edged))
@@ -86,6 +86,17 @@ def test_broker_credentials_tls_and_edged_map(tmp_path: Path) -> None:
         90.0,
         "systemd",
     )
+    assert kubelet.cgroup_root == "/edge"
+
+
+def test_edged_cgroup_root_defaults_as_kubeedge_and_refuses_a_relative_one(tmp_path: Path) -> None:
+    # KubeEdge leaves cgroupRoot empty; its kubelet then puts pod cgroups under "/".
+    edged = {"enable": True, "hostnameOverride": "edge-a", "tailoredKubeletConfig": {"cgroupRoot": ""}}
+    cfg = load_config(EdgeCoreConfig, _write(tmp_path, edged=edged))
+    assert cfg.edged.tailored_kubelet_config.cgroup_root == "/"
+    edged["tailoredKubeletConfig"] = {"cgroupRoot": "../up"}
+    with pytest.raises(ConfigError, match=r"modules\.edged\.tailoredKubeletConfig\.cgroupRoot.*absolute"):
+        load_config(EdgeCoreConfig, _write(tmp_path, edged=edged))
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import pytest
 from cri.v1 import api_pb2 as cri
 from edgecore.edged import _podspec, _volumes
 from kubeapi.quantity import QuantityError, millicores, parse_quantity, to_bytes
+from kubeshore import cgroups
 
 
 def test_cri_messages_are_kubernetes_runtime_v1() -> None:
@@ -66,6 +67,25 @@ def test_container_config_from_pod(tmp_path: Path) -> None:
     sandbox = _podspec.sandbox_config(POD, "edge-1", 0, tmp_path, "cgroupfs")
     assert sandbox.labels[_podspec.POD_UID] == "u-1" and sandbox.labels[_podspec.NODE_LABEL] == "edge-1"
     assert sandbox.linux.cgroup_parent == "/kubepods/podu-1"
+    rooted = _podspec.sandbox_config(POD, "edge-1", 0, tmp_path, "cgroupfs", "/kubeshore-edge-1")
+    assert rooted.linux.cgroup_parent == "/kubeshore-edge-1/kubepods/podu-1"
+
+
+def test_pod_cgroup_names_as_the_kubelet() -> None:
+    assert cgroups.pod_cgroup("/", "cgroupfs", "u-1") == ("/kubepods/podu-1", "kubepods/podu-1")
+    assert cgroups.pod_cgroup("/ks-a/", "cgroupfs", "u-1") == (
+        "/ks-a/kubepods/podu-1",
+        "ks-a/kubepods/podu-1",
+    )
+    # systemd: the kubelet's slice names, each level's dashes escaped, nested by '-'.
+    assert cgroups.pod_cgroup("/", "systemd", "u-1") == (
+        "kubepods-podu_1.slice",
+        "kubepods.slice/kubepods-podu_1.slice",
+    )
+    assert cgroups.pod_cgroup("/ks-a", "systemd", "u-1") == (
+        "ks_a-kubepods-podu_1.slice",
+        "ks_a.slice/ks_a-kubepods.slice/ks_a-kubepods-podu_1.slice",
+    )
 
 
 def test_missing_key_is_named() -> None:

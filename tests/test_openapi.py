@@ -748,14 +748,22 @@ async def test_kubectl_builtin_kind_patch_flows(kubectl: Kubectl, tmp_path: Path
     assert live["spec"]["strategy"] == {"type": "Recreate"}
     template = live["spec"]["template"]
     assert "kubectl.kubernetes.io/restartedAt" in template["metadata"]["annotations"]
+    defaulted = {  # as kube-apiserver defaults a container (kubeapi/defaults.py)
+        "imagePullPolicy": "IfNotPresent",
+        "resources": {},
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "File",
+    }
     assert template["spec"]["containers"] == [
         {
             "name": "app",
             "image": "nginx:3",
             "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
-            "ports": [{"containerPort": 80}],
+            "ports": [{"containerPort": 80, "protocol": "TCP"}],
+            **defaulted,
         },
-        {"name": "sidecar", "image": "busybox:2"},
+        # Defaulted when it was busybox (no tag: Always), kept when patched, as kube-apiserver does.
+        {"name": "sidecar", "image": "busybox:2", **defaulted, "imagePullPolicy": "Always"},
     ]
 
     rc, _, err = await kubectl(

@@ -258,11 +258,19 @@ def test_up_runs_everything_and_down_stops_it(platform: tuple[Path, float, float
     as_pods = state["mappers"] == "pods"
     assert as_pods == (containerd.missing() is None), state["mappers_reason"]
     assert len(recorded) == 1 + 2 * 2 + 1 + (0 if as_pods else 3) + (0 if containerd.missing() else 2)
+    # Each node's Pods (the mappers' too) run under a cgroup root of its own, which down removes whole.
+    from kubeshore import cgroups
+
+    roots = [containerd.cgroup_root(d) for d in sorted((data / "runtime").glob("*"))]
+    if not containerd.missing():
+        made = [r for r in roots if any((h / r[1:]).is_dir() for h in cgroups.hierarchies())]
+        assert len(roots) == 2 and made == roots, (roots, made)
     down = _kubeshore("down", "--data-dir", str(data))
     assert down.returncode == 0, down.stderr
     for pid, ticks in [*recorded, supervisor]:
         assert not is_alive(pid, ticks), f"pid {pid} survived kubeshore down"
         assert group_members(pid) == [], f"process group {pid} has members after kubeshore down"
+    assert [h / r[1:] for h in cgroups.hierarchies() for r in roots if (h / r[1:]).exists()] == []
 
     # Running it again resumes from the same data directory: no second join, the user's change kept,
     # and `up --detach` returns only once both edgecores have sent a fresh heartbeat. The mappers run

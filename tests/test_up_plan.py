@@ -87,6 +87,11 @@ def test_join_and_services_use_the_documented_flags(tmp_path: Path) -> None:
     assert argv[argv.index("--cloudcore") + 1] == f"127.0.0.1:{p.websocket}"
     assert argv[argv.index("--mqtt-url") + 1] == f"tcp://127.0.0.1:{p.nodes['edge-2'].mqtt}"
     assert argv[argv.index("--node-name") + 1] == "edge-2"
+    if plan.pods_unavailable is None:
+        # Each node's Pod cgroups under a root of its own, which `kubeshore down` removes whole.
+        roots = {n: plan.join_argv(n)[plan.join_argv(n).index("--cgroup-root") + 1] for n in plan.nodes}
+        assert roots["edge-2"] == plan.runtime("edge-2").cgroup_root.rstrip("/")
+        assert len(set(roots.values())) == len(plan.nodes) and all("edge-" in r for r in roots.values())
     mapper = plan.mapper("edge-1").argv
     assert mapper[3:6] == ["mapper", "run", "virtual"] and "--edgecore-sock" in mapper
     core = plan.cloudcore().argv

@@ -519,7 +519,7 @@ class Plan:
         )
 
         async def ready() -> bool:
-            return await http_ok(rest, "/api/v1/ping")
+            return await http_ok(rest, "/readyz")
 
         return Service(f"mapper-{node}", argv, env=CHILD_ENV, cwd=self.node_dir(node), ready=ready)
 
@@ -555,7 +555,7 @@ class Plan:
         )  # fmt: skip
 
         async def ready() -> bool:
-            return await http_ok(rest, "/api/v1/ping")
+            return await http_ok(rest, "/readyz")
 
         return Service(f"modbus-mapper-{node}", argv, env=CHILD_ENV, cwd=self.node_dir(node), ready=ready)
 
@@ -583,7 +583,8 @@ class Plan:
     ) -> None:
         """Mapper ``driver`` of ``node`` as a Pod: the image imported into the node's containerd,
         deploy/04-mapper-virtual.yaml pinned to the node applied through the API (its configuration in
-        a Secret when it holds credentials), then ready once its REST API answers (host network)."""
+        a Secret when it holds credentials), then ready once it says it is registered with edgecore
+        (``/readyz``; host network)."""
         await self.mapper_imported(node)
         docs = _mapperpods.manifests(
             _mapperpods.TEMPLATE, node=node, driver=driver, dmi_dir=self.dmi_socket(node).parent,
@@ -593,7 +594,7 @@ class Plan:
         kubectl = self.kubectl()
         await kubectl.run("apply", "-f", "-", stdin=yaml.safe_dump_all(docs).encode(), within=30)
         deadline = time.monotonic() + self.ready_timeout
-        while not await http_ok(rest, "/api/v1/ping"):
+        while not await http_ok(rest, "/readyz"):
             if time.monotonic() > deadline:
                 raise ProcessFailed(
                     f"mapper {driver} Pod on {node} not serving on 127.0.0.1:{rest} within "
@@ -697,7 +698,7 @@ class Plan:
             str(self.mqtt_password_file(node, "edgecore")),
             "--dmi-socket",
             str(self.dmi_socket(node)),
-            *(() if self.pods_unavailable else ("--remote-runtime-endpoint", self.runtime(node).endpoint)),
+            *(() if self.pods_unavailable else self.runtime(node).join_flags),
         )
 
     def examples_kinds(self) -> set[tuple[str, str]]:

@@ -6,7 +6,8 @@ and ``localhost/kubeshore-mapper:latest``, busybox plus this machine's Python an
 (``up._pythonroot``). ``python -m up.containerd mapper-image`` prints its archive, built if needed.
 
 :func:`cleanup` removes what a node's containerd leaves behind once it is stopped: its shims and
-containers (by PID), their network namespaces and mounts, and its bridge. See
+containers (by PID), their network namespaces and mounts, its bridge, and the node's cgroup root
+(:func:`cgroup_root`, the ``cgroupRoot`` its edged puts Pod cgroups under). See
 ``../shared/containerd/README.md`` for the recipe this follows.
 """
 
@@ -25,6 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from kubeshore import cgroups
 from up import _pythonroot
 
 TOOLS = ("containerd", "runc", "ctr", "umoci", "skopeo", "ip")
@@ -166,6 +168,15 @@ class NodeRuntime:
         return f"unix://{self.socket}"
 
     @property
+    def cgroup_root(self) -> str:
+        return cgroup_root(self.root)
+
+    @property
+    def join_flags(self) -> tuple[str, ...]:
+        """`kubeshore join`'s flags for a node whose edged runs its Pods on this containerd."""
+        return ("--remote-runtime-endpoint", self.endpoint, "--cgroup-root", self.cgroup_root)
+
+    @property
     def argv(self) -> list[str]:
         return ["containerd", "--config", str(self.root / "config.toml")]
 
@@ -258,6 +269,24 @@ def _netns_of(pids: list[int]) -> set[Path]:
     return found
 
 
+def cgroup_root(root: Path) -> str:
+    """The cgroup root (edged's ``cgroupRoot``) of the Pods run by the containerd under ``root``: one of
+    its own per node and per data directory, so :func:`cleanup` can remove all of it and nothing else."""
+    digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:8]
+    return f"/kubeshore-{root.name}-{digest}"
+
+
+def _remove_cgroups(root: Path, within: float = 10.0) -> list[str]:
+    """rmdir the whole cgroup tree of ``root``'s node (its shims and containers are gone by now; their
+    last exits may take a moment to leave the cgroups)."""
+    deadline = time.monotonic() + within
+    while True:
+        left = cgroups.remove_tree(cgroup_root(root))
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
 def cleanup_all(runtimes: Path) -> None:
     """:func:`cleanup` for every node's containerd under ``runtimes`` (``DIR/runtime`` of `kubeshore up`)."""
     if runtimes.is_dir():
@@ -267,7 +296,7 @@ def cleanup_all(runtimes: Path) -> None:
 
 def cleanup(root: Path) -> None:
     """Remove what the (stopped or killed) containerd under ``root`` left: shims and containers (by
-    PID), their network namespaces, mounts under ``root``, and the bridge it recorded."""
+    PID), their network namespaces, mounts under ``root``, the bridge it recorded and its node's cgroups."""
     if not root.is_dir():
         return
     namespaces = _netns_of(container_pids(root))
@@ -294,6 +323,7 @@ def cleanup(root: Path) -> None:
     bridge = root / "bridge"
     if bridge.exists():
         subprocess.run(["ip", "link", "del", bridge.read_text().strip()], capture_output=True, timeout=10)
+    _remove_cgroups(root)
 
 
 def main(argv: list[str] | None = None) -> int:

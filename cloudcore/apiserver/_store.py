@@ -30,6 +30,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.sqlite import insert
 
 from cloudcore.apiserver._models import Base, CounterRow, ObjectRow
+from kubeapi.defaults import DEFAULTS_VERSION, apply_defaults
 from kubeapi.errors import APIError, already_exists, conflict, gone, not_found
 from kubeapi.resources import Registry, ResourceType
 from kubeapi.selectors import Selector
@@ -68,6 +69,8 @@ def _compile(stmt: Any, order: tuple[str, ...]) -> str:
 
 
 _RV_COUNTER = "resourceVersion"
+# The kubeapi.defaults version the stored built-in objects are defaulted to.
+_DEFAULTS_COUNTER = "defaults"
 # A watcher this far behind is cut off; its client re-lists (as client-go does after a closed watch).
 _MAX_PENDING = 50_000
 
@@ -163,6 +166,7 @@ class SQLiteStore:
         self._dirty = False
         self._raw: Any = None
         self._sql_upsert = self._sql_delete = self._sql_counter = ""
+        self._defaults_version = 0
         self._closing = False
         self._listeners: list[Callable[[str, WatchEvent], None]] = []
 
@@ -189,10 +193,27 @@ class SQLiteStore:
         self._sql_upsert = _compile(_UPSERT, ("resource", "namespace", "name", "resource_version", "data"))
         self._sql_delete = _compile(_DELETE, ("resource", "namespace", "name"))
         self._sql_counter = _compile(_COUNTER, ("name", "value"))
+        # kube-apiserver defaults what it reads from etcd. Every write here is defaulted, so only objects
+        # an older kubeshore wrote (before DEFAULTS_VERSION) need it: once, rewritten at the same
+        # resourceVersion, so that later starts decode nothing twice.
+        redefault = self._defaults_version != DEFAULTS_VERSION
+        rewritten = []
         for resource, namespace, name, rv, data in rows:
             type_ = self._type_for(resource)
-            stored = decoded(type_, json.loads(data), data, rv)
+            obj = json.loads(data)
+            if redefault and type_.kind and not type_.custom:
+                apply_defaults(type_.group, type_.version, type_.kind, obj)
+                again = json.dumps(obj, separators=(",", ":")).encode()
+                if again != data:
+                    data = again
+                    rewritten.append((resource, namespace, name, rv, data))
+            stored = decoded(type_, obj, data, rv)
             self._put(resource, namespace, name, stored)
+        if redefault:
+            self._write_rows(rewritten, [], (_DEFAULTS_COUNTER, DEFAULTS_VERSION))
+            log.info(
+                "defaulted %d objects stored before defaults version %d", len(rewritten), DEFAULTS_VERSION
+            )
         self._oldest = self._rv
         self._writer = asyncio.create_task(self._write_loop())
         self._checkpointer = asyncio.create_task(self._checkpoint_loop())
@@ -202,6 +223,10 @@ class SQLiteStore:
         Base.metadata.create_all(self._engine)
         with self._engine.connect() as conn:
             counter = conn.execute(select(CounterRow.value).where(CounterRow.name == _RV_COUNTER)).scalar()
+            defaults = conn.execute(
+                select(CounterRow.value).where(CounterRow.name == _DEFAULTS_COUNTER)
+            ).scalar()
+            self._defaults_version = int(defaults or 0)
             rows = conn.execute(
                 select(
                     ObjectRow.resource,
@@ -525,6 +550,15 @@ class SQLiteStore:
             if op.stored is not None
         ]
         deletes = [(op.resource, op.namespace, op.name) for op in last.values() if op.stored is None]
+        self._write_rows(upserts, deletes, (_RV_COUNTER, rv))
+
+    def _write_rows(
+        self,
+        upserts: builtins.list[tuple[str, str, str, int, bytes]],
+        deletes: builtins.list[tuple[str, str, str]],
+        counter: tuple[str, int],
+    ) -> None:
+        """Upsert and delete rows and set one counter, in one transaction."""
         raw = self._raw
         assert raw is not None
         cursor = raw.cursor()
@@ -533,7 +567,7 @@ class SQLiteStore:
                 cursor.executemany(self._sql_upsert, upserts)
             if deletes:
                 cursor.executemany(self._sql_delete, deletes)
-            cursor.execute(self._sql_counter, (_RV_COUNTER, rv))
+            cursor.execute(self._sql_counter, counter)
             raw.commit()
         except BaseException:
             raw.rollback()

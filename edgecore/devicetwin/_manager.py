@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -172,7 +173,7 @@ class DeviceTwin:
         applies every Device again at start; then the rows are written in the background and the
         mapper is told at once."""
         meta = obj.get("metadata") or {}
-        ns = str(meta.get("namespace") or "default")
+        ns = sys.intern(str(meta.get("namespace") or "default"))  # a few namespaces, thousands of devices
         name = str(meta.get("name") or "")
         if not name:
             raise ValueError("device without metadata.name")
@@ -382,7 +383,8 @@ class DeviceTwin:
         device = self.store.devices.get(device_id)
         if device is None:
             return False
-        value = (status, reason, message)
+        # Interned: a fleet's devices mostly share a message ("no mapper for protocol ... on node ...").
+        value = (status, reason, sys.intern(message))
         if device.conditions.get(ctype) == value:
             return False
         device.conditions[ctype] = value

@@ -13,8 +13,11 @@ import json
 import re
 import sys
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
+
+from edgecore._sharedmaps import EMPTY, SharedMaps
 
 VALID_STATES = frozenset({"online", "offline", "ok", "unknown", "unhealthy", "disconnected"})
 ONLINE_STATES = frozenset({"online", "ok"})
@@ -62,26 +65,13 @@ def rfc3339_now() -> str:
 
 _NUMERIC_TYPES = frozenset({"int", "integer", "float", "double", "int64", "float64"})
 
-# Reported-value metadata is the same few small maps for thousands of twins ({"type": "int"}): one
-# shared copy of each. Twins replace their map, never change it in place.
-_METAS: dict[frozenset[tuple[str, str]], dict[str, str]] = {}
-_NO_META: dict[str, str] = {}
-
-
-def shared_meta(meta: dict[str, str]) -> dict[str, str]:
-    if not meta:
-        return _NO_META
-    key = frozenset(meta.items())
-    found = _METAS.get(key)
-    if found is None:
-        if len(_METAS) >= 1024:  # per-value metadata (unusual): keep it, just do not share it
-            return meta
-        found = _METAS[key] = meta
-    return found
+# Reported-value metadata is the same few small maps for thousands of twins ({"type": "int"}).
+_METAS = SharedMaps()
+shared_meta = _METAS.share
 
 
 def _no_meta() -> dict[str, str]:
-    return _NO_META
+    return EMPTY
 
 
 @dataclass(slots=True)
@@ -159,12 +149,14 @@ def _trimmed(obj: dict[str, Any]) -> dict[str, Any]:
 class Device:
     """A device on this node and its twins.
 
-    The Device object is kept as compact JSON (``raw``), not as parsed dicts: a parsed Device is
-    3-4 times its JSON size, and only conversions for a mapper need it (``body`` parses a fresh
-    copy). What the hot paths need (model, protocol) is kept apart.
+    The Device object is kept as compressed compact JSON (``raw`` gives the text), not as parsed
+    dicts: a parsed Device is 3-4 times its JSON size, its JSON 3 times its zlib form (1,250 bytes
+    against 390 for a 5-property Device), and only conversions for a mapper need it (``body`` parses
+    a fresh copy, ~5 us). What the hot paths need (model, protocol) is kept apart.
     """
 
     __slots__ = (
+        "_packed",
         "conditions",
         "description",
         "id",
@@ -174,7 +166,6 @@ class Device:
         "namespace",
         "online_refreshed",
         "protocol",
-        "raw",
         "refused",
         "resource_version",
         "state",
@@ -200,7 +191,7 @@ class Device:
         self.id = id
         self.namespace = namespace
         self.name = name
-        self.raw = ""
+        self._packed = b""
         self.model_id = ""
         self.protocol = ""
         self.body = body
@@ -218,14 +209,19 @@ class Device:
         self.refused: dict[str, str] = {}  # property -> why the mapper did not apply its desired value
 
     @property
+    def raw(self) -> str:
+        """The Device object as compact JSON ("" before a body is set)."""
+        return zlib.decompress(self._packed).decode() if self._packed else ""
+
+    @property
     def body(self) -> dict[str, Any]:
         """The Device object (a fresh copy: changing it changes nothing here)."""
-        obj: dict[str, Any] = json.loads(self.raw)
+        obj: dict[str, Any] = json.loads(zlib.decompress(self._packed))
         return obj
 
     @body.setter
     def body(self, obj: dict[str, Any]) -> None:
-        self.raw = json.dumps(_trimmed(obj), separators=(",", ":"))
+        self._packed = zlib.compress(json.dumps(_trimmed(obj), separators=(",", ":")).encode())
         spec = obj.get("spec") or {}
         ref = spec.get("deviceModelRef") or {}
         self.model_id = f"{self.namespace}/{ref.get('name', '')}"
@@ -318,7 +314,8 @@ def apply_spec(device: Device, model: dict[str, Any] | None) -> list[str]:
         twin.attr_type = types.get(name, twin.attr_type)
         desired = prop.get("desired") or {}
         value = desired.get("value") if isinstance(desired, dict) else None
-        spec_value = None if value is None else str(value)
+        # Interned: a fleet's desired values repeat (set points, modes), one string each.
+        spec_value = None if value is None else sys.intern(str(value))
         if spec_value != twin.spec_desired:
             twin.spec_desired = spec_value
             twin.cloud_version = device.resource_version

@@ -2,7 +2,16 @@
 
 Better than KubeEdge (§9.2 of the reference): registrations live in the twin store and are
 restored at edgecore start; several mappers may serve one protocol (a Device picks one with the
-``MAPPER_ANNOTATION``, otherwise the first registered mapper of its protocol serves it); a device
+``MAPPER_ANNOTATION``). Otherwise, as in KubeEdge, where the newest registration for a protocol
+replaces the DMI client of that protocol, the live mapper whose name registered last serves the
+protocol's devices: a mapper that moved to a Pod or was renamed takes them over at once, without
+waiting for the old one to let go. A mapper is dead when its socket refuses a connection (probed at
+start, when a newer mapper of its protocol registers, and after a call fails UNAVAILABLE); a slow one
+that times out is not (it would accept the connection), so a busy mapper keeps its devices. A dead
+mapper while a newer one serves its protocol is dropped, from the store too, so neither a restart
+nor a retry sends devices to its socket. Re-registering
+under the same name keeps the first registration time, so mappers that all re-register after an
+edgecore restart do not trade devices by the order they come back in. A device
 is sent to its mapper with UpdateDevice only when what the mapper would receive really changed
 (a fingerprint of the DMI message is kept per device and persisted with the registration); and a
 device whose mapper is not registered yet, or not reachable, is delivered as soon as it is.
@@ -25,7 +34,6 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
-from crds import DeviceConditionType
 from dmi.rpc import Channel, RpcError, StatusCode
 from dmi.v1beta1 import api_pb2
 from edgecore.devicetwin import Device, DeviceTwin, TwinError
@@ -34,11 +42,31 @@ from edgecore.dmiserver._convert import ConversionError, device_to_dmi, model_to
 log = logging.getLogger(__name__)
 
 MAPPER_ANNOTATION = "devices.kubeshore.io/mapper"
-MAPPER_AVAILABLE = DeviceConditionType.MAPPER_AVAILABLE.value
+# crds.DeviceConditionType.MAPPER_AVAILABLE, spelled out: crds loads with the first conversion
+# (tests/test_edge_memory.py checks they agree).
+MAPPER_AVAILABLE = "MapperAvailable"
 CALL_TIMEOUT = 3.0
 _SERVICE = "/" + api_pb2.DESCRIPTOR.services_by_name["DeviceMapperService"].full_name + "/"
 
 R = TypeVar("R", bound=Message)
+
+
+def _order(m: Mapper) -> tuple[float, str]:
+    """Newer registrations sort last."""
+    return (m.registered_at, m.name)
+
+
+async def _connectable(address: str, within: float = 1.0) -> bool:
+    """Whether a mapper's socket accepts a connection (a dead mapper's file may still be there)."""
+    try:
+        async with asyncio.timeout(within):
+            _, writer = await asyncio.open_unix_connection(address.removeprefix("unix:"))
+    except (OSError, TimeoutError, ValueError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
 
 
 def _fingerprint(msg: Any) -> str:
@@ -56,12 +84,16 @@ class Mapper:
     models: dict[str, str] = field(default_factory=dict)  # model id -> fingerprint
     channel: Channel | None = None
     reachable: bool = True
+    alive: bool = True  # its socket accepts connections, as far as we know
     call_timeout: float = CALL_TIMEOUT
     # device ids this mapper's worker must reconcile (insertion order), and the worker itself
     queue: dict[str, None] = field(default_factory=dict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     worker: asyncio.Task[None] | None = None
     busy: bool = False  # the worker is in a call
+    # device ids moved to another mapper: told RemoveDevice, once reachable (not persisted: a mapper
+    # that registers again gets its list from MapperRegister and drops the rest by itself)
+    leaving: set[str] = field(default_factory=set)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -124,6 +156,17 @@ class MapperRegistry:
             )
         if self.mappers:
             log.info("restored %d mapper registration(s): %s", len(self.mappers), ", ".join(self.mappers))
+        # Like KubeEdge (PR #6597), only a socket that accepts a connection counts as a live mapper.
+        for m, live in zip(
+            list(self.mappers.values()),
+            await asyncio.gather(*(_connectable(m.address) for m in self.mappers.values())),
+            strict=True,
+        ):
+            if not live:
+                m.reachable = m.alive = False
+                log.info("restored mapper %s does not answer at %s", m.name, m.address)
+        for m in list(self.mappers.values()):
+            self._drop_if_replaced(m, route=False)
         self._started = True
         for m in self.mappers.values():
             self._start_worker(m)
@@ -183,6 +226,9 @@ class MapperRegistry:
                 if dmi_device is None:
                     continue
                 response.deviceList.append(dmi_device)
+                current = self.mapper_of(device_id)
+                if current is not None and current is not mapper:
+                    self._leave(current, device_id)  # taken over: the new mapper runs it from now on
                 mapper.delivered[device_id] = _fingerprint(dmi_device)
                 self._available(device_id, mapper)
                 model = self.store.models.get(device.model_id)
@@ -202,7 +248,61 @@ class MapperRegistry:
         self._start_worker(mapper)
         # Devices of this protocol that another mapper serves, or that waited for one.
         self._route(set(self.store.devices))
+        self._spawn(self._probe_older(mapper))
         return response
+
+    async def _probe_older(self, mapper: Mapper) -> None:
+        """The mappers ``mapper`` replaces that no longer answer are dropped now, rather than when a
+        call to them fails (one with no device left to remove would never get a call)."""
+        for m in list(self.mappers.values()):
+            if m is mapper or m.protocol != mapper.protocol or await _connectable(m.address):
+                continue
+            if self.mappers.get(m.name) is m:  # not registered again while it was probed
+                m.reachable = m.alive = False
+                self._drop_if_replaced(m)
+
+    async def _check_alive(self, mapper: Mapper) -> None:
+        """After a call failed UNAVAILABLE: a socket that refuses connections means a dead mapper,
+        whose devices go to another mapper of the protocol, if one lives."""
+        if not mapper.alive or await _connectable(mapper.address):
+            return
+        if self.mappers.get(mapper.name) is mapper and mapper.alive:
+            mapper.alive = False
+            if not self._drop_if_replaced(mapper):
+                self._route_protocol(mapper.protocol)
+
+    def _drop_if_replaced(self, mapper: Mapper, *, route: bool = True) -> bool:
+        """Forget a dead mapper when a newer registration serves its protocol."""
+        if mapper.alive or self.mappers.get(mapper.name) is not mapper:
+            return False
+        newer = [
+            m
+            for m in self.mappers.values()
+            if m is not mapper and m.protocol == mapper.protocol and _order(m) > _order(mapper)
+        ]
+        if not newer:
+            return False
+        log.warning(
+            "mapper %s (%s) at %s does not answer and mapper %s registered for its protocol since:"
+            " its registration is dropped",
+            mapper.name,
+            mapper.protocol,
+            mapper.address,
+            max(newer, key=_order).name,
+        )
+        del self.mappers[mapper.name]
+        self.store.remove_mapper(mapper.name)
+        self._spawn(self._close_later(mapper))
+        if route:
+            self._route(set(mapper.delivered) | set(mapper.queue))
+            self._route_protocol(mapper.protocol)
+        return True
+
+    def _leave(self, mapper: Mapper, device_id: str) -> None:
+        mapper.delivered.pop(device_id, None)
+        mapper.leaving.add(device_id)
+        self.store.put_mapper(mapper.name, mapper.to_json())
+        mapper.enqueue(device_id)
 
     async def _close_later(self, mapper: Mapper) -> None:
         if mapper.worker is not None:
@@ -225,7 +325,7 @@ class MapperRegistry:
         candidates = [m for m in self.mappers.values() if m.protocol == device.protocol]
         if not candidates:
             return None
-        return min(candidates, key=lambda m: (m.registered_at, m.name))
+        return max(candidates, key=lambda m: (m.alive, *_order(m)))
 
     def mapper_of(self, device_id: str) -> Mapper | None:
         for m in self.mappers.values():
@@ -269,15 +369,15 @@ class MapperRegistry:
     # delivery ---------------------------------------------------------------------------------
 
     def _route(self, device_ids: set[str]) -> None:
-        """Put each device in the queue of the mapper that must be called next: the one that has it,
-        when another should (it is removed there first), else the one that should have it."""
+        """Put each device in the queue of the mapper that should have it; one that has it while
+        another should is told RemoveDevice on its own worker, so a dead one delays no move."""
         for device_id in sorted(device_ids):
             device = self.store.devices.get(device_id)
             current = self.mapper_of(device_id)
             target = self.choose(device) if device is not None else None
             if current is not None and current is not target:
-                current.enqueue(device_id)
-            elif target is not None:
+                self._leave(current, device_id)
+            if target is not None:
                 target.enqueue(device_id)
             elif device is not None:
                 self._no_mapper(device)  # waits for its mapper; register() routes every device again
@@ -332,6 +432,8 @@ class MapperRegistry:
                     exc.code.name,
                     mapper.call_timeout,
                 )
+            if exc.code == StatusCode.UNAVAILABLE:
+                self._spawn(self._check_alive(mapper))
             # Every time: devices that came to this mapper since it was marked say so too.
             self._mark_devices(mapper)
         else:
@@ -364,9 +466,8 @@ class MapperRegistry:
     async def _reconcile(self, mapper: Mapper, device_id: str) -> None:
         """Make ``mapper`` hold what it should of ``device_id``; raises RpcError to retry later."""
         device = self.store.devices.get(device_id)
-        current = self.mapper_of(device_id)
         target = self.choose(device) if device is not None else None
-        if current is mapper and target is not mapper:
+        if device_id in mapper.leaving and target is not mapper:
             ns, name = device_id.split("/", 1)
             try:
                 await mapper.call(
@@ -377,18 +478,13 @@ class MapperRegistry:
             except RpcError as exc:
                 if exc.code != StatusCode.NOT_FOUND:
                     raise
-            mapper.delivered.pop(device_id, None)
-            self.store.put_mapper(mapper.name, mapper.to_json())
+            mapper.leaving.discard(device_id)
             self._reachable(mapper)
-            if target is not None:
-                target.enqueue(device_id)
             return
-        if device is None or target is not mapper:
-            if target is not None or current is not None:
-                self._route({device_id})  # the registrations changed since it was queued
-            return
-        if current is not None and current is not mapper:
-            current.enqueue(device_id)  # removed there first; it comes back here after
+        mapper.leaving.discard(device_id)  # it came back before it was removed: delivered again below
+        current = self.mapper_of(device_id)
+        if device is None or target is not mapper or current not in (None, mapper):
+            self._route({device_id})  # the registrations changed since it was queued
             return
         if self.store.models.get(device.model_id) is None:
             # Mappers need the model before the device (KubeEdge's wait 3 s for it, then fail);
@@ -429,6 +525,13 @@ class MapperRegistry:
         if not mapper.reachable:
             mapper.reachable = True
             log.info("mapper %s is reachable again", mapper.name)
+        if not mapper.alive:
+            mapper.alive = True
+            self._route_protocol(mapper.protocol)  # it may serve its protocol again
+
+    def _route_protocol(self, protocol: str) -> None:
+        """Liveness decides between mappers of one protocol: route its devices again."""
+        self._route({d.id for d in self.store.devices.values() if d.protocol == protocol})
 
     async def _deliver(
         self, target: Mapper, device: Device, device_id: str, dmi_device: api_pb2.Device

@@ -21,6 +21,7 @@ from edgecore.edged._podspec import NODE_LABEL, POD_UID, Obj, References, refere
 from edgecore.edged._runtime import Runtime
 from edgecore.edged._worker import PodWorker
 from edgecore.metamanager import EdgeStore
+from kubeshore import cgroups
 from kubeshore.events import event_message, involved, new_event
 from kubeshore.message import GROUP_META, OP_DELETE, OP_PATCH, SOURCE_EDGED, Message
 
@@ -30,6 +31,8 @@ PODS = "core/v1/pods"
 _CONFIGMAPS = "core/v1/configmaps"
 _SECRETS = "core/v1/secrets"
 _ORPHAN_SWEEP = 60.0  # seconds between sweeps for sandboxes of pods this node no longer has
+# A removed sandbox's last processes (the shim reaping them) may outlive RemovePodSandbox by a moment.
+_CGROUP_TRIES = (0.0, 0.2, 0.5, 1.0, 2.0, 4.0)
 
 
 class Edged:
@@ -43,6 +46,7 @@ class Edged:
         root: Path,
         host_ip: str,
         cgroup_driver: str = "cgroupfs",
+        cgroup_root: str = cgroups.DEFAULT_ROOT,
         runtime_timeout: float = 120.0,
         backoff_initial: float = 10.0,
         backoff_max: float = 300.0,
@@ -54,6 +58,8 @@ class Edged:
         self.root = root
         self.host_ip = host_ip
         self.cgroup_driver = cgroup_driver
+        self.cgroup_root = cgroups.normalize_root(cgroup_root)
+        self._cgroup_tasks: set[asyncio.Task[None]] = set()
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.workers: dict[str, PodWorker] = {}
@@ -96,13 +102,17 @@ class Edged:
 
     async def stop(self) -> None:
         # Containers keep running: edgecore restarting (or stopping) is no reason to stop workloads.
-        for t in self._tasks:
+        for t in [*self._tasks, *self._cgroup_tasks]:
             t.cancel()
         for w in self.workers.values():
             w.stop_probers()
             if w.task is not None:
                 w.task.cancel()
-        tasks = [*self._tasks, *(w.task for w in self.workers.values() if w.task is not None)]
+        tasks = [
+            *self._tasks,
+            *self._cgroup_tasks,
+            *(w.task for w in self.workers.values() if w.task is not None),
+        ]
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
@@ -176,6 +186,7 @@ class Edged:
     async def sweep_orphans(self) -> None:
         """Stop and remove sandboxes of this node whose Pod the store no longer has."""
         wanted = {uid for uid, w in self.workers.items() if not w.deleted}
+        removed: dict[str, str] = {}
         for s in await self.runtime.list_pod_sandboxes({NODE_LABEL: self.node}):
             uid = s.labels.get(POD_UID, "")
             if uid in wanted or uid in self.workers:
@@ -193,6 +204,35 @@ class Edged:
                 await self.runtime.stop_pod_sandbox(s.id)
             with contextlib.suppress(RpcError):
                 await self.runtime.remove_pod_sandbox(s.id)
+            removed[uid] = f"{s.metadata.namespace}/{s.metadata.name}"
+        for uid, key in removed.items():
+            self.remove_pod_cgroup(uid, key)
+
+    def remove_pod_cgroup(self, uid: str, key: str) -> None:
+        """Remove the cgroup directories of a Pod whose sandboxes are gone, in every hierarchy, as the
+        kubelet's pod container manager does (runc leaves a Pod's parents behind); in the background."""
+        if not uid or self.cgroup_driver == "systemd":
+            # systemd's slices are its units, stopped over D-Bus, not rmdir'd behind its back.
+            return
+        _, relative = cgroups.pod_cgroup(self.cgroup_root, self.cgroup_driver, uid)
+        task = asyncio.create_task(self._remove_cgroup(relative, key), name=f"cgroup of {key}")
+        self._cgroup_tasks.add(task)
+        task.add_done_callback(self._cgroup_tasks.discard)
+
+    async def _remove_cgroup(self, relative: str, key: str) -> None:
+        left: list[str] = []
+        for delay in _CGROUP_TRIES:
+            await asyncio.sleep(delay)
+            try:
+                left = await asyncio.to_thread(cgroups.remove_tree, relative)
+            except ValueError as exc:
+                left = [str(exc)]
+                break
+            if not left:
+                return
+        # Once per pod, and never fatal: the directories are empty cgroups, a kill -9 run's clean-up
+        # (``kubeshore down``, the tests' containerd fixture) removes the node's whole cgroup root.
+        log.warning("edged: pod %s: cgroup not removed: %s", key, "; ".join(left[:3]))
 
     # --- up the channel -----------------------------------------------------------------------
     async def _cloud_state(self, connected: bool) -> None:

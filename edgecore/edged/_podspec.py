@@ -14,6 +14,7 @@ from typing import Any
 
 from cri.v1 import api_pb2 as cri
 from kubeapi.quantity import millicores, to_bytes
+from kubeshore import cgroups
 
 Obj = dict[str, Any]
 
@@ -252,7 +253,7 @@ def _namespace_options(pod: Obj) -> cri.NamespaceOption:
 
 
 def sandbox_config(
-    pod: Obj, node: str, attempt: int, log_dir: Path, cgroup_driver: str
+    pod: Obj, node: str, attempt: int, log_dir: Path, cgroup_driver: str, cgroup_root: str = "/"
 ) -> cri.PodSandboxConfig:
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
@@ -278,9 +279,7 @@ def sandbox_config(
             NODE_LABEL: node,
         }
     )
-    parent = (
-        f"/kubepods/pod{uid}" if cgroup_driver == "cgroupfs" else f"kubepods-pod{uid.replace('-', '_')}.slice"
-    )
+    parent, _ = cgroups.pod_cgroup(cgroup_root, cgroup_driver, uid)
     return cri.PodSandboxConfig(
         metadata=cri.PodSandboxMetadata(
             name=meta.get("name", ""), uid=uid, namespace=meta.get("namespace", ""), attempt=attempt

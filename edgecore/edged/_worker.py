@@ -208,6 +208,7 @@ class PodWorker:
                 ready[0].metadata.attempt,
                 self.pod_dir / "logs",
                 self.edged.cgroup_driver,
+                self.edged.cgroup_root,
             )
             return ready[0].id, cfg
         # No running sandbox: a new one, and its containers start again (their restart counts go on).
@@ -222,7 +223,12 @@ class PodWorker:
             return None, None
         (self.pod_dir / "logs").mkdir(parents=True, exist_ok=True)
         cfg = _podspec.sandbox_config(
-            self.pod, self.edged.node, attempt, self.pod_dir / "logs", self.edged.cgroup_driver
+            self.pod,
+            self.edged.node,
+            attempt,
+            self.pod_dir / "logs",
+            self.edged.cgroup_driver,
+            self.edged.cgroup_root,
         )
         try:
             sandbox_id = await rt.run_pod_sandbox(cfg)
@@ -437,6 +443,7 @@ class PodWorker:
             self.last_status = pod_status(obs, self.last_status)
         shutil.rmtree(self.pod_dir, ignore_errors=True)
         self._killed = True
+        self.edged.remove_pod_cgroup(self.uid, self.key)
         if sandboxes:
             self.event(NORMAL, "Killing", "Stopped all containers of the pod")
             log.info("pod %s: stopped and removed", self.key)

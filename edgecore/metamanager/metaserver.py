@@ -26,9 +26,11 @@ import json
 import logging
 import secrets
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
+from edgecore._sharedmaps import SharedMaps
 from edgecore.metamanager._store import Change, EdgeStore, gvr_of
 from kubeapi.builtins import builtin_types
 from kubeapi.errors import gone, method_not_allowed
@@ -136,6 +138,8 @@ class EdgeView:
         self.log: collections.deque[tuple[int, str, WatchEvent]] = collections.deque(maxlen=_EVENT_LOG)
         self.oldest = 0
         self.watches: set[_Watch] = set()
+        # A fleet's objects share a few label sets: one copy of each.
+        self._labels = SharedMaps()
 
     def _type_for(self, obj: dict[str, Any]) -> ResourceType:
         api_version = obj.get("apiVersion") or "v1"
@@ -156,12 +160,14 @@ class EdgeView:
     def apply(self, change: Change) -> None:
         obj = change.obj
         rt = self._type_for(obj)
-        key = rt.group_resource
+        # Interned: the key is kept with every logged event (2,000 of them).
+        key = sys.intern(rt.group_resource)
         self.gvrs[key] = change.gvr
         at = _at(obj)
         self.rv += 1
         shown = self._stamped(obj, self.rv)
         light = decoded(rt, shown, b"", self.rv)
+        light.labels = self._labels.share(dict(light.labels))
         bucket = self.objects.setdefault(key, {})
         previous = bucket.get(at)
         listening = [w for w in self.watches if w.key == key]

@@ -62,6 +62,7 @@ class DmiClient:
         self._lost = asyncio.Event()
         self.registered = asyncio.Event()
         self.registrations = 0
+        self._unregistered_why = "registering with edgecore"
 
     # -- connection ------------------------------------------------------------------------------
 
@@ -128,6 +129,9 @@ class DmiClient:
                 models, devices = await self.register()
             except (RpcError, OSError) as exc:
                 failures += 1
+                self._unregistered_why = (
+                    f"cannot register with edgecore at {self.edgecore_sock}: {_brief(exc)}"
+                )
                 if failures == 1 or failures % 30 == 0:
                     log.warning(
                         "cannot register with edgecore at %s (%s); retrying", self.edgecore_sock, _brief(exc)
@@ -152,9 +156,16 @@ class DmiClient:
             await self._watch(identity)
             self.registered.clear()
             _metrics.registered.set(0)
+            self._unregistered_why = (
+                f"edgecore at {self.edgecore_sock} went away or restarted; registering again"
+            )
             if on_lost is not None:
                 on_lost()
             log.warning("edgecore went away or restarted; registering again")
+
+    def not_ready(self) -> str | None:
+        """None while registered with edgecore, else why not (the mapper's readiness)."""
+        return None if self.registered.is_set() else self._unregistered_why
 
     async def _watch(self, identity: tuple[int, int] | None) -> None:
         while True:
@@ -165,7 +176,8 @@ class DmiClient:
             except TimeoutError:
                 pass
             now = self._socket_identity()
-            if now is not None and now != identity:
+            # Gone: edgecore stopped (it removes its socket); replaced: it restarted.
+            if now != identity:
                 return
 
     def report_failed(self, exc: BaseException) -> bool:

@@ -81,7 +81,7 @@ class MapperApp:
             token = Path(config.rest.token_file).read_bytes().strip()
             if not token:
                 raise ValueError(f"rest.token_file {config.rest.token_file} is empty")
-        self.rest = RestApi(self.mapper, self._health, token=token)
+        self.rest = RestApi(self.mapper, self._health, token=token, readiness=self.client.not_ready)
         self.rest_port = 0
         self._tasks: list[asyncio.Task[None]] = []
 

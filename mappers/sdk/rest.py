@@ -7,8 +7,14 @@ same JSON envelope with a meaningful status (400 bad value, 404 unknown, 409 rea
 
 A GET never changes a device: KubeEdge's GET form of the device-method call is answered 405 (use
 PUT or POST), since a link, a prefetch or a crawler must not write to equipment. The API listens on
-127.0.0.1 unless configured; with ``rest.token_file`` every route but ``/healthz`` and
-``/api/v1/ping`` needs ``Authorization: Bearer <token>``.
+127.0.0.1 unless configured; with ``rest.token_file`` every route but the health ones (``/livez``,
+``/readyz``, ``/healthz``) and ``/api/v1/ping`` needs ``Authorization: Bearer <token>``.
+
+Health, as edgecore's and cloudcore's: ``/livez`` answers 200 while the process serves HTTP (a
+liveness probe: restarting would not bring edgecore back); ``/readyz`` answers 200 only while the
+mapper is registered with edgecore, else 503 saying why (a readiness probe); ``/healthz`` is the
+same verdict with the details. ``/api/v1/ping`` stays KubeEdge's: always 200, so it says nothing
+about edgecore.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ log = logging.getLogger("mappers.rest")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Health = Callable[[], dict[str, Any]]
+#: None when the mapper is ready, else why not
+Readiness = Callable[[], str | None]
 
 API = "/api/v1"
 
@@ -80,7 +88,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _reply(request, 500, Message=f"{type(exc).__name__}: {exc}")
 
 
-_OPEN_PATHS = frozenset({"/healthz", f"{API}/ping"})
+_OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", f"{API}/ping"})
 
 
 def _bearer_check(token: bytes) -> Middleware:
@@ -100,10 +108,18 @@ def _bearer_check(token: bytes) -> Middleware:
 
 
 class RestApi:
-    def __init__(self, mapper: Mapper, health: Health | None = None, *, token: bytes = b"") -> None:
+    def __init__(
+        self,
+        mapper: Mapper,
+        health: Health | None = None,
+        *,
+        token: bytes = b"",
+        readiness: Readiness | None = None,
+    ) -> None:
         self.mapper = mapper
         self.token = token
         self._health = health or (lambda: {})
+        self._readiness = readiness or (lambda: None)
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -124,6 +140,8 @@ class RestApi:
         r.add_get(f"{API}/meta/model/{{ns}}/{{name}}", self.model)
         r.add_get(f"{API}/database/{{ns}}/{{name}}", self.database)
         r.add_get(f"{API}/openapi.json", self.openapi)
+        r.add_get("/livez", self.livez)
+        r.add_get("/readyz", self.readyz)
         r.add_get("/healthz", self.healthz)
         r.add_get("/metrics", self.metrics)
         return app
@@ -276,9 +294,22 @@ class RestApi:
         rows = await query(rt.config.namespace, rt.config.name, request.query.get("property"), limit)
         return _reply(request, Data=rows)
 
+    async def livez(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        reason = self._readiness()
+        if reason is None:
+            return web.Response(text="ok")
+        return web.Response(status=503, text=f"not ready: {reason}")
+
     async def healthz(self, request: web.Request) -> web.Response:
-        health = {"status": "ok", "devices": len(self.mapper.devices)} | self._health()
-        return web.json_response(health)
+        reason = self._readiness()
+        health: dict[str, Any] = {"status": "ok" if reason is None else "not ready"}
+        if reason is not None:
+            health["reason"] = reason
+        health |= {"devices": len(self.mapper.devices)} | self._health()
+        return web.json_response(health, status=200 if reason is None else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -395,7 +426,14 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             f"{API}/openapi.json": {"get": {"summary": "This document", "responses": ok}},
-            "/healthz": {"get": {"summary": "Mapper health (registration, devices)", "responses": ok}},
+            "/livez": {"get": {"summary": "Liveness: the process serves HTTP", "responses": ok}},
+            "/readyz": {
+                "get": {"summary": "Readiness: registered with edgecore (503 with the reason if not)"}
+                | {"responses": ok}
+            },
+            "/healthz": {
+                "get": {"summary": "Readiness with details (registration, devices, sinks)", "responses": ok}
+            },
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": ok}},
         },
     }

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -15,6 +17,7 @@ from twinfixtures import device, model
 from dmi.v1beta1 import api_pb2, api_pb2_grpc
 from edgecore.devicetwin import DeviceTwin, TwinStore
 from edgecore.dmiserver import MAPPER_ANNOTATION, DmiServer
+from edgecore.dmiserver._registry import MAPPER_AVAILABLE
 
 
 @dataclass
@@ -201,17 +204,18 @@ async def test_two_mappers_for_one_protocol(edge: Edge, tmp_path: Path) -> None:
         await second.register(edge.dmi.path, with_data=False)
         await edge.twin.upsert_model(model())
         await edge.twin.upsert_device(device(name="d-default"))
-        await edge.twin.upsert_device(device(name="d-b", annotations={MAPPER_ANNOTATION: "virtual-b"}))
-        await first.wait_for("RegisterDevice", lambda r: r.device.name == "d-default")
-        await second.wait_for("RegisterDevice", lambda r: r.device.name == "d-b")
-        assert set(first.devices) == {"default/d-default"}
-        assert set(second.devices) == {"default/d-b"}
-        # Moving a device to the other mapper removes it from the first.
-        await edge.twin.upsert_device(
-            device(name="d-default", rv="30", annotations={MAPPER_ANNOTATION: "virtual-b"})
-        )
-        await first.wait_for("RemoveDevice")
+        await edge.twin.upsert_device(device(name="d-a", annotations={MAPPER_ANNOTATION: "virtual-a"}))
+        # As in KubeEdge, the newest registration serves the protocol; the annotation picks another.
         await second.wait_for("RegisterDevice", lambda r: r.device.name == "d-default")
+        await first.wait_for("RegisterDevice", lambda r: r.device.name == "d-a")
+        assert set(first.devices) == {"default/d-a"}
+        assert set(second.devices) == {"default/d-default"}
+        # Moving a device to the other mapper removes it from the second.
+        await edge.twin.upsert_device(
+            device(name="d-default", rv="30", annotations={MAPPER_ANNOTATION: "virtual-a"})
+        )
+        await second.wait_for("RemoveDevice")
+        await first.wait_for("RegisterDevice", lambda r: r.device.name == "d-default")
     finally:
         await first.stop()
         await second.stop()
@@ -253,3 +257,108 @@ async def test_mapper_down_then_back_gets_the_device(edge: Edge, tmp_path: Path)
         await m2.wait_for("RegisterDevice", within=10)
     finally:
         await m2.stop()
+
+
+async def _until(check: Any, within: float = 10.0) -> None:
+    async with asyncio.timeout(within):
+        while not check():  # noqa: ASYNC110 -- polls the registry, which has no event for it
+            await asyncio.sleep(0.02)
+
+
+async def test_a_new_mapper_for_the_protocol_takes_over_from_a_dead_one(tmp_path: Path) -> None:
+    """The mapper moved (host process -> Pod, or renamed): the new registration gets the devices
+    at once, the dead one is dropped, and a restarted edgecore does not bring it back."""
+    edge = await start_edge(tmp_path)
+    old = ProtoMapper(str(tmp_path / "old.sock"), name="virtual-host")
+    new = ProtoMapper(str(tmp_path / "new.sock"), name="virtual-pod")
+    await old.start()
+    try:
+        await old.register(edge.dmi.path, with_data=False)
+        await edge.twin.upsert_model(model())
+        await edge.twin.upsert_device(device())
+        await old.wait_for("RegisterDevice")
+        await edge.dmi.registry.settled()
+        await old.stop()  # gone for good
+
+        await new.start()
+        answer = await new.register(edge.dmi.path, with_data=True)
+        assert [d.name for d in answer.deviceList] == ["t1"]
+        mapper_available = edge.store.devices["default/t1"].conditions[MAPPER_AVAILABLE]
+        assert mapper_available[:2] == ("True", "MapperRegistered")
+        assert "virtual-pod" in mapper_available[2]
+        # The old registration was unreachable and replaced: dropped, from the store too.
+        await _until(lambda: "virtual-host" not in edge.dmi.registry.mappers)
+        await _until(lambda: "virtual-host" not in edge.store.mappers)
+        assert edge.dmi.registry.mapper_of("default/t1") is edge.dmi.registry.mappers["virtual-pod"]
+        await edge.stop()
+
+        calls = len(new.calls)
+        edge = await start_edge(tmp_path)
+        assert set(edge.dmi.registry.mappers) == {"virtual-pod"}
+        await edge.twin.upsert_device(device(rv="25", desired="31"))
+        await new.wait_for("UpdateDevice", lambda r: r.device.spec.properties[0].desired.value == "31")
+        assert len(new.calls) == calls + 1
+        await edge.dmi.registry.settled()
+        assert edge.store.devices["default/t1"].conditions[MAPPER_AVAILABLE][0] == "True"
+    finally:
+        await edge.stop()
+        await new.stop()
+
+
+async def test_a_restored_dead_registration_gets_no_device_when_another_serves(tmp_path: Path) -> None:
+    """Both registrations are in the store; at start only the one whose socket answers is kept."""
+    edge = await start_edge(tmp_path)
+    alive = ProtoMapper(str(tmp_path / "alive.sock"), name="virtual-a")
+    dead = ProtoMapper(str(tmp_path / "dead.sock"), name="virtual-b")
+    await alive.start()
+    await dead.start()
+    try:
+        await alive.register(edge.dmi.path, with_data=False)
+        await dead.register(edge.dmi.path, with_data=False)  # newer: serves the protocol
+        await edge.twin.upsert_model(model())
+        await edge.twin.upsert_device(device())
+        await dead.wait_for("RegisterDevice")
+        await edge.dmi.registry.settled()
+        await edge.stop()
+        await dead.stop()
+
+        edge = await start_edge(tmp_path)
+        # The newer registration is dead: the live, older mapper serves the device, and no call
+        # goes to the dead socket.
+        await alive.wait_for("RegisterDevice")
+        await edge.dmi.registry.settled()
+        assert "default/t1" in alive.devices
+        assert edge.dmi.registry.mapper_of("default/t1") is edge.dmi.registry.mappers["virtual-a"]
+        assert "virtual-b" in edge.dmi.registry.mappers  # the newest registration: kept, waiting
+        assert not edge.dmi.registry.mappers["virtual-b"].reachable
+    finally:
+        await edge.stop()
+        await alive.stop()
+
+
+async def test_the_device_of_a_dead_mapper_goes_to_a_live_one_of_its_protocol(
+    edge: Edge, tmp_path: Path
+) -> None:
+    older = ProtoMapper(str(tmp_path / "older.sock"), name="virtual-a")
+    newer = ProtoMapper(str(tmp_path / "newer.sock"), name="virtual-b")
+    await older.start()
+    await newer.start()
+    try:
+        await older.register(edge.dmi.path, with_data=False)
+        await newer.register(edge.dmi.path, with_data=False)
+        await edge.twin.upsert_model(model())
+        await edge.twin.upsert_device(device())
+        await newer.wait_for("RegisterDevice")
+        await newer.stop()  # dies; nothing notices until a call fails
+        await edge.twin.upsert_device(device(rv="25", desired="31"))
+        # The call fails UNAVAILABLE, the socket refuses connections: the live mapper takes over.
+        await older.wait_for("RegisterDevice", lambda r: r.device.spec.properties[0].desired.value == "31")
+        await edge.dmi.registry.settled()
+        assert edge.dmi.registry.mapper_of("default/t1") is edge.dmi.registry.mappers["virtual-a"]
+        available = edge.store.devices["default/t1"].conditions[MAPPER_AVAILABLE]
+        assert available[0] == "True" and "virtual-a" in available[2], available
+        # The newest registration is kept (it is the one to serve the protocol when it is back).
+        assert not edge.dmi.registry.mappers["virtual-b"].alive
+    finally:
+        await older.stop()
+        await newer.stop()

@@ -6,7 +6,6 @@ lane. Processes go through ``tests/_stack.Processes`` (the one supervisor: own s
 from __future__ import annotations
 
 import base64
-import contextlib
 import os
 import subprocess
 import sys
@@ -16,15 +15,12 @@ from typing import Any
 
 import yaml
 
+from kubeshore import cgroups
 from tests._peers import Kubectl, free_port, wait_port
 from tests._stack import BIN, Processes, Stack, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
-# kube-apiserver defaults ``enableServiceLinks`` to true; the embedded API server does not default Pods,
-# and KubeEdge's kubelet refuses to start a container without it ("nil pod.spec.enableServiceLinks
-# encountered, cannot construct envvars"). Pods for KubeEdge's edged on a standalone cloudcore say it.
-KUBELET_POD_SPEC = {"enableServiceLinks": True}
 
 
 def apply_kubeedge_crds(kube: Kubectl) -> None:
@@ -212,7 +208,7 @@ def edged_missing() -> str | None:
     if done.returncode != 0:
         return f"no mount namespace for KubeEdge's kubelet (unshare --mount: {done.stderr.strip()})"
     if not os.access("/sys/fs/cgroup", os.W_OK) and not any(
-        os.access(h, os.W_OK) for h in CgroupRoot.hierarchies()
+        os.access(h, os.W_OK) for h in cgroups.hierarchies()
     ):
         return "cgroups are not writable (KubeEdge's kubelet needs a cgroup root of its own)"
     return None
@@ -227,15 +223,8 @@ class CgroupRoot:
     def __init__(self, name: str) -> None:
         self.path = f"/{name}"
 
-    @staticmethod
-    def hierarchies() -> list[Path]:
-        base = Path("/sys/fs/cgroup")
-        if (base / "cgroup.controllers").exists():  # cgroup v2: one hierarchy
-            return [base]
-        return sorted(h for h in base.iterdir() if (h / "cgroup.procs").exists() and not h.is_symlink())
-
     def create(self) -> None:
-        for h in self.hierarchies():
+        for h in cgroups.hierarchies():
             d = h / self.path.lstrip("/")
             d.mkdir(exist_ok=True)
             # cgroup v1 cpuset: a new cgroup has no CPUs or memory nodes until given its parent's.
@@ -246,15 +235,8 @@ class CgroupRoot:
     def remove(self, within: float = 30.0) -> None:
         """rmdir the tree bottom-up, retrying while the last processes in it exit."""
         deadline = time.monotonic() + within
-        for h in self.hierarchies():
-            top = h / self.path.lstrip("/")
-            while top.exists():
-                for dirpath, _, _ in os.walk(top, topdown=False):
-                    with contextlib.suppress(OSError):
-                        os.rmdir(dirpath)
-                if not top.exists() or time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
+        while cgroups.remove_tree(self.path) and time.monotonic() < deadline:
+            time.sleep(0.2)
 
 
 class VirtualMapper(_Peer):

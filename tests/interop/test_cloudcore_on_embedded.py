@@ -109,7 +109,7 @@ def lane(
         broker.start()
         runtime = _containerd(tmp / "ctrd")
         edge_dir = tmp / "edge"
-        extra = ["--remote-runtime-endpoint", runtime.endpoint] if runtime is not None else []
+        extra = list(runtime.join_flags) if runtime is not None else []
         joined = subprocess.run(
             [str(BIN / "kubeshore"), "join", "--cloudcore", f"127.0.0.1:{cloud.ws_port}",
              "--https-port", str(cloud.https_port), "--token", token, "--node-name", NODE,

@@ -7,11 +7,13 @@ protocol of the Device the cloud's delete carries)."""
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _peers import mosquitto
+from _peers import free_port, mosquitto
 from _stack import BIN, Stack, wait_for
 
 from tests.interop._kubeedge import KubeEdgeEdge
@@ -76,7 +78,8 @@ def test_kubeshore_mapper_sdk_on_kubeedge_edgecore(stack: tuple[Stack, KubeEdgeE
     s, edge = stack
     wait_for(edge.dmi_socket.exists, 90, "KubeEdge edgecore's DMI socket")
     config = s.tmp / "mapper.yaml"
-    config.write_text("rest: {enabled: false}\n")
+    rest = free_port()
+    config.write_text(f"rest: {{port: {rest}}}\n")
     s.start(
         "mapper", str(BIN / "kubeshore"), "mapper", "run", "virtual", "--edgecore-sock",
         str(edge.dmi_socket), "--socket", str(s.tmp / "virtual.sock"), "--config", str(config),
@@ -95,6 +98,12 @@ def test_kubeshore_mapper_sdk_on_kubeedge_edgecore(stack: tuple[Stack, KubeEdgeE
         return r.get("level") == level and int(r.get("ticks") or 0) >= 100
 
     wait_for(lambda: reported("5"), 90, "level 5 and ticks reported in DeviceStatus")
+    # Registered with KubeEdge's edgecore: the mapper says it is ready (its readiness probe).
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{rest}/readyz", timeout=10) as resp:
+            assert resp.status == 200
+    except urllib.error.HTTPError as err:
+        raise AssertionError(f"/readyz on KubeEdge's edgecore: {err.code} {err.read()!r}") from None
     op = [{"op": "replace", "path": "/spec/properties/0/desired/value", "value": "9"}]
     s.kubectl("patch", "device", "sdk-1", "-n", "default", "--type=json", "-p", json.dumps(op))
     wait_for(lambda: reported("9"), 60, "patched desired 9 reported in DeviceStatus")

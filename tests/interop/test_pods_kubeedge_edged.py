@@ -21,7 +21,7 @@ import yaml
 
 from tests._peers import Mosquitto, free_port
 from tests._stack import Stack, wait_for
-from tests.interop._kubeedge import KUBELET_POD_SPEC, KubeEdgeEdge, edged_missing, node_ready
+from tests.interop._kubeedge import KubeEdgeEdge, edged_missing, node_ready
 from tests.pods._containerd import HTTP, PAUSE, Containerd, missing
 
 NODE = "ke-edged-1"
@@ -92,7 +92,6 @@ def test_pod_runs_and_reports_running_with_its_ip(lane: Lane) -> None:
         "kind": "Pod",
         "metadata": {"name": "web", "namespace": "default"},
         "spec": {
-            **KUBELET_POD_SPEC,
             "nodeName": NODE,
             "terminationGracePeriodSeconds": 1,
             "containers": [

@@ -138,7 +138,10 @@ async def test_kubeedge_routes_and_writes(rest: tuple[str, MapperApp], until: Un
             assert "put" in doc["paths"]["/api/v1/device/{namespace}/{name}/{property}"]
         async with http.get(f"{base}/healthz") as r:
             health = await r.json()
+            assert r.status == 200
             assert health["status"] == "ok" and health["registered"] and health["devices"] == 1
+        async with http.get(f"{base}/readyz") as r:
+            assert r.status == 200 and await r.text() == "ok"
         async with http.get(f"{base}/metrics") as r:
             text = await r.text()
             assert 'mapper_readings_total{protocol="virtual"}' in text
@@ -177,3 +180,66 @@ async def test_bearer_token(sock_dir: Path, dmi_peer: Any, until: Until) -> None
                 assert r.status == 200, await r.text()
     finally:
         await app.stop()
+
+
+async def test_readiness_says_whether_edgecore_has_the_mapper(
+    sock_dir: Path, dmi_peer_class: Any, until: Until
+) -> None:
+    """A mapper pointed at a socket where no edgecore listens is alive but not ready; it turns ready
+    when edgecore comes, and not ready again when edgecore goes. KubeEdge's ping stays 200."""
+    edgecore_sock = sock_dir / "wrong" / "dmi.sock"
+    config = MapperConfig.model_validate(
+        {
+            "grpc_server": {"socket_path": str(sock_dir / "virtual.sock")},
+            "common": {"edgecore_sock": str(edgecore_sock)},
+            "rest": {"port": 0},
+            "runtime": {"register_retry_max_ms": 300},
+        }
+    )
+    app = MapperApp(VirtualDriver, config)
+    await app.start()
+    base = f"http://127.0.0.1:{app.rest_port}"
+    peer = None
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def status(path: str) -> int:
+                async with http.get(base + path) as r:
+                    return r.status
+
+            await until(
+                lambda: (
+                    app.client.registrations == 0 and app.client.not_ready() != "registering with edgecore"
+                )
+            )
+            async with http.get(f"{base}/readyz") as r:
+                assert r.status == 503
+                assert f"cannot register with edgecore at {edgecore_sock}" in await r.text()
+            async with http.get(f"{base}/healthz") as r:
+                health = await r.json()
+                assert r.status == 503 and health["status"] == "not ready" and not health["registered"]
+                assert str(edgecore_sock) in health["reason"]
+            assert await status("/livez") == 200
+            async with http.get(f"{base}/api/v1/ping") as r:  # KubeEdge's answer, whatever edgecore does
+                assert r.status == 200 and (await r.json())["Message"].startswith("This is v1 API")
+
+            edgecore_sock.parent.mkdir()
+            peer = dmi_peer_class(str(edgecore_sock))
+            await peer.start()
+
+            async def ready() -> bool:
+                return await status("/readyz") == 200
+
+            await until(ready, within=15)
+            assert await status("/healthz") == 200
+
+            await peer.stop()  # edgecore stops: its socket goes
+
+            async def not_ready() -> bool:
+                return await status("/readyz") == 503
+
+            await until(not_ready, within=15)
+    finally:
+        await app.stop()
+        if peer is not None:
+            await peer.close()

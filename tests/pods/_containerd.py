@@ -10,6 +10,7 @@ import random
 import time
 from pathlib import Path
 
+from kubeshore import cgroups
 from up import containerd as runtime
 from up.containerd import BUSYBOX, HTTP, PAUSE, build_images, missing
 from up.processes import Processes
@@ -33,6 +34,14 @@ class Containerd:
     def endpoint(self) -> str:
         return self.node.endpoint
 
+    @property
+    def join_flags(self) -> tuple[str, ...]:
+        return self.node.join_flags
+
+    @property
+    def cgroup_root(self) -> str:
+        return self.node.cgroup_root
+
     def start(self) -> None:
         self.node.write_config()
         proc = self.processes.start("containerd", *self.node.argv)
@@ -47,8 +56,8 @@ class Containerd:
         return runtime.container_pids(self.root)
 
     def pod_pids(self, uid: str) -> set[int]:
-        """PIDs of the processes of one Pod: those in its cgroup (``/kubepods/pod<uid>``, edged's parent)."""
-        needle = f"/kubepods/pod{uid}"
+        """PIDs of the processes of one Pod: those in its cgroup (``<cgroupRoot>/kubepods/pod<uid>``)."""
+        needle = f"{self.cgroup_root}/kubepods/pod{uid}"
         out = set()
         for p in Path("/proc").iterdir():
             if p.name.isdigit():
@@ -56,6 +65,11 @@ class Containerd:
                     if needle in (p / "cgroup").read_text():
                         out.add(int(p.name))
         return out
+
+    def cgroup_dirs(self, below: str = "") -> list[Path]:
+        """The directories of the node's cgroup root (or of ``below`` it), in every hierarchy."""
+        rel = f"{self.cgroup_root}/{below}".strip("/")
+        return [d for h in cgroups.hierarchies() if (d := h / rel).is_dir()]
 
     def stop(self) -> None:
         # kill -9 of its group; the shims run in process groups of their own, cleanup() ends them.

@@ -99,7 +99,7 @@ def stack(containerd: Containerd, tmp_path_factory: pytest.TempPathFactory) -> I
         try:
             s.start_cloudcore()
             for node in NODES:
-                s.join_edge(node, tmp / node, extra=("--remote-runtime-endpoint", containerd.endpoint))
+                s.join_edge(node, tmp / node, extra=containerd.join_flags)
                 s.start_edgecore(f"edgecore-{node}", tmp / node)
             ready = "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}"
             wait_for(

@@ -16,6 +16,7 @@ import yaml
 from _peers import mosquitto
 from _stack import Stack, wait_for
 
+from kubeshore import cgroups
 from pods._containerd import BUSYBOX, Containerd
 
 NODE = "edge-1"
@@ -72,7 +73,7 @@ def stack(containerd: Containerd, tmp_path_factory: pytest.TempPathFactory) -> I
         s = PodStack(tmp, broker)
         try:
             s.start_cloudcore()
-            s.join_edge(extra=("--remote-runtime-endpoint", containerd.endpoint))
+            s.join_edge(extra=containerd.join_flags)
             cfg_path = s.edge_dir / "edgecore.yaml"
             cfg = yaml.safe_load(cfg_path.read_text())
             # Short back-off so restarts are seen in seconds (the default is the kubelet's 10 s).
@@ -202,6 +203,7 @@ def test_delete_pod_removes_containers(stack: PodStack, containerd: Containerd) 
     stack.apply(pod_manifest("gone", "exec sleep 3600"))
     uid = wait_for(lambda: stack.running("gone"), 60, "gone Running")["metadata"]["uid"]
     mine = wait_for(lambda: containerd.pod_pids(uid), 30, "the pod's processes")
+    assert len(containerd.cgroup_dirs(f"kubepods/pod{uid}")) == len(cgroups.hierarchies())
     stack.kubectl("delete", "pod", "gone", "--wait=false")
 
     def stopped() -> bool:
@@ -209,6 +211,11 @@ def test_delete_pod_removes_containers(stack: PodStack, containerd: Containerd) 
         return not alive and "pod/gone" not in stack.kubectl("get", "pods", "-o", "name")
 
     assert wait_for(stopped, 60, "the pod's containers stopped and the pod gone")
+    # runc leaves the pod's parent cgroups in every hierarchy; edged removes them (the kubelet does too).
+    assert wait_for(lambda: not containerd.cgroup_dirs(f"kubepods/pod{uid}"), 30, "the pod's cgroups gone"), (
+        containerd.cgroup_dirs(f"kubepods/pod{uid}")
+    )
+    assert containerd.cgroup_dirs(f"kubepods/pod{stack.pod('calm')['metadata']['uid']}"), "calm's cgroup"
     assert mine and calm and calm <= containerd.pod_pids(stack.pod("calm")["metadata"]["uid"]), (
         "deleting one pod stopped another's containers"
     )
@@ -277,3 +284,18 @@ def test_deployment_runs_scales_and_rolls_out(stack: PodStack) -> None:
     wait_for(lambda: len(ready_pods("v2")) == 3 and not ready_pods("v1"), 120, "rolled out to v2")
     rs = json.loads(stack.kubectl("get", "rs", "-l", "app=webd", "-o", "json"))["items"]
     assert sorted(r["spec"]["replicas"] for r in rs) == [0, 3]
+
+
+def test_kill9_then_cleanup_leaves_no_cgroups(stack: PodStack, containerd: Containerd) -> None:
+    """Last in this module: it ends the module's containerd. kill -9 of edgecore and containerd leaves the
+    pods' shims, containers and cgroups behind; the clean-up (``up.containerd.cleanup``, as `kubeshore
+    down` and this fixture run it) removes the node's whole cgroup root in every hierarchy."""
+    stack.apply(pod_manifest("last", "exec sleep 3600"))
+    uid = wait_for(lambda: stack.running("last"), 60, "last Running")["metadata"]["uid"]
+    assert wait_for(lambda: containerd.pod_pids(uid), 30, "last's processes")
+    assert containerd.cgroup_dirs(f"kubepods/pod{uid}"), "the pod does not run under the node's cgroup root"
+    stack.kill9("edgecore")
+    containerd.stop()  # kill -9 of containerd, then the clean-up
+    # SIGKILLed processes finish exiting on their own time; the clean-up waits for their cgroups to empty.
+    assert wait_for(lambda: not containerd.pod_pids(uid), 10, "the pod's processes gone")
+    assert containerd.cgroup_dirs() == []

@@ -41,8 +41,7 @@ def stack(containerd: Containerd, tmp_path_factory: pytest.TempPathFactory) -> I
             s.start_cloudcore()
             # The DMI socket in a directory of its own: that directory is what the Pod mounts.
             s.join_edge(
-                extra=("--remote-runtime-endpoint", containerd.endpoint,
-                       "--dmi-socket", str(s.edge_dir / "dmi" / "dmi.sock")),
+                extra=(*containerd.join_flags, "--dmi-socket", str(s.edge_dir / "dmi" / "dmi.sock")),
             )  # fmt: skip
             s.start_edgecore()
             ready = "jsonpath={.status.conditions[?(@.type=='Ready')].status}"

@@ -29,14 +29,8 @@ NODEGROUPS = "/apis/apps.kubeedge.io/v1alpha1/nodegroups"
 # Fields whose values are the server's own; only their presence (and form) is compared.
 VOLATILE = {"uid", "resourceVersion", "creationTimestamp", "generation", "deletionTimestamp"}
 # Known differences, each explained in docs/apiserver.md ("Differences from kube-apiserver"): left out
-# of the comparison. The embedded server records no managedFields, and does not default built-in kinds.
+# of the comparison. The embedded server records no managedFields.
 KNOWN_FIELDS = {"managedFields"}
-DEFAULTED_CONTAINER_FIELDS = {
-    "resources",
-    "terminationMessagePath",
-    "terminationMessagePolicy",
-    "imagePullPolicy",
-}
 
 
 class Side:
@@ -183,7 +177,7 @@ def test_patches_of_each_type(sides: list[Side]) -> None:
         }
         _, obj = side.call("PATCH", f"{DEPLOYS}/web", body=smp, content_type=STRATEGIC_MERGE_PATCH)
         containers = obj["spec"]["template"]["spec"]["containers"]
-        out.append([{k: v for k, v in c.items() if k not in DEFAULTED_CONTAINER_FIELDS} for c in containers])
+        out.append(containers)
         out.append(obj["metadata"]["generation"])
         # Server-side apply: creates, then merges; the field manager is recorded.
         applied = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa", "namespace": NS},
@@ -471,7 +465,7 @@ def test_kubectl_apply_merges_lists_of_builtin_kinds(sides: list[Side]) -> None:
             out.append((done.returncode, done.stdout.strip(), done.stderr.strip()))
         deploy = json.loads(side.kubectl("get", "deployment", "applied", "-n", NS, "-o", "json").stdout)
         containers = deploy["spec"]["template"]["spec"]["containers"]
-        out.append([{k: v for k, v in c.items() if k not in DEFAULTED_CONTAINER_FIELDS} for c in containers])
+        out.append(containers)
         service = json.loads(side.kubectl("get", "service", "applied", "-n", NS, "-o", "json").stdout)
         out.append([{k: p.get(k) for k in ("name", "port", "targetPort")} for p in service["spec"]["ports"]])
         return out
@@ -534,3 +528,82 @@ def test_kubectl_list(sides: list[Side]) -> None:
         return out
 
     both(sides, kubectl)
+
+
+# What kube-apiserver's admission plugins and storage add to a Pod or a Service that the embedded
+# server does not (docs/apiserver.md, "Differences from kube-apiserver"): the service account and its
+# token volume (ServiceAccount admission), tolerations (DefaultTolerationSeconds), priority (Priority),
+# the cluster IP (allocated by Service storage). Status is the controllers' and the kubelet's.
+NOT_DEFAULTING: dict[str, dict[str, tuple[str, ...]]] = {
+    "Pod": {"spec": ("serviceAccount", "serviceAccountName", "tolerations", "priority", "preemptionPolicy")},
+    "Service": {"spec": ("clusterIP", "clusterIPs")},
+}
+
+
+def as_defaulted(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` without what the comparison leaves out: the server's own values, admission, status."""
+    out = {k: v for k, v in obj.items() if k != "status"}
+    out["metadata"] = {k: v for k, v in obj["metadata"].items() if k not in KNOWN_FIELDS}
+    for part, fields in NOT_DEFAULTING.get(obj["kind"], {}).items():
+        out[part] = {k: v for k, v in out[part].items() if k not in fields}
+    return out
+
+
+def test_minimal_objects_are_defaulted_alike(sides: list[Side]) -> None:
+    """The same minimal Pod, Deployment, ReplicaSet, Service, Secret (and Namespace, Event, Node,
+    EndpointSlice, RoleBinding) created on both servers come back with the same fields, field for field:
+    what kube-apiserver defaults, the embedded server defaults."""
+    template = {
+        "metadata": {"labels": {"app": "dflt"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox:1.36", "ports": [{"containerPort": 80}]}]},
+    }
+    pod_spec = {
+        "automountServiceAccountToken": False,
+        "volumes": [{"name": "a"}, {"name": "b", "secret": {"secretName": "x"}}],
+        "containers": [
+            {
+                "name": "c",
+                "image": "busybox",
+                "livenessProbe": {"httpGet": {"port": 80}},
+                "resources": {"limits": {"memory": "1Gi"}},
+                "env": [{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+            }
+        ],
+    }
+    selector = {"matchLabels": {"app": "dflt"}}
+    objects: list[tuple[str, dict[str, Any]]] = [
+        ("/api/v1/namespaces/parity/pods", {"kind": "Pod", "spec": pod_spec}),
+        (DEPLOYS, {"kind": "Deployment", "spec": {"selector": selector, "template": template}}),
+        ("/apis/apps/v1/namespaces/parity/replicasets",
+         {"kind": "ReplicaSet", "spec": {"replicas": 0, "selector": selector, "template": template}}),
+        ("/api/v1/namespaces/parity/services",
+         {"kind": "Service", "spec": {"selector": {"app": "dflt"}, "ports": [{"port": 80}]}}),
+        ("/api/v1/namespaces/parity/services",
+         {"kind": "Service", "metadata": {"name": "dflt-headless"},
+          "spec": {"clusterIP": "None", "ports": [{"port": 81, "targetPort": "http"}]}}),
+        ("/api/v1/namespaces/parity/secrets", {"kind": "Secret", "data": {"a": "YQ=="}}),
+        ("/api/v1/namespaces", {"kind": "Namespace", "metadata": {"name": "parity-dflt"}}),
+        ("/api/v1/namespaces/parity/events",
+         {"kind": "Event", "involvedObject": {"kind": "Pod", "name": "dflt", "namespace": NS},
+          "reason": "Test"}),
+        ("/apis/discovery.k8s.io/v1/namespaces/parity/endpointslices",
+         {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+          "endpoints": [{"addresses": ["10.0.0.1"]}], "ports": [{"port": 80}]}),
+        ("/apis/rbac.authorization.k8s.io/v1/namespaces/parity/rolebindings",
+         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+          "subjects": [{"kind": "User", "name": "u"},
+                       {"kind": "ServiceAccount", "name": "s", "namespace": NS}]}),
+    ]  # fmt: skip
+    api_versions = {"Deployment": "apps/v1", "ReplicaSet": "apps/v1"}
+
+    def create(side: Side) -> list[Any]:
+        out: list[Any] = []
+        for path, partial in objects:
+            body = {"apiVersion": api_versions.get(partial["kind"], "v1"), **partial}
+            body["metadata"] = {"name": "dflt", **partial.get("metadata", {})}
+            status, created = side.call("POST", path, body=body)
+            out.append((status, as_defaulted(created) if status == 200 else created))
+        return out
+
+    both(sides, create)
