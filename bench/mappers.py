@@ -20,9 +20,9 @@ import asyncio
 import contextlib
 import os
 import platform
+import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +40,7 @@ import crds  # noqa: E402
 from bench._measure import cpu_seconds, rss_mb, write_results  # noqa: E402
 from dmi import convert  # noqa: E402
 from dmi.v1beta1 import api_pb2, api_pb2_grpc  # noqa: E402
+from up.processes import Processes  # noqa: E402
 
 
 def _fleet(devices: int, properties: int) -> tuple[api_pb2.DeviceModel, list[api_pb2.Device]]:
@@ -112,23 +113,12 @@ async def bench_virtual(devices: int, properties: int, seconds: float) -> dict[s
         api_pb2_grpc.add_DeviceManagerServiceServicer_to_server(edgecore, server)
         server.add_insecure_port(f"unix:{tmp}/dmi.sock")
         await server.start()
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "kubeshore.cli",
-            "mapper",
-            "run",
-            "virtual",
-            "--edgecore-sock",
-            f"{tmp}/dmi.sock",
-            "--socket",
-            f"{tmp}/virtual.sock",
-            "--rest-port",
-            str(free_port()),
-            "--log-level",
-            "warning",
-            cwd=ROOT,
-        )
+        procs = Processes(Path(tmp), cwd=ROOT)
+        proc = procs.start(
+            "mapper", sys.executable, "-m", "kubeshore.cli", "mapper", "run", "virtual",
+            "--edgecore-sock", f"{tmp}/dmi.sock", "--socket", f"{tmp}/virtual.sock",
+            "--rest-port", str(free_port()), "--log-level", "warning",
+        )  # fmt: skip
         try:
             started = time.monotonic()
             await asyncio.wait_for(edgecore.registered.wait(), 60)
@@ -171,14 +161,9 @@ async def bench_virtual(devices: int, properties: int, seconds: float) -> dict[s
                 "report_rpcs_per_s": round((edgecore.reports - reports0) / wall),
             }
         finally:
-            proc.terminate()
             stopping = time.monotonic()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), 20)
+            await asyncio.to_thread(procs.stop_all, 20)  # SIGTERM, SIGKILL after 20 s
             print(f"mapper stopped in {time.monotonic() - stopping:.1f}s", file=sys.stderr)
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
             await server.stop(0)
 
 
@@ -200,9 +185,8 @@ async def bench_modbus(seconds: float) -> dict[str, Any]:
     from mappers.sdk._device import DeviceRuntime, RuntimeSettings
 
     port = free_port()
-    server = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", MODBUS_SERVER, str(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    procs = Processes(Path(tempfile.mkdtemp(prefix="ksb-modbus-")))
+    procs.start("modbus-server", sys.executable, "-c", MODBUS_SERVER, str(port))
     try:
         for _ in range(200):
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
@@ -279,8 +263,8 @@ async def bench_modbus(seconds: float) -> dict[str, Any]:
             "measured_s_each": seconds,
         }
     finally:
-        server.kill()
-        await server.wait()
+        procs.stop_all()
+        shutil.rmtree(procs.log_dir, ignore_errors=True)
 
 
 async def amain(opts: argparse.Namespace) -> dict[str, Any]:
