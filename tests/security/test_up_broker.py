@@ -31,7 +31,7 @@ def test_prepare_makes_the_data_dir_owner_only(tmp_path: Path) -> None:
     (data / "cloud").mkdir(mode=0o755)
     (data / "cloud" / "apiserver.db").write_bytes(b"")
     (data / "cloud" / "apiserver.db").chmod(0o644)
-    args = argparse.Namespace(random_ports=True, examples=None)
+    args = argparse.Namespace(random_ports=True, examples=None, mappers=None)
     command._prepare(data, args)
     assert _mode(data) == 0o700 and _mode(data / "cloud") == 0o700
     assert _mode(data / "cloud" / "apiserver.db") == 0o600
@@ -121,6 +121,6 @@ def test_up_passes_the_join_token_in_the_environment_not_the_arguments(tmp_path:
 
 
 def test_up_names_a_data_dir_it_cannot_make_private(tmp_path: Path) -> None:
-    args = argparse.Namespace(random_ports=True, examples=None)
+    args = argparse.Namespace(random_ports=True, examples=None, mappers=None)
     with pytest.raises(PlanError, match="cannot be a data directory"):
         command._prepare(Path("/tmp"), args)
