@@ -1,9 +1,14 @@
-"""Measurements every benchmark takes the same way: percentiles, and a process's RSS and CPU time."""
+"""Measurements every benchmark takes the same way: percentiles, the time of a call, a process's RSS and
+CPU time; and how every benchmark writes its results file."""
 
 from __future__ import annotations
 
+import json
 import os
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -14,6 +19,38 @@ def percentile(samples: list[float], p: float) -> float:
         return float("nan")
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+def call_times_us(fn: Callable[[], object], rounds: int, warmup: int = 100) -> list[float]:
+    """How long each of ``rounds`` calls of ``fn`` took, in µs, after ``warmup`` calls."""
+    for _ in range(min(warmup, rounds)):
+        fn()
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter_ns()
+        fn()
+        samples.append((time.perf_counter_ns() - start) / 1000)
+    return samples
+
+
+def time_calls(fn: Callable[[], object], rounds: int, warmup: int = 100) -> dict[str, float]:
+    """Median and p99 of one call of ``fn`` in µs over ``rounds`` calls, after ``warmup`` calls."""
+    samples = call_times_us(fn, rounds, warmup)
+    return {
+        "median_us": round(percentile(samples, 0.5), 2),
+        "p99_us": round(percentile(samples, 0.99), 2),
+        "rounds": rounds,
+    }
+
+
+def write_results(path: Path, result: Mapping[str, Any], *, show: bool = True) -> None:
+    """Write ``bench/results/<name>.json`` (what docs/performance.md is rendered from); with ``show``,
+    print it too."""
+    text = json.dumps(result, indent=2)
+    if show:
+        print(text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n")
 
 
 def rss_mb(pid: int | str = "self") -> float:

@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 import aiohttp
 import yaml
 
-from bench._measure import percentile, rss_mb
+from bench._measure import cpu_seconds, percentile, rss_mb, write_results
+from up.processes import Processes
 
 Pids = tuple[int, ...]
 
@@ -108,11 +109,7 @@ def _cpu() -> float:
 
 def _proc_cpu(pids: Pids) -> float:
     """CPU seconds of the server's processes (kube-apiserver counts with its etcd)."""
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(cpu_seconds(pid) for pid in pids)
 
 
 async def _creates(
@@ -372,22 +369,17 @@ def _phases(results: dict[str, Any], pids: Pids, kubeconfig: Path, args: argpars
 
 
 def _embedded(results: dict[str, Any], args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(REPO / "tests"))
+    from _stack import start_apiserver  # the tests' one way to run it
+
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
-        server = subprocess.Popen(
-            [sys.executable, "-m", "kubeshore.cli", "apiserver", "--data-dir", str(data_dir), "--port", "0",
-             "--log-level", "warning"],
-            stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        procs = Processes(Path(tmp))
         try:
-            assert server.stderr is not None
-            while "serving on" not in server.stderr.readline():
-                if server.poll() is not None:
-                    raise SystemExit("apiserver did not start")
-            _phases(results, (server.pid,), data_dir / "admin.kubeconfig", args)
+            start_apiserver(procs, data_dir, "--log-level", "warning")
+            _phases(results, (procs.pid("apiserver"),), data_dir / "admin.kubeconfig", args)
         finally:
-            server.terminate()
-            server.wait(60)
+            procs.stop_all(grace=60)
 
 
 def _kube_apiserver(results: dict[str, Any], args: argparse.Namespace) -> None:
@@ -526,10 +518,10 @@ def _finish(results: dict[str, Any], kube: dict[str, Any], args: argparse.Namesp
         }
     if not partial:
         results["machine"]["load_average_at_end"] = round(os.getloadavg()[0], 2)
-    print(json.dumps(results, indent=2))
-    if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    if args.no_write:
+        print(json.dumps(results, indent=2))
+    else:
+        write_results(RESULTS, results)
     return 0
 
 

@@ -26,6 +26,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._measure import write_results  # noqa: E402
 from kubeapi import openapi, patch, schema  # noqa: E402
 
 BATCH = 100
@@ -130,8 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {platform.python_version()}",
         **results,
     }
-    out = ROOT / "bench" / "results" / "apiserver_semantics.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    write_results(ROOT / "bench" / "results" / "apiserver_semantics.json", results, show=False)
     return 0
 
 

@@ -44,6 +44,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script too
+from bench._measure import peak_rss_mb, rss_mb, write_results  # noqa: E402
+
 PROJECT_ID = "e632aba927ea4ac2b575ec1603d56f10"
 TCP_HEADER_BYTES = 52  # IPv4 20 + TCP 20 + timestamp option 12
 
@@ -227,15 +230,6 @@ def _wait_file(path: Path, proc: subprocess.Popen[bytes], timeout: float = 120) 
         time.sleep(0.1)
 
 
-def _rss_kib(pid: int) -> dict[str, int]:
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(("VmRSS:", "VmHWM:")):
-            key, value = line.split(":")
-            out[key] = int(value.split()[0])
-    return out
-
-
 def _metric(port: int, name: str) -> float:
     # With 10,000 nodes /metrics is large and cloudcore may be busy: be patient, retry once.
     for attempt in range(2):
@@ -268,39 +262,26 @@ def run_once(
     from cloudcore._identity import load_ca
     from kubeclient import SERVICES, Kube
     from kubeshore import pki
+    from up.processes import Processes
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from _stack import start_apiserver
 
     bin_dir = Path(sys.executable).parent
     work = Path(tempfile.mkdtemp(prefix="bench-channel-"))
-    procs: list[subprocess.Popen[bytes]] = []
-    log = (work / "processes.log").open("wb")
+    procs = Processes(work)
     result: dict[str, Any] = {"nodes": n_nodes}
     try:
-        api = subprocess.Popen(
-            [str(bin_dir / "kubeshore"), "apiserver", "--data-dir", str(work / "api"), "--port", "0"],
-            stdout=log,
-            stderr=log,
-        )
-        procs.append(api)
+        start_apiserver(procs, work / "api")
         kubeconfig = work / "api" / "admin.kubeconfig"
-        _wait_file(kubeconfig, api)
-        cc = subprocess.Popen(
-            [
-                *(
-                    str(bin_dir / "cloudcore"),
-                    "--kubeconfig",
-                    str(kubeconfig),
-                    "--data-dir",
-                    str(work / "cc"),
-                ),
-                *("--bind", "127.0.0.1", "--websocket-port", "0", "--https-port", "0", "--metrics-port", "0"),
-                *("--node-limit", str(n_nodes + 100), "--keepalive-timeout", str(heartbeat * 4)),
-                *("--node-grace-period", str(heartbeat * 6), "--log-level", "WARNING"),
-                *("--node-status-update-period", "300"),
-            ],
-            stdout=log,
-            stderr=log,
+        cc = procs.start(
+            "cloudcore",
+            *(str(bin_dir / "cloudcore"), "--kubeconfig", str(kubeconfig), "--data-dir", str(work / "cc")),
+            *("--bind", "127.0.0.1", "--websocket-port", "0", "--https-port", "0", "--metrics-port", "0"),
+            *("--node-limit", str(n_nodes + 100), "--keepalive-timeout", str(heartbeat * 4)),
+            *("--node-grace-period", str(heartbeat * 6), "--log-level", "WARNING"),
+            *("--node-status-update-period", "300"),
         )
-        procs.append(cc)
         result["cloudcore_args"] = [str(a) for a in cc.args[1:]]
         _wait_file(work / "cc" / "cloudcore.json", cc)
         state = json.loads((work / "cc" / "cloudcore.json").read_text())
@@ -357,7 +338,7 @@ def run_once(
         svc_rv = int(svc["metadata"]["resourceVersion"])
         all_send("await_rv", uid, svc_rv, 600)
         result["initial_sync_seconds"] = round(time.time() - t0, 2)
-        result["cloudcore_rss_mib_connected"] = round(_rss_kib(cc.pid)["VmRSS"] / 1024, 1)
+        result["cloudcore_rss_mib_connected"] = rss_mb(cc.pid)
         # Let the background ObjectSync writes of the initial sync finish before measuring.
         t1 = time.time()
         pending = _metric(metrics_port, "cloudcore_objectsync_pending_writes")
@@ -398,19 +379,12 @@ def run_once(
         states = all_send("await_state", {uid: rv}, 900)
         result["reconnect_consistent_nodes"] = sum(s["consistent"] for s in states)
         result["reconnect_seconds"] = round(max(s["time"] for s in states) - t0, 2)
-        rss = _rss_kib(cc.pid)
-        result["cloudcore_rss_mib"] = round(rss["VmRSS"] / 1024, 1)
-        result["cloudcore_peak_rss_mib"] = round(rss["VmHWM"] / 1024, 1)
+        result["cloudcore_rss_mib"] = rss_mb(cc.pid)
+        result["cloudcore_peak_rss_mib"] = peak_rss_mb(cc.pid)
         all_send("stop")
         kube.close()
     finally:
-        for p in reversed(procs):
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        log.close()
+        procs.stop_all(grace=10)
         shutil.rmtree(work, ignore_errors=True)  # 2 files per simulated node
     return result
 
@@ -468,7 +442,7 @@ def main() -> int:
                 "reconnect_to_consistent_seconds": r["reconnect_seconds"],
             }
         # Written after every run, so a long 10,000-node run never loses the smaller one.
-        ns.out.write_text(json.dumps(out, indent=2) + "\n")
+        write_results(ns.out, out, show=False)
     print(f"wrote {ns.out}")
     return 0
 

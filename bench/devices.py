@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import signal
@@ -39,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "devices"))
-from bench._measure import cpu_seconds, percentile, rss_mb  # noqa: E402
+from bench._measure import cpu_seconds, percentile, rss_mb, write_results  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SAMPLED = 20  # devices whose MQTT documents, statuses and desired values are timed
@@ -256,12 +255,13 @@ def cpu_sets(pin: bool) -> tuple[set[int], set[int]]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from _peers import mosquitto
+    from _stack import Processes
 
     cloud_cpus, edge_cpus = cpu_sets(args.pin)
     os.sched_setaffinity(0, cloud_cpus)  # this driver, its threads and kubectl
     with tempfile.TemporaryDirectory(prefix="bench-devices-") as tmp_name, mosquitto() as broker:
         tmp = Path(tmp_name)
-        procs: list[subprocess.Popen[bytes]] = []
+        procs = Processes(tmp)
         if broker.pid:
             os.sched_setaffinity(broker.pid, edge_cpus)
 
@@ -269,15 +269,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             os.sched_setaffinity(0, edge_cpus)
 
         def start(name: str, *argv: str, edge: bool = False) -> subprocess.Popen[bytes]:
-            log = (tmp / f"{name}.log").open("ab")
-            p = subprocess.Popen(
-                list(argv),
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-                preexec_fn=on_edge if edge else None,
-            )
-            procs.append(p)
+            p = procs.start(name, *argv)
+            if edge:  # before it has started anything of its own, which would inherit the CPUs
+                os.sched_setaffinity(p.pid, edge_cpus)
             return p
 
         try:
@@ -418,10 +412,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             return result
         finally:
-            for p in procs:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+            procs.stop_all()
 
 
 def edge_devices(edge_dir: Path) -> int:
@@ -482,10 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(asyncio.run(subscriber(args))), flush=True)
         return 0
     result = run(args)
-    print(json.dumps(result, indent=2))
-    out = ROOT / "bench" / "results" / "devices.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(ROOT / "bench" / "results" / "devices.json", result)
     return 0
 
 

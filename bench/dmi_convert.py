@@ -8,12 +8,8 @@ and writes them to ``bench/results/dmi_convert.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,24 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import crds  # noqa: E402
+from bench._measure import time_calls, write_results  # noqa: E402
 from dmi import convert  # noqa: E402
 from dmi.v1beta1 import api_pb2  # noqa: E402
-
-
-def _measure(fn: Callable[[], object], rounds: int) -> dict[str, float]:
-    for _ in range(min(200, rounds)):
-        fn()
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter_ns()
-        fn()
-        samples.append((time.perf_counter_ns() - start) / 1000)
-    samples.sort()
-    return {
-        "median_us": round(statistics.median(samples), 2),
-        "p99_us": round(samples[int(len(samples) * 0.99) - 1], 2),
-        "rounds": rounds,
-    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,16 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     wire = convert.device_to_dmi(effective).SerializeToString()
 
     results = {
-        "parse_device_json": _measure(lambda: crds.Device.model_validate(raw_device), opts.rounds),
-        "effective_device": _measure(lambda: convert.effective_device(device, model), opts.rounds),
-        "device_to_dmi_and_serialize": _measure(
+        "parse_device_json": time_calls(lambda: crds.Device.model_validate(raw_device), opts.rounds),
+        "effective_device": time_calls(lambda: convert.effective_device(device, model), opts.rounds),
+        "device_to_dmi_and_serialize": time_calls(
             lambda: convert.device_to_dmi(effective).SerializeToString(), opts.rounds
         ),
-        "parse_wire_and_device_from_dmi": _measure(
+        "parse_wire_and_device_from_dmi": time_calls(
             lambda: convert.device_from_dmi(api_pb2.Device.FromString(wire)), opts.rounds
         ),
-        "device_model_to_dmi": _measure(lambda: convert.device_model_to_dmi(model), opts.rounds),
-        "value_to_any_float": _measure(lambda: convert.value_to_any(0.1, "x"), opts.rounds),
+        "device_model_to_dmi": time_calls(lambda: convert.device_model_to_dmi(model), opts.rounds),
+        "value_to_any_float": time_calls(lambda: convert.value_to_any(0.1, "x"), opts.rounds),
     }
     report = {
         "benchmark": "dmi_convert",
@@ -77,9 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in results.items():
         print(f"{name:34s} median {r['median_us']:9.1f} us   p99 {r['p99_us']:9.1f} us")
     print(f"wire size of the full device: {len(wire)} bytes; max RSS {report['max_rss_mb']} MB")
-    out = ROOT / "bench" / "results" / "dmi_convert.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_results(ROOT / "bench" / "results" / "dmi_convert.json", report, show=False)
     return 0
 
 

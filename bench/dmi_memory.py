@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "devices"))
-from bench._measure import rss_mb  # noqa: E402
+from bench._measure import rss_mb, write_results  # noqa: E402
 
 DEVICES = 200
 PROPERTIES = 5
@@ -263,9 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['server']}: {r['calls']} calls ({r['errors']} errors, {r['calls_per_s']}/s); "
             f"mapper {r['mapper_rss_mb']}, server {r['server_rss_mb']}"
         )
-    out = ROOT / "bench" / "results" / "dmi_memory.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(ROOT / "bench" / "results" / "dmi_memory.json", result, show=False)
     return 0
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench._measure import percentile, rss_mb  # noqa: E402
+from bench._measure import percentile, rss_mb, write_results  # noqa: E402
 
 METHOD = "/v1beta1.DeviceManagerService/ReportDeviceStatus"
 
@@ -232,9 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             f"p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms"
         )
     print("RSS after import (MB):", result["import_rss_mb"])
-    out = ROOT / "bench" / "results" / "dmi_rpc.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(ROOT / "bench" / "results" / "dmi_rpc.json", result, show=False)
     return 0
 
 

@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "devices"))
-from bench._measure import rss_mb  # noqa: E402
+from bench._measure import rss_mb, write_results  # noqa: E402
 
 BIN = Path(sys.executable).parent
 TESTMAPPER = ROOT / "tests" / "devices" / "testmapper.py"
@@ -68,16 +67,6 @@ def settled_rss(pid: int, quiet: float = 11.0, within: float = 90.0) -> float:
         elif time.monotonic() - since >= quiet:
             break
     return rss_mb(pid)
-
-
-def wait_for(check: Callable[[], Any], within: float, what: str) -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError, ValueError, sqlite3.Error):
-            if result := check():
-                return result
-        time.sleep(0.3)
-    raise RuntimeError(f"{what} not reached within {within}s")
 
 
 def edge_count(edge_dir: Path, table: str) -> int:
@@ -134,33 +123,15 @@ def breakdown(report: dict[str, Any], top: int) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from _peers import mosquitto
+    from _peers import Kubectl, mosquitto
+    from _stack import Processes, wait_for
 
     load_start = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory(prefix="bench-edgemem-") as tmp_name, mosquitto() as broker:
         tmp = Path(tmp_name)
-        procs: dict[str, subprocess.Popen[bytes]] = {}
-
-        def start(name: str, *argv: str) -> subprocess.Popen[bytes]:
-            log = (tmp / f"{name}.log").open("ab")
-            p = subprocess.Popen(list(argv), stdout=log, stderr=log, start_new_session=True)
-            procs[name] = p
-            return p
-
-        def stop(name: str) -> None:
-            p = procs.pop(name)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
-
-        def kubectl(*argv: str, stdin: str | None = None) -> str:
-            out = subprocess.run(
-                ["kubectl", "--kubeconfig", kubeconfig, *argv], input=stdin, capture_output=True, text=True,
-                timeout=600,
-            )  # fmt: skip
-            if out.returncode != 0:
-                raise RuntimeError(f"kubectl {argv[0]} failed: {out.stderr[-2000:]}")
-            return out.stdout
+        procs = Processes(tmp)
+        start, stop = procs.start, procs.kill9
+        kube = Kubectl(str(tmp / "cloud" / "admin.kubeconfig"), timeout=600)
 
         edge_dir = tmp / "mem-edge"
         state = edge_dir / "edgecore.json"
@@ -201,7 +172,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             cloud_state = tmp / "cloud" / "cloudcore.json"
             wait_for(cloud_state.exists, 60, "cloudcore.json")
             ports = json.loads(cloud_state.read_text())
-            kubeconfig = str(tmp / "cloud" / "admin.kubeconfig")
             token = subprocess.run(
                 [str(BIN / "kubeshore"), "token", "create", "--data-dir", str(tmp / "cloud")],
                 capture_output=True, text=True, check=True,
@@ -215,14 +185,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )  # fmt: skip
 
             edge = start_edgecore(str(BIN / "edgecore"))
-            wait_for(lambda: "True" in kubectl("get", "node", "mem-edge", "-o",
+            wait_for(lambda: "True" in kube.kubectl("get", "node", "mem-edge", "-o",
                                                 "jsonpath={.status.conditions[?(@.type=='Ready')].status}"),
                      60, "node Ready")  # fmt: skip
             rss = {"idle": settled_rss(edge.pid)}
 
             t0 = time.monotonic()
             stream = "\n".join(json.dumps(o) for o in objects(args.devices, args.properties))
-            kubectl("apply", "-f", "-", stdin=stream)
+            kube.apply(stream)
             wait_for(lambda: edge_count(edge_dir, "device") >= args.devices, 600, "devices on the edge")
             apply_s = round(time.monotonic() - t0, 1)
             rss["with_devices"] = settled_rss(edge.pid)
@@ -309,8 +279,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 },
             }
         finally:
-            for name in list(procs):
-                stop(name)
+            procs.stop_all()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -322,9 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "edge_memory.json")
     args = p.parse_args(argv)
     result = run(args)
-    print(json.dumps(result, indent=2))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(args.output, result)
     return 0
 
 

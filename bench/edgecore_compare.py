@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "devices"))
-from bench._measure import cpu_seconds  # noqa: E402
+from bench._measure import cpu_seconds, write_results  # noqa: E402
 from bench.edge_memory import edge_count, settled_rss  # noqa: E402
 
 PROPERTIES = 5
@@ -246,9 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "edgecore_compare.json")
     args = p.parse_args(argv)
     result = run(args)
-    print(json.dumps(result, indent=2))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(args.output, result)
     return 0
 
 

@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,10 +32,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from _peers import mosquitto  # noqa: E402
+from _peers import metrics, mosquitto  # noqa: E402
 from _stack import Processes, wait_for  # noqa: E402
 
-from bench._measure import rss_mb  # noqa: E402
+from bench._measure import rss_mb, write_results  # noqa: E402
 
 SIDES = ("edge", "mapper", "cloud")
 # What the wheel is built from: the packages and the metadata, not tests, docs or venvs.
@@ -117,11 +116,7 @@ class Running:
         return self.procs.procs[name].pid
 
     def registered_mappers(self) -> float:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.edge_metrics}/metrics", timeout=10) as resp:
-            for line in resp.read().decode().splitlines():
-                if line.startswith("edgecore_registered_mappers "):
-                    return float(line.split()[1])
-        return 0.0
+        return metrics(self.edge_metrics).get("edgecore_registered_mappers", 0.0)
 
 
 def _started(procs: Processes, name: str, check: Callable[[], Any], within: float, what: str) -> Any:
@@ -250,8 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-install-") as tmp:
         result = measure(Path(tmp), opts.before)
-    print(json.dumps(result, indent=2))
-    Path(opts.output).write_text(json.dumps(result, indent=2) + "\n")
+    write_results(Path(opts.output), result)
     return 0
 
 

@@ -18,12 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import platform
+import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,33 +31,16 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
 import grpc  # noqa: E402
+from _peers import free_port  # noqa: E402
 
 import crds  # noqa: E402
+from bench._measure import cpu_seconds, rss_mb, write_results  # noqa: E402
 from dmi import convert  # noqa: E402
 from dmi.v1beta1 import api_pb2, api_pb2_grpc  # noqa: E402
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
+from up.processes import Processes  # noqa: E402
 
 
 def _fleet(devices: int, properties: int) -> tuple[api_pb2.DeviceModel, list[api_pb2.Device]]:
@@ -131,23 +113,12 @@ async def bench_virtual(devices: int, properties: int, seconds: float) -> dict[s
         api_pb2_grpc.add_DeviceManagerServiceServicer_to_server(edgecore, server)
         server.add_insecure_port(f"unix:{tmp}/dmi.sock")
         await server.start()
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "kubeshore.cli",
-            "mapper",
-            "run",
-            "virtual",
-            "--edgecore-sock",
-            f"{tmp}/dmi.sock",
-            "--socket",
-            f"{tmp}/virtual.sock",
-            "--rest-port",
-            str(_free_port()),
-            "--log-level",
-            "warning",
-            cwd=ROOT,
-        )
+        procs = Processes(Path(tmp), cwd=ROOT)
+        proc = procs.start(
+            "mapper", sys.executable, "-m", "kubeshore.cli", "mapper", "run", "virtual",
+            "--edgecore-sock", f"{tmp}/dmi.sock", "--socket", f"{tmp}/virtual.sock",
+            "--rest-port", str(free_port()), "--log-level", "warning",
+        )  # fmt: skip
         try:
             started = time.monotonic()
             await asyncio.wait_for(edgecore.registered.wait(), 60)
@@ -164,7 +135,7 @@ async def bench_virtual(devices: int, properties: int, seconds: float) -> dict[s
                     break
             warmup_s = time.monotonic() - started
             cpu0, twins0, reports0, t0 = (
-                _cpu_seconds(proc.pid),
+                cpu_seconds(proc.pid),
                 edgecore.twins,
                 edgecore.reports,
                 time.monotonic(),
@@ -172,9 +143,9 @@ async def bench_virtual(devices: int, properties: int, seconds: float) -> dict[s
             rss = []
             while time.monotonic() - t0 < seconds:
                 await asyncio.sleep(1)
-                rss.append(_rss_mb(proc.pid))
+                rss.append(rss_mb(proc.pid))
             wall = time.monotonic() - t0
-            cpu = (_cpu_seconds(proc.pid) - cpu0) / wall
+            cpu = (cpu_seconds(proc.pid) - cpu0) / wall
             print(f"measured {wall:.0f}s: {cpu:.3f} cores", file=sys.stderr)
             return {
                 "devices": devices,
@@ -190,14 +161,9 @@ async def bench_virtual(devices: int, properties: int, seconds: float) -> dict[s
                 "report_rpcs_per_s": round((edgecore.reports - reports0) / wall),
             }
         finally:
-            proc.terminate()
             stopping = time.monotonic()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), 20)
+            await asyncio.to_thread(procs.stop_all, 20)  # SIGTERM, SIGKILL after 20 s
             print(f"mapper stopped in {time.monotonic() - stopping:.1f}s", file=sys.stderr)
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
             await server.stop(0)
 
 
@@ -218,10 +184,9 @@ async def bench_modbus(seconds: float) -> dict[str, Any]:
     from mappers.sdk import DeviceConfig, DeviceModel, ModelProperty, PropertyConfig, PropertyType, Reading
     from mappers.sdk._device import DeviceRuntime, RuntimeSettings
 
-    port = _free_port()
-    server = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", MODBUS_SERVER, str(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    port = free_port()
+    procs = Processes(Path(tempfile.mkdtemp(prefix="ksb-modbus-")))
+    procs.start("modbus-server", sys.executable, "-c", MODBUS_SERVER, str(port))
     try:
         for _ in range(200):
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
@@ -298,8 +263,8 @@ async def bench_modbus(seconds: float) -> dict[str, Any]:
             "measured_s_each": seconds,
         }
     finally:
-        server.kill()
-        await server.wait()
+        procs.stop_all()
+        shutil.rmtree(procs.log_dir, ignore_errors=True)
 
 
 async def amain(opts: argparse.Namespace) -> dict[str, Any]:
@@ -332,8 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "mappers.json"))
     opts = parser.parse_args(argv)
     result = asyncio.run(amain(opts))
-    print(json.dumps(result, indent=2))
-    Path(opts.output).write_text(json.dumps(result, indent=2) + "\n")
+    write_results(Path(opts.output), result)
     return 0
 
 

@@ -39,7 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-from bench._measure import percentile  # noqa: E402
+from bench._measure import percentile, write_results  # noqa: E402
 
 IMPLS = ("ours", "paho")
 PAYLOAD = b"x" * 100
@@ -345,7 +345,7 @@ def main() -> None:
         "loadavg_1m": round(os.getloadavg()[0], 2),
     }
     out = ROOT / "bench" / "results" / "mqtt_client.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    write_results(out, results, show=False)
     print(f"wrote {out.relative_to(ROOT)}")
 
 

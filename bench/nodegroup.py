@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -27,9 +26,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script too
-from bench._measure import percentile, rss_mb
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from _stack import start_apiserver
+
+from bench._measure import percentile, rss_mb, write_results
 from kubeclient import Kube
 from nodegroup.endpointfilter import filter_endpoint_slice
+from up.processes import Processes
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "bench" / "results" / "nodegroup.json"
@@ -210,21 +213,12 @@ async def bench_views(kubeconfig: str, edges: dict[str, Path]) -> dict[str, Any]
 def run_views(data: Path) -> dict[str, Any]:
     cloud_dir = data / "cloud"
     flags = ["--bind", "127.0.0.1", "--websocket-port", "0", "--https-port", "0", "--metrics-port", "0"]
-    cloud = start(
-        [
-            str(BIN / "cloudcore"),
-            "--standalone",
-            "--data-dir",
-            str(cloud_dir),
-            "--apiserver-port",
-            "0",
-            *flags,
-        ],
-        data / "cloudcore.log",
-        data,
-    )
-    procs = [cloud]
+    procs = Processes(data, cwd=data)
     try:
+        cloud = procs.start(
+            "cloudcore", str(BIN / "cloudcore"), "--standalone", "--data-dir", str(cloud_dir),
+            "--apiserver-port", "0", *flags,
+        )  # fmt: skip
         deadline = time.monotonic() + 60
         while not (cloud_dir / "cloudcore.json").exists():
             if time.monotonic() > deadline or cloud.poll() is not None:
@@ -245,25 +239,11 @@ def run_views(data: Path) -> dict[str, Any]:
                  "--data-dir", str(edge_dir), "--metaserver-port", "0", "--metrics-port", "0"],
                 capture_output=True, check=True,
             )  # fmt: skip
-            procs.append(
-                start(
-                    [str(BIN / "edgecore"), "--config", str(edge_dir / "edgecore.yaml")],
-                    data / f"{name}.log",
-                    data,
-                )
-            )
+            procs.start(name, str(BIN / "edgecore"), "--config", str(edge_dir / "edgecore.yaml"))
             edges[name] = edge_dir
         return asyncio.run(bench_views(state["kubeconfig"], edges))
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-
-
-def start(cmd: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
-    with open(log, "w") as out:
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True)
+        procs.stop_all()
 
 
 def main() -> int:
@@ -275,25 +255,10 @@ def main() -> int:
     }
     with tempfile.TemporaryDirectory(prefix="bench-nodegroup-") as tmp:
         data = Path(tmp)
-        server = start(
-            [sys.executable, "-m", "kubeshore.cli", "apiserver", "--data-dir", str(data), "--port", "0"],
-            data / "apiserver.log",
-            data,
-        )
-        controller = None
+        procs = Processes(data, cwd=data)
         try:
+            start_apiserver(procs, data)
             kubeconfig = data / "admin.kubeconfig"
-            deadline = time.monotonic() + 30
-            while (
-                not kubeconfig.exists()
-                or subprocess.run(
-                    ["kubectl", "--kubeconfig", str(kubeconfig), "get", "--raw", "/version"],
-                    capture_output=True,
-                ).returncode
-            ):
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the embedded API server did not start")
-                time.sleep(0.1)
             crds = [
                 ROOT / "crds" / f
                 for f in ("nodegroups.apps.kubeedge.io.yaml", "edgeapplications.apps.kubeedge.io.yaml")
@@ -314,19 +279,13 @@ def main() -> int:
             ).returncode:
                 time.sleep(0.1)
             command = str(Path(sys.executable).parent / "nodegroup-controller")
-            controller = start([command, "--kubeconfig", str(kubeconfig)], data / "controller.log", data)
+            controller = procs.start("controller", command, "--kubeconfig", str(kubeconfig))
             result["controllers"] = asyncio.run(bench_controllers(kubeconfig, controller.pid))
         finally:
-            for proc in (controller, server):
-                if proc is not None and proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+            procs.stop_all()
     with tempfile.TemporaryDirectory(prefix="bench-nodegroup-views-") as tmp:
         result["traffic_views"] = run_views(Path(tmp))
-    text = json.dumps(result, indent=2)
-    print(text)
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(text + "\n")
+    write_results(RESULT, result)
     return 0
 
 

@@ -11,10 +11,8 @@ Run: ``python -m bench.openapi_v2 [--runs 3] [--requests 50]``; medians over the
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import re
 import ssl
 import statistics
 import subprocess
@@ -27,8 +25,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
-from bench._measure import cpu_seconds, percentile, rss_mb  # noqa: E402
+from _stack import start_apiserver  # noqa: E402
+
+from bench._measure import cpu_seconds, percentile, rss_mb, write_results  # noqa: E402
+from up.processes import Processes  # noqa: E402
 
 CLIENT_GO = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
 
@@ -36,20 +38,10 @@ CLIENT_GO = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
 class _Server:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "kubeshore.cli", "apiserver", "--data-dir", str(data_dir)),
-                *("--port", "0", "--log-level", "warning"),
-            ],
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-        )
-        assert self.proc.stderr is not None
-        line = self.proc.stderr.readline()
-        if "serving on " not in line:
-            raise RuntimeError(f"apiserver did not start: {line}")
-        self.url = re.findall(r"https://[^\s;]+", line)[0]
+        # The log beside the data directory, which the server creates with its own modes.
+        self.processes = Processes(data_dir.parent, cwd=ROOT)
+        self.url = start_apiserver(self.processes, data_dir, "--log-level", "warning")
+        self.pid = self.processes.pid("apiserver")
         pki = data_dir / "pki"
         self.token = (pki / "admin.token").read_text().strip()
         self.context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
@@ -63,16 +55,15 @@ class _Server:
         return (time.perf_counter() - began) * 1000, size
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(30)
+        self.processes.stop_all(grace=30)
 
 
 def _run(requests: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-openapi-") as scratch:
-        server = _Server(Path(scratch))
+        server = _Server(Path(scratch) / "data")
         try:
-            pid = server.proc.pid
-            env = {**os.environ, "KUBECONFIG": str(Path(scratch) / "admin.kubeconfig")}
+            pid = server.pid
+            env = {**os.environ, "KUBECONFIG": str(Path(scratch) / "data" / "admin.kubeconfig")}
             subprocess.run(
                 ["kubectl", "apply", "-f", str(ROOT / "crds")], env=env, check=True, capture_output=True
             )
@@ -116,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": opts.runs,
         **medians,
     }
-    out = ROOT / "bench" / "results" / "openapi_v2.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    write_results(ROOT / "bench" / "results" / "openapi_v2.json", results, show=False)
     return 0
 
 

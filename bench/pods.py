@@ -38,7 +38,7 @@ from _peers import mosquitto  # noqa: E402
 from _stack import Stack, wait_for  # noqa: E402
 from pods._containerd import BUSYBOX, PAUSE, Containerd, missing  # noqa: E402
 
-from bench._measure import cpu_seconds, percentile, rss_mb  # noqa: E402
+from bench._measure import cpu_seconds, percentile, rss_mb, write_results  # noqa: E402
 from tests.interop._kubeedge import KubeEdgeEdge, edged_missing  # noqa: E402
 from tests.interop.conftest import unpack_kubeedge  # noqa: E402
 
@@ -256,8 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench/pods.py: cannot run real Pods here: {why}", file=sys.stderr)
         return 2
     result = run(args)
-    print(json.dumps(result, indent=2))
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(args.output, result)
     return 0
 
 

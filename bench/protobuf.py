@@ -12,12 +12,10 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench._measure import percentile
+from bench._measure import percentile, time_calls, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "protobuf"
@@ -32,21 +30,6 @@ start = time.perf_counter()
 _protobuf._pool()
 print(json.dumps({"ms": (time.perf_counter() - start) * 1000, "rss_mb": rss_mb() - before}))
 """
-
-
-def _measure(fn: Callable[[], object], rounds: int) -> dict[str, float]:
-    for _ in range(min(100, rounds)):
-        fn()
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter_ns()
-        fn()
-        samples.append((time.perf_counter_ns() - start) / 1000)
-    return {
-        "median_us": round(percentile(samples, 0.5), 1),
-        "p99_us": round(percentile(samples, 0.99), 1),
-        "rounds": rounds,
-    }
 
 
 def _pod(i: int) -> dict[str, Any]:
@@ -108,12 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     pods_json = json.dumps(pods, separators=(",", ":")).encode()
     list_rounds = max(10, opts.rounds // 100)
     results = {
-        "decode_kubeedge_node": _measure(lambda: _protobuf.decode(node_wire), opts.rounds),
-        "decode_kubeedge_lease": _measure(lambda: _protobuf.decode(lease_wire), opts.rounds),
-        "encode_node": _measure(lambda: _protobuf.encode(node), opts.rounds),
-        "json_dumps_node": _measure(lambda: json.dumps(node, separators=(",", ":")), opts.rounds),
-        "watch_frame_pod": _measure(lambda: _protobuf.watch_frame("MODIFIED", _pod(1)), opts.rounds),
-        "list_500_pods_json_to_protobuf": _measure(
+        "decode_kubeedge_node": time_calls(lambda: _protobuf.decode(node_wire), opts.rounds),
+        "decode_kubeedge_lease": time_calls(lambda: _protobuf.decode(lease_wire), opts.rounds),
+        "encode_node": time_calls(lambda: _protobuf.encode(node), opts.rounds),
+        "json_dumps_node": time_calls(lambda: json.dumps(node, separators=(",", ":")), opts.rounds),
+        "watch_frame_pod": time_calls(lambda: _protobuf.watch_frame("MODIFIED", _pod(1)), opts.rounds),
+        "list_500_pods_json_to_protobuf": time_calls(
             lambda: _protobuf.encode(json.loads(pods_json)), list_rounds
         ),
     }
@@ -137,8 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         f"first load: {report['first_load_ms_median']} ms, +{report['first_load_rss_mb_median']} MB RSS "
         f"(load {report['machine']['loadavg_1m']})"
     )
-    out = ROOT / "bench" / "results" / "protobuf.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_results(ROOT / "bench" / "results" / "protobuf.json", report, show=False)
     return 0
 
 

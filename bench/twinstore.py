@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -28,7 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "devices"))
-from bench._measure import percentile  # noqa: E402
+from bench._measure import percentile, write_results  # noqa: E402
 
 
 async def busy(stop: asyncio.Event) -> None:
@@ -137,10 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     result = {"title": "Twin store (edgecore devicetwin)", "command": "python bench/twinstore.py"}
     result.update(asyncio.run(run(args)))
-    print(json.dumps(result, indent=2))
-    out = ROOT / "bench" / "results" / "twinstore.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(ROOT / "bench" / "results" / "twinstore.json", result)
     return 0
 
 

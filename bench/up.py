@@ -18,29 +18,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from up._processes import group_members, read_state
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script too
+from bench._measure import cpu_seconds, rss_mb, write_results
+from up.processes import group_members, read_state
 
 RESULTS = Path(__file__).resolve().parent / "results" / "up.json"
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _kubeshore(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "kubeshore.cli", *args], capture_output=True, text=True, check=True
     )
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _cpu_s(pid: int) -> float:
-    raw = Path(f"/proc/{pid}/stat").read_text()
-    fields = raw[raw.rfind(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def _groups(state: dict[str, Any]) -> dict[str, list[int]]:
@@ -92,12 +80,13 @@ def main() -> int:
                 raise SystemExit("no DeviceStatus value changed within 120 s")
             result["start_to_changing_devicestatus_s"] = round(time.monotonic() - t0, 2)
             groups = _groups(state)
-            cpu0 = {n: sum(_cpu_s(p) for p in pids) for n, pids in groups.items()}
+            cpu0 = {n: sum(cpu_seconds(p) for p in pids) for n, pids in groups.items()}
             window = 20.0
             time.sleep(window)
-            rss = {n: round(sum(_rss_mb(p) for p in pids), 1) for n, pids in groups.items()}
+            rss = {n: round(sum(rss_mb(p) for p in pids), 1) for n, pids in groups.items()}
             cpu = {
-                n: round((sum(_cpu_s(p) for p in pids) - cpu0[n]) / window, 3) for n, pids in groups.items()
+                n: round((sum(cpu_seconds(p) for p in pids) - cpu0[n]) / window, 3)
+                for n, pids in groups.items()
             }
             result["rss_mb"] = rss
             result["rss_mb_total"] = round(sum(rss.values()), 1)
@@ -114,9 +103,7 @@ def main() -> int:
                 [sys.executable, "-m", "kubeshore.cli", "down", "--data-dir", str(data)], check=False
             )
     result["machine"] = f"{os.uname().machine}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"
-    print(json.dumps(result, indent=2))
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(RESULTS, result)
     return 0
 
 

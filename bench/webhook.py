@@ -30,7 +30,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script too
 
-from bench._measure import cpu_seconds, percentile, rss_mb  # noqa: E402
+from bench._measure import call_times_us, cpu_seconds, percentile, rss_mb, write_results  # noqa: E402
 from cloudcore.admission import DEVICES_PATH, WebhookServer, answer_review  # noqa: E402
 from kubeshore import pki  # noqa: E402
 
@@ -69,14 +69,7 @@ def _stats(samples: list[float], digits: int = 1) -> dict[str, float]:
 
 
 def _time_us(fn: Callable[[], object], rounds: int) -> dict[str, float]:
-    for _ in range(min(200, rounds)):
-        fn()
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter_ns()
-        fn()
-        samples.append((time.perf_counter_ns() - start) / 1000)
-    return _stats(samples)
+    return _stats(call_times_us(fn, rounds, warmup=200))
 
 
 async def _over_https(rounds: int) -> dict[str, float]:
@@ -217,8 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores shared, load {os.getloadavg()[0]:.2f}, "
         f"Python {platform.python_version()}",
     }
-    RESULT.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_results(RESULT, result)
     return 0
 
 

@@ -1,17 +1,23 @@
-"""Real protocol peers shared by the tests and benchmarks: free ports and a mosquitto broker."""
+"""Real protocol peers shared by the tests and benchmarks: free ports, a mosquitto broker, a real Kubernetes
+control plane. Long-running ones run under the one supervisor, ``up.processes``."""
 
 from __future__ import annotations
 
 import contextlib
 import getpass
+import json
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
+
+from up.processes import Processes, log_tail, start_ticks, stop_groups
 
 
 def free_port() -> int:
@@ -28,6 +34,22 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
             return
         time.sleep(0.02)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """A Prometheus text exposition as {"name{labels}": value}."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def metrics(port: int, timeout: float = 10.0) -> dict[str, float]:
+    """``/metrics`` on 127.0.0.1:``port``, parsed (:func:`parse_metrics`)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as resp:
+        return parse_metrics(resp.read().decode())
 
 
 class BrokerURL(str):
@@ -50,7 +72,12 @@ class Mosquitto:
             # Without it mosquitto's small writes wait for the subscriber's delayed ACK (~40 ms).
             "set_tcp_nodelay true\n"
         )
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.name = f"mosquitto-{port}"
+        self._processes = Processes(workdir)
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self._processes.procs.get(self.name)
 
     @property
     def url(self) -> BrokerURL:
@@ -62,16 +89,13 @@ class Mosquitto:
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not os.path.exists(exe):
             raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
-        self.proc = subprocess.Popen(
-            [exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        self._processes.start(self.name, exe, "-c", str(self.conf))
         wait_port(self.port)
 
     def stop(self) -> None:
+        """kill -9 (a stopped broker too): clients see the connection drop, as when the broker dies."""
         if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
+            self._processes.kill9(self.name)
 
 
 @contextlib.contextmanager
@@ -90,9 +114,10 @@ KUBE_NAMES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
 
 def kubernetes_source() -> Path | None:
-    """``../shared/kubernetes`` beside the checkout (its script and binaries), or None when absent."""
+    """``../shared/kubernetes`` beside the checkout (its script, and its binaries unless ``KUBE_BIN_DIR``
+    names where they are), or None when absent."""
     d = Path(__file__).resolve().parents[2] / "shared" / "kubernetes"
-    bins = d / "bin"
+    bins = Path(os.environ.get("KUBE_BIN_DIR") or d / "bin")
     if (d / "run-control-plane.sh").is_file() and all(
         (bins / n).exists() or (bins / f"{n}.xz").exists() for n in KUBE_NAMES
     ):
@@ -144,30 +169,75 @@ def unpack_binaries(src: Path, names: tuple[str, ...], label: str) -> Path:
 
 
 def _kube_binaries(src: Path) -> Path:
-    return unpack_binaries(src, KUBE_NAMES, "kubernetes")
+    return unpack_binaries(Path(os.environ.get("KUBE_BIN_DIR") or src / "bin"), KUBE_NAMES, "kubernetes")
 
 
-class ControlPlane:
+class Kubectl:
+    """kubectl with one kubeconfig (a real control plane's, the embedded API server's, a ServiceAccount's)."""
+
+    def __init__(self, kubeconfig: str, *, timeout: float = 60.0) -> None:
+        self.kubeconfig = kubeconfig
+        self.timeout = timeout
+
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
+        """kubectl's stdout; with ``check``, a failure raises SubprocessError naming the command and why."""
+        out = subprocess.run(
+            ["kubectl", "--kubeconfig", self.kubeconfig, *args], input=stdin, capture_output=True, text=True,
+            timeout=self.timeout,
+        )  # fmt: skip
+        if check and out.returncode != 0:
+            raise subprocess.SubprocessError(f"kubectl {' '.join(args)}: {out.stderr.strip()}")
+        return out.stdout
+
+    def apply(self, manifest: str | Mapping[str, Any]) -> None:
+        """``kubectl apply`` of YAML or JSON text, or of one object."""
+        self.kubectl(
+            "apply", "-f", "-", stdin=manifest if isinstance(manifest, str) else json.dumps(manifest)
+        )
+
+    def get(self, *args: str) -> dict[str, Any]:
+        """``kubectl get ARGS -o json``."""
+        out: dict[str, Any] = json.loads(self.kubectl("get", *args, "-o", "json"))
+        return out
+
+
+class ControlPlane(Kubectl):
     """A real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) under ``dir``,
-    started by ``../shared/kubernetes/run-control-plane.sh``; ``kubeconfig`` is its admin kubeconfig."""
+    started by ``../shared/kubernetes/run-control-plane.sh`` (its output in ``dir.log``), for the realk8s and
+    interop lanes; ``kubeconfig`` is its admin kubeconfig. The script's processes share one process group,
+    so that whatever its ``stop.sh`` misses is killed with the group."""
 
     def __init__(self, dir: Path) -> None:
+        super().__init__(str(dir / "admin.kubeconfig"))
         self.dir = dir
-        self.kubeconfig = str(dir / "admin.kubeconfig")
         self.env: dict[str, str] = {}
+        self._group: tuple[int, int | None] | None = None  # the script's pid and start time
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir.parent / f"{self.dir.name}.log"
 
     def start(self) -> None:
         src = kubernetes_source()
         if src is None:
             raise RuntimeError(kubernetes_missing() or "no control plane")
-        env = {**os.environ, "KUBE_BIN_DIR": str(_kube_binaries(src / "bin"))}
-        out = subprocess.run(
-            [str(src / "run-control-plane.sh"), str(self.dir)], env=env, capture_output=True, text=True,
-            timeout=300,
-        )  # fmt: skip
-        if out.returncode != 0:
+        env = {**os.environ, "KUBE_BIN_DIR": str(_kube_binaries(src))}
+        self.dir.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            script = subprocess.Popen(
+                ["bash", str(src / "run-control-plane.sh"), str(self.dir)], env=env, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=log, start_new_session=True,
+            )  # fmt: skip
+        self._group = (script.pid, start_ticks(script.pid))
+        try:
+            code = script.wait(300)
+        except subprocess.TimeoutExpired:
+            code = None
+        if code != 0:
             self.stop()
-            raise RuntimeError(f"run-control-plane.sh failed: {out.stderr[-2000:]}")
+            raise RuntimeError(
+                f"run-control-plane.sh failed; end of {self.log_path}:\n{log_tail(self.log_path)}"
+            )
         for line in (self.dir / "env").read_text().splitlines():
             key, _, value = line.partition("=")
             self.env[key] = value
@@ -186,7 +256,13 @@ class ControlPlane:
     def stop(self) -> None:
         stop = self.dir / "stop.sh"
         if stop.exists():
-            subprocess.run([str(stop)], capture_output=True, timeout=120)
+            # A throw-away cluster: kube-apiserver's graceful shutdown is not worth the default wait.
+            subprocess.run(
+                ["sh", str(stop)], capture_output=True, timeout=120, env={**os.environ, "STOP_GRACE": "2"}
+            )
+        if self._group is not None:
+            stop_groups([self._group], grace=0)
+            self._group = None
 
 
 @contextlib.contextmanager

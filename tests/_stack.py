@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
-from _peers import ControlPlane
+from _peers import ControlPlane, Kubectl, parse_metrics
+
+from up import processes
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
@@ -50,49 +51,55 @@ def wait_for(check: Callable[[], Any], within: float = 30.0, what: str = "condit
     raise AssertionError(f"{what} not reached within {within}s (last: {last!r})")
 
 
-class Processes:
-    """Named processes under ``tmp``, each in a session of its own (so kill -9 reaches it and its
-    children alone) and logging to ``tmp/<name>.log``. A bare command name is one of this venv's."""
+class Processes(processes.Processes):
+    """The one supervisor (``up.processes``) for the tests: named processes under ``tmp``, run there and
+    logging to ``tmp/<name>.log``; ``stop_all`` kills every group with -9. A bare command name is one of
+    this venv's."""
 
     def __init__(self, tmp: Path) -> None:
+        super().__init__(tmp, cwd=tmp)
         self.tmp = tmp
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, *argv: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, *argv: str, env: Mapping[str, str] | None = None, cwd: Path | None = None
+    ) -> subprocess.Popen[bytes]:
         exe = argv[0] if "/" in argv[0] else str(BIN / argv[0])
-        with (self.tmp / f"{name}.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [exe, *argv[1:]], stdout=log, stderr=log, cwd=self.tmp, start_new_session=True,
-                env={**os.environ, **env} if env else None,
-            )  # fmt: skip
-        self.procs[name] = proc
-        return proc
-
-    def kill9(self, name: str) -> None:
-        proc = self.procs.pop(name)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-
-    def stop_all(self) -> None:
-        for name in list(self.procs):
-            self.kill9(name)
-
-    def log(self, name: str) -> str:
-        return (self.tmp / f"{name}.log").read_text(errors="replace")
+        return super().start(name, exe, *argv[1:], env=env, cwd=cwd)
 
 
-class Stack(Processes):
+def start_apiserver(procs: processes.Processes, data_dir: Path, *flags: str, name: str = "apiserver") -> str:
+    """``kubeshore apiserver --port 0`` (the embedded API server alone) as ``name`` under ``procs``; returns
+    its URL once it serves, failing with its log if it exits first."""
+    log = procs.log_path(name)
+    offset = log.stat().st_size if log.exists() else 0  # a restart appends: read only this run's lines
+    proc = procs.start(
+        name, sys.executable, "-m", "kubeshore.cli", "apiserver", "--data-dir", str(data_dir), "--port", "0",
+        *flags,
+    )  # fmt: skip
+
+    def serving() -> str | None:
+        if proc.poll() is not None:
+            raise AssertionError(f"{name} exited with {proc.returncode}:\n{procs.log(name)[-2000:]}")
+        with log.open("rb") as f:
+            f.seek(offset)
+            found = f.read().decode(errors="replace").partition("serving on ")[2]
+        return found.split(";")[0] if ";" in found else None
+
+    url: str = wait_for(serving, 60, f"{name} serving")
+    return url
+
+
+class Stack(Processes, Kubectl):
     """cloudcore + one joined edge node (``edge-1``) under ``tmp``; ``broker`` is the MQTT URL.
     With ``cluster``, cloudcore runs against that real control plane instead of standalone."""
 
     def __init__(self, tmp: Path, broker: str, cluster: ControlPlane | None = None) -> None:
         super().__init__(tmp)
+        Kubectl.__init__(self, cluster.kubeconfig if cluster else str(tmp / "cloud" / "admin.kubeconfig"))
         self.broker = broker
         self.cluster = cluster
         self.ports: dict[str, Any] = {}
         self.edge_dir = tmp / "edge-1"
-        self.kubeconfig = cluster.kubeconfig if cluster else str(tmp / "cloud" / "admin.kubeconfig")
         self._installed = False
 
     @property
@@ -229,31 +236,11 @@ class Stack(Processes):
 
     def samples(self, component: str, edge_dir: Path | None = None) -> dict[str, float]:
         """``/metrics`` of ``component`` as {"name{labels}": value}."""
-        out: dict[str, float] = {}
-        for line in self.scrape(component, edge_dir=edge_dir)[1].splitlines():
-            if line and not line.startswith("#"):
-                key, _, value = line.rpartition(" ")
-                out[key] = float(value)
-        return out
-
-    def kubectl(self, *args: str, stdin: str | None = None) -> str:
-        out = subprocess.run(
-            ["kubectl", "--kubeconfig", self.kubeconfig, *args], input=stdin, capture_output=True, text=True,
-            timeout=60,
-        )  # fmt: skip
-        if out.returncode != 0:
-            raise subprocess.SubprocessError(f"kubectl {' '.join(args)}: {out.stderr}")
-        return out.stdout
-
-    def apply(self, manifest: str) -> None:
-        self.kubectl("apply", "-f", "-", stdin=manifest)
+        return parse_metrics(self.scrape(component, edge_dir=edge_dir)[1])
 
     def status(self, name: str, namespace: str = "default") -> dict[str, Any]:
         """``kubectl get devicestatus NAME -o json``."""
-        out: dict[str, Any] = json.loads(
-            self.kubectl("get", "devicestatus", name, "-n", namespace, "-o", "json")
-        )
-        return out
+        return self.get("devicestatus", name, "-n", namespace)
 
     def reported(self, name: str, namespace: str = "default") -> dict[str, str]:
         """The reported twin values of a device, by property, as DeviceStatus shows them."""
@@ -273,8 +260,3 @@ class Stack(Processes):
             db.close()
         objs = [json.loads(value) for (value,) in rows]
         return {f"{o['metadata'].get('namespace', '')}/{o['metadata']['name']}": o for o in objs}
-
-    def get(self, *args: str) -> dict[str, Any]:
-        """``kubectl get ARGS -o json``."""
-        out: dict[str, Any] = json.loads(self.kubectl("get", *args, "-o", "json"))
-        return out

@@ -75,6 +75,8 @@ def test_mosquitto_conf_is_accepted_by_mosquitto(tmp_path: Path) -> None:
     """deploy/mosquitto/kubeshore.conf starts a real mosquitto (on a free port instead of 1883)."""
     from _peers import free_port, wait_port
 
+    from up.processes import Processes
+
     text = (DEPLOY / "mosquitto" / "kubeshore.conf").read_text()
     assert "set_tcp_nodelay true" in text
     port = free_port()
@@ -87,11 +89,11 @@ def test_mosquitto_conf_is_accepted_by_mosquitto(tmp_path: Path) -> None:
     text = text.replace("/etc/mosquitto/kubeshore.acl", str(DEPLOY / "mosquitto" / "kubeshore.acl"))
     # As root mosquitto would switch to user mosquitto, which cannot read the test's private files.
     conf.write_text(f"user {getpass.getuser()}\n" + text)
-    broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.PIPE, text=True)
+    procs = Processes(tmp_path)
+    procs.start("mosquitto", "mosquitto", "-c", str(conf))
     try:
         wait_port(port, timeout=10)
-        assert broker.poll() is None
+        assert procs.alive("mosquitto"), procs.log("mosquitto")
     finally:
-        broker.kill()
-        _, err = broker.communicate()
-    assert "Error" not in err, err
+        procs.stop_all()
+    assert "Error" not in procs.log("mosquitto"), procs.log("mosquitto")

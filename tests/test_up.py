@@ -26,7 +26,7 @@ from _peers import free_port
 
 from kubeshore.cli import SUBCOMMANDS
 from up._plan import REPO_EXAMPLES, find_command, port_in_use
-from up._processes import group_members, is_alive, read_state
+from up.processes import group_members, is_alive, read_state
 
 pytestmark = pytest.mark.slow
 

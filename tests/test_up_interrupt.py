@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from up._processes import group_members, is_alive, read_state
 from up.command import run_until
+from up.processes import group_members, is_alive, read_state
 
 ROUNDS = 10
 

@@ -17,7 +17,7 @@ from up._plan import (
     port_in_use,
     preferred_ports,
 )
-from up._processes import Supervisor
+from up.processes import Supervisor
 
 
 def test_ports_are_chosen_once_and_kept(tmp_path: Path) -> None:

@@ -15,17 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from up._processes import (
+from up.processes import (
+    Processes,
     ProcessFailed,
     Service,
     Supervisor,
     group_members,
     is_alive,
     live_processes,
-    poll_until,
     read_state,
     start_ticks,
     stop_recorded,
+    wait_until,
 )
 
 # A service that starts a grandchild (as cloudcore or a shell wrapper would), writes the grandchild's
@@ -124,7 +125,7 @@ async def test_stop_all_stops_together_and_the_control_plane_last(
     stopped_while_core_ran = []
 
     async def watch_core() -> None:
-        await poll_until(lambda: sup.names == ["core"] or not is_alive(core_pid), 10, 0.02)
+        await asyncio.to_thread(wait_until, lambda: sup.names == ["core"] or not is_alive(core_pid), 10, 0.02)
         stopped_while_core_ran.append(is_alive(core_pid))
 
     watcher = asyncio.create_task(watch_core())
@@ -211,13 +212,87 @@ async def test_run_once_timeout_kills_the_group(sup: Supervisor, tmp_path: Path)
     assert not is_alive(int(marker.read_text()))
 
 
+# --- the synchronous core that the tests and benchmarks use directly ---------------------------------------
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Processes]:
+    p = Processes(tmp_path / "logs")
+    yield p
+    p.stop_all()
+
+
+def _argv(script: Path, marker: Path, mode: str = "normal") -> list[str]:
+    return [sys.executable, str(script), str(marker), mode]
+
+
+def _wait_marker(marker: Path) -> tuple[int, int]:
+    assert wait_until(marker.exists, 10), "the service did not start"
+    return _pids(marker)
+
+
+def test_kill9_takes_the_group_and_the_name_starts_again(
+    procs: Processes, script: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "m"
+    first = procs.start("svc", *_argv(script, marker))
+    parent, child = _wait_marker(marker)
+    assert parent == first.pid and procs.alive("svc")
+    procs.kill9("svc")
+    assert first.returncode == -signal.SIGKILL  # reaped
+    assert not is_alive(parent) and not is_alive(child) and group_members(parent) == []
+    marker.unlink()
+    procs.start("svc", *_argv(script, marker))
+    assert _wait_marker(marker)[0] != parent
+    assert procs.log("svc").count(" start: ") == 2 and "service up" in procs.log("svc")
+
+
+def test_stop_waits_the_grace_then_kills(procs: Processes, script: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "m"
+    procs.start("stubborn", *_argv(script, marker, "stubborn"))
+    parent, child = _wait_marker(marker)
+    t0 = time.monotonic()
+    procs.stop("stubborn", grace=1.0)
+    assert time.monotonic() - t0 >= 0.9
+    assert not is_alive(parent) and not is_alive(child) and "stubborn" not in procs.procs
+
+
+def test_a_leader_that_exited_leaves_no_child_behind(procs: Processes, script: Path, tmp_path: Path) -> None:
+    """A process that crashed leaves its children in its group: stop_all, and starting the name again,
+    end them (a shell wrapper or a daemon that forks must not outlive its test)."""
+    markers = [tmp_path / "a", tmp_path / "b"]
+    for name, marker in zip(("a", "b"), markers, strict=True):
+        procs.start(name, *_argv(script, marker, "crash"))
+    (_, child_a), (_, child_b) = (_wait_marker(m) for m in markers)
+    assert wait_until(lambda: not procs.alive("a") and not procs.alive("b"), 10)
+    assert is_alive(child_a) and is_alive(child_b)  # orphans, still in the crashed leaders' groups
+    markers[0].unlink()
+    procs.start("a", *_argv(script, markers[0]))
+    assert not is_alive(child_a), "starting a crashed name again left its child running"
+    procs.stop_all()
+    assert not is_alive(child_b), "stop_all left the child of a crashed process running"
+    assert procs.procs == {}
+
+
+def test_a_command_that_cannot_start_is_named(procs: Processes) -> None:
+    with pytest.raises(ProcessFailed, match="edgecore: cannot start /nonexistent/edgecore"):
+        procs.start("edgecore", "/nonexistent/edgecore")
+    assert procs.procs == {}
+
+
+def test_a_running_name_is_not_started_twice(procs: Processes, script: Path, tmp_path: Path) -> None:
+    procs.start("svc", *_argv(script, tmp_path / "m"))
+    with pytest.raises(ValueError, match="svc is already running"):
+        procs.start("svc", *_argv(script, tmp_path / "m2"))
+
+
 # --- a supervisor killed with -9 leaves services; `down` and the next `up` must find and stop them -------
 
 SUPERVISOR = textwrap.dedent(
     """
     import asyncio, sys
     from pathlib import Path
-    from up._processes import Service, Supervisor
+    from up.processes import Service, Supervisor
 
     async def main() -> None:
         sup = Supervisor(Path(sys.argv[1]))

@@ -43,7 +43,7 @@ import yaml
 from kubeshore import filemodes
 from up import _mapperpods, containerd
 from up._kubectl import Kubectl
-from up._processes import ProcessFailed, Service, Supervisor
+from up.processes import ProcessFailed, Service, Supervisor
 
 NODES: tuple[str, ...] = ("edge-1", "edge-2")
 # The node of examples/device-modbus-thermostat.yaml: a Modbus TCP simulator and the Modbus mapper run there.

@@ -21,7 +21,7 @@ from rich.markup import escape
 from kubeshore import filemodes
 from up import containerd
 from up._plan import REPO_EXAMPLES, Plan, PlanError, describe, load_or_choose_ports
-from up._processes import (
+from up.processes import (
     LOG_DIR,
     ProcessFailed,
     Supervisor,

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _stack import start_apiserver
 
 from cloudcore.apiserver import EmbeddedAPIServer
+from up.processes import Processes
 
 HERE = Path(__file__).parent
 FIXTURE_CRD = HERE / "fixture_crd.yaml"
@@ -25,7 +24,9 @@ class APIServerProcess:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.proc: subprocess.Popen[str] | None = None
+        # The log beside the data directory, which the server creates with its own modes.
+        self.processes = Processes(data_dir.parent)
+        self.name = f"{data_dir.name}-apiserver"
         self.url = ""
 
     @property
@@ -33,48 +34,13 @@ class APIServerProcess:
         return self.data_dir / "admin.kubeconfig"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kubeshore.cli",
-                "apiserver",
-                "--data-dir",
-                str(self.data_dir),
-                "--port",
-                "0",
-                "--log-level",
-                "warning",
-            ],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stderr is not None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                raise RuntimeError(f"apiserver exited with {self.proc.wait()}")
-            if "serving on" in line:
-                self.url = line.split("serving on ")[1].split(";")[0]
-                return
-        raise RuntimeError("apiserver did not start in 60 s")
+        self.url = start_apiserver(self.processes, self.data_dir, "--log-level", "warning", name=self.name)
 
     def kill9(self) -> None:
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-            self.proc = None
+        self.processes.kill9(self.name)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        self.processes.stop_all(grace=10)
 
     def kubectl(
         self,

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+from _peers import Kubectl
 from _stack import Processes, wait_for
 
 pytestmark = pytest.mark.slow
@@ -34,8 +35,9 @@ def procs(tmp_path: Path) -> Iterator[Processes]:
     p.stop_all()
 
 
-class Cluster:
+class Cluster(Kubectl):
     def __init__(self, procs: Processes, data: Path) -> None:
+        super().__init__(str(data / "admin.kubeconfig"))
         self.procs = procs
         self.data = data
         self.ports: dict[str, int] = {}
@@ -58,25 +60,6 @@ class Cluster:
         wait_for(state.exists, 60, "cloudcore.json")
         self.ports = {k: v for k, v in json.loads(state.read_text()).items() if k.endswith("Port")}
         wait_for(lambda: self.metrics_text() and True, 30, "metrics endpoint")
-
-    @property
-    def kubeconfig(self) -> str:
-        return str(self.data / "admin.kubeconfig")
-
-    def kubectl(self, *args: str, stdin: str | None = None) -> str:
-        out = subprocess.run(
-            ["kubectl", "--kubeconfig", self.kubeconfig, *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        if out.returncode != 0:
-            raise subprocess.SubprocessError(f"kubectl {' '.join(args)}: {out.stderr}")
-        return out.stdout
-
-    def apply(self, obj: dict[str, Any]) -> None:
-        self.kubectl("apply", "-f", "-", stdin=json.dumps(obj))
 
     def metrics_text(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.ports['metricsPort']}/metrics", timeout=10) as r:

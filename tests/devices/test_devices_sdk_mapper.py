@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from channel._helpers import eventually
 
 from edgecore.devicetwin import DeviceTwin, TwinStore
 from edgecore.dmiserver import DmiServer
+from up.processes import Processes
 
 pytest.importorskip("mappers.virtual", reason="needs the mapper SDK")
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -26,11 +26,10 @@ async def test_virtual_mapper_from_the_sdk_is_served(tmp_path: Path) -> None:
     await dmi.start()
     await twin.upsert_model(yaml.safe_load((EXAMPLES / "devicemodel-virtual-thermometer.yaml").read_text()))
     await twin.upsert_device(yaml.safe_load((EXAMPLES / "device-virtual-thermometer.yaml").read_text()))
-    log = (tmp_path / "mapper.log").open("wb")
-    mapper = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "kubeshore"), "mapper", "run", "virtual",
+    procs = Processes(tmp_path)
+    procs.start(
+        "mapper", str(Path(sys.executable).parent / "kubeshore"), "mapper", "run", "virtual",
         "--edgecore-sock", dmi.path, "--socket", str(tmp_path / "virtual.sock"), "--rest-port", "0",
-        stdout=log, stderr=log,
     )  # fmt: skip
     try:
         device = store.devices["default/thermometer-1"]
@@ -39,8 +38,7 @@ async def test_virtual_mapper_from_the_sdk_is_served(tmp_path: Path) -> None:
         assert device.twins["target-temperature"].observed == "21.5"
         assert "virtual" in {m.protocol for m in dmi.registry.mappers.values()}
     finally:
-        mapper.kill()
-        await mapper.wait()
+        procs.stop_all()
         await dmi.stop()
         await twin.stop()
         await store.close()

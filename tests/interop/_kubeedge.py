@@ -1,11 +1,11 @@
-"""Running KubeEdge's own parts (cloudcore, edgecore, the virtual mapper) and a real Kubernetes control
-plane as processes, for the interop lane. Processes go through ``tests/_stack.Processes`` (own session,
-kill -9, ``<name>.log``); ports come from ``tests/_peers.free_port``."""
+"""Running KubeEdge's own parts (cloudcore, edgecore, the virtual mapper) as processes, for the interop
+lane. Processes go through ``tests/_stack.Processes`` (the one supervisor: own session, kill -9,
+``<name>.log``); ports come from ``tests/_peers.free_port``; the real control plane is
+``tests/_peers.ControlPlane``, as in the realk8s lane."""
 
 from __future__ import annotations
 
 import base64
-import json
 import os
 import subprocess
 import sys
@@ -16,97 +16,26 @@ from typing import Any
 import yaml
 
 from kubeshore import cgroups
-from tests._peers import free_port, wait_port
+from tests._peers import Kubectl, free_port, wait_port
 from tests._stack import BIN, Processes, Stack, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
-KUBE_NAMES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
 
-def kubernetes_bin() -> Path | None:
-    """kube-apiserver, kube-controller-manager and kube-scheduler, unpacked once per machine from
-    ``../shared/kubernetes/bin`` (or ``KUBE_BIN_DIR``); None when they are not there."""
-    src = Path(os.environ.get("KUBE_BIN_DIR") or SHARED / "kubernetes" / "bin")
-    if all(os.access(src / n, os.X_OK) for n in KUBE_NAMES):
-        return src
-    if not all((src / f"{n}.xz").is_file() for n in KUBE_NAMES):
-        return None
-    stamp = "-".join(str((src / f"{n}.xz").stat().st_size) for n in KUBE_NAMES)
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kubeshore" / f"k8s-{stamp}"
-    cache.mkdir(parents=True, exist_ok=True)
-    for n in KUBE_NAMES:
-        out = cache / n
-        if out.exists():
-            continue
-        tmp = cache / f".{n}.{os.getpid()}"
-        with open(tmp, "wb") as f:
-            subprocess.run(["xz", "-dc", str(src / f"{n}.xz")], stdout=f, check=True)
-        tmp.chmod(0o755)
-        tmp.replace(out)
-    return cache
+def apply_kubeedge_crds(kube: Kubectl) -> None:
+    """KubeEdge's own CRDs (``../shared/kubeedge/crds``), applied and established."""
+    kube.kubectl("apply", "--server-side", "-R", "-f", str(SHARED / "kubeedge" / "crds"))
+    wait_for(
+        lambda: "devicestatuses.devices.kubeedge.io" in kube.kubectl("get", "crd", "-o", "name"),
+        60,
+        "KubeEdge CRDs established",
+    )
 
 
-class ControlPlane:
-    """etcd + kube-apiserver + kube-controller-manager + kube-scheduler from ``run-control-plane.sh``,
-    under ``root``; stopped by the PIDs the script recorded."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.kubeconfig = str(root / "admin.kubeconfig")
-
-    def start(self) -> None:
-        binaries = kubernetes_bin()
-        if binaries is None:
-            raise RuntimeError(f"no Kubernetes binaries in {SHARED / 'kubernetes' / 'bin'}")
-        script = SHARED / "kubernetes" / "run-control-plane.sh"
-        env = {**os.environ, "KUBE_BIN_DIR": str(binaries)}
-        with open(self.root.parent / f"{self.root.name}.log", "ab") as log:
-            done = subprocess.run(
-                ["bash", str(script), str(self.root)], env=env, stdout=log, stderr=log, timeout=300
-            )
-        if done.returncode != 0:
-            self.stop()
-            raise RuntimeError(f"run-control-plane.sh failed; see {self.root.parent / self.root.name}.log")
-
-    def stop(self) -> None:
-        stop = self.root / "stop.sh"
-        if stop.exists():
-            subprocess.run(["sh", str(stop)], timeout=60, check=False, env={**os.environ, "STOP_GRACE": "2"})
-
-    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
-        out = subprocess.run(
-            ["kubectl", "--kubeconfig", self.kubeconfig, *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        if check and out.returncode != 0:
-            raise subprocess.SubprocessError(f"kubectl {' '.join(args)}: {out.stderr.strip()}")
-        return out.stdout
-
-    def apply(self, manifest: str) -> None:
-        self.kubectl("apply", "-f", "-", stdin=manifest)
-
-    def get(self, *args: str) -> dict[str, Any]:
-        """``kubectl get ARGS -o json`` as a dict."""
-        out: dict[str, Any] = json.loads(self.kubectl("get", *args, "-o", "json"))
-        return out
-
-    def apply_kubeedge_crds(self) -> None:
-        self.kubectl("apply", "--server-side", "-R", "-f", str(SHARED / "kubeedge" / "crds"))
-        wait_for(
-            lambda: "devicestatuses.devices.kubeedge.io" in self.kubectl("get", "crd", "-o", "name"),
-            60,
-            "KubeEdge CRDs established",
-        )
-
-
-def node_ready(kube: Any, node: str) -> str | None:
-    """The status of ``node``'s Ready condition ("True", "False", "Unknown"), None without one;
-    ``kube`` is anything with ``kubectl(...)`` (a ControlPlane or a tests._stack.Stack)."""
-    obj = json.loads(kube.kubectl("get", "node", node, "-o", "json"))
+def node_ready(kube: Kubectl, node: str) -> str | None:
+    """The status of ``node``'s Ready condition ("True", "False", "Unknown"), None without one."""
+    obj = kube.get("node", node)
     for c in obj.get("status", {}).get("conditions") or []:
         if c.get("type") == "Ready":
             return str(c.get("status"))
@@ -152,14 +81,12 @@ class KubeEdgeCloud(_Peer):
 
     def token(self) -> str:
         """The join token KubeEdge keeps in Secret ``kubeedge/tokensecret``."""
-        out = subprocess.run(
-            ["kubectl", "--kubeconfig", self.kubeconfig, "-n", "kubeedge", "get", "secret", "tokensecret",
-             "-o", "jsonpath={.data.tokendata}"],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        if out.returncode != 0 or not out.stdout:
-            raise subprocess.SubprocessError(out.stderr)
-        return base64.b64decode(out.stdout).decode()
+        data = Kubectl(self.kubeconfig).kubectl(
+            "-n", "kubeedge", "get", "secret", "tokensecret", "-o", "jsonpath={.data.tokendata}"
+        )
+        if not data:
+            raise subprocess.SubprocessError("Secret kubeedge/tokensecret holds no token yet")
+        return base64.b64decode(data).decode()
 
 
 class KubeEdgeEdge(_Peer):

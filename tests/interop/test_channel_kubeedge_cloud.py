@@ -11,7 +11,6 @@ kube-controller-manager's 40 s grace) NotReady after the edge is killed."""
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 import subprocess
 import time
@@ -23,9 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests._peers import Mosquitto, free_port
+from tests._peers import ControlPlane, Mosquitto, free_port, kubernetes_missing, metrics
 from tests._stack import BIN, Processes, wait_for
-from tests.interop._kubeedge import ControlPlane, KubeEdgeCloud, kubernetes_bin, node_ready
+from tests.interop._kubeedge import KubeEdgeCloud, apply_kubeedge_crds, node_ready
 
 NODE = "ks-edge-1"
 # KubeEdge's cloudcore closes a session that sent no keepalive message for keepaliveInterval seconds;
@@ -98,32 +97,23 @@ class Lane:
             return {row[0] for row in db.execute("SELECT key FROM meta_v2")}
 
     def edge_metrics(self) -> dict[str, float]:
-        import urllib.request
-
-        port = json.loads((self.edge_dir / "edgecore.json").read_text())["metricsPort"]
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
-            text = resp.read().decode()
-        out: dict[str, float] = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                key, _, value = line.rpartition(" ")
-                out[key] = float(value)
-        return out
+        return metrics(json.loads((self.edge_dir / "edgecore.json").read_text())["metricsPort"])
 
 
 @pytest.fixture(scope="module")
 def lane(
     kubeedge_bin: Path, kubeedge_recipes: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Lane]:
-    if kubernetes_bin() is None or shutil.which("etcd") is None or shutil.which("kubectl") is None:
-        pytest.skip("interop lane skipped: needs ../shared/kubernetes binaries, etcd and kubectl")
+    missing = kubernetes_missing()
+    if missing:
+        pytest.skip(missing)
     tmp = tmp_path_factory.mktemp("kecloud")
     cp = ControlPlane(tmp / "cp")
     procs = Processes(tmp)
     broker = Mosquitto(free_port(), tmp)
     try:
         cp.start()
-        cp.apply_kubeedge_crds()
+        apply_kubeedge_crds(cp)
         cloud = KubeEdgeCloud(procs, kubeedge_bin, kubeedge_recipes, tmp / "cloud", cp.kubeconfig)
         cfg_path = cloud.root / "cloudcore.yaml"
         cfg = yaml.safe_load(cfg_path.read_text())

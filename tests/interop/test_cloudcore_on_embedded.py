@@ -27,9 +27,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests._peers import Mosquitto, free_port
+from tests._peers import Kubectl, Mosquitto, free_port
 from tests._stack import BIN, Processes, wait_for
-from tests.interop._kubeedge import ControlPlane, KubeEdgeCloud, node_ready
+from tests.interop._kubeedge import KubeEdgeCloud, apply_kubeedge_crds, node_ready
 
 NODE = "ks-edge-1"
 # client-go at -v=6: "POST https://127.0.0.1:PORT/api/v1/nodes 201 Created in 3 milliseconds"
@@ -56,7 +56,7 @@ def _refused_writes(log: str) -> list[tuple[str, str, int]]:
 
 @dataclass
 class Lane:
-    api: ControlPlane  # only its kubectl: the kubeconfig sits in the API server's data dir
+    api: Kubectl  # the embedded API server's admin
     cloud: KubeEdgeCloud
     edge_dir: Path
     runtime: Any  # the pods lane's Containerd, or None where real Pods cannot run
@@ -85,15 +85,16 @@ def lane(
     tmp = tmp_path_factory.mktemp("keonembedded")
     procs = Processes(tmp)
     broker = Mosquitto(free_port(), tmp)
-    api = ControlPlane(tmp / "api")
+    api_dir = tmp / "api"
+    api = Kubectl(str(api_dir / "admin.kubeconfig"))
     runtime = None
     try:
         procs.start(
-            "apiserver", "kubeshore", "apiserver", "--data-dir", str(api.root), "--port", "0",
+            "apiserver", "kubeshore", "apiserver", "--data-dir", str(api_dir), "--port", "0",
             "--log-level", "info",
         )  # fmt: skip
         wait_for(lambda: Path(api.kubeconfig).exists(), 60, "the embedded API server's kubeconfig")
-        api.apply_kubeedge_crds()
+        apply_kubeedge_crds(api)
         cloud = KubeEdgeCloud(procs, kubeedge_bin, kubeedge_recipes, tmp / "kecloud", api.kubeconfig)
         proc = procs.start(cloud.name, cloud.exe, "--config", str(cloud.root / "cloudcore.yaml"), "-v=6")
 

@@ -21,6 +21,7 @@ from device_servers import Boiler, ModbusDevice
 import crds
 from dmi import convert
 from dmi.v1beta1 import api_pb2, api_pb2_grpc
+from up.processes import Processes
 
 # tests/ holds the full-stack helpers (_stack.py) the kubectl end-to-end tests share with tests/devices.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -204,35 +205,26 @@ def mosquitto_factory(tmp_path: Path) -> Iterator[Callable[[int], Mosquitto]]:
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[int]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_port(port)
-        yield port
-    finally:
-        proc.kill()
-        proc.wait()
+def servers(tmp_path: Path) -> Iterator[Processes]:
+    """Database servers for the sinks, killed with -9 at the end (their data is throwaway)."""
+    procs = Processes(tmp_path)
+    yield procs
+    procs.stop_all()
 
 
 @pytest.fixture
-def mariadb(tmp_path: Path) -> Iterator[tuple[int, str]]:
+def redis_server(tmp_path: Path, servers: Processes) -> int:
+    port = free_port()
+    servers.start(
+        "redis", "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+        "--appendonly", "no", "--dir", str(tmp_path),
+    )  # fmt: skip
+    wait_port(port)
+    return port
+
+
+@pytest.fixture
+def mariadb(tmp_path: Path, servers: Processes) -> tuple[int, str]:
     """MariaDB in a throwaway datadir on a free port; yields (port, database)."""
     datadir = tmp_path / "mariadb"
     run_as = ["--user=root"] if os.geteuid() == 0 else []
@@ -251,35 +243,19 @@ def mariadb(tmp_path: Path) -> Iterator[tuple[int, str]]:
     )
     port = free_port()
     sock = tmp_path / "mariadb.sock"
-    proc = subprocess.Popen(
-        [
-            "mariadbd",
-            "--no-defaults",
-            f"--datadir={datadir}",
-            f"--port={port}",
-            "--bind-address=127.0.0.1",
-            f"--socket={sock}",
-            f"--pid-file={tmp_path / 'mariadb.pid'}",
-            "--skip-grant-tables",
-            *run_as,
-            "--innodb-buffer-pool-size=16M",
-            "--skip-log-bin",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_port(port, timeout=60)
-        import pymysql
+    servers.start(
+        "mariadb", "mariadbd", "--no-defaults", f"--datadir={datadir}", f"--port={port}",
+        "--bind-address=127.0.0.1", f"--socket={sock}", f"--pid-file={tmp_path / 'mariadb.pid'}",
+        "--skip-grant-tables", *run_as, "--innodb-buffer-pool-size=16M", "--skip-log-bin",
+    )  # fmt: skip
+    wait_port(port, timeout=60)
+    import pymysql
 
-        conn = pymysql.connect(host="127.0.0.1", port=port, user="root")
-        with conn.cursor() as cur:
-            cur.execute("CREATE DATABASE kubeshore")
-        conn.close()
-        yield port, "kubeshore"
-    finally:
-        proc.kill()
-        proc.wait()
+    conn = pymysql.connect(host="127.0.0.1", port=port, user="root")
+    with conn.cursor() as cur:
+        cur.execute("CREATE DATABASE kubeshore")
+    conn.close()
+    return port, "kubeshore"
 
 
 # -- real device servers ------------------------------------------------------------------------------

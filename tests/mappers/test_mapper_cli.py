@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 
 import crds
+from up.processes import Processes
 
 Until = Callable[..., Coroutine[Any, Any, None]]
 KUBESHORE = [sys.executable, "-m", "kubeshore.cli"]
@@ -74,23 +75,14 @@ def test_mapper_imports_stay_on_the_edge() -> None:
 
 
 async def test_mapper_run_against_edgecore_peer(
-    sock_dir: Path, dmi_peer: Any, port: Callable[[], int], until: Until
+    sock_dir: Path, dmi_peer: Any, port: Callable[[], int], until: Until, tmp_path: Path
 ) -> None:
     rest_port = port()
-    proc = await asyncio.create_subprocess_exec(
-        *KUBESHORE,
-        "mapper",
-        "run",
-        "virtual",
-        "--edgecore-sock",
-        str(sock_dir / "dmi.sock"),
-        "--socket",
-        str(sock_dir / "virtual.sock"),
-        "--rest-port",
-        str(rest_port),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    procs = Processes(tmp_path)
+    proc = procs.start(
+        "mapper", *KUBESHORE, "mapper", "run", "virtual", "--edgecore-sock", str(sock_dir / "dmi.sock"),
+        "--socket", str(sock_dir / "virtual.sock"), "--rest-port", str(rest_port),
+    )  # fmt: skip
     try:
         await until(lambda: dmi_peer.registrations, what="registration", within=20)
         await dmi_peer.create_model(
@@ -130,8 +122,9 @@ async def test_mapper_run_against_edgecore_peer(
             assert r.status == 200 and int((await r.json())["Data"]["Value"]) > 2
     finally:
         proc.send_signal(signal.SIGTERM)
-        rc = await asyncio.wait_for(proc.wait(), 20)
-    assert rc == 0
+        rc = await asyncio.to_thread(proc.wait, 20)
+        procs.stop_all()
+    assert rc == 0, procs.log("mapper")
     assert not (sock_dir / "virtual.sock").exists()
 
 

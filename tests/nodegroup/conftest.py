@@ -4,46 +4,26 @@ and the controllers running in-process against it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _stack import start_apiserver
 from nodegroup_testing import CRDS, kubectl
+
+from up.processes import Processes
 
 
 @pytest.fixture(scope="module")
 def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A fresh embedded API server with the NodeGroup/EdgeApplication CRDs; yields its kubeconfig."""
     data = tmp_path_factory.mktemp("apiserver")
-    log = open(data / "apiserver.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kubeshore.cli", "apiserver", "--data-dir", str(data), "--port", "0"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=data,
-        start_new_session=True,
-    )
+    procs = Processes(data, cwd=data)
     kubeconfig = data / "admin.kubeconfig"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"apiserver exited: {(data / 'apiserver.log').read_text()[-2000:]}")
-            if (
-                kubeconfig.exists()
-                and kubectl(kubeconfig, "get", "--raw", "/version", check=False).returncode == 0
-            ):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("apiserver did not come up in 30 s")
-            time.sleep(0.1)
+        start_apiserver(procs, data)
         kubectl(kubeconfig, "apply", *(arg for p in CRDS for arg in ("-f", str(p))))
         deadline = time.monotonic() + 20
         while kubectl(kubeconfig, "get", "nodegroups,edgeapplications", "-A", check=False).returncode != 0:
@@ -52,15 +32,7 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             time.sleep(0.1)
         yield kubeconfig
     finally:
-        with_suppressed_kill(proc)
-        log.close()
-
-
-def with_suppressed_kill(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
+        procs.stop_all()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,55 +13,38 @@ import pytest
 from nodegroup_testing import eventually, requires_apiserver
 
 from nodegroup._naming import BELONGING_TO_LABEL
+from up.processes import Processes
 
 # The console script installed next to this interpreter, as a user runs it.
 COMMAND = str(Path(sys.executable).parent / "nodegroup-controller")
 
 
 @pytest.fixture
-def start_controller(apiserver: Path, tmp_path: Path) -> Iterator[Any]:
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start() -> subprocess.Popen[bytes]:
-        log = open(tmp_path / f"controller-{len(procs)}.log", "w")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [COMMAND, "--kubeconfig", str(apiserver)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-            start_new_session=True,
-        )
-        log.close()
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+def controller(tmp_path: Path) -> Iterator[Processes]:
+    procs = Processes(tmp_path)
+    yield procs
+    procs.stop_all()
 
 
 @requires_apiserver
 @pytest.mark.timeout(120)
-async def test_command_survives_kill_and_restart(kube: Any, start_controller: Any) -> None:
+async def test_command_survives_kill_and_restart(kube: Any, apiserver: Path, controller: Processes) -> None:
     await kube.acreate("/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "cmd-a"}})
     ng = "/apis/apps.kubeedge.io/v1alpha1/nodegroups"
     group = {"apiVersion": "apps.kubeedge.io/v1alpha1", "kind": "NodeGroup", "metadata": {"name": "cmd"}}
     await kube.acreate(ng, group | {"spec": {"nodes": ["cmd-a"]}})
-    proc = start_controller()
+    controller.start("controller", COMMAND, "--kubeconfig", str(apiserver))
 
     async def label(expected: str | None) -> None:
         node = await kube.aget("/api/v1/nodes/cmd-a")
         assert (node["metadata"].get("labels") or {}).get(BELONGING_TO_LABEL) == expected
 
     await eventually(lambda: label("cmd"))
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
+    controller.kill9("controller")
 
     # While the controller is down the group lets the node go; the restarted controller catches up.
     await kube.apatch(f"{ng}/cmd", {"spec": {"nodes": []}})
-    proc = start_controller()
+    proc = controller.start("controller", COMMAND, "--kubeconfig", str(apiserver))
     await eventually(lambda: label(None))
 
     # SIGTERM stops it cleanly.

@@ -7,14 +7,13 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import signal
-import subprocess
 import time
 from pathlib import Path
 
 from kubeshore import cgroups
 from up import containerd as runtime
 from up.containerd import BUSYBOX, HTTP, PAUSE, build_images, missing
+from up.processes import Processes
 
 __all__ = ["BUSYBOX", "HTTP", "PAUSE", "Containerd", "build_images", "missing"]
 
@@ -25,7 +24,7 @@ class Containerd:
         subnet = f"10.{random.randrange(200, 250)}.{random.randrange(1, 250)}.0/24"
         self.node = runtime.NodeRuntime(root, f"ksb{tag}", subnet)
         self.root = root
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.processes = Processes(root)
 
     @property
     def socket(self) -> Path:
@@ -45,14 +44,11 @@ class Containerd:
 
     def start(self) -> None:
         self.node.write_config()
-        log = open(self.root / "containerd.log", "ab")  # noqa: SIM115 - the process keeps it
-        self.proc = subprocess.Popen(self.node.argv, stdout=log, stderr=log, start_new_session=True)
+        proc = self.processes.start("containerd", *self.node.argv)
         deadline = time.monotonic() + 30
         while not self.node.serving():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"containerd did not start: {(self.root / 'containerd.log').read_text()[-2000:]}"
-                )
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"containerd did not start: {self.processes.log('containerd')[-2000:]}")
             time.sleep(0.05)
         self.node.import_images()
 
@@ -76,8 +72,6 @@ class Containerd:
         return [d for h in cgroups.hierarchies() if (d := h / rel).is_dir()]
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        # kill -9 of its group; the shims run in process groups of their own, cleanup() ends them.
+        self.processes.stop_all()
         runtime.cleanup(self.root)

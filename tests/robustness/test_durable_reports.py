@@ -59,7 +59,7 @@ def test_ok_reports_survive_kill9(stack: RobustStack) -> None:
     for _ in range(ROUNDS):
         asyncio.run(wait_devices(stack.dmi_socket(), METERS))
         acked = asyncio.run(_load_until_killed(stack, rng.uniform(0.05, 0.6)))
-        stack.procs.pop("edgecore").wait(10)
+        stack.kill9("edgecore")  # killed above; reaps it
         stored = stack.stored_reported()
         for name, value in acked.items():
             acked_total += 1

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _peers import Kubectl
 from _stack import Processes, wait_for
 
 pytestmark = [
@@ -45,22 +46,14 @@ print("\\n".join(readable))
 """
 
 
-class Site:
+class Site(Kubectl):
     def __init__(self, base: Path, procs: Processes) -> None:
+        super().__init__(str(base / "cloud" / "admin.kubeconfig"))
         self.base = base
         self.cloud = base / "cloud"
         self.edge = base / "edge"
         self.procs = procs
         self.token = ""
-
-    def kubectl(self, *args: str, stdin: str | None = None) -> str:
-        out = subprocess.run(
-            ["kubectl", "--kubeconfig", str(self.cloud / "admin.kubeconfig"), *args],
-            input=stdin, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        if out.returncode != 0:
-            raise subprocess.SubprocessError(out.stderr)
-        return out.stdout
 
     def edge_ports(self) -> dict[str, Any]:
         return dict(json.loads((self.edge / "edgecore.json").read_text()))

@@ -17,6 +17,7 @@ from _peers import wait_port
 from edgecore.eventbus import MqttClient
 from up import command
 from up._plan import MQTT_ACL, Plan, PlanError, describe, load_or_choose_ports
+from up.processes import Processes
 
 TWIN = "$hw/events/device/default/lamp/twin/update"
 
@@ -31,7 +32,7 @@ def test_prepare_makes_the_data_dir_owner_only(tmp_path: Path) -> None:
     (data / "cloud").mkdir(mode=0o755)
     (data / "cloud" / "apiserver.db").write_bytes(b"")
     (data / "cloud" / "apiserver.db").chmod(0o644)
-    args = argparse.Namespace(random_ports=True, examples=None)
+    args = argparse.Namespace(random_ports=True, examples=None, mappers=None)
     command._prepare(data, args)
     assert _mode(data) == 0o700 and _mode(data / "cloud") == 0o700
     assert _mode(data / "cloud" / "apiserver.db") == 0o600
@@ -49,9 +50,8 @@ async def test_up_broker_requires_credentials_and_applies_the_acl(tmp_path: Path
     join = plan.join_argv("edge-1")
     assert "--mqtt-password-file" in join and password not in join
 
-    proc = await asyncio.create_subprocess_exec(
-        *service.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    procs = Processes(tmp_path)
+    procs.start("mosquitto", *service.argv)
     try:
         url = f"tcp://127.0.0.1:{plan.ports.nodes['edge-1'].mqtt}"
         await asyncio.to_thread(wait_port, plan.ports.nodes["edge-1"].mqtt)
@@ -83,8 +83,7 @@ async def test_up_broker_requires_credentials_and_applies_the_acl(tmp_path: Path
             for c in (edge, anonymous, app, mapper):
                 await c.stop()
     finally:
-        proc.kill()
-        await proc.wait()
+        procs.stop_all()
 
 
 def test_describe_names_the_app_password_file(tmp_path: Path) -> None:
@@ -121,6 +120,6 @@ def test_up_passes_the_join_token_in_the_environment_not_the_arguments(tmp_path:
 
 
 def test_up_names_a_data_dir_it_cannot_make_private(tmp_path: Path) -> None:
-    args = argparse.Namespace(random_ports=True, examples=None)
+    args = argparse.Namespace(random_ports=True, examples=None, mappers=None)
     with pytest.raises(PlanError, match="cannot be a data directory"):
         command._prepare(Path("/tmp"), args)

@@ -1,10 +1,16 @@
-"""A small process supervisor for `kubeshore up`.
+"""The one process supervisor: what `kubeshore up`, the end-to-end tests and the benchmarks start their
+long-running processes with.
 
-Every long-running service starts in its own session (so its process group id is its pid and a
-terminal Ctrl-C reaches only the supervisor, which then stops services in reverse order), logs to
-``DIR/logs/<name>.log`` and is recorded in ``DIR/up.json`` together with its kernel start time, so
-that `kubeshore down` and a later `kubeshore up` can find what is still running without ever
-signalling a recycled pid.
+Every process starts in a session of its own, so its process group id is its pid: a terminal's Ctrl-C
+reaches only whoever started it, and kill -9 or a graceful stop of the group reaches the process and
+everything it started (shells, containerd's children), never a bystander. Each logs to
+``<log dir>/<name>.log``. Liveness is judged by pid *and* kernel start time, so that a recorded pid that
+has since been reused is never signalled.
+
+:class:`Processes` is the synchronous core (start, kill -9, stop with a deadline, logs), used as it is by
+tests and benchmarks. :class:`Supervisor` builds `kubeshore up` on it: services with readiness checks, a
+restart policy, and ``DIR/up.json``, which lets `kubeshore down` and a later `kubeshore up` find what
+still runs after the supervisor itself was killed.
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,34 +34,10 @@ LOG_DIR = "logs"
 
 
 class ProcessFailed(Exception):
-    """A service exited, or a one-shot command failed; the message carries the end of its log."""
+    """A process could not start or exited, or a one-shot command failed; the message says which and why."""
 
 
-@dataclass
-class Service:
-    """A long-running command; ``ready`` answers True once it serves."""
-
-    name: str
-    argv: Sequence[str]
-    env: Mapping[str, str] | None = None
-    cwd: Path | None = None
-    ready: ReadyCheck | None = None
-    restart: bool = True
-    stop_last: bool = False
-    """Stopped only after every other service (the control plane, which the others report to)."""
-
-
-@dataclass
-class _Running:
-    service: Service
-    process: asyncio.subprocess.Process
-    start_ticks: int
-    restarts: list[float] = field(default_factory=list)
-    stopping: bool = False
-    group_reaped: bool = False
-
-
-# --- /proc helpers: pid liveness that survives pid reuse, and process-group membership -------------
+# --- /proc: pid liveness that survives pid reuse, and process-group membership ---------------------------
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -92,39 +75,161 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def wait_until(condition: Callable[[], bool], within: float, step: float = 0.05) -> bool:
+    """Check ``condition`` every ``step`` seconds for up to ``within`` seconds (for /proc state, which
+    has no event to wait on); False when it never held."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(step)
+    return True
+
+
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
 
 
-async def poll_until(condition: Callable[[], bool], within: float, step: float = 0.05) -> bool:
-    """Check ``condition`` every ``step`` seconds for up to ``within`` seconds (for /proc state,
-    which has no event to wait on)."""
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(step)
-    return True
+def _ours(pgid: int, ticks: int | None) -> bool:
+    # A leader that is gone (or is another process now) with members left behind still has its group
+    # signalled: those members are exactly the orphans we owe. A pid cannot be reused while it names a
+    # process group that has members, so signalling that group reaches no bystander.
+    return is_alive(pgid, ticks) or (not is_alive(pgid) and bool(group_members(pgid)))
 
 
-async def stop_group(pgid: int, ticks: int | None, grace: float = 10.0) -> bool:
-    """SIGTERM the process group led by ``pgid``, SIGKILL what is left after ``grace`` seconds.
-
-    Returns True when something was running. A leader that is gone (or is another process now) with
-    members left behind still has its group signalled: those members are exactly the orphans we owe.
-    """
-    leader_ours = is_alive(pgid, ticks)
-    if not leader_ours and (is_alive(pgid) or not group_members(pgid)):
-        return False
-    _signal_group(pgid, signal.SIGTERM)
-    if not await poll_until(lambda: not group_members(pgid), grace):
+def stop_groups(groups: Iterable[tuple[int, int | None]], grace: float) -> list[int]:
+    """Stop process groups given as (pgid, the leader's start ticks or None), all at once: SIGTERM,
+    then SIGKILL to what is left after ``grace`` seconds (at once when ``grace`` is 0), then wait (up to
+    10 s more) until no member is left. Returns the pgids that had something running."""
+    ours = [pgid for pgid, ticks in groups if _ours(pgid, ticks)]
+    if grace > 0:
+        for pgid in ours:
+            _signal_group(pgid, signal.SIGTERM)
+        if wait_until(lambda: not any(group_members(p) for p in ours), grace):
+            return ours
+    for pgid in ours:
         _signal_group(pgid, signal.SIGKILL)
-        await poll_until(lambda: not group_members(pgid), 5)
-    return True
+    wait_until(lambda: not any(group_members(p) for p in ours), 10)
+    return ours
 
 
-# --- the state file -------------------------------------------------------------------------------------
+def log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+# --- the core: named processes ----------------------------------------------------------------------------
+
+
+class Processes:
+    """Named long-running processes, each in a session of its own and logging to ``log_dir/<name>.log``
+    (appended to, after a line saying when and what started). ``procs`` holds the running ones by name."""
+
+    def __init__(self, log_dir: Path, *, cwd: Path | None = None) -> None:
+        self.log_dir = log_dir
+        self.cwd = cwd
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._ticks: dict[str, int | None] = {}
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def log(self, name: str) -> str:
+        return self.log_path(name).read_text(errors="replace")
+
+    def start(
+        self, name: str, *argv: str, env: Mapping[str, str] | None = None, cwd: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start ``argv`` as ``name``; ``env`` is added to this process's environment. Raises
+        ProcessFailed when it cannot start, ValueError when ``name`` still runs."""
+        old = self.procs.get(name)
+        if old is not None:
+            if old.poll() is None:
+                raise ValueError(f"{name} is already running")
+            self._end(name, grace=0)  # what the exited one left in its group goes with it
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path(name).open("ab") as log:
+            log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} start: {' '.join(argv)}\n".encode())
+            log.flush()
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=cwd or self.cwd,
+                    env={**os.environ, **env} if env else None,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise ProcessFailed(f"{name}: cannot start {argv[0]}: {exc.strerror}") from exc
+        self.procs[name] = proc
+        self._ticks[name] = start_ticks(proc.pid)
+        return proc
+
+    def pid(self, name: str) -> int:
+        return self.procs[name].pid
+
+    def ticks(self, name: str) -> int | None:
+        """The kernel start time of ``name``'s process, for records that must survive pid reuse."""
+        return self._ticks[name]
+
+    def alive(self, name: str) -> bool:
+        return name in self.procs and self.procs[name].poll() is None
+
+    def kill9(self, name: str) -> None:
+        """SIGKILL ``name``'s whole process group, reap it and forget it."""
+        self._end(name, grace=0)
+
+    def stop(self, name: str, grace: float = 10.0) -> None:
+        """SIGTERM ``name``'s process group, SIGKILL what is left after ``grace`` seconds; reap, forget."""
+        self._end(name, grace)
+
+    def stop_all(self, grace: float = 0.0) -> None:
+        """Stop every process at once (kill -9 when ``grace`` is 0): nothing of any group is left."""
+        names = list(self.procs)
+        stop_groups([(self.procs[n].pid, self._ticks[n]) for n in names], grace)
+        for name in names:
+            self._forget(name)
+
+    def _end(self, name: str, grace: float) -> None:
+        stop_groups([(self.procs[name].pid, self._ticks[name])], grace)
+        self._forget(name)
+
+    def _forget(self, name: str) -> None:
+        proc = self.procs.pop(name)
+        del self._ticks[name]
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+
+
+# --- `kubeshore up`: services with readiness, restarts and a state file -----------------------------------
+
+
+@dataclass
+class Service:
+    """A long-running command; ``ready`` answers True once it serves."""
+
+    name: str
+    argv: Sequence[str]
+    env: Mapping[str, str] | None = None
+    cwd: Path | None = None
+    ready: ReadyCheck | None = None
+    restart: bool = True
+    stop_last: bool = False
+    """Stopped only after every other service (the control plane, which the others report to)."""
+
+
+@dataclass
+class _Running:
+    service: Service
+    restarts: list[float] = field(default_factory=list)
+    stopping: bool = False
+    group_reaped: bool = False
 
 
 def read_state(data_dir: Path) -> dict[str, Any]:
@@ -158,12 +263,7 @@ def live_processes(state: Mapping[str, Any]) -> dict[str, int]:
     return out
 
 
-async def stop_recorded(data_dir: Path, grace: float = 20.0) -> list[str]:
-    """Stop whatever ``DIR/up.json`` says runs: first the supervisor (which stops its services in
-    order), then any service group still alive (the supervisor was killed with -9, say).
-
-    Returns the names of what had to be stopped.
-    """
+def _stop_recorded(data_dir: Path, grace: float) -> list[str]:
     state = read_state(data_dir)
     stopped = []
     sup = state.get("supervisor") or {}
@@ -171,15 +271,14 @@ async def stop_recorded(data_dir: Path, grace: float = 20.0) -> list[str]:
         stopped.append("supervisor")
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(sup["pid"]), signal.SIGTERM)
-        gone = await poll_until(lambda: not is_alive(int(sup["pid"]), sup.get("ticks")), grace, 0.1)
-        if not gone:
+        if not wait_until(lambda: not is_alive(int(sup["pid"]), sup.get("ticks")), grace, 0.1):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(sup["pid"]), signal.SIGKILL)
         state = read_state(data_dir)
     records = state.get("processes") or {}
     for name in reversed(list(records)):
         rec = records[name]
-        if await stop_group(int(rec["pid"]), rec.get("ticks"), grace=10):
+        if stop_groups([(int(rec["pid"]), rec.get("ticks"))], grace=10):
             stopped.append(name)
     state = read_state(data_dir)
     if state:
@@ -191,15 +290,13 @@ async def stop_recorded(data_dir: Path, grace: float = 20.0) -> list[str]:
     return stopped
 
 
-# --- the supervisor -------------------------------------------------------------------------------------
+async def stop_recorded(data_dir: Path, grace: float = 20.0) -> list[str]:
+    """Stop whatever ``DIR/up.json`` says runs: first the supervisor (which stops its services in
+    order), then any service group still alive (the supervisor was killed with -9, say).
 
-
-def log_tail(path: Path, lines: int = 20) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
+    Returns the names of what had to be stopped.
+    """
+    return await asyncio.to_thread(_stop_recorded, data_dir, grace)
 
 
 class Supervisor:
@@ -222,6 +319,7 @@ class Supervisor:
         self.max_restarts = max_restarts
         self.restart_window = restart_window
         self.stop_timeout = stop_timeout
+        self.processes = Processes(self.log_dir)
         self._running: dict[str, _Running] = {}
         self.failures: dict[str, str] = {}
         self._monitor: asyncio.Task[None] | None = None
@@ -250,8 +348,8 @@ class Supervisor:
     def _record(self) -> None:
         self._state["processes"] = {
             name: {
-                "pid": r.process.pid,
-                "ticks": r.start_ticks,
+                "pid": self.processes.pid(name),
+                "ticks": self.processes.ticks(name) or 0,
                 "argv": list(r.service.argv),
                 "log": str(self.log_path(name)),
             }
@@ -260,57 +358,36 @@ class Supervisor:
         write_state(self.data_dir, self._state)
 
     def log_path(self, name: str) -> Path:
-        return self.log_dir / f"{name}.log"
+        return self.processes.log_path(name)
 
     @property
     def names(self) -> list[str]:
         return list(self._running)
 
     def pid(self, name: str) -> int:
-        return self._running[name].process.pid
+        return self.processes.pid(name)
 
     # starting --------------------------------------------------------------------------------------
 
-    async def _spawn(self, service: Service) -> asyncio.subprocess.Process:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        if service.env:
-            env.update(service.env)
-        with self.log_path(service.name).open("ab") as log:
-            log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} start: {' '.join(service.argv)}\n".encode())
-            log.flush()
-            try:
-                return await asyncio.create_subprocess_exec(
-                    *service.argv,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=asyncio.subprocess.STDOUT,
-                    cwd=service.cwd,
-                    env=env,
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                raise ProcessFailed(
-                    f"{service.name}: cannot start {service.argv[0]}: {exc.strerror}"
-                ) from exc
+    def _spawn(self, service: Service) -> None:
+        self.processes.start(service.name, *service.argv, env=service.env, cwd=service.cwd)
 
     async def start(self, service: Service) -> None:
         if service.name in self._running:
             raise ValueError(f"{service.name} is already running")
-        process = await self._spawn(service)
-        self._running[service.name] = _Running(service, process, start_ticks(process.pid) or 0)
+        self._spawn(service)
+        self._running[service.name] = _Running(service)
         self._record()
 
     async def wait_ready(self, name: str, within: float, interval: float = 0.2) -> None:
         """Poll the service's readiness check; raise ProcessFailed if it exits or times out."""
-        running = self._running[name]
-        check = running.service.ready
+        check = self._running[name].service.ready
         deadline = time.monotonic() + within
         while True:
-            running = self._running[name]
-            if running.process.returncode is not None:
+            code = self.processes.procs[name].poll()
+            if code is not None:
                 raise ProcessFailed(
-                    f"{name} exited with code {running.process.returncode} before it was ready; "
+                    f"{name} exited with code {code} before it was ready; "
                     f"end of {self.log_path(name)}:\n{log_tail(self.log_path(name))}"
                 )
             if check is None:
@@ -341,16 +418,13 @@ class Supervisor:
         own process group so a timeout kills everything it started.
         """
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        full_env = dict(os.environ)
-        if env:
-            full_env.update(env)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                env=full_env,
+                env={**os.environ, **env} if env else None,
                 start_new_session=True,
             )
         except OSError as exc:
@@ -359,7 +433,7 @@ class Supervisor:
             async with asyncio.timeout(within):
                 out, err = await proc.communicate()
         except (TimeoutError, asyncio.CancelledError):
-            await stop_group(proc.pid, None, grace=2)
+            await asyncio.to_thread(stop_groups, [(proc.pid, None)], 2)
             await proc.wait()
             raise
         with self.log_path(name).open("ab") as log:
@@ -382,13 +456,14 @@ class Supervisor:
         while True:
             await asyncio.sleep(0.2)
             for name, running in list(self._running.items()):
-                if running.stopping or running.process.returncode is None:
+                proc = self.processes.procs[name]
+                if running.stopping or proc.poll() is None:
                     continue
                 if not running.group_reaped:
                     # A crashed service can leave children in its process group (each service is
                     # its own session); they must not outlive it or hold its ports on restart.
                     running.group_reaped = True
-                    _signal_group(running.process.pid, signal.SIGKILL)
+                    _signal_group(proc.pid, signal.SIGKILL)
                 if not running.service.restart:
                     continue
                 if name in self.failures:
@@ -398,7 +473,7 @@ class Supervisor:
                 if len(running.restarts) >= self.max_restarts:
                     self.failures[name] = (
                         f"{name} exited {len(running.restarts) + 1} times within "
-                        f"{self.restart_window:.0f} s (last code {running.process.returncode}); "
+                        f"{self.restart_window:.0f} s (last code {proc.returncode}); "
                         f"see {self.log_path(name)}"
                     )
                     continue
@@ -407,14 +482,12 @@ class Supervisor:
                 if running.stopping:
                     continue
                 try:
-                    process = await self._spawn(running.service)
+                    self._spawn(running.service)
                 except ProcessFailed as exc:
                     self.failures[name] = str(exc)
                     continue
                 running.restarts.append(now)
-                self._running[name] = _Running(
-                    running.service, process, start_ticks(process.pid) or 0, running.restarts
-                )
+                running.group_reaped = False
                 self._record()
 
     def restarts(self, name: str) -> int:
@@ -423,12 +496,17 @@ class Supervisor:
     # stopping --------------------------------------------------------------------------------------
 
     async def stop(self, name: str) -> None:
-        running = self._running[name]
-        running.stopping = True
-        await stop_group(running.process.pid, running.start_ticks, self.stop_timeout)
-        with contextlib.suppress(ProcessLookupError):
-            await running.process.wait()
-        del self._running[name]
+        await self._stop([name])
+
+    async def _stop(self, names: list[str]) -> None:
+        for name in names:
+            self._running[name].stopping = True
+        # One thread stops them all at once: its SIGTERMs go out together, and it waits out one grace.
+        groups = [(self.processes.pid(n), self.processes.ticks(n)) for n in names]
+        await asyncio.to_thread(stop_groups, groups, self.stop_timeout)
+        for name in names:
+            self.processes.kill9(name)  # reaps the leader; its group is empty by now
+            del self._running[name]
         self._record()
 
     async def stop_all(self) -> None:
@@ -441,7 +519,6 @@ class Supervisor:
             self._monitor = None
         for running in self._running.values():
             running.stopping = True
-        first = [n for n, r in self._running.items() if not r.service.stop_last]
-        await asyncio.gather(*(self.stop(n) for n in first))
+        await self._stop([n for n, r in self._running.items() if not r.service.stop_last])
         for name in reversed(list(self._running)):
             await self.stop(name)
