@@ -5,9 +5,8 @@ Real processes: one standalone cloudcore (its workload controllers make the Pods
 joined to it, each with a containerd of its own (``tests/pods/_containerd``): kubeshore's edgecore
 with edged on, and KubeEdge's edgecore (``../shared/kubeedge``) with its edged (KubeEdge's embedded
 kubelet) on, set up as the interop lane does (``tests/interop/_kubeedge``). Both with their defaults
-(heartbeats, log levels). Pods from the local busybox image, bound to one node by the template's
-``nodeName``: KubeEdge's kubelet checks a ``nodeSelector`` against its own copy of the Node, which did
-not get a label added in the cloud, and rejected the Pods (NodeAffinity). After one round not counted
+(heartbeats, log levels). Pods from the local busybox image, placed on one node by the scheduler
+(a ``nodeSelector`` on the node's ``kubernetes.io/hostname``, which is its name). After one round not counted
 (warm-up), for 1, 10 and 50 replicas, several rounds on each node in turn: the time from ``kubectl
 apply`` of the Deployment until every Pod reports Ready (p50 and p99 over rounds), then the Deployment
 is scaled to 0, the node drained and the Deployment (and its ReplicaSet) deleted before the next
@@ -70,7 +69,7 @@ def deployment(edge: Edge, replicas: int) -> str:
                 "template": {
                     "metadata": {"labels": {"app": edge.app}},
                     "spec": {
-                        "nodeName": edge.node,
+                        "nodeSelector": {"kubernetes.io/hostname": edge.node},
                         "terminationGracePeriodSeconds": 0,
                         "containers": [
                             {"name": "main", "image": BUSYBOX, "imagePullPolicy": "Never",
@@ -218,7 +217,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def describe(measured_kubeedge: bool, why_not: str = "") -> str:
     return (
         "Deployment applied -> all Pods Ready on one edge node (standalone cloudcore's controllers make "
-        "them, bound to the node by the template's nodeName; the node's edged runs them on a containerd "
+        "them and the scheduler places them on the node by a nodeSelector on its hostname label; the node's "
+        "edged runs them on a containerd "
         "of its own through CRI), p50 and p99 over the rounds (with 3 rounds p99 is the slowest), after "
         "one warm-up round not counted; then each edgecore with the "
         "largest count running, idle over the same 30 s. Both edgecores in the same run, under the same "

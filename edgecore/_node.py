@@ -58,6 +58,9 @@ class EdgeNode:
                 backoff_initial=e.restart_backoff_initial,
                 backoff_max=e.restart_backoff_max,
             )
+        if self.edged is not None:
+            edged = self.edged
+            self.status.runtime = lambda: (edged.runtime_version, edged.runtime_error)
         self.metaserver: Any = None
         self.observability: ObservabilityServer | None = None
         self.started = False

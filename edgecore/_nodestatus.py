@@ -81,9 +81,10 @@ def _micro_now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def node_status(cloud_host: str) -> dict[str, Any]:
-    """What this machine is: addresses, capacity and node info (no conditions)."""
-    hostname = socket.gethostname()
+def node_status(cloud_host: str, node: str) -> dict[str, Any]:
+    """What this machine is: addresses, capacity and node info (no conditions). Its Hostname address is
+    the node name, as the kubelet's under KubeEdge (its hostname override is the node name)."""
+    hostname = node
     mem = _memory_kib()
     cpus = str(os.cpu_count() or 1)
     resources = {"cpu": cpus, "memory": f"{mem}Ki", "pods": "110"}
@@ -141,8 +142,11 @@ class NodeStatusReporter:
         *,
         report_period: float = 300.0,
         lease_renew_period: float = 10.0,
+        runtime: Callable[[], tuple[str, str]] | None = None,
     ) -> None:
         self.node = node
+        # edged's container runtime: (version, why not reachable); None when edged is off.
+        self.runtime = runtime
         # Where this node's MetaServer listens, so the cloud can point default/kubernetes at it.
         self.metaserver_port = metaserver_port or (lambda: None)
         self.cloud_host = cloud_host
@@ -157,6 +161,7 @@ class NodeStatusReporter:
         self.lease_renewals = 0
         self._node_uid: str | None = None
         self._transition = _now()
+        self._ready = "True"
         self._session: asyncio.Task[None] | None = None
         router.on_cloud_state(self._cloud_state)
 
@@ -182,12 +187,21 @@ class NodeStatusReporter:
 
     def _conditions(self) -> list[dict[str, Any]]:
         now = _now()
+        status, reason, message = "True", "EdgeReady", "edge is posting ready status"
+        if self.runtime is not None:
+            version, error = self.runtime()
+            if not version:
+                # As the kubelet: not Ready until the container runtime answers.
+                status, reason = "False", "KubeletNotReady"
+                message = f"container runtime is down: {error or 'not reached yet'}"
+        if status != self._ready:
+            self._ready, self._transition = status, now
         return [
             {
                 "type": "Ready",
-                "status": "True",
-                "reason": "EdgeReady",
-                "message": "edge is posting ready status",
+                "status": status,
+                "reason": reason,
+                "message": message,
                 "lastHeartbeatTime": now,
                 "lastTransitionTime": self._transition,
             }
@@ -253,7 +267,9 @@ class NodeStatusReporter:
         return True
 
     async def report(self, *, only_if_changed: bool) -> None:
-        status = await asyncio.to_thread(node_status, self.cloud_host)
+        status = await asyncio.to_thread(node_status, self.cloud_host, self.node)
+        if self.runtime is not None:
+            status["nodeInfo"]["containerRuntimeVersion"] = self.runtime()[0]
         due = time.monotonic() - self.last_report >= self.report_period
         if not self.registered:
             if not await self.register(status):

@@ -105,6 +105,10 @@ class Controllers:
                 if not obj["metadata"].get("deletionTimestamp"):
                     self.registry.add(*crd_types(obj))
                 self._queue.put_nowait(lambda s=stored: self._reconcile_crd(s))  # type: ignore[misc]
+        # Dependents whose owners went away while the server was down are collected now.
+        for key, owners in list(self._owners_of.items()):
+            if self._owners_absent(owners):
+                self._queue.put_nowait(lambda k=key: self._maybe_collect(k))  # type: ignore[misc]
         for stored in self.store.objects("namespaces"):
             if stored.object()["metadata"].get("deletionTimestamp"):
                 self._terminating.add(stored.name)
@@ -171,6 +175,12 @@ class Controllers:
                 self._queue.put_nowait(lambda: self._reconcile_namespace(stored.namespace))
         else:
             self._index(gr, stored)
+            if self._owners_absent(stored.owner_uids):
+                # Created (or re-owned) after all its owners were deleted: a controller acting on a
+                # stale cache made it, and no owner's deletion will ever collect it (kube's GC
+                # deletes a dependent whose owners are all absent).
+                key = (gr, stored.namespace, stored.name)
+                self._queue.put_nowait(lambda: self._maybe_collect(key))
             if b'"deletionTimestamp"' in stored.raw:
                 self._queue.put_nowait(lambda: self._reconcile_owner((gr, stored.namespace, stored.name)))
         if gr == CRD_RESOURCE:
@@ -178,6 +188,9 @@ class Controllers:
         elif gr == "namespaces" and event.type != "DELETED" and b'"deletionTimestamp"' in stored.raw:
             self._terminating.add(stored.name)
             self._queue.put_nowait(lambda: self._reconcile_namespace(stored.name))
+
+    def _owners_absent(self, owner_uids: tuple[str, ...]) -> bool:
+        return bool(owner_uids) and all(uid and uid not in self._by_uid for uid in owner_uids)
 
     def _latest(self, key: _Key) -> StoredObject | None:
         gr, namespace, name = key
@@ -267,7 +280,7 @@ class Controllers:
         type_ = self._type(key[0])
         if stored is None or type_ is None:
             return
-        if any(uid in self._by_uid for uid in stored.owner_uids):
+        if not self._owners_absent(stored.owner_uids):
             return
         await self.service.delete(type_, key[1], key[2], DeleteOptions(propagation_policy="Background"))
 

@@ -97,6 +97,8 @@ class NodeLifecycle:
         self.last_written: dict[str, float] = {}
         self.reported: dict[str, dict[str, Any]] = {}
         self.metaserver_ports: dict[str, int] = {}
+        #: nodes whose edge reports Ready=False: (reason, message)
+        self.edge_not_ready: dict[str, tuple[str, str]] = {}
         self._transition: dict[str, str] = {}
         # Labels each Node is known to carry (from the startup list or our own writes): a reconnect
         # then costs one status patch instead of a read and two writes.
@@ -158,7 +160,8 @@ class NodeLifecycle:
         edge may also register its Node (``default/node/<node>`` insert/update/query), patch its status
         (``default/nodepatch/<node>``) and keep its Lease (``kube-node-lease/lease/<node>``); those are
         answered with KubeEdge's ``{"Object": ..., "Err": ...}``. The Ready condition stays
-        cloudcore's: it follows the node's traffic, whatever the edge claims.
+        cloudcore's: it follows the node's traffic; only an edge's own Ready=False (the kubelet's: its
+        container runtime is not up yet) keeps a connected node not Ready, with the edge's reason.
         """
         try:
             r = parse_edge_resource(msg.route.resource, msg.route.operation)
@@ -205,6 +208,16 @@ class NodeLifecycle:
         reported = {k: status[k] for k in _REPORTED_FIELDS if k in status}
         if reported:
             self.reported[node] = reported
+        for c in status.get("conditions") or []:
+            if isinstance(c, dict) and c.get("type") == "Ready":
+                # The edge's own verdict (the kubelet's: not Ready until its runtime is up). An edge that
+                # never says (KubeEdge's edgecore with edged off) is Ready while it is connected.
+                self.edge_not_ready.pop(node, None)
+                if c.get("status") == "False":
+                    self.edge_not_ready[node] = (
+                        str(c.get("reason") or "KubeletNotReady"),
+                        str(c.get("message") or "the edge reports it is not ready"),
+                    )
         if isinstance(port, int) and 0 < port < 65536:
             self.metaserver_ports[node] = port
 
@@ -269,9 +282,8 @@ class NodeLifecycle:
             labels["kubernetes.io/arch"] = info["architecture"]
         if info.get("operatingSystem"):
             labels["kubernetes.io/os"] = info["operatingSystem"]
-        for addr in self.reported.get(node, {}).get("addresses") or []:
-            if addr.get("type") == "Hostname" and addr.get("address"):
-                labels["kubernetes.io/hostname"] = addr["address"]
+        # The node name, not the machine's: KubeEdge's edged runs its kubelet with the hostname
+        # override set to the node name, and the kubelet labels its Node with that.
         return labels
 
     def _node_annotations(self, node: str) -> dict[str, str]:
@@ -315,6 +327,9 @@ class NodeLifecycle:
             if ready == "True"
             else ("NodeStatusUnknown", f"edge node has been silent for more than {self.grace_period:g}s")
         )
+        if ready == "True" and node in self.edge_not_ready:
+            ready = "False"
+            reason, message = self.edge_not_ready[node]
         condition = {
             "type": "Ready",
             "status": ready,
@@ -361,7 +376,7 @@ class NodeLifecycle:
                         log.warning("node %s silent for %.0fs: Ready=Unknown", node, silent)
                         self.request_write(node, "Unknown")
                 elif session is not None and (
-                    self.ready.get(node) != "True"
+                    self.ready.get(node) != ("False" if node in self.edge_not_ready else "True")
                     or now - self.last_written.get(node, 0) > self.status_update_period
                 ):
                     self.request_write(node, "True")

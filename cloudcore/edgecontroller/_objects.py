@@ -1,8 +1,9 @@
 """edgecontroller: which Kubernetes objects each edge node needs, and telling the syncer about changes.
 
-A node needs the pods bound to it (``spec.nodeName``), the configmaps and secrets those pods
-reference, and the services, endpoints and endpointslices (which every node gets, through the
-per-node filters that node groups add).
+A node needs its own Node (as KubeEdge's edgecontroller sends it: labels added in the cloud reach the
+edge's copy, against which KubeEdge's kubelet admits Pods with a ``nodeSelector``), the pods bound to it
+(``spec.nodeName``), the configmaps and secrets those pods reference, and the services, endpoints and
+endpointslices (which every node gets, through the per-node filters that node groups add).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from kubeclient import (
     CONFIGMAPS,
     ENDPOINTS,
     ENDPOINTSLICES,
+    NODES,
     PODS,
     SECRETS,
     SERVICES,
@@ -37,6 +39,9 @@ ChangeListener = Callable[[str, Obj, Obj | None], None]
 """``listener(event, obj, old)``: ADDED/MODIFIED/DELETED of an object edgecontroller watches."""
 
 BROADCAST = (SERVICES, ENDPOINTS, ENDPOINTSLICES)
+# What a node's edge decides by: labels and taints for admission, allocatable for room (the first
+# version of a Node, before its edge reported, has none). Status otherwise changes with every heartbeat.
+_NODE_PARTS = (("metadata", "labels"), ("metadata", "annotations"), ("spec",), ("status", "allocatable"))
 RefKey = tuple[str, str, str]  # (kind, namespace, name)
 
 
@@ -82,9 +87,11 @@ class EdgeController:
         self.filters: list[ObjectFilter] = []
         self.listeners: dict[str, list[ChangeListener]] = {}
         self.pods_on: dict[str, dict[tuple[str, str], Obj]] = {}
+        #: the version of each Node its edge is given (see ``_on_node``)
+        self.node_views: dict[str, Obj] = {}
         self.refs: dict[RefKey, dict[str, int]] = {}
         self.informers: dict[str, Informer] = {}
-        for res in (PODS, CONFIGMAPS, SECRETS, *BROADCAST):
+        for res in (NODES, PODS, CONFIGMAPS, SECRETS, *BROADCAST):
             self.informers[res.kind] = Informer(kube, res, self._handler(res))
         syncer.add_source(SOURCE_EDGECONTROLLER, self.objects_for)
         hub.on_connect(self._connected)
@@ -124,6 +131,9 @@ class EdgeController:
         return self.informers[kind].cache.get((namespace, name))
 
     def objects_for(self, node: str) -> Iterator[Obj]:
+        own = self.node_views.get(node)
+        if own is not None:
+            yield own
         refs: set[RefKey] = set()
         for pod in self.pods_on.get(node, {}).values():
             v = self.view(node, pod)
@@ -144,7 +154,9 @@ class EdgeController:
 
     def _handler(self, res: Resource) -> Callable[[str, Obj, Obj | None], Awaitable[None]]:
         async def handle(event: str, obj: Obj, old: Obj | None) -> None:
-            if res is PODS:
+            if res is NODES:
+                self._on_node(event, obj, old)
+            elif res is PODS:
                 self._on_pod(event, obj, old)
             elif res in (CONFIGMAPS, SECRETS):
                 self._on_referenced(event, obj)
@@ -161,6 +173,19 @@ class EdgeController:
             self.syncer.retract(node, obj)
         else:
             self.syncer.push(node, v, content_json=content_json if v is obj else None)
+
+    def _on_node(self, event: str, node: Obj, old: Obj | None) -> None:
+        name = node["metadata"]["name"]
+        if event == "DELETED":
+            self.node_views.pop(name, None)
+            self.syncer.retract(name, node)
+            return
+        # The version sent (and resynced) stays the last one that changed what the edge decides by.
+        held = self.node_views.get(name)
+        if held is not None and all(_node_part(node, *p) == _node_part(held, *p) for p in _NODE_PARTS):
+            return
+        self.node_views[name] = node
+        self.syncer.push(name, node)
 
     def _on_pod(self, event: str, pod: Obj, old: Obj | None) -> None:
         md = pod["metadata"]
@@ -221,3 +246,10 @@ class EdgeController:
         content = json.dumps(obj, separators=(",", ":"))
         for node in self.hub.connected_nodes():
             self._send(node, obj, content)
+
+
+def _node_part(node: Obj, *path: str) -> object:
+    value: object = node
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value

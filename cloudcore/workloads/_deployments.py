@@ -161,10 +161,25 @@ class DeploymentController:
         try:
             created: Obj = await self.kube.run(self.kube.create, REPLICASETS, rs, md.get("namespace"))
         except ApiError as exc:
-            log.warning("deployment %s: create replicaset: %s", key_of(d), exc)
-            return None
+            if exc.status != 409:
+                log.warning("deployment %s: create replicaset: %s", key_of(d), exc)
+                return None
+            return await self._name_taken(d, rs)
         await self._patch(DEPLOYMENTS, d, {"metadata": {"annotations": {REVISION: str(revision)}}})
         return created
+
+    async def _name_taken(self, d: Obj, rs: Obj) -> Obj | None:
+        """The ReplicaSet's name exists: ours (a cache behind our own create) is used; anyone else's
+        (one left from a Deployment of the same name, being deleted) bumps ``collisionCount``, which
+        changes the hash and the name, as kube-controller-manager does."""
+        md = rs["metadata"]
+        existing: Obj | None = await self.kube.run(self.kube.get, REPLICASETS, md["name"], md["namespace"])
+        if existing is not None and owned_by(existing, d):
+            return existing
+        count = int((d.get("status") or {}).get("collisionCount") or 0) + 1
+        log.info("deployment %s: replicaset %s exists, collisionCount %d", key_of(d), md["name"], count)
+        await self._patch(DEPLOYMENTS, d, {"status": {"collisionCount": count}}, sub="status")
+        return None
 
     async def _scale(self, rs: Obj, replicas: int) -> None:
         if _replicas(rs) != replicas:

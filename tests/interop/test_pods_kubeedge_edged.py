@@ -131,3 +131,40 @@ def test_pod_delete_stops_it_and_the_final_delete_reaches_the_cloud(lane: Lane) 
     lane.stack.kubectl("delete", "pod", "web", "--wait=false")
     wait_for(lambda: "web" not in lane.pod_names(), 120, "Pod gone from the API")
     wait_for(lambda: not lane.runtime.container_pids(), 60, "containers stopped")
+
+
+def test_pod_selecting_a_label_added_after_join_is_admitted(lane: Lane) -> None:
+    """A label added to the Node in the cloud after the node joined reaches KubeEdge's edge (cloudcore
+    sends the edge its own Node, as KubeEdge's edgecontroller does): its kubelet admits a Pod whose
+    ``nodeSelector`` asks for that label, instead of rejecting it (``NodeAffinity``)."""
+    lane.stack.kubectl("label", "node", NODE, "kubeshore.io/zone=late")
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "picky", "namespace": "default"},
+        "spec": {
+            "nodeSelector": {"kubeshore.io/zone": "late"},
+            "terminationGracePeriodSeconds": 0,
+            "containers": [
+                {
+                    "name": "main",
+                    "image": HTTP,
+                    "imagePullPolicy": "Never",
+                    "env": [{"name": "SITE", "value": "z"}],
+                }
+            ],
+        },
+    }
+    lane.stack.apply(yaml.safe_dump(pod))
+
+    def settled() -> dict[str, Any] | None:
+        st = lane.pod("picky").get("status") or {}
+        return st if st.get("phase") in ("Running", "Failed") else None
+
+    st = wait_for(settled, 120, "picky Running (or rejected)")
+    assert st["phase"] == "Running", (
+        f"KubeEdge's kubelet refused the Pod: {st.get('reason')}: {st.get('message')}"
+    )
+    assert lane.pod("picky")["spec"]["nodeName"] == NODE
+    lane.stack.kubectl("delete", "pod", "picky", "--wait=false")
+    wait_for(lambda: "picky" not in lane.pod_names(), 120, "picky gone from the API")

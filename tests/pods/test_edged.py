@@ -88,6 +88,14 @@ def stack(containerd: Containerd, tmp_path_factory: pytest.TempPathFactory) -> I
             s.stop_all()
 
 
+def test_node_reports_its_container_runtime(stack: PodStack) -> None:
+    """Ready only once edged reached its runtime (as the kubelet), and the runtime in nodeInfo."""
+    info = wait_for(
+        lambda: stack.get("node", NODE)["status"]["nodeInfo"].get("containerRuntimeVersion"), 60, "runtime"
+    )
+    assert info.startswith("containerd://")
+
+
 def test_pod_runs_reports_running_with_ip_and_answers(stack: PodStack) -> None:
     stack.apply(pod_manifest("web", "echo hello > /www/index.html; exec httpd -f -p 8080 -h /www"))
     pod = wait_for(lambda: stack.running("web"), 60, "web Running with an IP")

@@ -328,6 +328,39 @@ def test_invalid_edgeapplication_is_reported(stack: Stack) -> None:
     assert "Widget" in event["message"] and event["count"] == 1
 
 
+def test_node_label_reaches_the_edge_and_hostname_is_the_node_name(stack: Stack) -> None:
+    assert stack.get("node", NODE)["metadata"]["labels"]["kubernetes.io/hostname"] == NODE
+    stack.kubectl("label", "node", NODE, "kubeshore.io/late=yes")
+    wait_for(
+        lambda: (
+            (stack.edge_objects("core/v1/nodes").get(f"/{NODE}") or {})
+            .get("metadata", {})
+            .get("labels", {})
+            .get("kubeshore.io/late")
+            == "yes"
+        ),
+        30,
+        "the label in the edge's copy of its Node",
+    )
+
+
+def test_a_dependent_of_a_deleted_owner_is_collected(stack: Stack) -> None:
+    """What a controller creates from a stale cache for an owner already deleted goes, as kube's garbage
+    collector removes it (kube-controller-manager's; the embedded server's own on standalone)."""
+    stack.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: owner, namespace: default}\n")
+    uid = stack.get("configmap", "owner")["metadata"]["uid"]
+    stack.kubectl("delete", "configmap", "owner")
+    stack.apply(
+        yaml.safe_dump(
+            {"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": "late", "namespace": "default", "ownerReferences": [
+                 {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}]}}
+        )
+    )  # fmt: skip
+    names = lambda: stack.kubectl("get", "configmaps", "-o", "name").split()  # noqa: E731
+    wait_for(lambda: "configmap/late" not in names(), 60, f"the late dependent collected on {stack.backend}")
+
+
 def test_cloud_kill9(stack: Stack) -> None:
     stack.kill9("cloudcore")
     if stack.cluster:
