@@ -101,6 +101,7 @@ from crds._devices import (
     VisitorConfig,
     desired_value_problems,
     device_properties_changed,
+    duplicate_property_names,
 )
 from crds._reliablesyncs import (
     ClusterObjectSync,
@@ -235,6 +236,7 @@ __all__ = [
     "crd_manifest",
     "desired_value_problems",
     "device_properties_changed",
+    "duplicate_property_names",
     "model_for",
     "openapi_schema",
     "parse_object",

@@ -429,6 +429,25 @@ def device_properties_changed(device: dict[str, Any], old: dict[str, Any] | None
     return bool((old.get("spec") or {}).get("properties") != (device.get("spec") or {}).get("properties"))
 
 
+def duplicate_property_names(
+    device: dict[str, Any], old: dict[str, Any] | None = None
+) -> list[tuple[str, str]]:
+    """(field path, name) of each property of ``device`` whose name an earlier one already has: KubeEdge's
+    admission refuses those ("property names must be unique"), and the edge keys twins by name, so the
+    second would silently shadow the first. Writes that leave the properties alone are not checked."""
+    if not device_properties_changed(device, old):
+        return []
+    seen: set[str] = set()
+    out = []
+    for i, prop in enumerate((device.get("spec") or {}).get("properties") or []):
+        if not isinstance(prop, dict) or not isinstance(prop.get("name"), str):
+            continue
+        if prop["name"] in seen:
+            out.append((f"spec.properties[{i}].name", prop["name"]))
+        seen.add(prop["name"])
+    return out
+
+
 def desired_value_problems(
     device: dict[str, Any], model: dict[str, Any] | None, old: dict[str, Any] | None = None
 ) -> list[tuple[str, str, str]]:

@@ -106,3 +106,33 @@ def test_volume_update_is_atomic_and_complete(tmp_path: Path) -> None:
     )
     with pytest.raises(_podspec.SpecError):
         _volumes.write_atomically(vol, {"../escape": (b"x", 0o644)})
+
+
+def test_a_status_patch_clears_reasons_that_no_longer_apply() -> None:
+    # As the cloud applies it (a strategic merge patch of pods/status): once the containers are ready,
+    # the stored Ready condition must lose "ContainersNotReady" and its message, and a pod-level
+    # reason from a sandbox error now gone must go too.
+    from edgecore.edged._status import status_patch
+    from kubeapi.patch import apply_strategic_merge_patch, strategic_merge_lists
+
+    stored = {
+        "metadata": {"name": "p", "uid": "u1"},
+        "status": {
+            "phase": "Pending",
+            "reason": "SandboxFailed",
+            "message": "no network",
+            "conditions": [
+                {"type": "Ready", "status": "False", "reason": "ContainersNotReady", "message": "[c]"},
+                {"type": "PodScheduled", "status": "True"},
+            ],
+        },
+    }
+    now = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True", "lastProbeTime": None}]}
+    lists = strategic_merge_lists("", "v1", "Pod")
+    assert lists is not None
+    out = apply_strategic_merge_patch(stored, status_patch("u1", now), lists)
+    ready = next(c for c in out["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"
+    assert "reason" not in ready and "message" not in ready, ready
+    assert "reason" not in out["status"] and "message" not in out["status"], out["status"]
+    assert any(c["type"] == "PodScheduled" for c in out["status"]["conditions"])

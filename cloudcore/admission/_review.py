@@ -1,8 +1,9 @@
 """AdmissionReview (``admission.k8s.io/v1``) in, AdmissionReview out: the Device check itself.
 
-The check is :func:`crds.desired_value_problems`; the refusal is the 422 ``Status`` kube-apiserver
-itself answers for an invalid object, so ``kubectl`` shows the same lines whether the embedded API
-server refused the write or a real cluster's webhook did:
+The checks are :func:`crds.duplicate_property_names` (KubeEdge's own admission has it) and
+:func:`crds.desired_value_problems`; the refusal is the 422 ``Status`` kube-apiserver itself
+answers for an invalid object, so ``kubectl`` shows the same lines whether the embedded API server
+refused the write or a real cluster's webhook did:
 
     The Device "thermometer-1" is invalid: spec.properties[2].desired.value: Invalid value: "hot": ...
 """
@@ -13,7 +14,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from crds import desired_value_problems, device_properties_changed
+from crds import desired_value_problems, device_properties_changed, duplicate_property_names
 
 DEVICES_PATH = "/validate/devices"
 #: names kube-apiserver checks the serving certificate for (deploy/02-cloudcore-webhook.yaml's Service)
@@ -33,12 +34,14 @@ def device_refusal(
     device: dict[str, Any], model: dict[str, Any] | None, old: dict[str, Any] | None = None
 ) -> dict[str, Any] | None:
     """The 422 ``Status`` refusing ``device`` (None: admitted); ``old`` is the stored Device of an update."""
+    duplicates = duplicate_property_names(device, old)
     problems = desired_value_problems(device, model, old)
-    if not problems:
+    if not problems and not duplicates:
         return None
     from kubeapi import schema  # only when refusing: its import is not free
 
-    errors = [schema.FieldError("FieldValueInvalid", path, value, why) for path, value, why in problems]
+    errors = [schema.FieldError(schema.CAUSE_DUPLICATE, path, name) for path, name in duplicates]
+    errors += [schema.FieldError("FieldValueInvalid", path, value, why) for path, value, why in problems]
     name = str((device.get("metadata") or {}).get("name") or "")
     return schema.invalid_status("Device", _GROUP, name, errors)
 

@@ -1,4 +1,5 @@
-"""Admission checks of the embedded API server beyond the CRD schema: a Device's desired value must
+"""Admission checks of the embedded API server beyond the CRD schema: a Device's property names must be
+unique (as KubeEdge's admission has it) and its desired values must
 convert to the type of its property in the DeviceModel. The check and the refusal are
 :func:`cloudcore.admission.device_refusal`, the same that cloudcore's validating webhook answers a
 real cluster with. A Device whose model does not exist is accepted (as Kubernetes accepts objects that
@@ -6,6 +7,7 @@ name what is not there yet); its ModelFound condition says so."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from cloudcore.admission import device_refusal
@@ -31,13 +33,12 @@ class DeviceAdmission:
         model_name = str((spec.get("deviceModelRef") or {}).get("name") or "")
         namespace = str((obj.get("metadata") or {}).get("namespace") or "default")
         models = self.registry.preferred(_GROUP, "devicemodels")
-        if not model_name or models is None:
-            return
-        try:
-            stored = await self.service.get(models, namespace, model_name)
-        except APIError:
-            return  # missing model: accepted, the ModelFound condition tells
-        status = device_refusal(obj, stored.object(), old)
+        model = None
+        if model_name and models is not None:
+            # A missing model is accepted (the ModelFound condition tells); the rest is still checked.
+            with contextlib.suppress(APIError):
+                model = (await self.service.get(models, namespace, model_name)).object()
+        status = device_refusal(obj, model, old)
         if status is None:
             return
         details = status["details"]

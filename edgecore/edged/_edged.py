@@ -19,6 +19,7 @@ from dmi.rpc import RpcError
 from edgecore._router import ModuleRouter
 from edgecore.edged._podspec import NODE_LABEL, POD_UID, Obj, References, referenced_names
 from edgecore.edged._runtime import Runtime
+from edgecore.edged._status import status_patch
 from edgecore.edged._worker import PodWorker
 from edgecore.metamanager import EdgeStore
 from kubeshore import cgroups
@@ -242,7 +243,7 @@ class Edged:
                 w.wake.set()
 
     async def send_status(self, worker: PodWorker, status: Obj) -> bool:
-        patch = {"metadata": {"uid": worker.uid}, "status": status}
+        patch = status_patch(worker.uid, status)
         msg = Message.new(
             source=SOURCE_EDGED,
             group=GROUP_META,

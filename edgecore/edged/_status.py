@@ -182,6 +182,18 @@ def pod_status(o: PodObservation, previous: Obj | None = None) -> Obj:
     return status
 
 
+def status_patch(uid: str, status: Obj) -> Obj:
+    """The strategic merge patch that makes the API's Pod status ``status``: a condition's reason or
+    message that no longer applies, and a pod-level one from a sandbox error now gone, are sent as null
+    (deleted), as the kubelet's two-way patch does; leaving them out would keep the stale text under a
+    status that changed (``Ready True`` still saying "containers with unready status")."""
+    out = dict(status)
+    for key in ("reason", "message"):
+        out.setdefault(key, None)
+    out["conditions"] = [{**{"reason": None, "message": None}, **c} for c in status.get("conditions") or []]
+    return {"metadata": {"uid": uid}, "status": out}
+
+
 def without_times(status: Obj) -> Obj:
     """The status without probe/transition stamps, to decide whether anything changed."""
     out = dict(status)

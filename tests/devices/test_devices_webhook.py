@@ -237,3 +237,38 @@ async def test_a_model_applied_with_its_device_is_waited_for(
     status, text = await post(srv, client_ctx, json.dumps(review(orphan, None, "CREATE")).encode())
     response = json.loads(text)["response"]
     assert response["allowed"] is True and "not found" in response["warnings"][0]
+
+
+def test_a_property_named_twice_is_refused_as_kubeedge_does() -> None:
+    # KubeEdge's admission: "property names must be unique" — the edge keys twins by name, so the
+    # second would shadow the first. Checked with or without the model, on create and update.
+    twice = copy.deepcopy(DEVICE)
+    twice["spec"]["properties"].append(copy.deepcopy(twice["spec"]["properties"][0]))
+    i = len(twice["spec"]["properties"]) - 1
+    for old in (None, DEVICE):
+        response = answer(review(twice, old, "CREATE" if old is None else "UPDATE"))
+        assert response["allowed"] is False
+        (cause,) = response["status"]["details"]["causes"]
+        assert cause["reason"] == "FieldValueDuplicate" and cause["field"] == f"spec.properties[{i}].name"
+        assert f"spec.properties[{i}].name: Duplicate value" in response["status"]["message"]
+    # A write that leaves the (already stored) properties alone is not re-checked.
+    assert answer(review(twice, twice))["allowed"] is True
+
+
+def test_the_embedded_server_refuses_a_property_named_twice_without_its_model() -> None:
+    from _apiserver import embedded_kube
+
+    from kubeclient import ApiError, Resource
+
+    devices = Resource("devices.kubeedge.io", "v1beta1", "devices", "Device", True)
+    twice = copy.deepcopy(DEVICE)
+    twice["metadata"] = {"name": "twice", "namespace": "default"}
+    twice["spec"]["deviceModelRef"] = {"name": "not-there-yet"}
+    twice["spec"]["properties"].append(copy.deepcopy(twice["spec"]["properties"][0]))
+    with embedded_kube() as kube:
+        with pytest.raises(ApiError) as refused:
+            kube.create(devices, twice, "default")
+        assert refused.value.status == 422
+        assert "Duplicate value" in str(refused.value) and ".name" in str(refused.value), refused.value
+        twice["spec"]["properties"].pop()
+        kube.create(devices, twice, "default")  # the model missing alone is accepted
