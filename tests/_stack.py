@@ -15,14 +15,12 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
-from _peers import ControlPlane, Kubectl, parse_metrics
+from _peers import ControlPlane, Kubectl, http_get, parse_metrics
 
 from up import processes
 
@@ -228,11 +226,7 @@ class Stack(Processes, Kubectl):
             port = self.ports["metricsPort"]
         else:
             port = json.loads(((edge_dir or self.edge_dir) / "edgecore.json").read_text())["metricsPort"]
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
-                return resp.status, resp.read().decode()
-        except urllib.error.HTTPError as err:
-            return err.code, err.read().decode()
+        return http_get(port, path)
 
     def samples(self, component: str, edge_dir: Path | None = None) -> dict[str, float]:
         """``/metrics`` of ``component`` as {"name{labels}": value}."""
@@ -251,12 +245,21 @@ class Stack(Processes, Kubectl):
         state: str | None = self.status(name, namespace).get("status", {}).get("state")
         return state
 
-    def edge_objects(self, gvr: str) -> dict[str, dict[str, Any]]:
-        """``namespace/name`` -> object of one kind (``core/v1/configmaps``) in edge-1's store."""
+    def edge_rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query on edge-1's store (opened read-only: edgecore keeps writing it)."""
         db = sqlite3.connect(f"file:{self.edge_dir / 'edgecore.db'}?mode=ro", uri=True, timeout=5)
         try:
-            rows = db.execute("select value from meta_v2 where group_version_resource = ?", (gvr,)).fetchall()
+            return db.execute(sql, params).fetchall()
         finally:
             db.close()
+
+    def conditions(self, kind: str, name: str) -> dict[str, dict[str, Any]]:
+        """type -> condition of ``kubectl get KIND NAME``'s ``status.conditions``."""
+        obj = json.loads(self.kubectl("get", kind, name, "-o", "json"))
+        return {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or []}
+
+    def edge_objects(self, gvr: str) -> dict[str, dict[str, Any]]:
+        """``namespace/name`` -> object of one kind (``core/v1/configmaps``) in edge-1's store."""
+        rows = self.edge_rows("select value from meta_v2 where group_version_resource = ?", (gvr,))
         objs = [json.loads(value) for (value,) in rows]
         return {f"{o['metadata'].get('namespace', '')}/{o['metadata']['name']}": o for o in objs}

@@ -5,22 +5,13 @@ from __future__ import annotations
 import io
 import json
 import logging
-import urllib.error
-import urllib.request
 
 import pytest
+from _peers import http_get
 from prometheus_client import CollectorRegistry, Counter
 
 from kubeshore.logs import setup_logging
 from kubeshore.observability import HealthChecks, ObservabilityServer
-
-
-def _get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 async def test_metrics_and_probes() -> None:
@@ -42,19 +33,19 @@ async def test_metrics_and_probes() -> None:
         raise RuntimeError("store closed")
 
     async with ObservabilityServer(registry, health) as server:
-        status, body = await asyncio.to_thread(_get, server.port, "/metrics")
+        status, body = await asyncio.to_thread(http_get, server.port, "/metrics")
         assert status == 200 and 'messages_sent_total{node="edge-1"} 3.0' in body
-        assert await asyncio.to_thread(_get, server.port, "/livez") == (200, "ok\n")
-        status, body = await asyncio.to_thread(_get, server.port, "/readyz")
+        assert await asyncio.to_thread(http_get, server.port, "/livez") == (200, "ok\n")
+        status, body = await asyncio.to_thread(http_get, server.port, "/readyz")
         assert status == 500 and "[-]cloudhub failed" in body and "[+]loop ok" in body
         connected["cloud"] = True
-        assert await asyncio.to_thread(_get, server.port, "/readyz") == (200, "ok\n")
-        status, body = await asyncio.to_thread(_get, server.port, "/healthz?verbose")
+        assert await asyncio.to_thread(http_get, server.port, "/readyz") == (200, "ok\n")
+        status, body = await asyncio.to_thread(http_get, server.port, "/healthz?verbose")
         assert status == 200 and "[+]cloudhub ok" in body and "healthz check passed" in body
         health.add("store", broken)
-        status, body = await asyncio.to_thread(_get, server.port, "/readyz")
+        status, body = await asyncio.to_thread(http_get, server.port, "/readyz")
         assert status == 500 and "[-]store failed: store closed" in body
-        assert (await asyncio.to_thread(_get, server.port, "/nope"))[0] == 404
+        assert (await asyncio.to_thread(http_get, server.port, "/nope"))[0] == 404
 
 
 @pytest.fixture

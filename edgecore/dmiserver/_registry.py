@@ -42,6 +42,15 @@ from edgecore.dmiserver._convert import ConversionError, device_to_dmi, model_to
 log = logging.getLogger(__name__)
 
 MAPPER_ANNOTATION = "devices.kubeshore.io/mapper"
+
+
+def _wanted_mapper(device: Device) -> str | None:
+    """The mapper the Device's annotation names, if any."""
+    annotations = (device.body.get("metadata") or {}).get("annotations") or {}
+    wanted = annotations.get(MAPPER_ANNOTATION) if isinstance(annotations, dict) else None
+    return str(wanted) if wanted else None
+
+
 # crds.DeviceConditionType.MAPPER_AVAILABLE, spelled out: crds loads with the first conversion
 # (tests/test_edge_memory.py checks they agree).
 MAPPER_AVAILABLE = "MapperAvailable"
@@ -317,8 +326,7 @@ class MapperRegistry:
         task.add_done_callback(self._tasks.discard)
 
     def choose(self, device: Device) -> Mapper | None:
-        annotations = (device.body.get("metadata") or {}).get("annotations") or {}
-        wanted = annotations.get(MAPPER_ANNOTATION) if isinstance(annotations, dict) else None
+        wanted = _wanted_mapper(device)
         if wanted:
             m = self.mappers.get(str(wanted))
             return m if m is not None and m.protocol == device.protocol else None
@@ -510,8 +518,7 @@ class MapperRegistry:
 
     def _no_mapper(self, device: Device) -> None:
         node = self.twin.node_name
-        annotations = (device.body.get("metadata") or {}).get("annotations") or {}
-        wanted = annotations.get(MAPPER_ANNOTATION) if isinstance(annotations, dict) else None
+        wanted = _wanted_mapper(device)
         if not device.protocol:
             message = "the device names no protocol (spec.protocol.protocolName), so no mapper serves it"
         elif wanted:

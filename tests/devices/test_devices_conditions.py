@@ -33,10 +33,6 @@ def _example(name: str) -> dict[str, Any]:
 
 
 class _Stack(Stack):
-    def conditions(self, kind: str, name: str) -> dict[str, dict[str, Any]]:
-        obj = json.loads(self.kubectl("get", kind, name, "-o", "json"))
-        return {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or []}
-
     def reason(self, kind: str, name: str, ctype: str = "Reporting") -> str:
         return str(self.conditions(kind, name).get(ctype, {}).get("reason", ""))
 

@@ -9,17 +9,14 @@ two of the SDK's virtual mappers (``kubeshore mapper run virtual --name ...``), 
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from _peers import free_port, mosquitto
+from _peers import free_port, http_get, mosquitto
 from _stack import Stack, wait_for
 
 pytest.importorskip("cloudcore.apiserver", reason="standalone mode needs the embedded API server")
@@ -35,14 +32,6 @@ def _example(name: str) -> dict[str, Any]:
     return doc
 
 
-def _http(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-
-
 class _Stack(Stack):
     def start_mapper(self, name: str, rest_port: int, edgecore_sock: Path | None = None) -> None:
         self.start(
@@ -50,13 +39,6 @@ class _Stack(Stack):
             "--edgecore-sock", str(edgecore_sock or self.edge_dir / "dmi.sock"),
             "--socket", str(self.tmp / f"{name}.sock"), "--rest-port", str(rest_port),
         )  # fmt: skip
-
-    def edge_rows(self, sql: str) -> list[tuple[Any, ...]]:
-        db = sqlite3.connect(f"file:{self.edge_dir / 'edgecore.db'}?mode=ro", uri=True, timeout=5)
-        try:
-            return db.execute(sql).fetchall()
-        finally:
-            db.close()
 
     def last_report_ms(self) -> int:
         rows = self.edge_rows(f"select max(actual_ts) from device_twin where device_id = '{DEVICE}'")
@@ -66,9 +48,7 @@ class _Stack(Stack):
         return {r[0] for r in self.edge_rows("select name from device_mapper")}
 
     def mapper_available(self) -> dict[str, Any]:
-        obj = json.loads(self.kubectl("get", "devicestatus", "thermometer-1", "-o", "json"))
-        conditions = {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or []}
-        return dict(conditions.get("MapperAvailable") or {})
+        return dict(self.conditions("devicestatus", "thermometer-1").get("MapperAvailable") or {})
 
     def served_by(self, mapper: str) -> bool:
         cond = self.mapper_available()
@@ -98,10 +78,10 @@ def test_a_renamed_mapper_takes_over_and_a_dead_one_gets_nothing(stack: _Stack) 
     # A mapper whose DMI socket path is wrong: alive, not ready, saying why; KubeEdge's ping is 200.
     lost_port = free_port()
     stack.start_mapper("virtual-lost", lost_port, edgecore_sock=stack.tmp / "nowhere" / "dmi.sock")
-    status, body = wait_for(lambda: (r := _http(lost_port, "/readyz"))[0] != 0 and r, 30, "lost /readyz")
+    status, body = wait_for(lambda: (r := http_get(lost_port, "/readyz"))[0] != 0 and r, 30, "lost /readyz")
     assert status == 503 and "cannot register with edgecore" in body and "nowhere" in body, body
-    assert _http(lost_port, "/livez")[0] == 200
-    assert _http(lost_port, "/api/v1/ping")[0] == 200
+    assert http_get(lost_port, "/livez")[0] == 200
+    assert http_get(lost_port, "/api/v1/ping")[0] == 200
     stack.kill9("virtual-lost")
 
     # Mapper A, as a host process, serves the device.
@@ -109,7 +89,7 @@ def test_a_renamed_mapper_takes_over_and_a_dead_one_gets_nothing(stack: _Stack) 
     stack.start_mapper("virtual-host", host_port)
     wait_for(lambda: stack.served_by("virtual-host"), 60, "MapperAvailable by virtual-host")
     first = stack.reports_after(0, "reports through virtual-host")
-    assert _http(host_port, "/readyz")[0] == 200
+    assert http_get(host_port, "/readyz")[0] == 200
 
     # A goes for good; B, the same protocol under another name (the Pod), takes the device over.
     stack.kill9("virtual-host")
@@ -117,7 +97,7 @@ def test_a_renamed_mapper_takes_over_and_a_dead_one_gets_nothing(stack: _Stack) 
     assert gone >= first
     pod_port = free_port()
     stack.start_mapper("virtual-pod", pod_port)
-    wait_for(lambda: _http(pod_port, "/readyz")[0] == 200, 30, "virtual-pod ready")
+    wait_for(lambda: http_get(pod_port, "/readyz")[0] == 200, 30, "virtual-pod ready")
     stack.reports_after(gone, "reports through virtual-pod")
     wait_for(lambda: stack.served_by("virtual-pod"), 60, "MapperAvailable by virtual-pod")
     # A's registration was unreachable and replaced: dropped from the edge store.
